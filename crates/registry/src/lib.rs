@@ -1,1 +1,332 @@
-//! placeholder
+//! The live-stream registry: who publishes what, and how frames reach every viewer.
+//!
+//! One [`Registry`] per server. A publisher calls [`Registry::publish`] once its admission
+//! hook allowed it and gets a [`PublisherGuard`]; dropping the guard unpublishes, so a session
+//! that dies cannot leak a live stream. A viewer calls [`Registry::subscribe`] (or
+//! [`Registry::wait_for`] to wait for a stream that is not live yet) and reads [`Item`]s from its
+//! [`Subscription`].
+//!
+//! ```text
+//!  publisher session ──push(Packet)──▶ Stream ──▶ ring (bounded, shared) ──▶ Subscription::recv
+//!                                       │  tracks, metadata, GOP cache ─┘ (first items of a viewer)
+//!                                       └─ lifecycle Event ──▶ Registry::events() (hooks, API)
+//! ```
+//!
+//! Fan-out is a bounded ring of shared packets per stream (a [`tokio::sync::broadcast`]
+//! channel): memory does not grow with viewers, and a packet is never copied per viewer. A
+//! viewer that falls more than the ring behind loses its place, skips to the next video
+//! keyframe and goes on; one that falls behind too often is dropped ([`Ended::TooSlow`]).
+//!
+//! The registry never calls HTTP: hooks, API and metrics subscribe to [`Registry::events`].
+//!
+//! Layout:
+//! - `lib.rs`: [`Registry`], [`RegistryConfig`], [`Event`], session info types.
+//! - `stream.rs`: per-stream state, [`PublisherGuard`], GOP cache, timestamp rebasing.
+//! - `subscription.rs`: [`Subscription`] and the lag policy.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![forbid(clippy::print_stdout)]
+
+mod stream;
+mod subscription;
+
+pub use stream::{flv_tag, Packet, PublisherGuard, StreamInfo, Track};
+pub use subscription::{Ended, Item, Subscription};
+
+use media::StreamKey;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use stream::Stream;
+use tokio::sync::broadcast;
+
+/// Tunables of the registry.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Packets in each stream's shared ring; a viewer further behind than this skips ahead.
+    /// Default: 1024 (about 14 s of a 30 fps stream with audio).
+    pub ring_capacity: usize,
+    /// Most packets kept in a stream's GOP cache; past it the cache is dropped until the next
+    /// keyframe. Default: 3000.
+    pub gop_max_packets: usize,
+    /// Most payload bytes kept in a stream's GOP cache. Default: 32 MiB.
+    pub gop_max_bytes: usize,
+    /// A viewer that lags this many times within [`RegistryConfig::lag_window`] is dropped.
+    /// Default: 5.
+    pub max_lags: usize,
+    /// The window over which lags are counted. Default: 30 s.
+    pub lag_window: Duration,
+    /// A timestamp step larger than this (either way) is a jump and is rebased. Default: 10 s.
+    pub jump_threshold_ms: u64,
+    /// Capacity of the lifecycle event channel; a subscriber further behind misses events.
+    /// Default: 4096.
+    pub event_capacity: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            ring_capacity: 1024,
+            gop_max_packets: 3000,
+            gop_max_bytes: 32 << 20,
+            max_lags: 5,
+            lag_window: Duration::from_secs(30),
+            jump_threshold_ms: 10_000,
+            event_capacity: 4096,
+        }
+    }
+}
+
+/// The protocol a session speaks, as ZLMediaKit's `schema` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// RTMP publish or play.
+    Rtmp,
+    /// RTSP publish or play.
+    Rtsp,
+    /// HTTP-FLV.
+    HttpFlv,
+    /// WebSocket FLV.
+    WsFlv,
+}
+
+impl Protocol {
+    /// ZLMediaKit's `schema` for this protocol.
+    pub fn schema(self) -> &'static str {
+        match self {
+            Protocol::Rtmp | Protocol::HttpFlv | Protocol::WsFlv => "rtmp",
+            Protocol::Rtsp => "rtsp",
+        }
+    }
+
+    /// ZLMediaKit's `protocol` field (`ws`/`http` for HTTP live, otherwise the schema).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::Rtsp => "rtsp",
+            Protocol::HttpFlv => "http",
+            Protocol::WsFlv => "ws",
+        }
+    }
+}
+
+/// Who is on the other end of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Process-wide session id (see [`Registry::next_session_id`]).
+    pub id: u64,
+    /// The protocol of the session.
+    pub protocol: Protocol,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Our local address.
+    pub local: SocketAddr,
+    /// The raw query string of the URL (`token=abc`), ZLMediaKit's `params`.
+    pub params: String,
+}
+
+/// A lifecycle event; hooks, the API and metrics subscribe to these.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A stream went live.
+    Published {
+        /// The stream.
+        key: StreamKey,
+        /// The publisher.
+        publisher: SessionInfo,
+    },
+    /// A stream's tracks are known or changed (a sequence header arrived).
+    TracksChanged {
+        /// The stream.
+        key: StreamKey,
+        /// Its tracks now.
+        tracks: Vec<Track>,
+    },
+    /// A stream ended.
+    Unpublished {
+        /// The stream.
+        key: StreamKey,
+        /// The publisher.
+        publisher: SessionInfo,
+        /// Media bytes the publisher sent.
+        bytes: u64,
+        /// How long it was live.
+        duration: Duration,
+    },
+    /// A viewer started reading a stream.
+    ViewerJoined {
+        /// The stream.
+        key: StreamKey,
+        /// The viewer.
+        viewer: SessionInfo,
+    },
+    /// A viewer stopped reading a stream.
+    ViewerLeft {
+        /// The stream.
+        key: StreamKey,
+        /// The viewer.
+        viewer: SessionInfo,
+        /// Bytes sent to the viewer, as its driver reported them.
+        bytes: u64,
+        /// How long it watched.
+        duration: Duration,
+    },
+}
+
+/// Why [`Registry::publish`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// Somebody already publishes this key.
+    #[error("stream {0} is already publishing")]
+    AlreadyPublishing(StreamKey),
+}
+
+/// A cheap-to-clone handle on the set of live streams.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: RegistryConfig,
+    // A std Mutex: it is held only for map look-ups and inserts, never across an `.await`,
+    // so it cannot stall the runtime (mini-redis `Db` reasoning).
+    streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
+    events: broadcast::Sender<Event>,
+    next_id: AtomicU64,
+}
+
+impl Inner {
+    fn streams(&self) -> MutexGuard<'_, HashMap<StreamKey, Arc<Stream>>> {
+        // A panic while holding the lock cannot leave the map half-updated (each operation is a
+        // single insert or remove), so a poisoned lock is safe to keep using.
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        // No receiver is not an error: nobody listens yet.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn remove(&self, key: &StreamKey, stream: &Arc<Stream>) {
+        let mut streams = self.streams();
+        if streams.get(key).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+            streams.remove(key);
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(RegistryConfig::default())
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(config: RegistryConfig) -> Self {
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        Registry {
+            inner: Arc::new(Inner {
+                config,
+                streams: Mutex::new(HashMap::new()),
+                events,
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// A fresh process-wide session id.
+    pub fn next_session_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Lifecycle events from now on. A receiver that falls more than the channel's capacity
+    /// behind gets `RecvError::Lagged` and misses those events.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Makes `key` live with `publisher` as its only publisher. Call it after admission (the
+    /// on_publish hook) succeeded. Dropping the guard unpublishes.
+    pub fn publish(
+        &self,
+        key: StreamKey,
+        publisher: SessionInfo,
+    ) -> Result<PublisherGuard, PublishError> {
+        let stream = {
+            let mut streams = self.inner.streams();
+            if streams.contains_key(&key) {
+                return Err(PublishError::AlreadyPublishing(key));
+            }
+            let stream = Arc::new(Stream::new(key.clone(), publisher.clone(), &self.inner.config));
+            streams.insert(key.clone(), Arc::clone(&stream));
+            stream
+        };
+        tracing::info!(stream = %key, peer = %publisher.peer, "stream published");
+        self.inner.emit(Event::Published { key, publisher });
+        Ok(PublisherGuard::new(stream, Arc::clone(&self.inner)))
+    }
+
+    /// Starts reading a live stream: `None` when `key` is not live.
+    pub fn subscribe(&self, key: &StreamKey, viewer: SessionInfo) -> Option<Subscription> {
+        let stream = self.inner.streams().get(key).cloned()?;
+        Some(Subscription::new(stream, viewer, Arc::clone(&self.inner)))
+    }
+
+    /// Like [`Registry::subscribe`], but waits up to `timeout` for `key` to be published
+    /// (a viewer may arrive before its publisher; ZLMediaKit's `maxStreamWaitMS`).
+    pub async fn wait_for(
+        &self,
+        key: &StreamKey,
+        viewer: SessionInfo,
+        timeout: Duration,
+    ) -> Option<Subscription> {
+        // Subscribe to events before looking, so a publish between the look and the wait is
+        // not missed.
+        let mut events = self.events();
+        if let Some(sub) = self.subscribe(key, viewer.clone()) {
+            return Some(sub);
+        }
+        let wait = async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::Published { key: k, .. }) if &k == key => return,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if self.is_live(key) {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok()?;
+        self.subscribe(key, viewer)
+    }
+
+    /// Whether `key` is live.
+    pub fn is_live(&self, key: &StreamKey) -> bool {
+        self.inner.streams().contains_key(key)
+    }
+
+    /// A snapshot of every live stream.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let streams: Vec<Arc<Stream>> = self.inner.streams().values().cloned().collect();
+        streams.iter().map(|s| s.info()).collect()
+    }
+
+    /// A snapshot of one live stream.
+    pub fn stream(&self, key: &StreamKey) -> Option<StreamInfo> {
+        let stream = self.inner.streams().get(key).cloned()?;
+        Some(stream.info())
+    }
+}
+
+#[cfg(test)]
+mod tests;
