@@ -1,13 +1,13 @@
 //! HTTP-FLV and WS-FLV: a live stream as an FLV byte stream (Adobe FLV spec v10.1 Annex E).
 
-use crate::{stream_key, AppState};
+use crate::AppState;
+use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use media::TrackKind;
+use media::{StreamKey, TrackKind};
 use registry::{flv_tag, Ended, Item, Protocol, SessionInfo, Subscription};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,11 +36,14 @@ pub(crate) async fn live(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    let Some(key) = stream_key(&state.options, stem, &query, host.as_deref()) else {
+    let Some(key) = StreamKey::from_url(state.options.enable_vhost, stem, &query, host.as_deref())
+    else {
         return (StatusCode::NOT_FOUND, "no such stream").into_response();
     };
     let (mut parts, _body) = req.into_parts();
-    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.ok();
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .ok();
     let protocol = if ws.is_some() {
         Protocol::WsFlv
     } else {
@@ -81,7 +84,10 @@ fn http_response(sub: Subscription) -> Response {
     });
     let mut resp = Body::from_stream(body).into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/x-flv"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("video/x-flv"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Browsers play HTTP-FLV with mpegts.js from pages on other origins.
     headers.insert(

@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(asc.channels, 2);
         let h = asc.adts_header(100);
         assert_eq!(h[0..2], [0xff, 0xf1]);
-        assert_eq!(((u32::from(h[3]) & 3) << 11) | (u32::from(h[4]) << 3) | (u32::from(h[5]) >> 5), 107);
+        assert_eq!(
+            ((u32::from(h[3]) & 3) << 11) | (u32::from(h[4]) << 3) | (u32::from(h[5]) >> 5),
+            107
+        );
     }
 
     #[test]

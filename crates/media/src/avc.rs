@@ -179,7 +179,10 @@ pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), Error> {
     let crop_y = (if chroma_format_idc == 0 { 1 } else { sub_h }) * (2 - frame_mbs_only);
     let w = (width_mbs * 16).saturating_sub((cl + cr) * crop_x);
     let h = (height_map_units * 16 * (2 - frame_mbs_only)).saturating_sub((ct + cb) * crop_y);
-    Ok((w.min(u64::from(u32::MAX)) as u32, h.min(u64::from(u32::MAX)) as u32))
+    Ok((
+        w.min(u64::from(u32::MAX)) as u32,
+        h.min(u64::from(u32::MAX)) as u32,
+    ))
 }
 
 #[cfg(test)]

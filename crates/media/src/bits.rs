@@ -25,7 +25,11 @@ pub(crate) struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     pub(crate) fn new(data: &'a [u8], context: &'static str) -> Self {
-        BitReader { data, pos: 0, context }
+        BitReader {
+            data,
+            pos: 0,
+            context,
+        }
     }
 
     fn err(&self) -> Error {

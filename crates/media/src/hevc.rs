@@ -77,7 +77,7 @@ pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), Error> {
     r.skip(4)?; // sps_video_parameter_set_id
     let max_sub_layers_minus1 = r.bits(3)?;
     r.skip(1)?; // temporal_id_nesting
-    // profile_tier_level(1, max_sub_layers_minus1), §7.3.3
+                // profile_tier_level(1, max_sub_layers_minus1), §7.3.3
     r.skip(2 + 1 + 5 + 32 + 4 + 43 + 1 + 8)?;
     let mut profile_present = [false; 8];
     let mut level_present = [false; 8];
@@ -119,7 +119,10 @@ pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), Error> {
     };
     let w = w.saturating_sub((cl + cr) * sub_w);
     let h = h.saturating_sub((ct + cb) * sub_h);
-    Ok((w.min(u64::from(u32::MAX)) as u32, h.min(u64::from(u32::MAX)) as u32))
+    Ok((
+        w.min(u64::from(u32::MAX)) as u32,
+        h.min(u64::from(u32::MAX)) as u32,
+    ))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod bits;
 pub mod hevc;
 mod key;
 
-pub use key::{StreamKey, DEFAULT_VHOST};
+pub use key::{query_param, StreamKey, DEFAULT_VHOST};
 
 use bytes::Bytes;
 
@@ -169,7 +169,10 @@ impl TrackInfo {
         match codec {
             Codec::H264 => {
                 if let Ok(rec) = avc::DecoderConfig::parse(&info.config) {
-                    if let Some((w, h)) = rec.sps.first().and_then(|sps| avc::sps_dimensions(sps).ok())
+                    if let Some((w, h)) = rec
+                        .sps
+                        .first()
+                        .and_then(|sps| avc::sps_dimensions(sps).ok())
                     {
                         info.width = w;
                         info.height = h;
