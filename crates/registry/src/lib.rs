@@ -264,7 +264,11 @@ impl Registry {
             if streams.contains_key(&key) {
                 return Err(PublishError::AlreadyPublishing(key));
             }
-            let stream = Arc::new(Stream::new(key.clone(), publisher.clone(), &self.inner.config));
+            let stream = Arc::new(Stream::new(
+                key.clone(),
+                publisher.clone(),
+                &self.inner.config,
+            ));
             streams.insert(key.clone(), Arc::clone(&stream));
             stream
         };

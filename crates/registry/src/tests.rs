@@ -150,7 +150,10 @@ async fn lifecycle_events_carry_byte_counts() {
     guard.push(video(0, true), b"body");
     drop(guard);
     assert!(matches!(events.recv().await, Ok(Event::Published { .. })));
-    assert!(matches!(events.recv().await, Ok(Event::ViewerJoined { .. })));
+    assert!(matches!(
+        events.recv().await,
+        Ok(Event::ViewerJoined { .. })
+    ));
     match events.recv().await {
         Ok(Event::ViewerLeft { bytes, viewer, .. }) => {
             assert_eq!(bytes, 1234);
@@ -179,7 +182,11 @@ async fn viewer_may_arrive_before_publisher() {
     let _guard = reg.publish(key.clone(), info(1)).expect("publish");
     assert!(waiter.await.expect("join"));
     assert!(reg
-        .wait_for(&StreamKey::new("live", "never"), info(3), Duration::from_millis(20))
+        .wait_for(
+            &StreamKey::new("live", "never"),
+            info(3),
+            Duration::from_millis(20)
+        )
         .await
         .is_none());
 }
