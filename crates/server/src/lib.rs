@@ -1,1 +1,14 @@
-//! placeholder
+//! The `ferrostream` server: configuration, listeners and the tokio drivers that connect the
+//! sans-IO protocol crates (`rtmp`, …) to sockets, the `registry` and the `api` routes.
+//!
+//! This is the only crate that installs a tracing subscriber (in `main.rs`) and the only one
+//! that uses `anyhow`; the protocol crates below it do no IO.
+//!
+//! Layout:
+//! - [`config`]: `config.ini` (ZLMediaKit key names) plus `FERROSTREAM__<SECTION>__<KEY>`
+//!   environment overrides, parsed into typed section structs.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![forbid(clippy::print_stdout)]
+
+pub mod config;
