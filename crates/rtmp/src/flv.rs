@@ -1,0 +1,215 @@
+//! FLV, the container whose tag bodies RTMP audio and video messages carry (Adobe Flash Video
+//! File Format Specification 10.1, Annex E; Enhanced RTMP v1/v2 for FourCC codecs).
+//!
+//! - [`file_header`], [`write_tag`]: write an FLV file or HTTP-FLV stream.
+//! - [`FlvReader`]: read the tags of an FLV file.
+//! - [`parse_video`], [`parse_audio`]: read a tag body's codec header (legacy and enhanced).
+//! - [`Demuxer`]: tag bodies to [`media::Frame`]s and [`media::TrackInfo`]s, zero-copy.
+//! - [`Muxer`]: frames and tracks back to tag bodies, for ingests that are not RTMP.
+
+mod demux;
+mod mux;
+mod tag;
+
+pub use demux::{DemuxEvent, Demuxer};
+pub use mux::Muxer;
+pub use tag::{
+    parse_audio, parse_video, AudioPacket, AudioTag, VideoPacket, VideoTag, FRAME_COMMAND,
+    FRAME_INTER, FRAME_KEY,
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::Error;
+
+/// Tag type of an audio tag (the RTMP audio message type, 0x08).
+pub const TAG_AUDIO: u8 = 0x08;
+/// Tag type of a video tag (the RTMP video message type, 0x09).
+pub const TAG_VIDEO: u8 = 0x09;
+/// Tag type of a script data tag (the RTMP AMF0 data message type, 0x12).
+pub const TAG_SCRIPT: u8 = 0x12;
+
+/// Size of a tag header.
+const TAG_HEADER_LEN: usize = 11;
+/// Largest body a tag's 24-bit DataSize can describe.
+const MAX_BODY_LEN: usize = 0xff_ffff;
+
+/// The 9-byte FLV header and PreviousTagSize0, the first 13 bytes of a file or HTTP-FLV stream.
+pub fn file_header(has_audio: bool, has_video: bool) -> Bytes {
+    let flags = (u8::from(has_audio) << 2) | u8::from(has_video);
+    Bytes::copy_from_slice(&[b'F', b'L', b'V', 0x01, flags, 0, 0, 0, 9, 0, 0, 0, 0])
+}
+
+/// Appends one tag: the 11-byte header (timestamp's upper 8 bits in TimestampExtended), the body
+/// and PreviousTagSize. A body over 16 MiB − 1 cannot be described and is dropped with a
+/// warning (no RTMP message is that long).
+pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) {
+    if body.len() > MAX_BODY_LEN {
+        tracing::warn!(len = body.len(), "FLV tag body too long; dropped");
+        return;
+    }
+    out.reserve(TAG_HEADER_LEN + body.len() + 4);
+    out.put_u8(tag_type);
+    out.put_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    out.put_slice(&timestamp.to_be_bytes()[1..]);
+    out.put_u8((timestamp >> 24) as u8);
+    out.put_slice(&[0, 0, 0]);
+    out.put_slice(body);
+    out.put_u32((TAG_HEADER_LEN + body.len()) as u32);
+}
+
+/// One tag read by [`FlvReader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag<'a> {
+    /// [`TAG_AUDIO`], [`TAG_VIDEO`], [`TAG_SCRIPT`] or another value.
+    pub tag_type: u8,
+    /// Timestamp in milliseconds, TimestampExtended included.
+    pub timestamp: u32,
+    /// The tag body: what an RTMP message of this type carries.
+    pub body: &'a [u8],
+}
+
+/// Reads the tags of an FLV file held in memory.
+///
+/// Iteration yields `Err` once for a malformed or truncated tag and then ends.
+#[derive(Debug, Clone)]
+pub struct FlvReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    done: bool,
+    has_audio: bool,
+    has_video: bool,
+}
+
+impl<'a> FlvReader<'a> {
+    /// Checks the FLV header of `data` and positions the reader at the first tag.
+    pub fn new(data: &'a [u8]) -> Result<Self, Error> {
+        let header = data.get(..9).ok_or(Error::malformed(0, "FLV header"))?;
+        if &header[..3] != b"FLV" {
+            return Err(Error::malformed(0, "FLV signature"));
+        }
+        let flags = header[4];
+        let offset = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) as usize;
+        if offset < 9 {
+            return Err(Error::malformed(5, "FLV data offset"));
+        }
+        Ok(FlvReader {
+            data,
+            // DataOffset, then PreviousTagSize0.
+            pos: offset.saturating_add(4),
+            done: false,
+            has_audio: flags & 0x04 != 0,
+            has_video: flags & 0x01 != 0,
+        })
+    }
+
+    /// The header's audio flag.
+    pub fn has_audio(&self) -> bool {
+        self.has_audio
+    }
+
+    /// The header's video flag.
+    pub fn has_video(&self) -> bool {
+        self.has_video
+    }
+
+    /// The next tag, `Ok(None)` at the end of the data.
+    pub fn next_tag(&mut self) -> Result<Option<Tag<'a>>, Error> {
+        if self.done || self.pos >= self.data.len() {
+            self.done = true;
+            return Ok(None);
+        }
+        let at = self.pos;
+        let Some(h) = self.data.get(at..at + TAG_HEADER_LEN) else {
+            self.done = true;
+            return Err(Error::malformed(at, "FLV tag header"));
+        };
+        if h[0] & 0x20 != 0 {
+            self.done = true;
+            return Err(Error::Unsupported(format!(
+                "encrypted FLV tag at byte {at}"
+            )));
+        }
+        let tag_type = h[0] & 0x1f;
+        let len = usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
+        let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        let body_at = at + TAG_HEADER_LEN;
+        let Some(body) = self.data.get(body_at..body_at + len) else {
+            self.done = true;
+            return Err(Error::malformed(at, "FLV tag body"));
+        };
+        // PreviousTagSize is not checked: writers disagree on it and nothing depends on it.
+        self.pos = body_at + len + 4;
+        Ok(Some(Tag {
+            tag_type,
+            timestamp,
+            body,
+        }))
+    }
+}
+
+impl<'a> Iterator for FlvReader<'a> {
+    type Item = Result<Tag<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_tag().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read() {
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&file_header(true, true));
+        write_tag(&mut out, TAG_SCRIPT, 0, b"meta");
+        write_tag(&mut out, TAG_VIDEO, 0x0123_4567, b"video");
+        write_tag(&mut out, TAG_AUDIO, 40, b"");
+        let mut r = FlvReader::new(&out).expect("header");
+        assert!(r.has_audio() && r.has_video());
+        let tags: Vec<_> = r.by_ref().collect::<Result<_, _>>().expect("tags");
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags[1].tag_type, TAG_VIDEO);
+        assert_eq!(tags[1].timestamp, 0x0123_4567);
+        assert_eq!(tags[1].body, b"video");
+        assert_eq!(tags[2].body, b"");
+        // PreviousTagSize of the last tag: header + body.
+        assert_eq!(&out[out.len() - 4..], &11u32.to_be_bytes());
+    }
+
+    #[test]
+    fn header_bytes() {
+        assert_eq!(
+            &file_header(true, false)[..],
+            &[b'F', b'L', b'V', 1, 4, 0, 0, 0, 9, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn truncated_tag_is_an_error_once() {
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&file_header(false, true));
+        write_tag(&mut out, TAG_VIDEO, 0, b"video");
+        let cut = &out[..out.len() - 6];
+        let mut r = FlvReader::new(cut).expect("header");
+        assert!(matches!(r.next(), Some(Err(Error::Malformed { .. }))));
+        assert!(r.next().is_none());
+        assert!(FlvReader::new(b"FLX\x01\x05\0\0\0\x09").is_err());
+        assert!(FlvReader::new(b"FLV").is_err());
+    }
+
+    #[test]
+    fn reads_an_ffmpeg_file() {
+        // Written by ffmpeg 5.1 (`-c copy -f flv`) from the publish in tests/data.
+        let data = include_bytes!("../tests/data/ffmpeg5_h264_aac.flv");
+        let tags: Vec<_> = FlvReader::new(data)
+            .expect("header")
+            .collect::<Result<_, _>>()
+            .expect("tags");
+        assert_eq!(tags[0].tag_type, TAG_SCRIPT);
+        assert!(tags.iter().any(|t| t.tag_type == TAG_VIDEO));
+        assert!(tags.iter().any(|t| t.tag_type == TAG_AUDIO));
+    }
+}
