@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::amf0::Value;
 use crate::chunk::{self, Decoder, Header, Message};
-use crate::handshake::{ClientHandshake, Scheme};
+use crate::handshake::{ClientHandshake, Scheme, RANDOM_SIZE};
 use crate::message::{
     self, amf0_body, control_u32, metadata_body, Command, Outbox, UserControl, CSID_AUDIO,
     CSID_COMMAND, CSID_STREAM, CSID_VIDEO,
@@ -147,12 +147,12 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a connection: C0C1 is in the output at once. `seed` feeds the handshake's
-    /// random bytes.
-    pub fn new(config: Config, seed: [u8; 32]) -> Self {
+    /// Starts a connection: C0C1 is in the output at once. `random` is the random field of
+    /// our C1 ([`RANDOM_SIZE`] bytes; the crate has no RNG).
+    pub fn new(config: Config, random: [u8; RANDOM_SIZE]) -> Self {
         let mut out = Outbox::default();
         let scheme = config.digest_handshake.then_some(Scheme::Digest0);
-        let hs = ClientHandshake::new(seed, scheme, &mut out.buf);
+        let hs = ClientHandshake::new(random, scheme, &mut out.buf);
         let limits = chunk::Limits {
             max_message_len: config.max_message_len,
             max_chunk_size: config.max_chunk_size,

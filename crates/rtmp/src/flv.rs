@@ -59,31 +59,32 @@ pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) 
 }
 
 /// One tag read by [`FlvReader`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tag<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
     /// [`TAG_AUDIO`], [`TAG_VIDEO`], [`TAG_SCRIPT`] or another value.
     pub tag_type: u8,
     /// Timestamp in milliseconds, TimestampExtended included.
     pub timestamp: u32,
-    /// The tag body: what an RTMP message of this type carries.
-    pub body: &'a [u8],
+    /// The tag body, a zero-copy slice of the file: what an RTMP message of this type carries.
+    pub body: Bytes,
 }
 
-/// Reads the tags of an FLV file held in memory.
+/// Reads the tags of an FLV file held in memory. Tag bodies are slices of the file's
+/// [`Bytes`], so publishing a file copies nothing.
 ///
 /// Iteration yields `Err` once for a malformed or truncated tag and then ends.
 #[derive(Debug, Clone)]
-pub struct FlvReader<'a> {
-    data: &'a [u8],
+pub struct FlvReader {
+    data: Bytes,
     pos: usize,
     done: bool,
     has_audio: bool,
     has_video: bool,
 }
 
-impl<'a> FlvReader<'a> {
+impl FlvReader {
     /// Checks the FLV header of `data` and positions the reader at the first tag.
-    pub fn new(data: &'a [u8]) -> Result<Self, Error> {
+    pub fn new(data: Bytes) -> Result<Self, Error> {
         let header = data.get(..9).ok_or(Error::malformed(0, "FLV header"))?;
         if &header[..3] != b"FLV" {
             return Err(Error::malformed(0, "FLV signature"));
@@ -114,7 +115,7 @@ impl<'a> FlvReader<'a> {
     }
 
     /// The next tag, `Ok(None)` at the end of the data.
-    pub fn next_tag(&mut self) -> Result<Option<Tag<'a>>, Error> {
+    pub fn next_tag(&mut self) -> Result<Option<Tag>, Error> {
         if self.done || self.pos >= self.data.len() {
             self.done = true;
             return Ok(None);
@@ -134,10 +135,11 @@ impl<'a> FlvReader<'a> {
         let len = usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
         let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
         let body_at = at + TAG_HEADER_LEN;
-        let Some(body) = self.data.get(body_at..body_at + len) else {
+        if self.data.len() < body_at + len {
             self.done = true;
             return Err(Error::malformed(at, "FLV tag body"));
-        };
+        }
+        let body = self.data.slice(body_at..body_at + len);
         // PreviousTagSize is not checked: writers disagree on it and nothing depends on it.
         self.pos = body_at + len + 4;
         Ok(Some(Tag {
@@ -148,8 +150,8 @@ impl<'a> FlvReader<'a> {
     }
 }
 
-impl<'a> Iterator for FlvReader<'a> {
-    type Item = Result<Tag<'a>, Error>;
+impl Iterator for FlvReader {
+    type Item = Result<Tag, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_tag().transpose()
@@ -167,14 +169,14 @@ mod tests {
         write_tag(&mut out, TAG_SCRIPT, 0, b"meta");
         write_tag(&mut out, TAG_VIDEO, 0x0123_4567, b"video");
         write_tag(&mut out, TAG_AUDIO, 40, b"");
-        let mut r = FlvReader::new(&out).expect("header");
+        let mut r = FlvReader::new(out.clone().freeze()).expect("header");
         assert!(r.has_audio() && r.has_video());
         let tags: Vec<_> = r.by_ref().collect::<Result<_, _>>().expect("tags");
         assert_eq!(tags.len(), 3);
         assert_eq!(tags[1].tag_type, TAG_VIDEO);
         assert_eq!(tags[1].timestamp, 0x0123_4567);
-        assert_eq!(tags[1].body, b"video");
-        assert_eq!(tags[2].body, b"");
+        assert_eq!(&tags[1].body[..], b"video");
+        assert!(tags[2].body.is_empty());
         // PreviousTagSize of the last tag: header + body.
         assert_eq!(&out[out.len() - 4..], &11u32.to_be_bytes());
     }
@@ -192,19 +194,20 @@ mod tests {
         let mut out = BytesMut::new();
         out.extend_from_slice(&file_header(false, true));
         write_tag(&mut out, TAG_VIDEO, 0, b"video");
-        let cut = &out[..out.len() - 6];
+        let n = out.len();
+        let cut = out.freeze().slice(..n - 6);
         let mut r = FlvReader::new(cut).expect("header");
         assert!(matches!(r.next(), Some(Err(Error::Malformed { .. }))));
         assert!(r.next().is_none());
-        assert!(FlvReader::new(b"FLX\x01\x05\0\0\0\x09").is_err());
-        assert!(FlvReader::new(b"FLV").is_err());
+        assert!(FlvReader::new(Bytes::from_static(b"FLX\x01\x05\0\0\0\x09")).is_err());
+        assert!(FlvReader::new(Bytes::from_static(b"FLV")).is_err());
     }
 
     #[test]
     fn reads_an_ffmpeg_file() {
         // Written by ffmpeg 5.1 (`-c copy -f flv`) from the publish in tests/data.
         let data = include_bytes!("../tests/data/ffmpeg5_h264_aac.flv");
-        let tags: Vec<_> = FlvReader::new(data)
+        let tags: Vec<_> = FlvReader::new(Bytes::from_static(data))
             .expect("header")
             .collect::<Result<_, _>>()
             .expect("tags");

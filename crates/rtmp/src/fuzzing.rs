@@ -7,9 +7,23 @@ use crate::amf0;
 use crate::chunk::{Decoder, Limits};
 use crate::client;
 use crate::flv::{self, DemuxEvent, Demuxer, FlvReader, Muxer};
-use crate::handshake::{ClientHandshake, Scheme, ServerHandshake, PACKET_SIZE};
+use crate::handshake::{ClientHandshake, Scheme, ServerHandshake, PACKET_SIZE, RANDOM_SIZE};
 use crate::message::{split_aggregate, Command, UserControl};
 use crate::server;
+
+/// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
+pub const TARGETS: [&str; 4] = ["rtmp_handshake", "rtmp_chunk", "rtmp_amf0", "rtmp_flv_tag"];
+
+/// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
+pub fn run(target: &str, data: &[u8]) {
+    match target {
+        "rtmp_handshake" => handshake(data),
+        "rtmp_chunk" => chunk(data),
+        "rtmp_amf0" => amf0(data),
+        "rtmp_flv_tag" => flv_tag(data),
+        _ => {}
+    }
+}
 
 /// Small limits so the fuzzer explores limit paths instead of allocating.
 fn limits() -> Limits {
@@ -41,13 +55,13 @@ pub fn plain_handshake() -> Vec<u8> {
 /// Handshake bytes from the peer, for both sides.
 pub fn handshake(data: &[u8]) {
     let mut out = BytesMut::new();
-    let mut server = ServerHandshake::new([0; 32]);
+    let mut server = ServerHandshake::new([0; RANDOM_SIZE]);
     let _ = server.handle_input(data, &mut out);
     for scheme in [None, Some(Scheme::Digest0), Some(Scheme::Digest1)] {
-        let mut client = ClientHandshake::new([0; 32], scheme, &mut out);
+        let mut client = ClientHandshake::new([0; RANDOM_SIZE], scheme, &mut out);
         let _ = client.handle_input(data, &mut out);
     }
-    let mut session = server::Session::new(server_config(), [0; 32]);
+    let mut session = server::Session::new(server_config(), [0; RANDOM_SIZE]);
     let _ = session.handle_input(data);
     while session.poll_event().is_some() {}
 }
@@ -59,7 +73,7 @@ pub fn chunk(data: &[u8]) {
     decoder.push(data);
     while let Ok(Some(_)) = decoder.poll_message() {}
 
-    let mut session = server::Session::new(server_config(), [0; 32]);
+    let mut session = server::Session::new(server_config(), [0; RANDOM_SIZE]);
     let _ = session.handle_input(&plain_handshake());
     // Two halves, answering requests in between, to reach the accepted-stream states.
     let (a, b) = data.split_at(data.len() / 2);
@@ -83,12 +97,12 @@ pub fn chunk(data: &[u8]) {
         let _ = session.take_output();
     }
 
-    let mut c = client::Session::new(client::Config::default(), [0; 32]);
+    let mut c = client::Session::new(client::Config::default(), [0; RANDOM_SIZE]);
     c.connect("live", "rtmp://fuzz/live");
     c.play("x");
     let c0c1 = c.take_output().unwrap_or_default();
     let mut s_out = BytesMut::new();
-    let mut hs = ServerHandshake::new([1; 32]);
+    let mut hs = ServerHandshake::new([1; RANDOM_SIZE]);
     if hs.handle_input(&c0c1, &mut s_out).is_ok() && c.handle_input(&s_out).is_ok() {
         let _ = c.handle_input(data);
         while c.poll_event().is_some() {}
@@ -158,13 +172,12 @@ pub fn flv_tag(data: &[u8]) {
             }
         }
     }
-    if let Ok(reader) = FlvReader::new(data) {
+    if let Ok(reader) = FlvReader::new(body.clone()) {
         for tag in reader.take(10_000) {
             let Ok(tag) = tag else { break };
-            let body = Bytes::copy_from_slice(tag.body);
             let _ = match tag.tag_type {
-                flv::TAG_VIDEO => demuxer.push_video(tag.timestamp, &body),
-                flv::TAG_AUDIO => demuxer.push_audio(tag.timestamp, &body),
+                flv::TAG_VIDEO => demuxer.push_video(tag.timestamp, &tag.body),
+                flv::TAG_AUDIO => demuxer.push_audio(tag.timestamp, &tag.body),
                 _ => Ok(None),
             };
         }

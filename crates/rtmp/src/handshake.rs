@@ -24,9 +24,9 @@
 //! Both sides here are sans-IO: [`ServerHandshake::handle_input`] and
 //! [`ClientHandshake::handle_input`] take the bytes read so far, append their answer to an
 //! output buffer and say how many input bytes they used (the rest is the chunk stream). The
-//! crate has no random number generator, so the caller supplies a 32-byte seed that is expanded
-//! with SHA-256 into the random fields. The time fields are zero (the crate keeps no clock);
-//! peers ignore them.
+//! crate has no random number generator, so the caller supplies the [`RANDOM_SIZE`] random bytes
+//! of C1/S1; the random part of a digest S2/C2 is derived from them with SHA-256. The time fields
+//! are zero (the crate keeps no clock); peers ignore them.
 
 use bytes::{BufMut, BytesMut};
 use hmac::{Hmac, Mac};
@@ -36,6 +36,9 @@ use crate::Error;
 
 /// Size of C1, S1, C2 and S2.
 pub const PACKET_SIZE: usize = 1536;
+/// Size of the random field of C1 and S1 (after the time and version fields), which the caller
+/// supplies.
+pub const RANDOM_SIZE: usize = PACKET_SIZE - 8;
 /// The only RTMP version byte (C0/S0) accepted: 3, plain RTMP. 6 and 8 are RTMPE.
 pub const RTMP_VERSION: u8 = 0x03;
 /// Size of an HMAC-SHA256 digest.
@@ -127,6 +130,11 @@ fn find_digest(
     (packet[offset..offset + DIGEST_SIZE] == expect).then_some(expect)
 }
 
+/// A 32-byte key for [`expand`] from the caller's random bytes.
+fn seed_of(random: &[u8; RANDOM_SIZE]) -> [u8; 32] {
+    Sha256::digest(random).into()
+}
+
 /// Fills `out` with bytes derived from `seed` and `label` (SHA-256 in counter mode).
 fn expand(seed: &[u8; 32], label: &[u8], out: &mut [u8]) {
     for (i, block) in out.chunks_mut(DIGEST_SIZE).enumerate() {
@@ -139,11 +147,11 @@ fn expand(seed: &[u8; 32], label: &[u8], out: &mut [u8]) {
     }
 }
 
-/// A packet whose first 8 bytes are `time` and `version` and the rest derived from the seed.
-fn random_packet(seed: &[u8; 32], label: &[u8], version: [u8; 4]) -> [u8; PACKET_SIZE] {
+/// A C1 or S1: time 0, `version`, then the caller's random bytes.
+fn random_packet(random: &[u8; RANDOM_SIZE], version: [u8; 4]) -> [u8; PACKET_SIZE] {
     let mut p = [0; PACKET_SIZE];
-    expand(seed, label, &mut p[8..]);
     p[4..8].copy_from_slice(&version);
+    p[8..].copy_from_slice(random);
     p
 }
 
@@ -208,17 +216,17 @@ enum ServerState {
 /// The server side: reads C0C1, writes S0S1S2, reads C2.
 #[derive(Debug)]
 pub struct ServerHandshake {
-    seed: [u8; 32],
+    random: [u8; RANDOM_SIZE],
     state: ServerState,
     buf: Vec<u8>,
     kind: Option<Kind>,
 }
 
 impl ServerHandshake {
-    /// A server handshake whose random fields derive from `seed`.
-    pub fn new(seed: [u8; 32]) -> Self {
+    /// A server handshake whose S1 carries `random`.
+    pub fn new(random: [u8; RANDOM_SIZE]) -> Self {
         ServerHandshake {
-            seed,
+            random,
             state: ServerState::C0C1,
             buf: Vec::with_capacity(1 + PACKET_SIZE),
             kind: None,
@@ -274,15 +282,15 @@ impl ServerHandshake {
         out.put_u8(RTMP_VERSION);
         match client_digest {
             Some((scheme, digest)) => {
-                let mut s1 = random_packet(&self.seed, b"S1", SERVER_VERSION);
+                let mut s1 = random_packet(&self.random, SERVER_VERSION);
                 sign_packet(&mut s1, scheme, &FMS_KEY[..FMS_KEY_S1_LEN]);
-                let s2 = digest_response(&self.seed, b"S2", &FMS_KEY, &digest);
+                let s2 = digest_response(&seed_of(&self.random), b"S2", &FMS_KEY, &digest);
                 out.put_slice(&s1);
                 out.put_slice(&s2);
                 self.kind = Some(Kind::Digest(scheme));
             }
             None => {
-                let s1 = random_packet(&self.seed, b"S1", [0; 4]);
+                let s1 = random_packet(&self.random, [0; 4]);
                 out.put_slice(&s1);
                 out.put_slice(c1);
                 self.kind = Some(Kind::Plain);
@@ -322,14 +330,14 @@ pub struct ClientHandshake {
 }
 
 impl ClientHandshake {
-    /// Starts a handshake, appending C0C1 to `out`. `scheme` `None` sends the spec's plain C1;
-    /// `Some` sends a Flash-style digest C1 as ffmpeg and OBS do.
-    pub fn new(seed: [u8; 32], scheme: Option<Scheme>, out: &mut BytesMut) -> Self {
+    /// Starts a handshake, appending C0C1 (C1 carrying `random`) to `out`. `scheme` `None`
+    /// sends the spec's plain C1; `Some` sends a Flash-style digest C1 as ffmpeg and OBS do.
+    pub fn new(random: [u8; RANDOM_SIZE], scheme: Option<Scheme>, out: &mut BytesMut) -> Self {
         let mut c1_digest = None;
         let c1 = match scheme {
-            None => random_packet(&seed, b"C1", [0; 4]),
+            None => random_packet(&random, [0; 4]),
             Some(scheme) => {
-                let mut c1 = random_packet(&seed, b"C1", CLIENT_VERSION);
+                let mut c1 = random_packet(&random, CLIENT_VERSION);
                 c1_digest = Some(sign_packet(&mut c1, scheme, &FP_KEY[..FP_KEY_C1_LEN]));
                 c1
             }
@@ -338,7 +346,7 @@ impl ClientHandshake {
         out.put_u8(RTMP_VERSION);
         out.put_slice(&c1);
         ClientHandshake {
-            seed,
+            seed: seed_of(&random),
             state: ClientState::S0S1S2,
             buf: Vec::with_capacity(1 + 2 * PACKET_SIZE),
             c1_digest,
@@ -408,9 +416,9 @@ mod tests {
 
     fn run(scheme: Option<Scheme>) -> (Kind, Kind) {
         let mut c_out = BytesMut::new();
-        let mut client = ClientHandshake::new([1; 32], scheme, &mut c_out);
+        let mut client = ClientHandshake::new([1; RANDOM_SIZE], scheme, &mut c_out);
         assert_eq!(c_out.len(), 1 + PACKET_SIZE);
-        let mut server = ServerHandshake::new([2; 32]);
+        let mut server = ServerHandshake::new([2; RANDOM_SIZE]);
         let mut s_out = BytesMut::new();
         // Byte by byte, to check partial input.
         for (i, b) in c_out.iter().enumerate() {
@@ -447,8 +455,8 @@ mod tests {
     #[test]
     fn plain_server_echoes_c1() {
         let mut c_out = BytesMut::new();
-        ClientHandshake::new([7; 32], None, &mut c_out);
-        let mut server = ServerHandshake::new([2; 32]);
+        ClientHandshake::new([7; RANDOM_SIZE], None, &mut c_out);
+        let mut server = ServerHandshake::new([2; RANDOM_SIZE]);
         let mut s_out = BytesMut::new();
         server.handle_input(&c_out, &mut s_out).expect("ok");
         assert_eq!(&s_out[1 + PACKET_SIZE..], &c_out[1..]);
@@ -457,10 +465,10 @@ mod tests {
     #[test]
     fn corrupt_digest_falls_back_to_plain() {
         let mut c_out = BytesMut::new();
-        ClientHandshake::new([7; 32], Some(Scheme::Digest0), &mut c_out);
+        ClientHandshake::new([7; RANDOM_SIZE], Some(Scheme::Digest0), &mut c_out);
         // Flip a byte outside the offset fields: the digest no longer verifies.
         c_out[1500] ^= 0xff;
-        let mut server = ServerHandshake::new([2; 32]);
+        let mut server = ServerHandshake::new([2; RANDOM_SIZE]);
         let mut s_out = BytesMut::new();
         server.handle_input(&c_out, &mut s_out).expect("ok");
         assert_eq!(server.kind(), Some(Kind::Plain));
@@ -468,21 +476,21 @@ mod tests {
 
     #[test]
     fn rtmpe_is_unsupported() {
-        let mut server = ServerHandshake::new([2; 32]);
+        let mut server = ServerHandshake::new([2; RANDOM_SIZE]);
         let mut out = BytesMut::new();
         assert!(matches!(
             server.handle_input(&[0x06, 0, 0], &mut out),
             Err(Error::Unsupported(_))
         ));
-        let mut fresh = ServerHandshake::new([2; 32]);
+        let mut fresh = ServerHandshake::new([2; RANDOM_SIZE]);
         assert_eq!(fresh.handle_input(&[], &mut out), Ok(0));
     }
 
     #[test]
     fn forged_s2_is_rejected() {
         let mut c_out = BytesMut::new();
-        let mut client = ClientHandshake::new([1; 32], Some(Scheme::Digest0), &mut c_out);
-        let mut server = ServerHandshake::new([2; 32]);
+        let mut client = ClientHandshake::new([1; RANDOM_SIZE], Some(Scheme::Digest0), &mut c_out);
+        let mut server = ServerHandshake::new([2; RANDOM_SIZE]);
         let mut s_out = BytesMut::new();
         server.handle_input(&c_out, &mut s_out).expect("ok");
         let last = s_out.len() - 1;

@@ -4,7 +4,7 @@
 //! The crate never touches a socket, a clock, a thread or a random number generator. Bytes
 //! read from the network go in, events and bytes to write come out; the driver in
 //! `crates/server/src/rtmp.rs` (or the load generator) owns the socket, the timeouts and the
-//! randomness (a 32-byte seed per session for the handshake).
+//! randomness (the random field of C1/S1, [`handshake::RANDOM_SIZE`] bytes per session).
 //!
 //! # Drive loop
 //!
@@ -26,10 +26,10 @@
 //! driver's (`Session::is_handshake_done` tells it when the first one may stop).
 //!
 //! ```
-//! use rtmp::{client, server};
+//! use rtmp::{client, handshake::RANDOM_SIZE, server};
 //!
-//! let mut srv = server::Session::new(server::Config::default(), [1; 32]);
-//! let mut cli = client::Session::new(client::Config::default(), [2; 32]);
+//! let mut srv = server::Session::new(server::Config::default(), [1; RANDOM_SIZE]);
+//! let mut cli = client::Session::new(client::Config::default(), [2; RANDOM_SIZE]);
 //! cli.connect("live", "rtmp://localhost/live");
 //! cli.publish("cam?token=abc");
 //! // In-memory "sockets": shuttle bytes until both sides are quiet.

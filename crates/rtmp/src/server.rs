@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::amf0::Value;
 use crate::chunk::{self, Decoder, Header, Message};
-use crate::handshake::ServerHandshake;
+use crate::handshake::{ServerHandshake, RANDOM_SIZE};
 use crate::message::{
     self, amf0_body, control_u32, metadata_body, split_query, Command, Outbox, UserControl,
     CSID_AUDIO, CSID_COMMAND, CSID_STREAM, CSID_VIDEO, LIMIT_DYNAMIC,
@@ -133,7 +133,8 @@ pub enum Event {
 
 #[derive(Debug)]
 enum Phase {
-    Handshake(ServerHandshake),
+    /// Boxed: the caller's random bytes are 1.5 KB that are freed once the handshake is done.
+    Handshake(Box<ServerHandshake>),
     Chunks,
     Dead,
 }
@@ -178,8 +179,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session waiting for C0C1. `seed` feeds the handshake's random bytes.
-    pub fn new(config: Config, seed: [u8; 32]) -> Self {
+    /// A session waiting for C0C1. `random` is the random field of our S1
+    /// ([`RANDOM_SIZE`] bytes; the crate has no RNG).
+    pub fn new(config: Config, random: [u8; RANDOM_SIZE]) -> Self {
         let limits = chunk::Limits {
             max_message_len: config.max_message_len,
             max_chunk_size: config.max_chunk_size,
@@ -189,7 +191,7 @@ impl Session {
         Session {
             ack_window: config.window_ack_size,
             config,
-            phase: Phase::Handshake(ServerHandshake::new(seed)),
+            phase: Phase::Handshake(Box::new(ServerHandshake::new(random))),
             decoder: Decoder::new(limits),
             out: Outbox::default(),
             events: VecDeque::new(),

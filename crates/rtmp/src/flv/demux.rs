@@ -151,9 +151,9 @@ mod tests {
         let data = include_bytes!("../../tests/data/ffmpeg5_h264_aac.flv");
         let mut d = Demuxer::new();
         let (mut tracks, mut video, mut audio, mut keys) = (Vec::new(), 0, 0, 0);
-        for tag in FlvReader::new(data).expect("header") {
+        for tag in FlvReader::new(Bytes::from_static(data)).expect("header") {
             let tag = tag.expect("tag");
-            let body = Bytes::copy_from_slice(tag.body);
+            let body = tag.body;
             let ev = match tag.tag_type {
                 TAG_VIDEO => d.push_video(tag.timestamp, &body),
                 TAG_AUDIO => d.push_audio(tag.timestamp, &body),

@@ -21,7 +21,7 @@ struct Peer {
 
 impl Peer {
     fn new(config: Config) -> Self {
-        let mut server = Session::new(config, [9; 32]);
+        let mut server = Session::new(config, [9; RANDOM_SIZE]);
         server.handle_input(&plain_handshake()).expect("handshake");
         assert!(server.is_handshake_done());
         Peer {
