@@ -10,7 +10,7 @@ use media::Codec;
 use rtmp::amf0;
 use rtmp::chunk::{Decoder, Limits};
 use rtmp::flv::{self, DemuxEvent, Demuxer};
-use rtmp::handshake::PACKET_SIZE;
+use rtmp::handshake::{Kind, Scheme, ServerHandshake, PACKET_SIZE, RANDOM_SIZE};
 use rtmp::message::{self, Command};
 use rtmp::server::Event;
 
@@ -90,6 +90,17 @@ fn ffmpeg_publish_is_understood() {
     assert!(a > 50 && v > 30, "{a} audio, {v} video");
     // Every message is a frame but the two sequence headers and the AVC end of sequence.
     assert_eq!(frames, a + v - 3);
+}
+
+#[test]
+fn ffmpeg_c1_carries_a_scheme_0_digest() {
+    let mut hs = ServerHandshake::new([0; RANDOM_SIZE]);
+    let mut out = bytes::BytesMut::new();
+    let used = hs
+        .handle_input(&FFMPEG_PUBLISH[..1 + PACKET_SIZE], &mut out)
+        .expect("C0C1");
+    assert_eq!(used, 1 + PACKET_SIZE);
+    assert_eq!(hs.kind(), Some(Kind::Digest(Scheme::Digest0)));
 }
 
 /// Every offset over the first 4 KiB (handshake, every command, metadata and the first media),
