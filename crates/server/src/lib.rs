@@ -7,8 +7,15 @@
 //! Layout:
 //! - [`config`]: `config.ini` (ZLMediaKit key names) plus `FERROSTREAM__<SECTION>__<KEY>`
 //!   environment overrides, parsed into typed section structs.
+//! - `server.rs`: [`Server`] binds the listeners from [`Options`] and stops them.
+//! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
 pub mod config;
+mod rtmp;
+mod server;
+
+pub(crate) use server::Shared;
+pub use server::{Options, RtmpOptions, Server};

@@ -1,1 +1,132 @@
-fn main() {}
+//! `ferrostream`: the media streaming server binary.
+//!
+//! `ferrostream` runs on embedded defaults; `ferrostream -c conf/config.ini` reads a
+//! ZLMediaKit-style INI file; `FERROSTREAM__<SECTION>__<KEY>` environment variables override
+//! either. SIGINT/SIGTERM stop it cleanly.
+
+#![allow(clippy::print_stdout)] // --help and --version print to stdout.
+
+use anyhow::Context;
+use server::config::Config;
+use server::{Options, Server};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "\
+ferrostream: a media streaming server (RTMP, HTTP-FLV, WS-FLV)
+
+Usage: ferrostream [-c <config.ini>]
+
+Options:
+  -c, --config <FILE>  read this ZLMediaKit-style INI file (default: embedded defaults)
+  -h, --help           print this help
+  -V, --version        print the version
+
+Every key can be overridden from the environment as FERROSTREAM__<SECTION>__<KEY>,
+e.g. FERROSTREAM__RTMP__PORT=1936. Log level: RUST_LOG (default info).
+";
+
+enum Cli {
+    Run { config: Option<PathBuf> },
+    Help,
+    Version,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
+    let mut config = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-c" | "--config" => {
+                let path = args.next().ok_or_else(|| format!("{arg} needs a file"))?;
+                config = Some(PathBuf::from(path));
+            }
+            "-h" | "--help" => return Ok(Cli::Help),
+            "-V" | "--version" => return Ok(Cli::Version),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Cli::Run { config })
+}
+
+fn main() -> ExitCode {
+    let cli = match parse_args(std::env::args().skip(1)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("ferrostream: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config_path = match cli {
+        Cli::Help => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Cli::Version => {
+            println!("ferrostream {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Cli::Run { config } => config,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config_path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let loaded = Config::load(config_path.as_deref(), std::env::vars())?;
+    for warning in &loaded.warnings {
+        tracing::warn!("config: {warning}");
+    }
+    let config = loaded.config;
+    match &config_path {
+        Some(path) => tracing::info!("config read from {}", path.display()),
+        None => tracing::info!("running on embedded defaults (no -c given)"),
+    }
+    let server = Server::start(Options::from_config(&config))
+        .await
+        .context("start-up failed")?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

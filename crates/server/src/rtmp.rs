@@ -1,0 +1,453 @@
+//! The RTMP listener and its session driver: sockets, timers and registry calls around the
+//! sans-IO [`::rtmp::server::Session`].
+//!
+//! Drive loop per connection: read → `handle_input` → drain `poll_event` (publish/play policy
+//! goes back in as `accept_*`/`reject_*`) → write `take_output`; while playing, the next
+//! registry item is raced against the next read.
+
+use crate::Shared;
+use ::rtmp::flv::{DemuxEvent, Demuxer};
+use ::rtmp::server::{Event, Session};
+use bytes::Bytes;
+use media::StreamKey;
+use registry::{Ended, Item, Protocol, PublisherGuard, SessionInfo, Subscription, Track};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::{timeout, Instant};
+use tracing::{field, Instrument};
+
+/// How long a write to a viewer may stall before the viewer is dropped. The registry's ring
+/// keeps filling meanwhile, so a viewer that comes back skips to a keyframe.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+const READ_BUF: usize = 64 * 1024;
+
+/// Accepts RTMP connections until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let id = shared.registry.next_session_id();
+                    let span = tracing::info_span!("session", proto = "rtmp", id, %peer, stream = field::Empty);
+                    let shared = Arc::clone(&shared);
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(
+                        async move {
+                            match run(socket, peer, id, shared, shutdown).await {
+                                Ok(()) => tracing::debug!("session closed"),
+                                Err(e) => tracing::warn!("session closed: {e}"),
+                            }
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::error!("RTMP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// What a connection is doing.
+enum Role {
+    Idle,
+    Publishing {
+        stream_id: u32,
+        guard: PublisherGuard,
+        demuxer: Demuxer,
+    },
+    Playing {
+        stream_id: u32,
+        sub: Subscription,
+    },
+}
+
+/// Why a session ended, for the log line.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Protocol(#[from] ::rtmp::Error),
+    #[error("no handshake within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("no data for {0:?}")]
+    Idle(Duration),
+    #[error("viewer stopped reading for {0:?}")]
+    WriteTimeout(Duration),
+}
+
+struct Conn {
+    socket: TcpStream,
+    session: Session,
+    peer: SocketAddr,
+    local: SocketAddr,
+    id: u64,
+    app: String,
+    tc_url: String,
+    /// Set when the session should end once its output is flushed.
+    closing: bool,
+}
+
+impl Conn {
+    async fn flush(&mut self) -> Result<u64, SessionError> {
+        let mut written = 0u64;
+        while let Some(out) = self.session.take_output() {
+            written += out.len() as u64;
+            timeout(WRITE_TIMEOUT, self.socket.write_all(&out))
+                .await
+                .map_err(|_| SessionError::WriteTimeout(WRITE_TIMEOUT))??;
+        }
+        Ok(written)
+    }
+}
+
+async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let local = socket.local_addr()?;
+    let _ = socket.set_nodelay(true);
+    let mut conn = Conn {
+        socket,
+        session: Session::new(::rtmp::server::Config::default(), rand::random()),
+        peer,
+        local,
+        id,
+        app: String::new(),
+        tc_url: String::new(),
+        closing: false,
+    };
+    let mut role = Role::Idle;
+    let mut buf = vec![0u8; READ_BUF];
+    let handshake_deadline = Instant::now() + shared.rtmp.handshake_timeout;
+    let keep_alive = shared.rtmp.keep_alive;
+    let mut connected = false;
+    loop {
+        // A player only sends acknowledgements, sometimes none for a long time: only
+        // publishers and sessions that have not started yet must keep talking.
+        let read_deadline = if !connected {
+            Some(handshake_deadline)
+        } else if matches!(role, Role::Playing { .. }) {
+            None
+        } else {
+            Some(Instant::now() + keep_alive)
+        };
+        tokio::select! {
+            read = read_with_deadline(&mut conn.socket, &mut buf, read_deadline) => {
+                let n = match read {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(ReadError::Io(e)) => return Err(e.into()),
+                    Err(ReadError::Deadline) if !connected => {
+                        return Err(SessionError::HandshakeTimeout(shared.rtmp.handshake_timeout))
+                    }
+                    Err(ReadError::Deadline) => return Err(SessionError::Idle(keep_alive)),
+                };
+                conn.session.handle_input(&buf[..n])?;
+                while let Some(event) = conn.session.poll_event() {
+                    if matches!(event, Event::Connect { .. }) {
+                        connected = true;
+                    }
+                    on_event(&mut conn, &mut role, event, &shared).await;
+                }
+                conn.flush().await?;
+                if conn.closing {
+                    return Ok(());
+                }
+            }
+            item = next_item(&mut role) => {
+                let Role::Playing { stream_id, sub } = &mut role else { continue };
+                let stream_id = *stream_id;
+                match item {
+                    Ok(item) => {
+                        send_item(&mut conn.session, stream_id, &item);
+                        let n = conn.flush().await?;
+                        sub.add_bytes(n);
+                    }
+                    Err(ended) => {
+                        match ended {
+                            Ended::Unpublished => tracing::info!("play ended: stream unpublished"),
+                            other => tracing::warn!("play ended: {other}"),
+                        }
+                        conn.session.send_eof(stream_id);
+                        conn.flush().await?;
+                        return Ok(());
+                    }
+                }
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Deadline,
+}
+
+async fn read_with_deadline(
+    socket: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> Result<usize, ReadError> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, socket.read(buf))
+            .await
+            .map_err(|_| ReadError::Deadline)?
+            .map_err(ReadError::Io),
+        None => socket.read(buf).await.map_err(ReadError::Io),
+    }
+}
+
+/// The next item for a playing session; never resolves otherwise.
+async fn next_item(role: &mut Role) -> Result<Item, Ended> {
+    match role {
+        Role::Playing { sub, .. } => sub.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+fn send_item(session: &mut Session, stream_id: u32, item: &Item) {
+    match item {
+        Item::Packet(p) => {
+            let ts = p.frame.dts as u32;
+            match p.frame.kind() {
+                media::TrackKind::Video => session.send_video(stream_id, ts, &p.flv_body()),
+                media::TrackKind::Audio => session.send_audio(stream_id, ts, &p.flv_body()),
+            }
+        }
+        Item::Metadata(m) => session.send_metadata(stream_id, m),
+        Item::Track(t) if t.flv.is_empty() => {}
+        Item::Track(t) => match t.info.kind() {
+            media::TrackKind::Video => session.send_video(stream_id, 0, &t.flv),
+            media::TrackKind::Audio => session.send_audio(stream_id, 0, &t.flv),
+        },
+    }
+}
+
+fn stream_key(shared: &Shared, conn: &Conn, name: &str, query: &str) -> Option<StreamKey> {
+    let host = conn
+        .tc_url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    let app = conn.app.split('?').next().unwrap_or("");
+    StreamKey::from_url(shared.enable_vhost, &format!("/{app}/{name}"), query, host)
+}
+
+async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Shared) {
+    match event {
+        Event::Connect { app, tc_url } => {
+            tracing::debug!(%app, %tc_url, "connect");
+            conn.app = app;
+            conn.tc_url = tc_url;
+        }
+        Event::PublishRequested {
+            stream_id,
+            name,
+            query,
+            ..
+        } => {
+            if !matches!(role, Role::Idle) {
+                conn.session.reject_publish(
+                    stream_id,
+                    "NetStream.Publish.BadName",
+                    "session is busy",
+                );
+                return;
+            }
+            let Some(key) = stream_key(shared, conn, &name, &query) else {
+                conn.session.reject_publish(
+                    stream_id,
+                    "NetStream.Publish.BadName",
+                    "bad stream name",
+                );
+                conn.closing = true;
+                return;
+            };
+            tracing::Span::current().record("stream", field::display(&key));
+            let info = SessionInfo {
+                id: conn.id,
+                protocol: Protocol::Rtmp,
+                peer: conn.peer,
+                local: conn.local,
+                params: query,
+            };
+            match shared.registry.publish(key, info) {
+                Ok(guard) => {
+                    tracing::info!("publish started");
+                    conn.session.accept_publish(stream_id);
+                    *role = Role::Publishing {
+                        stream_id,
+                        guard,
+                        demuxer: Demuxer::default(),
+                    };
+                }
+                Err(e) => {
+                    tracing::info!("publish refused: {e}");
+                    conn.session.reject_publish(
+                        stream_id,
+                        "NetStream.Publish.BadName",
+                        "Already publishing",
+                    );
+                    conn.closing = true;
+                }
+            }
+        }
+        Event::PlayRequested {
+            stream_id,
+            name,
+            query,
+            ..
+        } => {
+            if !matches!(role, Role::Idle) {
+                conn.session
+                    .reject_play(stream_id, "NetStream.Play.Failed", "session is busy");
+                return;
+            }
+            let Some(key) = stream_key(shared, conn, &name, &query) else {
+                conn.session.reject_play(
+                    stream_id,
+                    "NetStream.Play.StreamNotFound",
+                    "bad stream name",
+                );
+                conn.closing = true;
+                return;
+            };
+            tracing::Span::current().record("stream", field::display(&key));
+            let info = SessionInfo {
+                id: conn.id,
+                protocol: Protocol::Rtmp,
+                peer: conn.peer,
+                local: conn.local,
+                params: query,
+            };
+            // Tell the player where it stands before a possibly long wait for the stream.
+            let _ = conn.flush().await;
+            match shared
+                .registry
+                .wait_for(&key, info, shared.max_stream_wait)
+                .await
+            {
+                Some(sub) => {
+                    tracing::info!("play started");
+                    conn.session.accept_play(stream_id);
+                    *role = Role::Playing { stream_id, sub };
+                }
+                None => {
+                    tracing::info!("play refused: stream not found");
+                    conn.session.reject_play(
+                        stream_id,
+                        "NetStream.Play.StreamNotFound",
+                        "No such stream",
+                    );
+                    conn.closing = true;
+                }
+            }
+        }
+        Event::Metadata { stream_id, data } => {
+            if let Role::Publishing {
+                stream_id: s,
+                guard,
+                ..
+            } = role
+            {
+                if *s == stream_id {
+                    guard.set_metadata(data);
+                }
+            }
+        }
+        Event::Audio {
+            stream_id,
+            timestamp,
+            payload,
+        } => {
+            publish_media(role, stream_id, timestamp, payload, false);
+        }
+        Event::Video {
+            stream_id,
+            timestamp,
+            payload,
+        } => {
+            publish_media(role, stream_id, timestamp, payload, true);
+        }
+        Event::Unpublished { stream_id } => {
+            if matches!(role, Role::Publishing { stream_id: s, .. } if *s == stream_id) {
+                tracing::info!("publish ended by the publisher");
+                *role = Role::Idle;
+            }
+        }
+        Event::PlayStopped { stream_id } => {
+            if matches!(role, Role::Playing { stream_id: s, .. } if *s == stream_id) {
+                tracing::info!("play stopped by the player");
+                *role = Role::Idle;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn publish_media(role: &mut Role, stream_id: u32, timestamp: u32, payload: Bytes, video: bool) {
+    let Role::Publishing {
+        stream_id: s,
+        guard,
+        demuxer,
+    } = role
+    else {
+        return;
+    };
+    if *s != stream_id {
+        return;
+    }
+    let demuxed = if video {
+        demuxer.push_video(timestamp, &payload)
+    } else {
+        demuxer.push_audio(timestamp, &payload)
+    };
+    let first = match demuxed {
+        Ok(first) => first,
+        // One undecodable tag is dropped; the stream goes on (a player would skip it too).
+        Err(e) => {
+            tracing::debug!("tag dropped: {e}");
+            return;
+        }
+    };
+    let second = demuxer.pull();
+    let announced_by_frame = second.is_some();
+    for event in [first, second].into_iter().flatten() {
+        match event {
+            DemuxEvent::Track(info) => {
+                tracing::info!(
+                    codec = ?info.codec,
+                    width = info.width,
+                    height = info.height,
+                    sample_rate = info.sample_rate,
+                    "track"
+                );
+                // A track announced by its first frame (G.711, MP3) has no sequence-header tag.
+                let flv = if announced_by_frame {
+                    Bytes::new()
+                } else {
+                    payload.clone()
+                };
+                guard.set_track(Track { info, flv });
+            }
+            DemuxEvent::Frame { frame, .. } => guard.push(frame, &payload),
+        }
+    }
+}

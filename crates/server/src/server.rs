@@ -1,0 +1,154 @@
+//! Starting and stopping the listeners.
+
+use crate::config::Config;
+use anyhow::Context;
+use registry::{Registry, RegistryConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// RTMP session settings.
+#[derive(Debug, Clone)]
+pub struct RtmpOptions {
+    /// `rtmp.handshakeSecond`: the handshake and `connect` must complete within this.
+    pub handshake_timeout: Duration,
+    /// `rtmp.keepAliveSecond`: a publisher (or a session not yet publishing or playing) silent
+    /// this long is closed.
+    pub keep_alive: Duration,
+}
+
+/// What the server runs with: listener addresses (`None` = disabled) and session settings,
+/// taken from [`Config`] by [`Options::from_config`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// RTMP listener.
+    pub rtmp_addr: Option<SocketAddr>,
+    /// HTTP listener (HTTP-FLV, WS-FLV).
+    pub http_addr: Option<SocketAddr>,
+    /// RTMP settings.
+    pub rtmp: RtmpOptions,
+    /// `general.enableVhost`.
+    pub enable_vhost: bool,
+    /// `general.maxStreamWaitMS`.
+    pub max_stream_wait: Duration,
+    /// Registry tunables.
+    pub registry: RegistryConfig,
+}
+
+/// State every session shares.
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) rtmp: RtmpOptions,
+    pub(crate) enable_vhost: bool,
+    pub(crate) max_stream_wait: Duration,
+}
+
+/// A running server; [`Server::shutdown`] stops it.
+pub struct Server {
+    /// The bound RTMP address, if enabled.
+    pub rtmp_addr: Option<SocketAddr>,
+    /// The bound HTTP address, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// The live streams.
+    pub registry: Registry,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds every enabled listener and starts serving.
+    pub async fn start(options: Options) -> anyhow::Result<Server> {
+        let registry = Registry::new(options.registry.clone());
+        let shared = Arc::new(Shared {
+            registry: registry.clone(),
+            rtmp: options.rtmp.clone(),
+            enable_vhost: options.enable_vhost,
+            max_stream_wait: options.max_stream_wait,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let mut rtmp_addr = None;
+        if let Some(addr) = options.rtmp_addr {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind RTMP on {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!("RTMP listening on rtmp://{bound}");
+            rtmp_addr = Some(bound);
+            tasks.push(tokio::spawn(crate::rtmp::serve(
+                listener,
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
+
+        let mut http_addr = None;
+        if let Some(addr) = options.http_addr {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind HTTP on {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!("HTTP listening on http://{bound} (HTTP-FLV, WS-FLV)");
+            http_addr = Some(bound);
+            let app = api::router(api::AppState {
+                registry: registry.clone(),
+                options: api::ApiOptions {
+                    enable_vhost: options.enable_vhost,
+                    max_stream_wait: options.max_stream_wait,
+                    local_addr: bound,
+                },
+            });
+            let mut rx = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                );
+                // Live responses never end by themselves, so a graceful drain would wait
+                // forever: stop accepting and drop the open responses with the task.
+                tokio::select! {
+                    r = serve => if let Err(e) = r { tracing::error!("HTTP server failed: {e}") },
+                    _ = rx.changed() => {}
+                }
+            }));
+        }
+
+        Ok(Server {
+            rtmp_addr,
+            http_addr,
+            registry,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, ends every session and waits for the listeners to finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Options {
+    /// The options `config` describes: a port of 0 disables its listener.
+    pub fn from_config(config: &Config) -> Options {
+        let listen = |port: u16| (port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], port)));
+        Options {
+            rtmp_addr: listen(config.rtmp.port),
+            http_addr: listen(config.http.port),
+            rtmp: RtmpOptions {
+                handshake_timeout: config.rtmp.handshake_second,
+                keep_alive: config.rtmp.keep_alive_second,
+            },
+            enable_vhost: config.general.enable_vhost,
+            max_stream_wait: config.general.max_stream_wait,
+            registry: RegistryConfig::default(),
+        }
+    }
+}
