@@ -45,6 +45,10 @@ pub struct Limits {
     /// Longest message accepted. Default: 16 MiB (the field cannot exceed 16 MiB − 1, so only a
     /// lower configured value bites).
     pub max_message_len: u32,
+    /// Longest message of any type but audio (8), video (9) and aggregate (22): commands,
+    /// data and control messages are small, so a peer announcing a 16 MiB `connect` is
+    /// refused at the header instead of being buffered. Default: 1 MiB.
+    pub max_control_len: u32,
     /// Largest Set Chunk Size accepted from the peer. Default: 16 MiB (the spec allows
     /// 0x7fffffff, which would let a peer make us buffer 2 GiB for one chunk).
     pub max_chunk_size: u32,
@@ -58,6 +62,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_len: 16 * 1024 * 1024,
+            max_control_len: 1024 * 1024,
             max_chunk_size: 16 * 1024 * 1024,
             max_chunk_streams: 64,
             max_buffered: 32 * 1024 * 1024,
@@ -273,6 +278,14 @@ impl Decoder {
                 "message length",
                 h.len,
                 self.limits.max_message_len,
+            ));
+        }
+        let is_media = matches!(h.type_id, 0x08 | 0x09 | 0x16);
+        if new_message && !is_media && h.len > self.limits.max_control_len {
+            return Err(Error::limit(
+                "non-media message length",
+                h.len,
+                self.limits.max_control_len,
             ));
         }
         let remaining = if new_message {

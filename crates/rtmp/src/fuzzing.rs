@@ -29,6 +29,7 @@ pub fn run(target: &str, data: &[u8]) {
 fn limits() -> Limits {
     Limits {
         max_message_len: 1 << 16,
+        max_control_len: 1 << 12,
         max_chunk_size: 1 << 16,
         max_chunk_streams: 8,
         max_buffered: 1 << 17,

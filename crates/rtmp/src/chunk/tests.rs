@@ -353,3 +353,21 @@ fn oversized_outgoing_message_is_refused() {
     ));
     assert!(out.is_empty());
 }
+
+#[test]
+fn absurd_command_length_is_refused_at_the_header() {
+    let mut dec = Decoder::new(Limits::default());
+    // fmt 0, csid 3, length 0xFFFFFF, type 20 (AMF0 command): no real peer sends that.
+    dec.push(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 0x14, 0, 0, 0, 0]);
+    assert!(matches!(
+        dec.poll_message(),
+        Err(Error::LimitExceeded {
+            what: "non-media message length",
+            ..
+        })
+    ));
+    // The same length on a video message is within the protocol's own bound.
+    let mut dec = Decoder::new(Limits::default());
+    dec.push(&[0x06, 0, 0, 0, 0xff, 0xff, 0xff, 0x09, 1, 0, 0, 0]);
+    assert!(matches!(dec.poll_message(), Ok(None)));
+}
