@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         Cli::Run { config } => config,
     };
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -95,7 +96,15 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("config: {warning}");
     }
-    let config = loaded.config;
+    let mut config = loaded.config;
+    if config.api.ensure_secret() {
+        // ZLMediaKit's rule: an empty or well-known default secret would open the API to
+        // anyone, so a random one is used and shown once.
+        tracing::warn!(
+            "api.secret was empty or the well-known default; using the random secret {}",
+            config.api.secret.expose()
+        );
+    }
     match &config_path {
         Some(path) => tracing::info!("config read from {}", path.display()),
         None => tracing::info!("running on embedded defaults (no -c given)"),
