@@ -250,6 +250,29 @@ fn stream_key(shared: &Shared, conn: &Conn, name: &str, query: &str) -> Option<S
     StreamKey::from_url(shared.enable_vhost, &format!("/{app}/{name}"), query, host)
 }
 
+/// The stream and session a publish or play request names, or why it cannot be served.
+fn request(
+    conn: &Conn,
+    role: &Role,
+    shared: &Shared,
+    name: &str,
+    query: String,
+) -> Result<(StreamKey, SessionInfo), &'static str> {
+    if !matches!(role, Role::Idle) {
+        return Err("session is already publishing or playing");
+    }
+    let key = stream_key(shared, conn, name, &query).ok_or("bad stream name")?;
+    tracing::Span::current().record("stream", field::display(&key));
+    let info = SessionInfo {
+        id: conn.id,
+        protocol: Protocol::Rtmp,
+        peer: conn.peer,
+        local: conn.local,
+        params: query,
+    };
+    Ok((key, info))
+}
+
 async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Shared) {
     match event {
         Event::Connect { app, tc_url } => {
@@ -263,30 +286,14 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             query,
             ..
         } => {
-            if !matches!(role, Role::Idle) {
-                conn.session.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.BadName",
-                    "session is busy",
-                );
-                return;
-            }
-            let Some(key) = stream_key(shared, conn, &name, &query) else {
-                conn.session.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.BadName",
-                    "bad stream name",
-                );
-                conn.closing = true;
-                return;
-            };
-            tracing::Span::current().record("stream", field::display(&key));
-            let info = SessionInfo {
-                id: conn.id,
-                protocol: Protocol::Rtmp,
-                peer: conn.peer,
-                local: conn.local,
-                params: query,
+            let (key, info) = match request(conn, role, shared, &name, query) {
+                Ok(request) => request,
+                Err(why) => {
+                    conn.session
+                        .reject_publish(stream_id, "NetStream.Publish.BadName", why);
+                    conn.closing = true;
+                    return;
+                }
             };
             match shared.registry.publish(key, info) {
                 Ok(guard) => {
@@ -315,27 +322,14 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             query,
             ..
         } => {
-            if !matches!(role, Role::Idle) {
-                conn.session
-                    .reject_play(stream_id, "NetStream.Play.Failed", "session is busy");
-                return;
-            }
-            let Some(key) = stream_key(shared, conn, &name, &query) else {
-                conn.session.reject_play(
-                    stream_id,
-                    "NetStream.Play.StreamNotFound",
-                    "bad stream name",
-                );
-                conn.closing = true;
-                return;
-            };
-            tracing::Span::current().record("stream", field::display(&key));
-            let info = SessionInfo {
-                id: conn.id,
-                protocol: Protocol::Rtmp,
-                peer: conn.peer,
-                local: conn.local,
-                params: query,
+            let (key, info) = match request(conn, role, shared, &name, query) {
+                Ok(request) => request,
+                Err(why) => {
+                    conn.session
+                        .reject_play(stream_id, "NetStream.Play.StreamNotFound", why);
+                    conn.closing = true;
+                    return;
+                }
             };
             // Tell the player where it stands before a possibly long wait for the stream.
             let _ = conn.flush().await;
