@@ -128,7 +128,12 @@ pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), Error> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + r.se()? + 256) % 256;
+                            // delta_scale is -128..=127 (§7.4.2.1.1.1); more overflows.
+                            let delta = r.se()?;
+                            if !(-128..=127).contains(&delta) {
+                                return Err(malformed(0));
+                            }
+                            next = (last + delta + 256) % 256;
                         }
                         if next != 0 {
                             last = next;

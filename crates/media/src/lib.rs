@@ -19,6 +19,8 @@
 pub mod aac;
 pub mod avc;
 mod bits;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hevc;
 mod key;
 
