@@ -100,8 +100,8 @@ fn aac_config(input: &[u8]) {
 }
 
 /// An SPS NAL unit, header included. The first byte picks the codec ([`SPS_H264`] or
-/// [`SPS_H265`], modulo 2); the SPS is also wrapped in a one-SPS record for [`TrackInfo::new`],
-/// which must report the same size.
+/// [`SPS_H265`], modulo 2). The SPS is also wrapped in records, by hand and by the codec's
+/// `DecoderConfig::build`, and [`TrackInfo::new`] must report the same size from them.
 pub fn sps(data: &[u8]) {
     let Some((&selector, nal)) = data.split_first() else {
         return;
@@ -113,7 +113,7 @@ pub fn sps(data: &[u8]) {
             assert_eq!((info.width, info.height), dims.unwrap_or((0, 0)));
         }
     } else {
-        let dims = hevc::sps_dimensions(nal);
+        let dims = hevc::sps_dimensions(nal).unwrap_or((0, 0));
         let Ok(len) = u16::try_from(nal.len()) else {
             return;
         };
@@ -126,6 +126,13 @@ pub fn sps(data: &[u8]) {
         rec.extend_from_slice(&len.to_be_bytes());
         rec.extend_from_slice(nal);
         let info = TrackInfo::new(Codec::H265, Bytes::from(rec));
-        assert_eq!((info.width, info.height), dims.unwrap_or((0, 0)));
+        assert_eq!((info.width, info.height), dims);
+        // A record built from it (as for an RTSP `sprop-sps`) holds it unchanged.
+        if let Ok(built) = hevc::DecoderConfig::build(&[0x40, 0x01], nal, &[0x44, 0x01]) {
+            let rec = hevc::DecoderConfig::parse(&built).expect("a built hvcC parses");
+            assert_eq!(rec.sps().map(|s| s.as_ref()), Some(nal));
+            let info = TrackInfo::new(Codec::H265, built);
+            assert_eq!((info.width, info.height), dims);
+        }
     }
 }
