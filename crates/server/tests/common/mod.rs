@@ -2,6 +2,8 @@
 //! processes against it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod client;
+
 use media::StreamKey;
 use server::{Options, RtmpOptions, Server};
 use std::path::{Path, PathBuf};
