@@ -43,6 +43,9 @@ pub(crate) async fn serve(
                         async move {
                             match run(socket, peer, id, shared, shutdown).await {
                                 Ok(()) => tracing::debug!("session closed"),
+                                Err(e) if e.is_disconnect() => {
+                                    tracing::debug!("session closed by the peer: {e}")
+                                }
                                 Err(e) => tracing::warn!("session closed: {e}"),
                             }
                         }
@@ -87,6 +90,15 @@ enum SessionError {
     Idle(Duration),
     #[error("viewer stopped reading for {0:?}")]
     WriteTimeout(Duration),
+}
+
+impl SessionError {
+    /// A peer that went away (reset, broken pipe) is an ordinary end, not a fault to warn of.
+    fn is_disconnect(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        matches!(self, SessionError::Io(e)
+            if matches!(e.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof))
+    }
 }
 
 struct Conn {
