@@ -103,14 +103,12 @@ fn ffmpeg_c1_carries_a_scheme_0_digest() {
     assert_eq!(hs.kind(), Some(Kind::Digest(Scheme::Digest0)));
 }
 
-/// Every offset over the first 4 KiB (handshake, every command, metadata and the first media),
-/// then every 61st offset (a prime, so splits land at varied places in chunks): every offset
-/// over all 31 KB would take minutes in a debug build. Plus byte by byte once.
+/// The capture split in two at every byte offset, plus fed byte by byte once. (About 2 s: the
+/// workspace builds `rtmp` and `sha2` optimised even in dev/test profiles for this.)
 #[test]
 fn ffmpeg_publish_split_anywhere() {
     let expected = replay([FFMPEG_PUBLISH]);
-    let offsets = (0..4096).chain((4096..FFMPEG_PUBLISH.len()).step_by(61));
-    for at in offsets.chain([FFMPEG_PUBLISH.len()]) {
+    for at in 0..=FFMPEG_PUBLISH.len() {
         let (a, b) = FFMPEG_PUBLISH.split_at(at);
         let got = replay([a, b]);
         assert_eq!(counts(&got), counts(&expected), "split at {at}");
