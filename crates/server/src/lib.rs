@@ -9,13 +9,17 @@
 //!   environment overrides, parsed into typed section structs.
 //! - `server.rs`: [`Server`] binds the listeners from [`Options`] and stops them.
 //! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
+//! - `http.rs`: the HTTP listener serving the `api` routes with hyper.
+//! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
 pub mod config;
+mod http;
 mod rtmp;
 mod server;
+mod stall;
 
 pub(crate) use server::Shared;
 pub use server::{Options, RtmpOptions, Server};

@@ -5,6 +5,7 @@
 //! goes back in as `accept_*`/`reject_*`) → write `take_output`; while playing, the next
 //! registry item is raced against the next read.
 
+use crate::stall::StallGuard;
 use crate::Shared;
 use ::rtmp::flv::{DemuxEvent, Demuxer};
 use ::rtmp::server::{Event, Session};
@@ -17,12 +18,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 use tracing::{field, Instrument};
 
-/// How long a write to a viewer may stall before the viewer is dropped. The registry's ring
-/// keeps filling meanwhile, so a viewer that comes back skips to a keyframe.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 const READ_BUF: usize = 64 * 1024;
 
 /// Accepts RTMP connections until `shutdown` turns true.
@@ -88,8 +86,6 @@ enum SessionError {
     HandshakeTimeout(Duration),
     #[error("no data for {0:?}")]
     Idle(Duration),
-    #[error("viewer stopped reading for {0:?}")]
-    WriteTimeout(Duration),
 }
 
 impl SessionError {
@@ -102,7 +98,9 @@ impl SessionError {
 }
 
 struct Conn {
-    socket: TcpStream,
+    /// Writes to a peer that stops reading fail after `Shared::write_timeout`; the registry's
+    /// ring moves on without it meanwhile.
+    socket: StallGuard<TcpStream>,
     session: Session,
     peer: SocketAddr,
     local: SocketAddr,
@@ -118,9 +116,7 @@ impl Conn {
         let mut written = 0u64;
         while let Some(out) = self.session.take_output() {
             written += out.len() as u64;
-            timeout(WRITE_TIMEOUT, self.socket.write_all(&out))
-                .await
-                .map_err(|_| SessionError::WriteTimeout(WRITE_TIMEOUT))??;
+            self.socket.write_all(&out).await?;
         }
         Ok(written)
     }
@@ -136,7 +132,7 @@ async fn run(
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
     let mut conn = Conn {
-        socket,
+        socket: StallGuard::new(socket, shared.write_timeout),
         session: Session::new(::rtmp::server::Config::default(), rand::random()),
         peer,
         local,
@@ -214,7 +210,7 @@ enum ReadError {
 }
 
 async fn read_with_deadline(
-    socket: &mut TcpStream,
+    socket: &mut StallGuard<TcpStream>,
     buf: &mut [u8],
     deadline: Option<Instant>,
 ) -> Result<usize, ReadError> {

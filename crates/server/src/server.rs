@@ -34,6 +34,9 @@ pub struct Options {
     pub enable_vhost: bool,
     /// `general.maxStreamWaitMS`.
     pub max_stream_wait: Duration,
+    /// A viewer whose socket accepts nothing for this long is dropped (RTMP, HTTP-FLV,
+    /// WS-FLV); meanwhile the registry's ring moves on without it. Default: 15 s.
+    pub write_timeout: Duration,
     /// Registry tunables.
     pub registry: RegistryConfig,
 }
@@ -44,6 +47,7 @@ pub(crate) struct Shared {
     pub(crate) rtmp: RtmpOptions,
     pub(crate) enable_vhost: bool,
     pub(crate) max_stream_wait: Duration,
+    pub(crate) write_timeout: Duration,
 }
 
 /// A running server; [`Server::shutdown`] stops it.
@@ -67,6 +71,7 @@ impl Server {
             rtmp: options.rtmp.clone(),
             enable_vhost: options.enable_vhost,
             max_stream_wait: options.max_stream_wait,
+            write_timeout: options.write_timeout,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -102,19 +107,12 @@ impl Server {
                     local_addr: bound,
                 },
             });
-            let mut rx = shutdown_rx.clone();
-            tasks.push(tokio::spawn(async move {
-                let serve = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                );
-                // Live responses never end by themselves, so a graceful drain would wait
-                // forever: stop accepting and drop the open responses with the task.
-                tokio::select! {
-                    r = serve => if let Err(e) = r { tracing::error!("HTTP server failed: {e}") },
-                    _ = rx.changed() => {}
-                }
-            }));
+            tasks.push(tokio::spawn(crate::http::serve(
+                listener,
+                app,
+                options.write_timeout,
+                shutdown_rx.clone(),
+            )));
         }
 
         Ok(Server {
@@ -148,6 +146,7 @@ impl Options {
             },
             enable_vhost: config.general.enable_vhost,
             max_stream_wait: config.general.max_stream_wait,
+            write_timeout: Duration::from_secs(15),
             registry: RegistryConfig::default(),
         }
     }

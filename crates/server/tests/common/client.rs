@@ -32,6 +32,12 @@ impl RtmpClient {
     /// Connects to `rtmp://{addr}/{app}` and waits for `connect`'s `_result`.
     pub async fn connect(addr: SocketAddr, app: &str) -> RtmpClient {
         let socket = TcpStream::connect(addr).await.expect("connect to RTMP");
+        Self::over(socket, addr, app).await
+    }
+
+    /// Like [`RtmpClient::connect`], over a socket the caller connected (e.g. with a small
+    /// receive buffer).
+    pub async fn over(socket: TcpStream, addr: SocketAddr, app: &str) -> RtmpClient {
         socket.set_nodelay(true).expect("nodelay");
         // The handshake's random field needs no real randomness here.
         let mut session = Session::new(Config::default(), [0x5a; RANDOM_SIZE]);
