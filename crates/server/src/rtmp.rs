@@ -72,6 +72,8 @@ enum Role {
     Playing {
         stream_id: u32,
         sub: Subscription,
+        /// Timestamp of the last frame sent.
+        last_ts: u32,
     },
 }
 
@@ -180,11 +182,11 @@ async fn run(
                 }
             }
             item = next_item(&mut role) => {
-                let Role::Playing { stream_id, sub } = &mut role else { continue };
+                let Role::Playing { stream_id, sub, last_ts } = &mut role else { continue };
                 let stream_id = *stream_id;
                 match item {
                     Ok(item) => {
-                        send_item(&mut conn.session, stream_id, &item);
+                        send_item(&mut conn.session, stream_id, last_ts, &item);
                         let n = conn.flush().await?;
                         sub.add_bytes(n);
                     }
@@ -231,10 +233,13 @@ async fn next_item(role: &mut Role) -> Result<Item, Ended> {
     }
 }
 
-fn send_item(session: &mut Session, stream_id: u32, item: &Item) {
+/// Writes one registry item to a player. A sequence header that arrives mid-stream is sent at
+/// the last frame's timestamp, so the player's timeline never steps back.
+fn send_item(session: &mut Session, stream_id: u32, last_ts: &mut u32, item: &Item) {
     match item {
         Item::Packet(p) => {
             let ts = p.frame.dts as u32;
+            *last_ts = ts;
             match p.frame.kind() {
                 media::TrackKind::Video => session.send_video(stream_id, ts, &p.flv_body()),
                 media::TrackKind::Audio => session.send_audio(stream_id, ts, &p.flv_body()),
@@ -243,8 +248,8 @@ fn send_item(session: &mut Session, stream_id: u32, item: &Item) {
         Item::Metadata(m) => session.send_metadata(stream_id, m),
         Item::Track(t) if t.flv.is_empty() => {}
         Item::Track(t) => match t.info.kind() {
-            media::TrackKind::Video => session.send_video(stream_id, 0, &t.flv),
-            media::TrackKind::Audio => session.send_audio(stream_id, 0, &t.flv),
+            media::TrackKind::Video => session.send_video(stream_id, *last_ts, &t.flv),
+            media::TrackKind::Audio => session.send_audio(stream_id, *last_ts, &t.flv),
         },
     }
 }
@@ -349,7 +354,11 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                 Some(sub) => {
                     tracing::info!("play started");
                     conn.session.accept_play(stream_id);
-                    *role = Role::Playing { stream_id, sub };
+                    *role = Role::Playing {
+                        stream_id,
+                        sub,
+                        last_ts: 0,
+                    };
                 }
                 None => {
                     tracing::info!("play refused: stream not found");
