@@ -1,0 +1,242 @@
+//! ffmpeg publishes H.264 + AAC over RTMP; headless Chromium plays it over WS-FLV and HTTP-FLV
+//! with mpegts.js (vendored in `tests/data/mpegts.js`, see its `.md`), the player browsers use
+//! for FLV, decoding through Media Source Extensions.
+//!
+//! A small axum server inside the test serves the page and mpegts.js from another origin than
+//! the media server (so HTTP-FLV needs CORS) and takes the page's reports on `POST /report`.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::routing::{get, post};
+use axum::Router;
+use common::*;
+use media::StreamKey;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// mpegts.js 1.8.2's browser build.
+const MPEGTS_JS: &str = include_str!("data/mpegts.js");
+
+/// What the page reports per player, and the MSE check (`mse`).
+const REPORTS: [&str; 3] = ["mse", "ws", "http"];
+
+/// The page gives up on a player after this long; the test waits a little longer for the report.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The page: an MSE codec check, then one muted autoplaying `<video>` per transport, each
+/// reporting once: success when playback has advanced 1.5 s over 20 decoded 320-wide frames, or
+/// the first mpegts.js error, `<video>` error or the timeout. `__WS__`, `__HTTP__` and
+/// `__TIMEOUT__` are filled in by [`page`].
+const PAGE: &str = r#"<!doctype html>
+<html><body>
+<video id="ws" muted autoplay></video>
+<video id="http" muted autoplay></video>
+<script src="/mpegts.js"></script>
+<script>
+const report = (r) => fetch('/report', { method: 'POST', body: JSON.stringify(r) });
+const log = [];
+mpegts.LoggingControl.addLogListener((type, line) => log.push(type + ' ' + line));
+const codecs = 'video/mp4; codecs="avc1.42E01E,mp4a.40.2"';
+report({ name: 'mse', ok: MediaSource.isTypeSupported(codecs),
+         detail: codecs + ' features=' + JSON.stringify(mpegts.getFeatureList()) });
+
+function play(name, url) {
+  const video = document.getElementById(name);
+  let done = false;
+  let poll, timer;
+  const frames = () => video.getVideoPlaybackQuality().totalVideoFrames;
+  const finish = (ok, detail) => {
+    if (done) return;
+    done = true;
+    clearInterval(poll);
+    clearTimeout(timer);
+    report({ name, ok, detail, url, currentTime: video.currentTime, frames: frames(),
+             width: video.videoWidth, height: video.videoHeight,
+             log: ok ? [] : log.slice(-30) });
+  };
+  const player = mpegts.createPlayer({ type: 'flv', isLive: true, url });
+  player.on(mpegts.Events.ERROR, (type, detail, info) =>
+    finish(false, 'mpegts.js error ' + type + ' ' + detail + ' ' + JSON.stringify(info)));
+  video.onerror = () => finish(false, 'video error ' +
+    (video.error ? video.error.code + ' ' + video.error.message : '?'));
+  player.attachMediaElement(video);
+  player.load();
+  const played = player.play();
+  if (played && played.catch) played.catch((e) => finish(false, 'play() rejected: ' + e));
+  poll = setInterval(() => {
+    if (video.currentTime > 1.5 && frames() > 20 && video.videoWidth === 320) {
+      finish(true, 'playing');
+    }
+  }, 100);
+  timer = setTimeout(() => finish(false, 'timeout'), __TIMEOUT__);
+}
+
+play('ws', '__WS__');
+play('http', '__HTTP__');
+</script>
+</body></html>
+"#;
+
+/// Whether Debian's `chromium` is installed. Missing, it skips the test locally and fails it in
+/// CI (`CI` set), where `scripts/test` must have installed it.
+fn have_chromium() -> bool {
+    let ok = std::process::Command::new("chromium")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium missing in CI: scripts/test must install it"
+        );
+        eprintln!("skipped: chromium not installed");
+    }
+    ok
+}
+
+/// The page playing `ws_url` and `http_url`.
+fn page(ws_url: &str, http_url: &str) -> String {
+    PAGE.replace("__WS__", ws_url)
+        .replace("__HTTP__", http_url)
+        .replace("__TIMEOUT__", &PAGE_TIMEOUT.as_millis().to_string())
+}
+
+/// The page server: `/` (the page), `/mpegts.js` and `POST /report`, whose JSON bodies go to
+/// the returned receiver. Returns its address and a handle that stops it.
+async fn serve_page(
+    html: String,
+) -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<Value>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || async move { ([(header::CONTENT_TYPE, "text/html")], html) }),
+        )
+        .route(
+            "/mpegts.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], MPEGTS_JS) }),
+        )
+        .route(
+            "/report",
+            post(
+                |State(tx): State<mpsc::UnboundedSender<Value>>, body: String| async move {
+                    let report = serde_json::from_str(&body).unwrap_or_else(
+                        |e| serde_json::json!({ "bad": body, "error": e.to_string() }),
+                    );
+                    let _ = tx.send(report);
+                },
+            ),
+        )
+        .with_state(tx);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("page server");
+    });
+    (addr, rx, task)
+}
+
+/// Headless Chromium on `url` with a fresh profile in `dir`, its stderr in `dir/chromium.log`.
+/// The background-networking flags keep it off the (closed) network; killing this process takes
+/// its renderer and GPU processes down with it.
+fn chromium(url: &str, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn chromium")
+}
+
+/// The last lines of Chromium's stderr, for failure messages.
+fn chromium_log(dir: &Path) -> String {
+    let log = std::fs::read_to_string(dir.join("chromium.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_ws_flv_and_http_flv_with_mpegts_js() {
+    if !have_ffmpeg() || !have_chromium() {
+        return;
+    }
+    let server = start_server().await;
+    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/web"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "web"), 2).await;
+
+    let ws_url = format!("ws://{}/live/web.live.flv", server.http_addr.expect("http"));
+    let http_flv_url = http_url(&server, "live/web.live.flv");
+    let (addr, mut reports, page_server) = serve_page(page(&ws_url, &http_flv_url)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut browser = chromium(&format!("http://{addr}/"), dir.path());
+
+    // One report each, or the deadline, or Chromium exiting.
+    let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT + Duration::from_secs(20);
+    let mut got: HashMap<String, Value> = HashMap::new();
+    while got.len() < REPORTS.len() {
+        tokio::select! {
+            report = reports.recv() => {
+                let report = report.expect("page server running");
+                let name = report["name"].as_str().unwrap_or_default().to_owned();
+                assert!(REPORTS.contains(&name.as_str()), "unexpected report {report}");
+                eprintln!("{name}: {report}");
+                got.insert(name, report);
+            }
+            status = browser.wait() => {
+                panic!("chromium exited ({status:?}) with reports {got:?}:\n{}",
+                    chromium_log(dir.path()));
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                panic!("no report from the page in time; got {got:?}\nchromium:\n{}",
+                    chromium_log(dir.path()));
+            }
+        }
+    }
+    let _ = browser.kill().await;
+    page_server.abort();
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+
+    assert_eq!(
+        got["mse"]["ok"], true,
+        "this Chromium cannot decode H.264/AAC through MSE: {}",
+        got["mse"]
+    );
+    for name in ["ws", "http"] {
+        let report = &got[name];
+        assert_eq!(report["ok"], true, "{name}-FLV did not play: {report:#}");
+        assert_eq!(
+            (&report["width"], &report["height"]),
+            (&320.into(), &240.into())
+        );
+    }
+}
