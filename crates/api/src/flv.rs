@@ -89,11 +89,6 @@ fn http_response(sub: Subscription) -> Response {
         HeaderValue::from_static("video/x-flv"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Browsers play HTTP-FLV with mpegts.js from pages on other origins.
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     resp
 }
 

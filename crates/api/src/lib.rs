@@ -63,5 +63,60 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     // Stream paths may hold any number of slashes (`/app/a/b.live.flv`), so live paths are
     // matched by suffix in a fallback rather than by route patterns.
-    Router::new().fallback(flv::live).with_state(state)
+    Router::new()
+        .fallback(flv::live)
+        .layer(axum::middleware::map_response(allow_any_origin))
+        .with_state(state)
+}
+
+/// Browsers play our streams with mpegts.js from pages on other origins; they must see every
+/// answer, errors included (a 404 must reach the player as a 404, not an opaque network error).
+async fn allow_any_origin(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::{header, Request, StatusCode};
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        router(AppState {
+            registry: Registry::default(),
+            options: ApiOptions {
+                max_stream_wait: Duration::from_millis(10),
+                ..ApiOptions::default()
+            },
+        })
+        .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5000))))
+    }
+
+    #[tokio::test]
+    async fn errors_carry_cors_too() {
+        for (uri, status) in [
+            ("/live/missing.live.flv", StatusCode::NOT_FOUND),
+            ("/nothing/here", StatusCode::NOT_FOUND),
+        ] {
+            let req = Request::get(uri).body(Body::empty()).expect("request");
+            let resp = app().oneshot(req).await.expect("response");
+            assert_eq!(resp.status(), status, "{uri}");
+            assert_eq!(
+                resp.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+                Some(&axum::http::HeaderValue::from_static("*")),
+                "{uri}"
+            );
+        }
+        let req = Request::post("/live/a.live.flv")
+            .body(Body::empty())
+            .expect("request");
+        let resp = app().oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
 }
