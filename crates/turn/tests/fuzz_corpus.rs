@@ -1,0 +1,79 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/turn_*/`) and any past crashes
+//! (`fuzz/regressions/turn_*/`) through the same functions the cargo-fuzz targets call, on
+//! stable Rust. `UPDATE_GOLDEN=1` rewrites the seed files this test generates.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use turn::fuzzing;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn corpus_replays_without_panic() {
+    for target in fuzzing::TARGETS {
+        let corpus = files(&fuzz_dir().join("corpus").join(target));
+        assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty");
+        let regressions = files(&fuzz_dir().join("regressions").join(target));
+        for path in corpus.iter().chain(&regressions) {
+            let data = std::fs::read(path).expect("read corpus file");
+            let outcome = std::panic::catch_unwind(|| fuzzing::run(target, &data));
+            assert!(outcome.is_ok(), "{target} panicked on {}", path.display());
+        }
+    }
+}
+
+/// Writes the seed corpus when `UPDATE_GOLDEN=1`; otherwise checks the generated seeds are
+/// still what is committed (so a format change cannot silently stale the corpus).
+#[test]
+fn seed_corpus_is_current() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for (target, name, data) in common::seeds() {
+        let path = fuzz_dir().join("corpus").join(target).join(name);
+        if update {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, &data).expect("write seed");
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                committed == data,
+                "{} is stale; rerun with UPDATE_GOLDEN=1",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The valid seeds decode, and those with MESSAGE-INTEGRITY verify under their key.
+#[test]
+fn valid_seeds_decode_and_verify() {
+    let key = common::alice_key();
+    for (target, name, data) in common::seeds() {
+        if target != "turn_stun" || name.starts_with("bad_") {
+            continue;
+        }
+        let msg = turn::stun::Message::decode(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let has_mi = msg.attribute(turn::attr::MESSAGE_INTEGRITY).is_some();
+        if has_mi && !name.starts_with("rfc5769") {
+            assert!(turn::stun::Message::check_integrity(&data, &key), "{name}");
+        }
+        if !name.starts_with("rfc5769_2_4") {
+            assert!(turn::stun::Message::check_fingerprint(&data), "{name}");
+        }
+    }
+}
