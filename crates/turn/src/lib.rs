@@ -1,7 +1,7 @@
 //! Sans-IO STUN and TURN for ferrostream: the message codec of RFC 8489 (STUN) and RFC 8656
-//! (TURN), ChannelData framing, and the credential computations. The allocation state machine
-//! (allocations, permissions, channel bindings, the relay policy) is built on top of this in a
-//! later step.
+//! (TURN), ChannelData framing, the credential computations, and on top of them the TURN server
+//! state machine ([`server::Server`]: allocations, permissions, channel bindings, long-term
+//! authentication, the peer [`policy`] and the embedding program's [`handler::Handler`]).
 //!
 //! The crate never touches a socket, a clock, a thread or a random number generator: callers
 //! pass in bytes, keys, transaction ids and the current time, and get back values and bytes.
@@ -58,6 +58,9 @@
 //!   RFC 8656 §18), XOR address encoding.
 //! - [`channel`]: ChannelData (RFC 8656 §12.4), UDP demultiplexing, the TCP framer (§12.5).
 //! - [`auth`]: long-term credential key (RFC 8489 §9.2.2) and REST API credentials.
+//! - [`server`]: the sans-IO TURN server; its module docs give the drain rule.
+//! - [`policy`]: which peers a relay may reach; [`policy::Cidr`].
+//! - [`handler`]: the event API (password lookup, vetoes, notifications).
 //! - [`Error`]: the crate's one error type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -69,6 +72,9 @@ pub mod channel;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handler;
+pub mod policy;
+pub mod server;
 pub mod stun;
 
 pub use error::Error;
