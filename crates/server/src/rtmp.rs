@@ -21,7 +21,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{field, Instrument};
 
-const READ_BUF: usize = 64 * 1024;
+/// Read buffer of a publisher; media arrives in large messages.
+const READ_BUF_PUBLISHER: usize = 64 * 1024;
+/// Read buffer until a session publishes: the handshake and commands are small, and a player
+/// only ever sends acknowledgements, so a thousand players should not hold 64 KiB each.
+const READ_BUF_SMALL: usize = 4 * 1024;
 
 /// Accepts RTMP connections until `shutdown` turns true.
 pub(crate) async fn serve(
@@ -144,7 +148,7 @@ async fn run(
         closing: false,
     };
     let mut role = Role::Idle;
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = vec![0u8; READ_BUF_SMALL];
     let handshake_deadline = Instant::now() + shared.rtmp.handshake_timeout;
     let keep_alive = shared.rtmp.keep_alive;
     let mut connected = false;
@@ -175,6 +179,9 @@ async fn run(
                         connected = true;
                     }
                     on_event(&mut conn, &mut role, event, &shared).await;
+                }
+                if matches!(role, Role::Publishing { .. }) && buf.len() < READ_BUF_PUBLISHER {
+                    buf.resize(READ_BUF_PUBLISHER, 0);
                 }
                 conn.flush().await?;
                 if conn.closing {
