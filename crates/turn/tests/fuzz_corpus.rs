@@ -77,3 +77,20 @@ fn valid_seeds_decode_and_verify() {
         }
     }
 }
+
+/// The `turn_server` flow seed really reaches the deep states: allocation, permission,
+/// channel, relaying both ways, then the deletion.
+#[test]
+fn server_flow_seed_relays() {
+    let data = std::fs::read(fuzz_dir().join("corpus/turn_server/allocate_relay_expire.bin"))
+        .expect("seed");
+    let stats = fuzzing::server(&data);
+    // Send indication, peer datagram, ChannelData.
+    assert_eq!(stats.relayed_packets, 3, "{stats:?}");
+    assert_eq!(stats.allocations, 0, "{stats:?}");
+    assert_eq!(stats.auth_failures, 0, "{stats:?}");
+    let data =
+        std::fs::read(fuzz_dir().join("corpus/turn_server/tcp_and_timeouts.bin")).expect("seed");
+    let stats = fuzzing::server(&data);
+    assert_eq!(stats.allocations, 0, "{stats:?}");
+}

@@ -343,5 +343,78 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "bad_dtls_record.bin",
         vec![0x16, 0xFE, 0xFD, 0, 0],
     ));
+    s.extend(server_seeds());
     s
+}
+
+/// Seeds of the `turn_server` target: step sequences (see `turn::fuzzing::server`).
+fn server_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use turn::fuzzing::server_step as step;
+    let peer: std::net::SocketAddr = "203.0.113.9:6000".parse().expect("addr");
+    let req = |method, tid, attrs: &[Attribute]| build(Class::Request, method, tid, attrs, None);
+    let binding = req(Method::Binding, 1, &[]);
+    let allocate = req(Method::Allocate, 2, &[Attribute::RequestedTransport(17)]);
+    let permission = req(
+        Method::CreatePermission,
+        3,
+        &[Attribute::XorPeerAddress(peer)],
+    );
+    let bind = req(
+        Method::ChannelBind,
+        4,
+        &[
+            Attribute::ChannelNumber(0x4000),
+            Attribute::XorPeerAddress(peer),
+        ],
+    );
+    let send = build(
+        Class::Indication,
+        Method::Send,
+        5,
+        &[
+            Attribute::XorPeerAddress(peer),
+            Attribute::Data(b"to peer".to_vec()),
+        ],
+        None,
+    );
+    let refresh = req(Method::Refresh, 6, &[Attribute::Lifetime(0)]);
+    let mut cd = Vec::new();
+    ChannelData {
+        channel: 0x4000,
+        data: b"via channel",
+    }
+    .encode(false, &mut cd)
+    .expect("ChannelData encodes");
+
+    let mut flow = Vec::new();
+    step(0, &binding, &mut flow);
+    step(0, &allocate, &mut flow);
+    step(3, &allocate, &mut flow);
+    step(3, &allocate, &mut flow);
+    step(3, &permission, &mut flow);
+    step(3, &bind, &mut flow);
+    step(0, &send, &mut flow);
+    step(2, b"from peer", &mut flow);
+    step(0, &cd, &mut flow);
+    flow.extend_from_slice(&[4, 0x01, 0x90]);
+    step(2, b"late", &mut flow);
+    step(3, &refresh, &mut flow);
+    flow.extend_from_slice(&[4, 0x02, 0xBC]);
+
+    let mut tcp = Vec::new();
+    step(1, &allocate, &mut tcp);
+    step(3, &allocate, &mut tcp);
+    step(1, &cd, &mut tcp);
+    step(2, b"x", &mut tcp);
+    tcp.extend_from_slice(&[4, 0x0E, 0x10, 4, 0x0E, 0x10]);
+
+    vec![
+        ("turn_server", "allocate_relay_expire.bin", flow),
+        ("turn_server", "tcp_and_timeouts.bin", tcp),
+        (
+            "turn_server",
+            "truncated_step.bin",
+            vec![0, 0x00, 0x20, 0x00, 0x01],
+        ),
+    ]
 }
