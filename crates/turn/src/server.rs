@@ -29,8 +29,10 @@
 //! # Choices
 //!
 //! - Only UDP relaying (REQUESTED-TRANSPORT 17; anything else is 442).
-//! - EVEN-PORT and RESERVATION-TOKEN are answered 508 Insufficient Capacity: the driver picks
-//!   ports from a range and keeps no reservations (RFC 8656 §7.2 allows the rejection).
+//! - EVEN-PORT with the R bit (reserve the next port) and RESERVATION-TOKEN are answered 508
+//!   Insufficient Capacity: the driver picks ports from a range and keeps no reservations
+//!   (RFC 8656 §7.2 allows the rejection). EVEN-PORT without it is passed on as
+//!   [`Output::AllocateRelay`]'s `even_port`.
 //!   ADDITIONAL-ADDRESS-FAMILY (dual allocation) is ignored: one relay of the requested family.
 //! - DONT-FRAGMENT is accepted and not acted on.
 //! - Only MESSAGE-INTEGRITY (HMAC-SHA1, MD5 key) is supported; PASSWORD-ALGORITHMS is not
@@ -186,6 +188,8 @@ pub enum Output {
         request: RelayRequestId,
         /// The address family asked for.
         family: AddressFamily,
+        /// EVEN-PORT (without the R bit) was asked for: bind an even port (RFC 8656 §7.2).
+        even_port: bool,
     },
     /// Close the relay socket bound at `relay`.
     ReleaseRelay {
@@ -583,6 +587,16 @@ impl Server {
             to: transport,
             bytes: out,
         });
+    }
+
+    /// The client's TCP connection ended: its allocation is deleted (RFC 8656 §3.1, the
+    /// allocation lives only as long as the connection), with [`Output::ReleaseRelay`] and
+    /// [`Event::Abort`], and an Allocate still waiting for its relay is forgotten (the relay,
+    /// when it comes, is released).
+    pub fn close_transport(&mut self, now: Instant, transport: Transport) {
+        self.touch(now);
+        self.pending.retain(|_, p| p.transport != transport);
+        self.delete_allocation(transport);
     }
 
     /// The driver's answer to [`Output::AllocateRelay`]: the relay socket's bound address, or
@@ -1062,9 +1076,15 @@ impl Server {
                 return;
             }
         }
-        if msg.attribute(attr::EVEN_PORT).is_some()
-            || msg.attribute(attr::RESERVATION_TOKEN).is_some()
-        {
+        // EVEN-PORT without the R bit only asks for an even port, which the driver can pick
+        // (coturn 4.6's turnutils_uclient adds it to half its Allocates); reserving the next
+        // port, and redeeming a reservation, is not supported.
+        let reserve = matches!(
+            msg.attribute(attr::EVEN_PORT),
+            Some(Attribute::EvenPort(true))
+        );
+        let even_port = msg.attribute(attr::EVEN_PORT).is_some();
+        if reserve || msg.attribute(attr::RESERVATION_TOKEN).is_some() {
             self.error(reply, 508, Vec::new());
             return;
         }
@@ -1109,8 +1129,11 @@ impl Server {
             },
         );
         let _ = now;
-        self.out
-            .push_back(Output::AllocateRelay { request, family });
+        self.out.push_back(Output::AllocateRelay {
+            request,
+            family,
+            even_port,
+        });
     }
 
     /// The allocation of the 5-tuple, checked against the request's username; answers 437 or

@@ -128,7 +128,10 @@ impl Pair {
             Some((user, pw, &n)),
         );
         let outs = self.input(from, &raw);
-        let [Output::AllocateRelay { request, family }] = outs.as_slice() else {
+        let [Output::AllocateRelay {
+            request, family, ..
+        }] = outs.as_slice()
+        else {
             panic!("{outs:?}");
         };
         assert_eq!(*family, AddressFamily::Ipv4);
@@ -362,16 +365,29 @@ fn allocate_errors_442_400_508_and_relay_failures() {
     let [Output::AllocateRelay {
         request,
         family: AddressFamily::Ipv6,
+        even_port: false,
     }] = outs.as_slice()
     else {
         panic!("{outs:?}")
     };
     p.s.relay_allocated(p.now, *request, Err(RelayError::FamilyUnsupported));
     assert_eq!(code(&split(p.drain()).0), Some(440));
-    let (_, raw) = p.authed(Method::Allocate, &[Attribute::RequestedTransport(17)]);
+    // EVEN-PORT without the R bit (coturn's uclient sends it): passed on to the driver.
+    let (_, raw) = p.authed(
+        Method::Allocate,
+        &[
+            Attribute::RequestedTransport(17),
+            Attribute::EvenPort(false),
+        ],
+    );
     let outs = p.input(p.client, &raw);
-    let [Output::AllocateRelay { request, .. }] = outs.as_slice() else {
-        panic!()
+    let [Output::AllocateRelay {
+        request,
+        even_port: true,
+        ..
+    }] = outs.as_slice()
+    else {
+        panic!("{outs:?}")
     };
     p.s.relay_allocated(p.now, *request, Err(RelayError::Exhausted));
     assert_eq!(code(&split(p.drain()).0), Some(508));
@@ -793,6 +809,42 @@ fn tcp_client_gets_padded_channel_data() {
     assert!(p
         .input(udp("203.0.113.5:50000"), &[0x40, 0x00, 0, 1, 0])
         .is_empty());
+}
+
+#[test]
+fn closing_a_tcp_transport_deletes_its_allocation() {
+    let mut p = Pair::new(config());
+    p.client.protocol = Protocol::Tcp;
+    let relay = p.allocate();
+    p.s.close_transport(p.now, p.client);
+    assert_eq!(
+        p.drain(),
+        vec![
+            Output::ReleaseRelay { relay },
+            Output::Event(Event::Abort {
+                name: USER.into(),
+                client: p.client.client,
+            })
+        ]
+    );
+    assert_eq!(p.s.stats().allocations, 0);
+    // An Allocate waiting for its relay when the connection closes: the relay is released.
+    let n = p.nonce();
+    let (_, raw) = p.build(
+        Class::Request,
+        Method::Allocate,
+        &[Attribute::RequestedTransport(17)],
+        Some((USER, PW, &n)),
+    );
+    let outs = p.input(p.client, &raw);
+    let [Output::AllocateRelay { request, .. }] = outs.as_slice() else {
+        panic!("{outs:?}")
+    };
+    p.s.close_transport(p.now, p.client);
+    assert!(p.drain().is_empty());
+    p.s.relay_allocated(p.now, *request, Ok(relay));
+    assert_eq!(p.drain(), vec![Output::ReleaseRelay { relay }]);
+    assert_eq!(p.s.stats().allocations, 0);
 }
 
 #[test]
