@@ -198,6 +198,71 @@ impl IpRange {
     pub fn any_contains(list: &[IpRange], ip: IpAddr) -> bool {
         list.iter().any(|r| r.contains(ip))
     }
+
+    /// The entry as CIDR blocks (the TURN peer policy's form): one for an address or a block,
+    /// the fewest blocks covering exactly a `first-last` span.
+    pub fn to_cidrs(&self) -> Vec<::turn::policy::Cidr> {
+        let block = |addr: IpAddr, len: u8| ::turn::policy::Cidr::new(addr, len);
+        match *self {
+            IpRange::Single(a) => block(a, if a.is_ipv4() { 32 } else { 128 })
+                .into_iter()
+                .collect(),
+            IpRange::Cidr(a, len) => block(a, len).into_iter().collect(),
+            IpRange::Span(IpAddr::V4(f), IpAddr::V4(l)) => {
+                span_blocks(u128::from(f.to_bits()), u128::from(l.to_bits()), 32)
+                    .into_iter()
+                    .filter_map(|(start, len)| {
+                        let start = u32::try_from(start).ok()?;
+                        block(IpAddr::V4(std::net::Ipv4Addr::from_bits(start)), len)
+                    })
+                    .collect()
+            }
+            IpRange::Span(IpAddr::V6(f), IpAddr::V6(l)) => {
+                span_blocks(f.to_bits(), l.to_bits(), 128)
+                    .into_iter()
+                    .filter_map(|(start, len)| {
+                        block(IpAddr::V6(std::net::Ipv6Addr::from_bits(start)), len)
+                    })
+                    .collect()
+            }
+            IpRange::Span(..) => Vec::new(),
+        }
+    }
+}
+
+/// The aligned blocks `(start, prefix length)` covering `first..=last` of a `width`-bit
+/// address space, largest first.
+fn span_blocks(first: u128, last: u128, width: u32) -> Vec<(u128, u8)> {
+    let mut out = Vec::new();
+    let mut start = first;
+    loop {
+        // The largest block aligned at `start` that does not run past `last`.
+        let mut host_bits = start.trailing_zeros().min(width);
+        while host_bits > 0 {
+            let size_minus_one = if host_bits >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << host_bits) - 1
+            };
+            if start
+                .checked_add(size_minus_one)
+                .is_some_and(|end| end <= last)
+            {
+                break;
+            }
+            host_bits -= 1;
+        }
+        out.push((start, u8::try_from(width - host_bits).unwrap_or(0)));
+        let size_minus_one = if host_bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
+        match start.checked_add(size_minus_one) {
+            Some(end) if end < last => start = end + 1,
+            _ => return out,
+        }
+    }
 }
 
 impl FromStr for IpRange {
@@ -1058,6 +1123,23 @@ mod tests {
         assert!(IpRange::any_contains(&list, ip("fd12::1")));
         assert!(!IpRange::any_contains(&list, ip("11.0.0.1")));
         assert!(!IpRange::any_contains(&list, ip("127.0.0.1")));
+        let cidrs = |s: &str| -> Vec<String> {
+            let r: IpRange = s.parse().expect("range");
+            r.to_cidrs().iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(cidrs("127.0.0.1"), ["127.0.0.1/32"]);
+        assert_eq!(cidrs("10.0.0.0/8"), ["10.0.0.0/8"]);
+        assert_eq!(
+            cidrs("10.0.0.1-10.0.0.6"),
+            ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+        );
+        assert_eq!(cidrs("0.0.0.0-255.255.255.255"), ["0.0.0.0/0"]);
+        assert_eq!(cidrs("192.168.0.0-192.168.255.255"), ["192.168.0.0/16"]);
+        assert_eq!(
+            cidrs("::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            ["::/0"]
+        );
+        assert_eq!(cidrs("fd00::/8"), ["fd00::/8"]);
         assert!("10.0.0.9-10.0.0.1".parse::<IpRange>().is_err());
         assert!("10.0.0.1-::1".parse::<IpRange>().is_err());
         assert!("10.0.0.0/33".parse::<IpRange>().is_err());

@@ -10,6 +10,8 @@
 //! - `server.rs`: [`Server`] binds the listeners from [`Options`] and stops them.
 //! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
 //! - `http.rs`: the HTTP listener serving the `api` routes with hyper.
+//! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
+//!   `turn::server::Server`.
 //! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,6 +22,7 @@ mod http;
 mod rtmp;
 mod server;
 mod stall;
+mod turn;
 
 pub(crate) use server::Shared;
-pub use server::{Options, RtmpOptions, Server};
+pub use server::{Options, RtmpOptions, Server, TurnOptions};

@@ -1,6 +1,7 @@
 //! Starting and stopping the listeners.
 
 use crate::config::Config;
+pub use crate::turn::TurnOptions;
 use anyhow::Context;
 use registry::{Registry, RegistryConfig};
 use std::net::SocketAddr;
@@ -39,6 +40,10 @@ pub struct Options {
     pub write_timeout: Duration,
     /// Registry tunables.
     pub registry: RegistryConfig,
+    /// STUN/TURN listener, UDP and TCP on the same port (`turn.port`).
+    pub turn_addr: Option<SocketAddr>,
+    /// TURN settings (`[turn]`).
+    pub turn: TurnOptions,
 }
 
 /// State every session shares.
@@ -56,6 +61,8 @@ pub struct Server {
     pub rtmp_addr: Option<SocketAddr>,
     /// The bound HTTP address, if enabled.
     pub http_addr: Option<SocketAddr>,
+    /// The bound STUN/TURN address (UDP and TCP), if enabled.
+    pub turn_addr: Option<SocketAddr>,
     /// The live streams.
     pub registry: Registry,
     shutdown: watch::Sender<bool>,
@@ -115,9 +122,23 @@ impl Server {
             )));
         }
 
+        let mut turn_addr = None;
+        if let Some(addr) = options.turn_addr {
+            let (bound, task) = crate::turn::start(
+                addr,
+                options.turn.clone(),
+                registry.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?;
+            turn_addr = Some(bound);
+            tasks.push(task);
+        }
+
         Ok(Server {
             rtmp_addr,
             http_addr,
+            turn_addr,
             registry,
             shutdown,
             tasks,
@@ -148,6 +169,34 @@ impl Options {
             max_stream_wait: config.general.max_stream_wait,
             write_timeout: Duration::from_secs(15),
             registry: RegistryConfig::default(),
+            turn_addr: listen(config.turn.port),
+            turn: turn_options(&config.turn),
         }
+    }
+}
+
+/// `[turn]` as the TURN driver's settings.
+fn turn_options(t: &crate::config::Turn) -> TurnOptions {
+    let server = ::turn::server::Config {
+        realm: t.realm.clone(),
+        external_ip: t.external_ip,
+        max_allocations: usize::try_from(t.max_allocations).unwrap_or(usize::MAX),
+        max_allocations_per_user: usize::try_from(t.max_allocations_per_user).unwrap_or(usize::MAX),
+        max_lifetime: t.max_lifetime,
+        users: t
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.password.expose().to_owned()))
+            .collect(),
+        auth_secret: (!t.auth_secret.is_empty()).then(|| t.auth_secret.expose().to_owned()),
+        allow_peers: t.allow_peers.iter().flat_map(|r| r.to_cidrs()).collect(),
+        password_hook: t.hook_url.is_some(),
+        ..::turn::server::Config::default()
+    };
+    TurnOptions {
+        server,
+        relay_port_range: t.relay_port_range.clone(),
+        hook_url: t.hook_url.clone(),
+        ..TurnOptions::default()
     }
 }

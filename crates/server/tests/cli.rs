@@ -58,6 +58,7 @@ fn runs_from_a_zlmediakit_style_file_with_env_overrides_and_stops_on_sigterm() {
         .arg(&path)
         .env("FERROSTREAM__RTMP__PORT", rtmp_port.to_string())
         .env("FERROSTREAM__RTSP__PORT", "0")
+        .env("FERROSTREAM__TURN__PORT", "0")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");

@@ -48,6 +48,9 @@ pub async fn start_server_with(tweak: impl FnOnce(&mut Options)) -> Server {
         keep_alive: Duration::from_secs(10),
     };
     options.max_stream_wait = Duration::from_secs(5);
+    // `turn.port` defaults to 3478: parallel test binaries would collide on it. A TURN test
+    // turns it on at 127.0.0.1:0 in `tweak`.
+    options.turn_addr = None;
     tweak(&mut options);
     Server::start(options).await.expect("server starts")
 }

@@ -1,0 +1,710 @@
+//! The STUN/TURN listener (RFC 8489, RFC 8656): sockets, timers and the hooks of seed 000
+//! around the sans-IO [`::turn::server::Server`].
+//!
+//! One owner task holds the state machine (it is single-threaded) and follows its drain rule:
+//!
+//! ```text
+//!  UDP listener ── recv_from ───────────────────┐
+//!  TCP conn tasks ── next_frame ── mpsc(256) ───┤
+//!  relay reader tasks ── recv_from ── mpsc(1024)┼─▶ owner: handle_* ─▶ poll_output until None
+//!  password lookups (spawned GETs) ── mpsc ─────┤        ├─ ToClient ─▶ UDP send_to / TCP mpsc(256)
+//!  timer (poll_timeout) ────────────────────────┘        ├─ ToPeer ──▶ relay socket send_to
+//!                                                         ├─ AllocateRelay ▶ bind, relay_allocated
+//!                                                         ├─ ReleaseRelay ─▶ abort the reader
+//!                                                         ├─ PasswordRequest ▶ spawn GET /password
+//!                                                         └─ Event ─▶ mpsc(1024) ─▶ POST /events
+//! ```
+//!
+//! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
+//! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
+//! read, or a hook backend that does not keep up, loses messages, which are counted.
+
+use ::turn::attr::AddressFamily;
+use ::turn::server::{AuthRequestId, Event, Output, Protocol, RelayError, Transport};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// Largest datagram read from the listener (the UDP maximum).
+const LISTENER_BUF: usize = 0xFFFF;
+/// Largest datagram read from a peer. WebRTC keeps packets under the path MTU; anything longer
+/// would not fit in a Data indication to a UDP client behind a typical MTU anyway.
+const RELAY_BUF: usize = 0x4000;
+/// Frames from all TCP connections waiting for the owner.
+const TCP_IN_QUEUE: usize = 256;
+/// Frames waiting to be written to one TCP client; past it they are dropped.
+const TCP_OUT_QUEUE: usize = 256;
+/// Datagrams from all relay sockets waiting for the owner.
+const PEER_QUEUE: usize = 1024;
+/// Events waiting to be POSTed; past it they are dropped.
+const EVENT_QUEUE: usize = 1024;
+/// A dropped-message warning is logged once per this many drops.
+const WARN_EVERY: u64 = 1000;
+/// Random ports tried in the relay range before giving up with 508.
+const BIND_ATTEMPTS: usize = 64;
+/// Largest TCP read buffer: a STUN message or ChannelData frame is at most 64 KiB.
+const TCP_MAX_FRAME: usize = 0x1_0004;
+
+/// TURN settings beyond the listener address.
+#[derive(Debug, Clone)]
+pub struct TurnOptions {
+    /// The state machine's settings (`turn.realm`, `turn.users`, …). `password_hook` is set at
+    /// start from [`TurnOptions::hook_url`].
+    pub server: ::turn::server::Config,
+    /// `turn.relay_port_range`: UDP ports relay sockets are bound on.
+    pub relay_port_range: RangeInclusive<u16>,
+    /// `turn.hook_url`: base URL of `GET /password` and `POST /events` (seed 000).
+    pub hook_url: Option<String>,
+    /// How long a hook call may take. Default: 5 s.
+    pub hook_timeout: Duration,
+}
+
+impl Default for TurnOptions {
+    fn default() -> Self {
+        TurnOptions {
+            server: ::turn::server::Config::default(),
+            relay_port_range: 49152..=65535,
+            hook_url: None,
+            hook_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Binds UDP and TCP on one port (with port 0: the port UDP got, retried a few times if TCP
+/// cannot have it) and starts the owner task. Returns the bound address.
+pub(crate) async fn start(
+    addr: SocketAddr,
+    options: TurnOptions,
+    registry: registry::Registry,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let (udp, tcp) = bind_pair(addr).await?;
+    let bound = udp.local_addr()?;
+    let relay_ip = relay_ip(bound.ip());
+    tracing::info!(
+        "TURN listening on udp://{bound} and tcp://{bound} (relay {relay_ip}, ports {}-{})",
+        options.relay_port_range.start(),
+        options.relay_port_range.end()
+    );
+    let mut config = options.server.clone();
+    config.password_hook = options.hook_url.is_some();
+    let hooks = match &options.hook_url {
+        Some(url) => Some(Hooks::start(url, &config.realm, options.hook_timeout)?),
+        None => None,
+    };
+    let (tcp_tx, tcp_rx) = mpsc::channel(TCP_IN_QUEUE);
+    let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
+    let (pw_tx, pw_rx) = mpsc::channel(config.max_parked_auth.max(1));
+    let owner = Owner {
+        server: ::turn::server::Server::new(config, rand::random()),
+        udp: Arc::new(udp),
+        local: bound,
+        relay_ip,
+        relay_ports: options.relay_port_range,
+        relays: HashMap::new(),
+        tcp_clients: HashMap::new(),
+        peer_tx,
+        pw_tx,
+        hooks,
+        tcp_dropped: 0,
+    };
+    let span = tracing::info_span!("turn", %bound);
+    let task = tokio::spawn(
+        owner
+            .run(tcp, registry, tcp_tx, tcp_rx, peer_rx, pw_rx, shutdown)
+            .instrument(span),
+    );
+    Ok((bound, task))
+}
+
+async fn bind_pair(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let attempts = if addr.port() == 0 { 8 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("bind TURN UDP on {addr}"))?;
+        let port_addr = udp.local_addr()?;
+        match TcpListener::bind(port_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.map_or_else(|| anyhow::anyhow!("no attempt"), anyhow::Error::from);
+    Err(e.context(format!("bind TURN TCP on {addr}")))
+}
+
+/// The IP relay sockets advertise: the listener's, or for a wildcard listener the address of
+/// the interface holding the default route (a connected UDP socket sends nothing), else the
+/// wildcard itself (set `turn.external_ip` then).
+fn relay_ip(listener: IpAddr) -> IpAddr {
+    if !listener.is_unspecified() {
+        return listener;
+    }
+    let probe: SocketAddr = match listener {
+        IpAddr::V4(_) => (Ipv4Addr::new(192, 0, 2, 1), 9).into(),
+        IpAddr::V6(_) => (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into(),
+    };
+    std::net::UdpSocket::bind(SocketAddr::new(listener, 0))
+        .and_then(|s| s.connect(probe).and_then(|()| s.local_addr()))
+        .map_or(listener, |a| a.ip())
+}
+
+/// From the TCP connection tasks to the owner.
+enum TcpMsg {
+    Opened {
+        client: SocketAddr,
+        out: mpsc::Sender<Vec<u8>>,
+    },
+    Frame {
+        transport: Transport,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        transport: Transport,
+    },
+}
+
+/// A datagram a relay socket received.
+struct PeerPacket {
+    relay: SocketAddr,
+    peer: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+struct Relay {
+    socket: Arc<UdpSocket>,
+    reader: JoinHandle<()>,
+}
+
+struct Owner {
+    server: ::turn::server::Server,
+    udp: Arc<UdpSocket>,
+    local: SocketAddr,
+    relay_ip: IpAddr,
+    relay_ports: RangeInclusive<u16>,
+    relays: HashMap<SocketAddr, Relay>,
+    tcp_clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    peer_tx: mpsc::Sender<PeerPacket>,
+    pw_tx: mpsc::Sender<(AuthRequestId, Option<String>)>,
+    hooks: Option<Hooks>,
+    tcp_dropped: u64,
+}
+
+impl Owner {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        mut self,
+        tcp: TcpListener,
+        registry: registry::Registry,
+        tcp_tx: mpsc::Sender<TcpMsg>,
+        mut tcp_rx: mpsc::Receiver<TcpMsg>,
+        mut peer_rx: mpsc::Receiver<PeerPacket>,
+        mut pw_rx: mpsc::Receiver<(AuthRequestId, Option<String>)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut buf = vec![0u8; LISTENER_BUF];
+        let udp = Arc::clone(&self.udp);
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let deadline = self.server.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                recv = udp.recv_from(&mut buf) => match recv {
+                    Ok((n, client)) => {
+                        let transport = Transport { protocol: Protocol::Udp, client, server: self.local };
+                        let (now, unix) = clocks();
+                        self.server.handle_client(now, unix, transport, &buf[..n]);
+                    }
+                    // ICMP port unreachable from an earlier send shows up here on some
+                    // systems; it concerns one client, not the socket.
+                    Err(e) => tracing::debug!("TURN UDP receive: {e}"),
+                },
+                accepted = tcp.accept() => match accepted {
+                    Ok((socket, client)) => {
+                        let id = registry.next_session_id();
+                        let span = tracing::info_span!("session", proto = "turn", id, peer = %client);
+                        conns.spawn(tcp_conn(socket, client, tcp_tx.clone()).instrument(span));
+                    }
+                    Err(e) => {
+                        tracing::error!("TURN accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(msg) = tcp_rx.recv() => match msg {
+                    TcpMsg::Opened { client, out } => {
+                        self.tcp_clients.insert(client, out);
+                    }
+                    TcpMsg::Frame { transport, bytes } => {
+                        let (now, unix) = clocks();
+                        self.server.handle_client(now, unix, transport, &bytes);
+                    }
+                    TcpMsg::Closed { transport } => {
+                        self.tcp_clients.remove(&transport.client);
+                        self.server.close_transport(clocks().0, transport);
+                    }
+                },
+                Some(p) = peer_rx.recv() => {
+                    self.server.handle_peer(clocks().0, p.relay, p.peer, &p.bytes);
+                }
+                Some((request, password)) = pw_rx.recv() => {
+                    self.server.provide_password(clocks().0, request, password);
+                }
+                () = sleep_until(deadline) => {
+                    self.server.handle_timeout(clocks().0);
+                }
+                Some(_) = conns.join_next() => {}
+                _ = shutdown.changed() => break,
+            }
+            self.drain().await;
+        }
+        for (_, relay) in self.relays.drain() {
+            relay.reader.abort();
+        }
+        conns.abort_all();
+    }
+
+    /// Carries out every pending output (the drain rule).
+    async fn drain(&mut self) {
+        while let Some(out) = self.server.poll_output() {
+            match out {
+                Output::ToClient { to, bytes } => self.send_to_client(to, bytes).await,
+                Output::ToPeer { relay, peer, bytes } => {
+                    if let Some(r) = self.relays.get(&relay) {
+                        if let Err(e) = r.socket.send_to(&bytes, peer).await {
+                            tracing::debug!("relay {relay} to {peer}: {e}");
+                        }
+                    }
+                }
+                Output::AllocateRelay {
+                    request,
+                    family,
+                    even_port,
+                } => {
+                    let result = self.bind_relay(family, even_port);
+                    self.server.relay_allocated(clocks().0, request, result);
+                }
+                Output::ReleaseRelay { relay } => {
+                    if let Some(r) = self.relays.remove(&relay) {
+                        r.reader.abort();
+                    }
+                }
+                Output::PasswordRequest {
+                    request,
+                    username,
+                    realm: _,
+                    client,
+                } => match &self.hooks {
+                    Some(hooks) => hooks.password(request, username, client, self.pw_tx.clone()),
+                    None => self.server.provide_password(clocks().0, request, None),
+                },
+                Output::Event(event) => {
+                    if let Some(hooks) = &mut self.hooks {
+                        hooks.event(&event);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_to_client(&mut self, to: Transport, bytes: Vec<u8>) {
+        match to.protocol {
+            Protocol::Udp => {
+                if let Err(e) = self.udp.send_to(&bytes, to.client).await {
+                    tracing::debug!("TURN UDP send to {}: {e}", to.client);
+                }
+            }
+            Protocol::Tcp => {
+                let Some(out) = self.tcp_clients.get(&to.client) else {
+                    return;
+                };
+                if out.try_send(bytes).is_err() {
+                    self.tcp_dropped += 1;
+                    if self.tcp_dropped % WARN_EVERY == 1 {
+                        tracing::warn!(
+                            dropped = self.tcp_dropped,
+                            "TURN TCP client not reading: messages dropped"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A UDP socket on a random free port (an even one if `even`) of the relay range, its
+    /// reader task started.
+    fn bind_relay(&mut self, family: AddressFamily, even: bool) -> Result<SocketAddr, RelayError> {
+        // A wildcard listener gets wildcard relays (peers may come in on any interface); the
+        // advertised address is `relay_ip` either way.
+        let bind_ip = self.local.ip();
+        let family_ok = match family {
+            AddressFamily::Ipv4 => bind_ip.is_ipv4(),
+            AddressFamily::Ipv6 => bind_ip.is_ipv6(),
+        };
+        if !family_ok {
+            return Err(RelayError::FamilyUnsupported);
+        }
+        let (first, last) = (*self.relay_ports.start(), *self.relay_ports.end());
+        let span = usize::from(last - first) + 1;
+        for _ in 0..BIND_ATTEMPTS.min(span.saturating_mul(2)) {
+            let mut port = rand::random_range(first..=last);
+            if even && port % 2 == 1 {
+                if port == last {
+                    port -= 1;
+                } else {
+                    port += 1;
+                }
+                if port < first {
+                    break;
+                }
+            }
+            let socket = match std::net::UdpSocket::bind(SocketAddr::new(bind_ip, port)) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => {
+                    tracing::warn!("TURN relay bind on {bind_ip}:{port}: {e}");
+                    return Err(RelayError::Failed);
+                }
+            };
+            let socket = match socket
+                .set_nonblocking(true)
+                .and_then(|()| UdpSocket::from_std(socket))
+            {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::warn!("TURN relay socket: {e}");
+                    return Err(RelayError::Failed);
+                }
+            };
+            let relay = SocketAddr::new(self.relay_ip, port);
+            let reader = tokio::spawn(
+                relay_reader(Arc::clone(&socket), relay, self.peer_tx.clone())
+                    .instrument(tracing::Span::current()),
+            );
+            if let Some(old) = self.relays.insert(relay, Relay { socket, reader }) {
+                old.reader.abort();
+            }
+            return Ok(relay);
+        }
+        tracing::warn!("TURN relay ports {first}-{last} exhausted");
+        Err(RelayError::Exhausted)
+    }
+}
+
+/// The server's clock and the UNIX time (REST credential expiry).
+fn clocks() -> (std::time::Instant, u64) {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (Instant::now().into_std(), unix)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn relay_reader(socket: Arc<UdpSocket>, relay: SocketAddr, tx: mpsc::Sender<PeerPacket>) {
+    let mut buf = vec![0u8; RELAY_BUF];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, peer)) => {
+                let packet = PeerPacket {
+                    relay,
+                    peer,
+                    bytes: buf[..n].to_vec(),
+                };
+                if tx.send(packet).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!("relay {relay} receive: {e}"),
+        }
+    }
+}
+
+/// One TCP client: frames in to the owner, frames out from its queue.
+async fn tcp_conn(socket: TcpStream, client: SocketAddr, tx: mpsc::Sender<TcpMsg>) {
+    let server = match socket.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let _ = socket.set_nodelay(true);
+    let transport = Transport {
+        protocol: Protocol::Tcp,
+        client,
+        server,
+    };
+    let (mut rd, mut wr) = socket.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TCP_OUT_QUEUE);
+    if tx
+        .send(TcpMsg::Opened {
+            client,
+            out: out_tx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::debug!("TURN TCP connection opened");
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let end = loop {
+        if buf.len() >= TCP_MAX_FRAME {
+            break "frame too long".to_owned();
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => break "closed by the peer".to_owned(),
+            Ok(_) => {}
+            Err(e) => break e.to_string(),
+        }
+        let mut used = 0;
+        let framing = loop {
+            match ::turn::channel::next_frame(&buf[used..]) {
+                Ok(Some((_, n))) => {
+                    let bytes = buf[used..used + n].to_vec();
+                    used += n;
+                    if tx.send(TcpMsg::Frame { transport, bytes }).await.is_err() {
+                        break Err("server stopped".to_owned());
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("framing lost: {e}")),
+            }
+        };
+        buf.drain(..used);
+        if let Err(e) = framing {
+            break e;
+        }
+    };
+    tracing::debug!("TURN TCP connection ended: {end}");
+    writer.abort();
+    let _ = tx.send(TcpMsg::Closed { transport }).await;
+}
+
+/// The seed 000 hooks: `GET {hook_url}/password`, `POST {hook_url}/events`.
+struct Hooks {
+    client: reqwest::Client,
+    base: String,
+    realm: String,
+    rid: String,
+    events: mpsc::Sender<serde_json::Value>,
+    dropped: u64,
+}
+
+impl Hooks {
+    fn start(url: &str, realm: &str, timeout: Duration) -> anyhow::Result<Hooks> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .context("TURN hook HTTP client")?;
+        let rid: String = {
+            use rand::Rng;
+            rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect()
+        };
+        let base = url.trim_end_matches('/').to_owned();
+        let (events, rx) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(
+            post_events(
+                client.clone(),
+                format!("{base}/events"),
+                realm.to_owned(),
+                rid.clone(),
+                rx,
+            )
+            .instrument(tracing::Span::current()),
+        );
+        Ok(Hooks {
+            client,
+            base,
+            realm: realm.to_owned(),
+            rid,
+            events,
+            dropped: 0,
+        })
+    }
+
+    /// Asks the backend for `name`'s password off the owner task; the answer comes back on
+    /// `answer`. Anything but a 200 (or no answer in time) is an unknown user.
+    fn password(
+        &self,
+        request: AuthRequestId,
+        name: String,
+        client: SocketAddr,
+        answer: mpsc::Sender<(AuthRequestId, Option<String>)>,
+    ) {
+        let call = self
+            .client
+            .get(format!("{}/password", self.base))
+            .query(&[("addr", client.to_string()), ("name", name)])
+            .header("realm", &self.realm)
+            .header("rid", &self.rid);
+        tokio::spawn(
+            async move {
+                let password = match call.send().await {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => match r.text().await {
+                        Ok(body) => Some(body.trim().to_owned()),
+                        Err(e) => {
+                            tracing::warn!("TURN password hook body: {e}");
+                            None
+                        }
+                    },
+                    Ok(r) => {
+                        tracing::debug!("TURN password hook answered {}", r.status());
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("TURN password hook failed: {e}");
+                        None
+                    }
+                };
+                let _ = answer.send((request, password)).await;
+            }
+            .instrument(tracing::Span::current()),
+        );
+    }
+
+    /// Queues `event` for `POST /events`; a full queue drops it.
+    fn event(&mut self, event: &Event) {
+        if self.events.try_send(event_json(event)).is_err() {
+            self.dropped += 1;
+            if self.dropped % WARN_EVERY == 1 {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "TURN events backend not keeping up: events dropped"
+                );
+            }
+        }
+    }
+}
+
+/// Sends queued events one at a time, in order.
+async fn post_events(
+    client: reqwest::Client,
+    url: String,
+    realm: String,
+    rid: String,
+    mut rx: mpsc::Receiver<serde_json::Value>,
+) {
+    let mut failures = 0u64;
+    while let Some(body) = rx.recv().await {
+        let sent = client
+            .post(&url)
+            .header("realm", &realm)
+            .header("rid", &rid)
+            .json(&body)
+            .send()
+            .await;
+        let problem = match sent {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("status {}", r.status())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(problem) = problem {
+            failures += 1;
+            if failures % WARN_EVERY == 1 {
+                tracing::warn!(failures, "TURN events hook failed: {problem}");
+            }
+        }
+    }
+}
+
+/// Seed 000's JSON body of an event.
+fn event_json(event: &Event) -> serde_json::Value {
+    use serde_json::json;
+    match event {
+        Event::Binding { client } => json!({"kind": "binding", "addr": client.to_string()}),
+        Event::Allocated {
+            name,
+            client,
+            relay_port,
+        } => json!({
+            "kind": "allocated", "name": name, "addr": client.to_string(), "port": relay_port,
+        }),
+        Event::ChannelBind {
+            name,
+            client,
+            channel,
+        } => json!({
+            "kind": "channel_bind", "name": name, "addr": client.to_string(), "channel": channel,
+        }),
+        Event::CreatePermission {
+            name,
+            client,
+            peer_port,
+            peer: _,
+        } => json!({
+            "kind": "create_permission", "name": name, "addr": client.to_string(),
+            "relay": peer_port,
+        }),
+        Event::Refresh {
+            name,
+            client,
+            expiration_secs,
+        } => json!({
+            "kind": "refresh", "name": name, "addr": client.to_string(),
+            "expiration": expiration_secs,
+        }),
+        Event::Abort { name, client } => {
+            json!({"kind": "abort", "name": name, "addr": client.to_string()})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_bodies_follow_seed_000() {
+        let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
+        let v = event_json(&Event::Allocated {
+            name: "alice".into(),
+            client,
+            relay_port: 50000,
+        });
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "allocated", "name": "alice", "addr": "192.0.2.7:5000", "port": 50000})
+        );
+        let v = event_json(&Event::Refresh {
+            name: "alice".into(),
+            client,
+            expiration_secs: 600,
+        });
+        assert_eq!(v["kind"], "refresh");
+        assert_eq!(v["expiration"], 600);
+        let v = event_json(&Event::Binding { client });
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "binding", "addr": "192.0.2.7:5000"})
+        );
+    }
+
+    #[test]
+    fn relay_ip_keeps_a_specific_listener_address() {
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert_eq!(relay_ip(ip), ip);
+    }
+}
