@@ -589,8 +589,8 @@ impl Server {
         });
     }
 
-    /// The client's TCP connection ended: its allocation is deleted (RFC 8656 §3.1, the
-    /// allocation lives only as long as the connection), with [`Output::ReleaseRelay`] and
+    /// The client's TCP connection ended: its allocation is deleted (RFC 8656: over TCP the
+    /// allocation lives only as long as its connection), with [`Output::ReleaseRelay`] and
     /// [`Event::Abort`], and an Allocate still waiting for its relay is forgotten (the relay,
     /// when it comes, is released).
     pub fn close_transport(&mut self, now: Instant, transport: Transport) {
