@@ -132,10 +132,20 @@ impl Run {
 /// `turnutils_uclient` sending MESSAGES Send indications through `server` to the peer on
 /// 127.0.0.1:`peer_port`; `args` add credentials and `-t`.
 async fn uclient(server: &Server, peer_port: u16, args: &[&str]) -> Run {
+    uclient_with(server, peer_port, &["-s"], args).await
+}
+
+/// Like [`uclient`], but over a bound channel: ChannelBind, then ChannelData both ways.
+async fn uclient_channels(server: &Server, peer_port: u16, args: &[&str]) -> Run {
+    uclient_with(server, peer_port, &[], args).await
+}
+
+async fn uclient_with(server: &Server, peer_port: u16, mode: &[&str], args: &[&str]) -> Run {
     let turn = server.turn_addr.expect("turn on");
     let mut cmd = Command::new("turnutils_uclient");
-    // -s: Send indications; -c: no RTCP allocation; -z 5: 5 ms between messages.
-    cmd.args(["-s", "-c", "-m", "1", "-z", "5"])
+    // -s: Send indications (else channels); -c: no RTCP allocation; -z 5: 5 ms apart.
+    cmd.args(mode)
+        .args(["-c", "-m", "1", "-z", "5"])
         .args(["-n", &MESSAGES.to_string(), "-l", &LEN.to_string()])
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
         .args(["-p", &turn.port().to_string()])
@@ -184,6 +194,8 @@ async fn udp_allocation_with_a_static_user_relays_to_an_allowed_peer() {
     let (_peer, port) = start_peer().await;
     let run = uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
+    let run = uclient_channels(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
+    assert_relayed(&run);
     server.shutdown().await;
 }
 
@@ -195,6 +207,9 @@ async fn tcp_allocation_with_a_static_user_relays_to_an_allowed_peer() {
     let server = turn_server(allow_loopback).await;
     let (_peer, port) = start_peer().await;
     let run = uclient(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
+    assert_relayed(&run);
+    // ChannelData over TCP: 4-byte framing with padding.
+    let run = uclient_channels(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
     server.shutdown().await;
 }

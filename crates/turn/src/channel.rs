@@ -18,12 +18,15 @@ use crate::Error;
 
 /// First usable channel number (RFC 8656 §12).
 pub const MIN_CHANNEL: u16 = 0x4000;
-/// Last usable channel number; 0x5000–0xFFFF are reserved (RFC 8656 §12).
-pub const MAX_CHANNEL: u16 = 0x4FFF;
+/// Last usable channel number: 0x7FFF, RFC 5766 §11's range. RFC 8656 §12 narrows it to
+/// 0x4FFF (reserving the rest for DTLS-SRTP demultiplexing, RFC 7983), but coturn's own
+/// `turnutils_uclient` (4.6) and other RFC 5766 clients still pick channels up to 0x7FFF. A TURN
+/// port carries no DTLS-SRTP, so accepting the old range costs nothing and keeps them working.
+pub const MAX_CHANNEL: u16 = 0x7FFF;
 /// Size of the ChannelData header.
 pub const CHANNEL_HEADER_LEN: usize = 4;
 
-/// True for channel numbers a client may bind, 0x4000–0x4FFF (RFC 8656 §12).
+/// True for channel numbers a client may bind, 0x4000–0x7FFF (see [`MAX_CHANNEL`]).
 pub fn is_valid_channel(channel: u16) -> bool {
     (MIN_CHANNEL..=MAX_CHANNEL).contains(&channel)
 }
@@ -31,7 +34,7 @@ pub fn is_valid_channel(channel: u16) -> bool {
 /// A ChannelData message, borrowing its payload from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelData<'a> {
-    /// Channel number, 0x4000–0x4FFF.
+    /// Channel number, 0x4000–0x7FFF.
     pub channel: u16,
     /// Application data.
     pub data: &'a [u8],
@@ -215,7 +218,7 @@ mod tests {
 
     #[test]
     fn reserved_and_invalid_channels_are_errors() {
-        for ch in [0x5000u16, 0x7FFF, 0x3FFF, 0xFFFF] {
+        for ch in [0x8000u16, 0xBFFF, 0x3FFF, 0xFFFF] {
             let bytes = [ch.to_be_bytes(), [0, 0]].concat();
             assert!(ChannelData::decode(&bytes).is_err(), "{ch:#x}");
             let cd = ChannelData {
@@ -224,10 +227,8 @@ mod tests {
             };
             assert!(cd.encode(true, &mut Vec::new()).is_err());
         }
-        assert!(matches!(
-            next_frame(&[0x50, 0x00]),
-            Err(Error::ProtocolViolation { .. })
-        ));
+        // RFC 5766's 0x5000–0x7FFF are channels too (see MAX_CHANNEL): a partial frame.
+        assert_eq!(next_frame(&[0x50, 0x00]), Ok(None));
         assert!(matches!(next_frame(&[0x80]), Err(Error::Malformed { .. })));
         assert!(matches!(
             next_frame(&[0, 1, 0, 0, 1, 2, 3, 4]),

@@ -708,7 +708,7 @@ fn channel_bind_rules() {
     // Rebinding the same pair refreshes.
     assert_eq!(p.bind(0x4000, addr(PEER)).class, Class::Success);
     assert_eq!(code(&p.bind(0x3FFF, peer2)), Some(400));
-    assert_eq!(code(&p.bind(0x5000, peer2)), Some(400));
+    assert_eq!(code(&p.bind(0x8000, peer2)), Some(400));
     assert_eq!(
         code(&p.bind(0x4000, peer2)),
         Some(400),
