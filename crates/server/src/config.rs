@@ -830,6 +830,8 @@ sections! {
         "max_allocations" => max_allocations: u32 = "1000" via Plain;
         /// Longest allocation lifetime a client may request, in seconds.
         "max_lifetime" => max_lifetime: Duration = "3600" via Secs;
+        /// Bytes per second one allocation may relay (each way counted); 0 = unlimited.
+        "max_bytes_per_second" => max_bytes_per_second: u64 = "0" via Plain;
     }
 
     /// Lifecycle events in the `{uuid, node, ts, event, payload}` envelope.

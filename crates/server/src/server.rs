@@ -183,6 +183,7 @@ fn turn_options(t: &crate::config::Turn) -> TurnOptions {
         max_allocations: usize::try_from(t.max_allocations).unwrap_or(usize::MAX),
         max_allocations_per_user: usize::try_from(t.max_allocations_per_user).unwrap_or(usize::MAX),
         max_lifetime: t.max_lifetime,
+        bytes_per_second_per_allocation: t.max_bytes_per_second,
         users: t
             .users
             .iter()
