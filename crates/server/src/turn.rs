@@ -144,8 +144,9 @@ async fn bind_pair(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)>
 }
 
 /// The IP relay sockets advertise: the listener's, or for a wildcard listener the address of
-/// the interface holding the default route (a connected UDP socket sends nothing), else the
-/// wildcard itself (set `turn.external_ip` then).
+/// the interface holding the default route (a connected UDP socket sends nothing), else
+/// loopback: a host without a route is reachable only there, and a wildcard address in
+/// XOR-RELAYED-ADDRESS would be unusable to any client. Behind NAT set `turn.external_ip`.
 fn relay_ip(listener: IpAddr) -> IpAddr {
     if !listener.is_unspecified() {
         return listener;
@@ -154,9 +155,16 @@ fn relay_ip(listener: IpAddr) -> IpAddr {
         IpAddr::V4(_) => (Ipv4Addr::new(192, 0, 2, 1), 9).into(),
         IpAddr::V6(_) => (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into(),
     };
+    let loopback = match listener {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
     std::net::UdpSocket::bind(SocketAddr::new(listener, 0))
         .and_then(|s| s.connect(probe).and_then(|()| s.local_addr()))
-        .map_or(listener, |a| a.ip())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(loopback)
 }
 
 /// From the TCP connection tasks to the owner.
