@@ -11,17 +11,26 @@
 //!  timer (poll_timeout) ────────────────────────┘        ├─ ToPeer ──▶ relay socket send_to
 //!                                                         ├─ AllocateRelay ▶ bind, relay_allocated
 //!                                                         ├─ ReleaseRelay ─▶ abort the reader
-//!                                                         ├─ PasswordRequest ▶ spawn GET /password
-//!                                                         └─ Event ─▶ mpsc(1024) ─▶ POST /events
+//!                                                         └─ PasswordRequest ▶ spawn GET /password
+//!
+//!  handle_* ── WebhookHandler (a turn::handler::Handler) ── mpsc(1024) ─▶ POST /events
 //! ```
+//!
+//! Events reach the hook only through the state machine's [`::turn::handler::Handler`]: the
+//! [`WebhookHandler`] installed with `Server::with_handler` turns the lifecycle notifications
+//! into seed 000's JSON bodies and queues them for one sender task; it answers password
+//! lookups with [`Authorization::Ask`] when a hook is configured, which the state machine
+//! turns into [`Output::PasswordRequest`] (the lookup is async, the handler is not).
 //!
 //! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
 //! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
 //! read, or a hook backend that does not keep up, loses messages, which are counted.
 
 use ::turn::attr::AddressFamily;
-use ::turn::server::{AuthRequestId, Event, Output, Protocol, RelayError, Transport};
+use ::turn::handler::{Authorization, Handler};
+use ::turn::server::{AuthRequestId, Output, Protocol, RelayError, Transport};
 use anyhow::Context;
+use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -97,15 +106,19 @@ pub(crate) async fn start(
     );
     let mut config = options.server.clone();
     config.password_hook = options.hook_url.is_some();
-    let hooks = match &options.hook_url {
-        Some(url) => Some(Hooks::start(url, &config.realm, options.hook_timeout)?),
-        None => None,
+    let (hooks, events) = match &options.hook_url {
+        Some(url) => {
+            let (hooks, events) = Hooks::start(url, &config.realm, options.hook_timeout)?;
+            (Some(hooks), Some(events))
+        }
+        None => (None, None),
     };
+    let handler = WebhookHandler::new(events, config.password_hook);
     let (tcp_tx, tcp_rx) = mpsc::channel(TCP_IN_QUEUE);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
     let (pw_tx, pw_rx) = mpsc::channel(config.max_parked_auth.max(1));
     let owner = Owner {
-        server: ::turn::server::Server::new(config, rand::random()),
+        server: ::turn::server::Server::with_handler(config, rand::random(), Box::new(handler)),
         udp: Arc::new(udp),
         local: bound,
         relay_ip,
@@ -314,11 +327,6 @@ impl Owner {
                     Some(hooks) => hooks.password(request, username, client, self.pw_tx.clone()),
                     None => self.server.provide_password(clocks().0, request, None),
                 },
-                Output::Event(event) => {
-                    if let Some(hooks) = &mut self.hooks {
-                        hooks.event(&event);
-                    }
-                }
             }
         }
     }
@@ -513,12 +521,15 @@ struct Hooks {
     base: String,
     realm: String,
     rid: String,
-    events: mpsc::Sender<serde_json::Value>,
-    dropped: u64,
 }
 
 impl Hooks {
-    fn start(url: &str, realm: &str, timeout: Duration) -> anyhow::Result<Hooks> {
+    /// The hook client, and the queue of `POST /events` bodies drained by a sender task.
+    fn start(
+        url: &str,
+        realm: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<(Hooks, mpsc::Sender<serde_json::Value>)> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -543,14 +554,13 @@ impl Hooks {
             )
             .instrument(tracing::Span::current()),
         );
-        Ok(Hooks {
+        let hooks = Hooks {
             client,
             base,
             realm: realm.to_owned(),
             rid,
-            events,
-            dropped: 0,
-        })
+        };
+        Ok((hooks, events))
     }
 
     /// Asks the backend for `name`'s password off the owner task; the answer comes back on
@@ -592,19 +602,6 @@ impl Hooks {
             .instrument(tracing::Span::current()),
         );
     }
-
-    /// Queues `event` for `POST /events`; a full queue drops it.
-    fn event(&mut self, event: &Event) {
-        if self.events.try_send(event_json(event)).is_err() {
-            self.dropped += 1;
-            if self.dropped % WARN_EVERY == 1 {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "TURN events backend not keeping up: events dropped"
-                );
-            }
-        }
-    }
 }
 
 /// Sends queued events one at a time, in order.
@@ -638,45 +635,100 @@ async fn post_events(
     }
 }
 
-/// Seed 000's JSON body of an event.
-fn event_json(event: &Event) -> serde_json::Value {
-    use serde_json::json;
-    match event {
-        Event::Binding { client } => json!({"kind": "binding", "addr": client.to_string()}),
-        Event::Allocated {
-            name,
-            client,
-            relay_port,
-        } => json!({
-            "kind": "allocated", "name": name, "addr": client.to_string(), "port": relay_port,
-        }),
-        Event::ChannelBind {
-            name,
-            client,
-            channel,
-        } => json!({
-            "kind": "channel_bind", "name": name, "addr": client.to_string(), "channel": channel,
-        }),
-        Event::CreatePermission {
-            name,
-            client,
-            peer_port,
-            peer: _,
-        } => json!({
-            "kind": "create_permission", "name": name, "addr": client.to_string(),
-            "relay": peer_port,
-        }),
-        Event::Refresh {
-            name,
-            client,
-            expiration_secs,
-        } => json!({
-            "kind": "refresh", "name": name, "addr": client.to_string(),
-            "expiration": expiration_secs,
-        }),
-        Event::Abort { name, client } => {
-            json!({"kind": "abort", "name": name, "addr": client.to_string()})
+/// The server's webhook as a [`Handler`] of the state machine: the lifecycle notifications
+/// become seed 000's `POST {hook_url}/events` bodies, queued without waiting (a full queue
+/// drops the event, counted, with a warning once per [`WARN_EVERY`]), and passwords are asked
+/// of `GET {hook_url}/password` when a hook is configured. Vetoes and discards keep the
+/// accepting defaults.
+struct WebhookHandler {
+    /// The bounded queue of the sender task; `None` without a hook URL (events go nowhere).
+    events: Option<mpsc::Sender<serde_json::Value>>,
+    /// Events dropped because the queue was full.
+    dropped: u64,
+    /// A password hook is configured: unknown users are asked of it.
+    password_hook: bool,
+}
+
+impl WebhookHandler {
+    fn new(events: Option<mpsc::Sender<serde_json::Value>>, password_hook: bool) -> Self {
+        WebhookHandler {
+            events,
+            dropped: 0,
+            password_hook,
         }
+    }
+
+    /// Queues the body `event` builds; never waits.
+    fn queue(&mut self, event: impl FnOnce() -> serde_json::Value) {
+        let Some(events) = &self.events else {
+            return;
+        };
+        if events.try_send(event()).is_err() {
+            self.dropped += 1;
+            if self.dropped % WARN_EVERY == 1 {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "TURN events backend not keeping up: events dropped"
+                );
+            }
+        }
+    }
+}
+
+impl Handler for WebhookHandler {
+    fn password(&mut self, username: &str, realm: &str, client: SocketAddr) -> Authorization {
+        let _ = (username, realm, client);
+        if self.password_hook {
+            Authorization::Ask
+        } else {
+            Authorization::Unknown
+        }
+    }
+
+    fn binding(&mut self, client: SocketAddr) {
+        self.queue(|| json!({"kind": "binding", "addr": client.to_string()}));
+    }
+
+    fn allocation_created(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
+        self.queue(|| {
+            json!({
+                "kind": "allocated", "name": name, "addr": client.to_string(),
+                "port": relay.port(),
+            })
+        });
+    }
+
+    fn refreshed(&mut self, name: &str, client: SocketAddr, expiration_secs: u32) {
+        self.queue(|| {
+            json!({
+                "kind": "refresh", "name": name, "addr": client.to_string(),
+                "expiration": expiration_secs,
+            })
+        });
+    }
+
+    fn permission_created(&mut self, name: &str, client: SocketAddr, peer: SocketAddr) {
+        self.queue(|| {
+            json!({
+                "kind": "create_permission", "name": name, "addr": client.to_string(),
+                "relay": peer.port(),
+            })
+        });
+    }
+
+    fn channel_bound(&mut self, name: &str, client: SocketAddr, channel: u16, peer: SocketAddr) {
+        let _ = peer;
+        self.queue(|| {
+            json!({
+                "kind": "channel_bind", "name": name, "addr": client.to_string(),
+                "channel": channel,
+            })
+        });
+    }
+
+    fn allocation_deleted(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
+        let _ = relay;
+        self.queue(|| json!({"kind": "abort", "name": name, "addr": client.to_string()}));
     }
 }
 
@@ -684,30 +736,54 @@ fn event_json(event: &Event) -> serde_json::Value {
 mod tests {
     use super::*;
 
+    fn drained(rx: &mut mpsc::Receiver<serde_json::Value>) -> Vec<serde_json::Value> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
     #[test]
-    fn event_bodies_follow_seed_000() {
+    fn webhook_bodies_follow_seed_000() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut h = WebhookHandler::new(Some(tx), true);
         let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
-        let v = event_json(&Event::Allocated {
-            name: "alice".into(),
-            client,
-            relay_port: 50000,
-        });
+        let relay: SocketAddr = "198.51.100.1:50000".parse().expect("addr");
+        let peer: SocketAddr = "203.0.113.9:6000".parse().expect("addr");
+        h.binding(client);
+        h.allocation_created("alice", client, relay);
+        h.refreshed("alice", client, 600);
+        h.permission_created("alice", client, peer);
+        h.channel_bound("alice", client, 0x4000, peer);
+        h.allocation_deleted("alice", client, relay);
+        let addr = "192.0.2.7:5000";
         assert_eq!(
-            v,
-            serde_json::json!({"kind": "allocated", "name": "alice", "addr": "192.0.2.7:5000", "port": 50000})
+            drained(&mut rx),
+            vec![
+                json!({"kind": "binding", "addr": addr}),
+                json!({"kind": "allocated", "name": "alice", "addr": addr, "port": 50000}),
+                json!({"kind": "refresh", "name": "alice", "addr": addr, "expiration": 600}),
+                json!({"kind": "create_permission", "name": "alice", "addr": addr, "relay": 6000}),
+                json!({"kind": "channel_bind", "name": "alice", "addr": addr, "channel": 0x4000}),
+                json!({"kind": "abort", "name": "alice", "addr": addr}),
+            ]
         );
-        let v = event_json(&Event::Refresh {
-            name: "alice".into(),
-            client,
-            expiration_secs: 600,
-        });
-        assert_eq!(v["kind"], "refresh");
-        assert_eq!(v["expiration"], 600);
-        let v = event_json(&Event::Binding { client });
-        assert_eq!(
-            v,
-            serde_json::json!({"kind": "binding", "addr": "192.0.2.7:5000"})
-        );
+        assert_eq!(h.dropped, 0);
+    }
+
+    #[test]
+    fn webhook_drops_when_full_and_asks_only_with_a_hook() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut h = WebhookHandler::new(Some(tx), true);
+        let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
+        h.binding(client);
+        h.binding(client);
+        h.binding(client);
+        assert_eq!((drained(&mut rx).len(), h.dropped), (1, 2));
+        assert_eq!(h.password("u", "r", client), Authorization::Ask);
+        let mut none = WebhookHandler::new(None, false);
+        none.binding(client);
+        assert_eq!(none.dropped, 0);
+        assert_eq!(none.password("u", "r", client), Authorization::Unknown);
+        // Vetoes keep the accepting defaults.
+        assert!(none.before_allocate("u", client, client));
     }
 
     #[test]

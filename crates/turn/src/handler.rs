@@ -1,10 +1,20 @@
 //! The embedding program's hooks into the TURN server (the event API of seed 001): password
-//! lookup, vetoes on responses, allocations and relayed packets, and notifications. Every
-//! method has a default that accepts and does nothing, so an implementation overrides only
-//! what it needs. The methods are called synchronously from inside the
-//! [`Server`](crate::server::Server)'s `handle_*` calls and must not block: a password that
-//! needs IO is answered with [`Authorization::Ask`] and supplied later through
-//! [`Server::provide_password`](crate::server::Server::provide_password).
+//! lookup, vetoes on responses, allocations and relayed packets, and notifications — among
+//! them the lifecycle notifications of seed 000's `POST /events` ([`Handler::binding`],
+//! [`Handler::allocation_created`], [`Handler::refreshed`], [`Handler::permission_created`],
+//! [`Handler::channel_bound`], [`Handler::allocation_deleted`]). Every method has a default that
+//! accepts and does nothing, so an implementation overrides only what it needs. The methods
+//! are called synchronously from inside the [`Server`](crate::server::Server)'s `handle_*`
+//! calls and must not block: a password that needs IO is answered with [`Authorization::Ask`]
+//! and supplied later through
+//! [`Server::provide_password`](crate::server::Server::provide_password); a notification that
+//! needs IO is queued by the implementation.
+//!
+//! The handler is the only way events leave the server: the state machine's
+//! [`Output`](crate::server::Output)s are IO to carry out, never notifications. The ferrostream
+//! server's webhook (seed 000's `GET /password` and `POST /events`) is one implementation of
+//! [`Handler`], `WebhookHandler` in the `server` crate's `turn` module: it asks for passwords
+//! and queues the lifecycle notifications as JSON for a sender task.
 
 use std::net::SocketAddr;
 
@@ -77,12 +87,40 @@ pub trait Handler: Send {
         true
     }
 
-    /// An allocation was created.
+    /// A Binding request from `client` was answered (seed 000's `binding` event).
+    fn binding(&mut self, client: SocketAddr) {
+        let _ = client;
+    }
+
+    /// An allocation for `name` from `client` was created on `relay` (the socket's bound
+    /// address; its port is seed 000's `allocated` event's `port`), after its success response
+    /// was queued.
     fn allocation_created(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
         let _ = (name, client, relay);
     }
 
-    /// An allocation was deleted (refresh to zero, expiry).
+    /// The allocation of `name` from `client` was refreshed with a non-zero lifetime; it now
+    /// expires in `expiration_secs` seconds (seed 000's `refresh` event). A refresh to zero is
+    /// [`Handler::allocation_deleted`].
+    fn refreshed(&mut self, name: &str, client: SocketAddr, expiration_secs: u32) {
+        let _ = (name, client, expiration_secs);
+    }
+
+    /// A CreatePermission of `name` from `client` installed or refreshed the permission for
+    /// `peer`'s IP; called once per XOR-PEER-ADDRESS (seed 000's `create_permission` event,
+    /// whose `relay` field is `peer`'s port).
+    fn permission_created(&mut self, name: &str, client: SocketAddr, peer: SocketAddr) {
+        let _ = (name, client, peer);
+    }
+
+    /// A ChannelBind of `name` from `client` bound or refreshed `channel` to `peer` (seed
+    /// 000's `channel_bind` event).
+    fn channel_bound(&mut self, name: &str, client: SocketAddr, channel: u16, peer: SocketAddr) {
+        let _ = (name, client, channel, peer);
+    }
+
+    /// The allocation of `name` from `client` on `relay` was deleted, for any reason: refresh
+    /// to zero, expiry, or the client's TCP connection closing (seed 000's `abort` event).
     fn allocation_deleted(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
         let _ = (name, client, relay);
     }

@@ -16,11 +16,15 @@
 //!  timer fires   ──▶ handle_timeout ┼─▶ poll_output() ... ─┼─▶ AllocateRelay ─▶ bind a UDP port
 //!  bind result   ──▶ relay_allocated┤   until None         │       └──────────▶ relay_allocated
 //!  hook answer   ──▶ provide_password                      ├─▶ ReleaseRelay  ─▶ close the socket
-//!                                   │                      ├─▶ PasswordRequest ▶ GET /password
-//!                                   │                      │       └──────────▶ provide_password
-//!                                   ▼                      └─▶ Event         ──▶ POST /events
+//!                                   │                      └─▶ PasswordRequest ▶ GET /password
+//!                                   │                              └──────────▶ provide_password
+//!                                   ▼
 //!                              poll_timeout() ──▶ sleep until then, then handle_timeout
 //! ```
+//!
+//! Outputs are IO only. Notifications (allocation created, refreshed, deleted, permissions,
+//! channels, bindings, discards) and vetoes go to the [`Handler`] given to
+//! [`Server::with_handler`], synchronously, at the point they happen.
 //!
 //! TCP clients: cut the stream with [`channel::next_frame`] and pass each frame's bytes
 //! (STUN message, or ChannelData with its padding) to `handle_client` with
@@ -204,63 +208,6 @@ pub enum Output {
         username: String,
         /// The REALM.
         realm: String,
-        /// The client's address.
-        client: SocketAddr,
-    },
-    /// A webhook / metrics event.
-    Event(Event),
-}
-
-/// Events of seed 000's `POST /events`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A Binding request was answered (`kind: "binding"`).
-    Binding {
-        /// The client's address.
-        client: SocketAddr,
-    },
-    /// An allocation was created (`kind: "allocated"`).
-    Allocated {
-        /// USERNAME.
-        name: String,
-        /// The client's address.
-        client: SocketAddr,
-        /// The relay port.
-        relay_port: u16,
-    },
-    /// A channel was bound or refreshed (`kind: "channel_bind"`).
-    ChannelBind {
-        /// USERNAME.
-        name: String,
-        /// The client's address.
-        client: SocketAddr,
-        /// The channel number.
-        channel: u16,
-    },
-    /// A permission was installed or refreshed (`kind: "create_permission"`), once per peer.
-    CreatePermission {
-        /// USERNAME.
-        name: String,
-        /// The client's address.
-        client: SocketAddr,
-        /// The peer's port (seed 000's `relay` field).
-        peer_port: u16,
-        /// The peer.
-        peer: SocketAddr,
-    },
-    /// An allocation was refreshed with a non-zero lifetime (`kind: "refresh"`).
-    Refresh {
-        /// USERNAME.
-        name: String,
-        /// The client's address.
-        client: SocketAddr,
-        /// Seconds until it expires.
-        expiration_secs: u32,
-    },
-    /// An allocation was deleted for any reason (`kind: "abort"`).
-    Abort {
-        /// USERNAME.
-        name: String,
         /// The client's address.
         client: SocketAddr,
     },
@@ -478,7 +425,8 @@ impl Server {
             .min()
     }
 
-    /// Expires allocations (with [`Output::ReleaseRelay`] and [`Event::Abort`]), permissions,
+    /// Expires allocations (with [`Output::ReleaseRelay`] and
+    /// [`Handler::allocation_deleted`]), permissions,
     /// channels, parked requests (answered 401) and cached hook passwords.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.touch(now);
@@ -591,7 +539,7 @@ impl Server {
 
     /// The client's TCP connection ended: its allocation is deleted (RFC 8656: over TCP the
     /// allocation lives only as long as its connection), with [`Output::ReleaseRelay`] and
-    /// [`Event::Abort`], and an Allocate still waiting for its relay is forgotten (the relay,
+    /// [`Handler::allocation_deleted`], and an Allocate still waiting for its relay is forgotten (the relay,
     /// when it comes, is released).
     pub fn close_transport(&mut self, now: Instant, transport: Transport) {
         self.touch(now);
@@ -668,11 +616,6 @@ impl Server {
             },
         );
         self.handler.allocation_created(&p.username, client, relay);
-        self.event(Event::Allocated {
-            name: p.username,
-            client,
-            relay_port: relay.port(),
-        });
     }
 
     /// The driver's answer to [`Output::PasswordRequest`]: the password, or `None` for an
@@ -774,10 +717,6 @@ impl Server {
         self.handler.message_discarded(from, reason);
     }
 
-    fn event(&mut self, e: Event) {
-        self.out.push_back(Output::Event(e));
-    }
-
     fn extend_password(&mut self, username: &str, until: Instant) {
         if let Some((_, t)) = self.passwords.get_mut(username) {
             *t = (*t).max(until);
@@ -812,9 +751,7 @@ impl Server {
                     return;
                 }
                 self.success(reply, vec![Attribute::XorMappedAddress(from.client)]);
-                self.event(Event::Binding {
-                    client: from.client,
-                });
+                self.handler.binding(from.client);
             }
             (
                 Class::Request,
@@ -1172,11 +1109,8 @@ impl Server {
         }
         self.extend_password(&auth.username, expires);
         self.success(reply, vec![Attribute::Lifetime(secs(lifetime))]);
-        self.event(Event::Refresh {
-            name: auth.username.clone(),
-            client: t.client,
-            expiration_secs: secs(lifetime),
-        });
+        self.handler
+            .refreshed(&auth.username, t.client, secs(lifetime));
     }
 
     /// Checks a peer against the relay's family and the peer policy; answers 443 or 403.
@@ -1219,12 +1153,8 @@ impl Server {
         }
         self.success(reply, Vec::new());
         for peer in peers {
-            self.event(Event::CreatePermission {
-                name: auth.username.clone(),
-                client: t.client,
-                peer_port: peer.port(),
-                peer,
-            });
+            self.handler
+                .permission_created(&auth.username, t.client, peer);
         }
     }
 
@@ -1270,11 +1200,8 @@ impl Server {
             *p = (*p).max(permission_expires);
         }
         self.success(reply, Vec::new());
-        self.event(Event::ChannelBind {
-            name: auth.username.clone(),
-            client: t.client,
-            channel,
-        });
+        self.handler
+            .channel_bound(&auth.username, t.client, channel, peer);
     }
 
     fn send_indication(&mut self, now: Instant, from: Transport, msg: &Message) {
@@ -1369,10 +1296,6 @@ impl Server {
         self.out.push_back(Output::ReleaseRelay { relay: a.relay });
         self.handler
             .allocation_deleted(&a.username, t.client, a.relay);
-        self.event(Event::Abort {
-            name: a.username,
-            client: t.client,
-        });
     }
 }
 

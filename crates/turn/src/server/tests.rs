@@ -13,8 +13,95 @@ fn addr(s: &str) -> SocketAddr {
 const USER: &str = "alice";
 const PW: &str = "secret";
 
+/// A lifecycle notification, as the [`Events`] handler saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    Binding {
+        client: SocketAddr,
+    },
+    Allocated {
+        name: String,
+        client: SocketAddr,
+        relay: SocketAddr,
+    },
+    Refreshed {
+        name: String,
+        client: SocketAddr,
+        expiration_secs: u32,
+    },
+    Permission {
+        name: String,
+        client: SocketAddr,
+        peer: SocketAddr,
+    },
+    ChannelBound {
+        name: String,
+        client: SocketAddr,
+        channel: u16,
+        peer: SocketAddr,
+    },
+    Deleted {
+        name: String,
+        client: SocketAddr,
+        relay: SocketAddr,
+    },
+}
+
+/// Records the lifecycle notifications; every other method keeps its default.
+struct Events(Arc<Mutex<Vec<Ev>>>);
+
+impl Events {
+    fn push(&self, e: Ev) {
+        self.0.lock().unwrap().push(e);
+    }
+}
+
+impl Handler for Events {
+    fn binding(&mut self, client: SocketAddr) {
+        self.push(Ev::Binding { client });
+    }
+    fn allocation_created(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
+        self.push(Ev::Allocated {
+            name: name.into(),
+            client,
+            relay,
+        });
+    }
+    fn refreshed(&mut self, name: &str, client: SocketAddr, expiration_secs: u32) {
+        self.push(Ev::Refreshed {
+            name: name.into(),
+            client,
+            expiration_secs,
+        });
+    }
+    fn permission_created(&mut self, name: &str, client: SocketAddr, peer: SocketAddr) {
+        self.push(Ev::Permission {
+            name: name.into(),
+            client,
+            peer,
+        });
+    }
+    fn channel_bound(&mut self, name: &str, client: SocketAddr, channel: u16, peer: SocketAddr) {
+        self.push(Ev::ChannelBound {
+            name: name.into(),
+            client,
+            channel,
+            peer,
+        });
+    }
+    fn allocation_deleted(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
+        self.push(Ev::Deleted {
+            name: name.into(),
+            client,
+            relay,
+        });
+    }
+}
+
 struct Pair {
     s: Server,
+    /// What the [`Events`] handler recorded; `None` for a server with another handler.
+    events: Option<Arc<Mutex<Vec<Ev>>>>,
     now: Instant,
     unix: u64,
     tid: u64,
@@ -31,13 +118,18 @@ fn config() -> Config {
 
 impl Pair {
     fn new(config: Config) -> Self {
-        Self::with(Server::new(config, [7; 32]))
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let h = Box::new(Events(Arc::clone(&events)));
+        let mut p = Self::with(Server::with_handler(config, [7; 32], h));
+        p.events = Some(events);
+        p
     }
 
     fn with(s: Server) -> Self {
         let base = Instant::now();
         Pair {
             s,
+            events: None,
             now: base,
             unix: 1_700_000_000,
             tid: 0,
@@ -55,6 +147,15 @@ impl Pair {
 
     fn drain(&mut self) -> Vec<Output> {
         std::iter::from_fn(|| self.s.poll_output()).collect()
+    }
+
+    /// The notifications recorded since the last call.
+    fn take_events(&mut self) -> Vec<Ev> {
+        let events = self
+            .events
+            .as_ref()
+            .expect("a server with the Events handler");
+        std::mem::take(&mut *events.lock().unwrap())
     }
 
     fn next_tid(&mut self) -> TransactionId {
@@ -145,11 +246,16 @@ impl Pair {
             &auth::long_term_key(user, "ferrostream", pw)
         ));
         assert!(Message::check_fingerprint(&bytes));
-        assert!(rest.contains(&Output::Event(Event::Allocated {
-            name: user.into(),
-            client: from.client,
-            relay_port: relay.port(),
-        })));
+        assert!(rest.is_empty(), "{rest:?}");
+        if self.events.is_some() {
+            let events = self.take_events();
+            let want = Ev::Allocated {
+                name: user.into(),
+                client: from.client,
+                relay,
+            };
+            assert!(events.contains(&want), "{events:?}");
+        }
         relay
     }
 
@@ -226,11 +332,12 @@ fn binding_returns_mapped_address_and_event() {
         Some(&Attribute::XorMappedAddress(p.client.client))
     );
     assert!(Message::check_fingerprint(&bytes));
+    assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(
-        rest,
-        vec![Output::Event(Event::Binding {
+        p.take_events(),
+        vec![Ev::Binding {
             client: p.client.client
-        })]
+        }]
     );
 }
 
@@ -258,13 +365,14 @@ fn allocate_flow_with_xor_addresses() {
     let (m, _, rest) = p.call(p.client, &raw);
     assert_eq!((m.class, m.transaction_id), (Class::Success, tid));
     assert_eq!(m.attribute(attr::LIFETIME), Some(&Attribute::Lifetime(100)));
+    assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(
-        rest,
-        vec![Output::Event(Event::Refresh {
+        p.take_events(),
+        vec![Ev::Refreshed {
             name: USER.into(),
             client: p.client.client,
             expiration_secs: 100
-        })]
+        }]
     );
     assert_eq!(relay.port(), 49152);
 }
@@ -697,13 +805,15 @@ fn channel_bind_rules() {
     );
     let (m, _, rest) = p.call(p.client, &raw);
     assert_eq!(m.class, Class::Success);
+    assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(
-        rest,
-        vec![Output::Event(Event::ChannelBind {
+        p.take_events(),
+        vec![Ev::ChannelBound {
             name: USER.into(),
             client: p.client.client,
-            channel: 0x4000
-        })]
+            channel: 0x4000,
+            peer: addr(PEER),
+        }]
     );
     // Rebinding the same pair refreshes.
     assert_eq!(p.bind(0x4000, addr(PEER)).class, Class::Success);
@@ -817,15 +927,14 @@ fn closing_a_tcp_transport_deletes_its_allocation() {
     p.client.protocol = Protocol::Tcp;
     let relay = p.allocate();
     p.s.close_transport(p.now, p.client);
+    assert_eq!(p.drain(), vec![Output::ReleaseRelay { relay }]);
     assert_eq!(
-        p.drain(),
-        vec![
-            Output::ReleaseRelay { relay },
-            Output::Event(Event::Abort {
-                name: USER.into(),
-                client: p.client.client,
-            })
-        ]
+        p.take_events(),
+        vec![Ev::Deleted {
+            name: USER.into(),
+            client: p.client.client,
+            relay,
+        }]
     );
     assert_eq!(p.s.stats().allocations, 0);
     // An Allocate waiting for its relay when the connection closes: the relay is released.
@@ -891,17 +1000,17 @@ fn refresh_zero_deletes_and_lifetime_is_capped() {
         Some(&Attribute::Lifetime(3600))
     );
     let (_, raw) = p.authed(Method::Refresh, &[Attribute::Lifetime(0)]);
+    p.take_events();
     let (m, _, rest) = p.call(p.client, &raw);
     assert_eq!(m.class, Class::Success);
+    assert_eq!(rest, vec![Output::ReleaseRelay { relay }]);
     assert_eq!(
-        rest,
-        vec![
-            Output::ReleaseRelay { relay },
-            Output::Event(Event::Abort {
-                name: USER.into(),
-                client: p.client.client
-            })
-        ]
+        p.take_events(),
+        vec![Ev::Deleted {
+            name: USER.into(),
+            client: p.client.client,
+            relay,
+        }]
     );
     assert_eq!(p.s.stats().allocations, 0);
 }
@@ -912,15 +1021,15 @@ fn allocation_expires() {
     let relay = p.allocate();
     assert_eq!(p.s.poll_timeout(), Some(p.now + Duration::from_secs(600)));
     assert!(p.advance(599).is_empty());
+    assert!(p.take_events().is_empty());
+    assert_eq!(p.advance(1), vec![Output::ReleaseRelay { relay }]);
     assert_eq!(
-        p.advance(1),
-        vec![
-            Output::ReleaseRelay { relay },
-            Output::Event(Event::Abort {
-                name: USER.into(),
-                client: p.client.client
-            })
-        ]
+        p.take_events(),
+        vec![Ev::Deleted {
+            name: USER.into(),
+            client: p.client.client,
+            relay,
+        }]
     );
     assert_eq!(p.s.poll_timeout(), None);
 }
@@ -1175,15 +1284,14 @@ fn create_permission_event_fields() {
     );
     let (m, _, rest) = p.call(p.client, &raw);
     assert_eq!(m.class, Class::Success);
-    let ev = |peer: SocketAddr| {
-        Output::Event(Event::CreatePermission {
-            name: USER.into(),
-            client: p.client.client,
-            peer_port: peer.port(),
-            peer,
-        })
+    assert!(rest.is_empty(), "{rest:?}");
+    let client = p.client.client;
+    let ev = |peer: SocketAddr| Ev::Permission {
+        name: USER.into(),
+        client,
+        peer,
     };
-    assert_eq!(rest, vec![ev(a), ev(c)]);
+    assert_eq!(p.take_events(), vec![ev(a), ev(c)]);
 }
 
 #[test]
