@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use bytes::{BufMut, BytesMut};
 use common::{ffmpeg_tags, publish_tags, Pair, FFMPEG_FLV, FFMPEG_PUBLISH};
 use rtmp::amf0::{self, Value};
@@ -13,55 +11,16 @@ use rtmp::chunk::{Encoder, Header};
 use rtmp::handshake::{ClientHandshake, Scheme, ServerHandshake, PACKET_SIZE, RANDOM_SIZE};
 use rtmp::{client, flv, fuzzing};
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn corpus_replays_without_panic() {
-    for target in fuzzing::TARGETS {
-        let corpus = files(&fuzz_dir().join("corpus").join(target));
-        assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty");
-        let regressions = files(&fuzz_dir().join("regressions").join(target));
-        for path in corpus.iter().chain(&regressions) {
-            let data = std::fs::read(path).expect("read corpus file");
-            let outcome = std::panic::catch_unwind(|| fuzzing::run(target, &data));
-            assert!(outcome.is_ok(), "{target} panicked on {}", path.display());
-        }
-    }
+    fuzzkit::replay(&fuzzing::TARGETS, fuzzing::run);
 }
 
 /// Writes the seed corpus when `UPDATE_GOLDEN=1`; otherwise checks the generated seeds are
 /// still what is committed (so a format change cannot silently stale the corpus).
 #[test]
 fn seed_corpus_is_current() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    for (target, name, data) in seeds() {
-        let path = fuzz_dir().join("corpus").join(target).join(name);
-        if update {
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&path, &data).expect("write seed");
-        } else {
-            let committed = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                committed == data,
-                "{} is stale; rerun with UPDATE_GOLDEN=1",
-                path.display()
-            );
-        }
-    }
+    fuzzkit::check_seeds(seeds());
 }
 
 fn amf(values: &[Value]) -> Vec<u8> {

@@ -4,59 +4,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use turn::fuzzing;
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn corpus_replays_without_panic() {
-    for target in fuzzing::TARGETS {
-        let corpus = files(&fuzz_dir().join("corpus").join(target));
-        assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty");
-        let regressions = files(&fuzz_dir().join("regressions").join(target));
-        for path in corpus.iter().chain(&regressions) {
-            let data = std::fs::read(path).expect("read corpus file");
-            let outcome = std::panic::catch_unwind(|| fuzzing::run(target, &data));
-            assert!(outcome.is_ok(), "{target} panicked on {}", path.display());
-        }
-    }
+    fuzzkit::replay(&fuzzing::TARGETS, fuzzing::run);
 }
 
 /// Writes the seed corpus when `UPDATE_GOLDEN=1`; otherwise checks the generated seeds are
 /// still what is committed (so a format change cannot silently stale the corpus).
 #[test]
 fn seed_corpus_is_current() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    for (target, name, data) in common::seeds() {
-        let path = fuzz_dir().join("corpus").join(target).join(name);
-        if update {
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&path, &data).expect("write seed");
-        } else {
-            let committed = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                committed == data,
-                "{} is stale; rerun with UPDATE_GOLDEN=1",
-                path.display()
-            );
-        }
-    }
+    fuzzkit::check_seeds(common::seeds());
 }
 
 /// The valid seeds decode, and those with MESSAGE-INTEGRITY verify under their key.
@@ -82,15 +41,16 @@ fn valid_seeds_decode_and_verify() {
 /// channel, relaying both ways, then the deletion.
 #[test]
 fn server_flow_seed_relays() {
-    let data = std::fs::read(fuzz_dir().join("corpus/turn_server/allocate_relay_expire.bin"))
-        .expect("seed");
+    let data =
+        std::fs::read(fuzzkit::fuzz_dir().join("corpus/turn_server/allocate_relay_expire.bin"))
+            .expect("seed");
     let stats = fuzzing::server(&data);
     // Send indication, peer datagram, ChannelData.
     assert_eq!(stats.relayed_packets, 3, "{stats:?}");
     assert_eq!(stats.allocations, 0, "{stats:?}");
     assert_eq!(stats.auth_failures, 0, "{stats:?}");
-    let data =
-        std::fs::read(fuzz_dir().join("corpus/turn_server/tcp_and_timeouts.bin")).expect("seed");
+    let data = std::fs::read(fuzzkit::fuzz_dir().join("corpus/turn_server/tcp_and_timeouts.bin"))
+        .expect("seed");
     let stats = fuzzing::server(&data);
     assert_eq!(stats.allocations, 0, "{stats:?}");
 }
