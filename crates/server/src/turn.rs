@@ -74,6 +74,14 @@ fn grow_recv_buffer(socket: socket2::SockRef<'_>) {
     }
 }
 
+/// A TCP client must send its first bytes within this, or the connection is closed: a
+/// connection that never speaks would otherwise hold a task and a socket for ever.
+const TCP_FIRST_MESSAGE: Duration = Duration::from_secs(10);
+/// A TCP client silent for `turn.max_lifetime` plus this is closed. Clients with an allocation
+/// send a Refresh within its lifetime, so only dead connections reach it; their allocation is
+/// deleted with them.
+const TCP_IDLE_MARGIN: Duration = Duration::from_secs(60);
+
 /// Largest TCP read buffer: a STUN message or ChannelData frame is at most 64 KiB.
 const TCP_MAX_FRAME: usize = 0x1_0004;
 
@@ -294,7 +302,8 @@ impl Owner {
                     Ok((socket, client)) => {
                         let id = registry.next_session_id();
                         let span = tracing::info_span!("session", proto = "turn", id, peer = %client);
-                        conns.spawn(tcp_conn(socket, client, tcp_tx.clone()).instrument(span));
+                        let idle = self.server.config().max_lifetime + TCP_IDLE_MARGIN;
+                        conns.spawn(tcp_conn(socket, client, idle, tcp_tx.clone()).instrument(span));
                     }
                     Err(e) => {
                         tracing::error!("TURN accept failed: {e}");
@@ -490,7 +499,7 @@ async fn relay_reader(socket: Arc<UdpSocket>, relay: SocketAddr, tx: mpsc::Sende
 }
 
 /// One TCP client: frames in to the owner, frames out from its queue.
-async fn tcp_conn(socket: TcpStream, client: SocketAddr, tx: mpsc::Sender<TcpMsg>) {
+async fn tcp_conn(socket: TcpStream, client: SocketAddr, idle: Duration, tx: mpsc::Sender<TcpMsg>) {
     let server = match socket.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -522,14 +531,16 @@ async fn tcp_conn(socket: TcpStream, client: SocketAddr, tx: mpsc::Sender<TcpMsg
         }
     });
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut idle_limit = TCP_FIRST_MESSAGE;
     let end = loop {
         if buf.len() >= TCP_MAX_FRAME {
             break "frame too long".to_owned();
         }
-        match rd.read_buf(&mut buf).await {
-            Ok(0) => break "closed by the peer".to_owned(),
-            Ok(_) => {}
-            Err(e) => break e.to_string(),
+        match tokio::time::timeout(idle_limit, rd.read_buf(&mut buf)).await {
+            Err(_) => break format!("silent for {idle_limit:?}"),
+            Ok(Ok(0)) => break "closed by the peer".to_owned(),
+            Ok(Ok(_)) => idle_limit = idle,
+            Ok(Err(e)) => break e.to_string(),
         }
         let mut used = 0;
         let framing = loop {

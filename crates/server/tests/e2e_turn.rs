@@ -423,3 +423,44 @@ async fn hook_password_and_events() {
     assert_eq!(find("create_permission")["relay"], u64::from(port));
     assert!(find("refresh")["expiration"].as_u64().is_some());
 }
+
+/// A TCP client that connects and never speaks is closed (after 10 s), and garbage on TCP or
+/// UDP is dropped without disturbing a real client.
+#[tokio::test]
+async fn silent_and_garbage_clients_are_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server(allow_loopback).await;
+    let turn = server.turn_addr.expect("turn on");
+    let mut silent = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    let mut garbage = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    garbage
+        .write_all(&[0xffu8; 64])
+        .await
+        .expect("write garbage");
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    for junk in [
+        &[0u8; 3][..],
+        &[0x00, 0x01, 0x00, 0x08, 1, 2, 3, 4][..],
+        &[0x40; 40][..],
+    ] {
+        udp.send_to(junk, turn).await.expect("send junk");
+    }
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), garbage.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "garbage TCP connection closed: {closed:?}"
+    );
+    // Meanwhile a real client relays as usual.
+    let (_peer, port) = start_peer().await;
+    assert_relayed(&uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await);
+    let closed = tokio::time::timeout(Duration::from_secs(15), silent.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "silent TCP connection closed: {closed:?}"
+    );
+    server.shutdown().await;
+}
