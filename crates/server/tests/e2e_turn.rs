@@ -194,6 +194,9 @@ async fn udp_allocation_with_a_static_user_relays_to_an_allowed_peer() {
     let (_peer, port) = start_peer().await;
     let run = uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
+    server.shutdown().await;
+    // ChannelBind + ChannelData, on a fresh server so nothing of the first run is left.
+    let server = turn_server(allow_loopback).await;
     let run = uclient_channels(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
     server.shutdown().await;
@@ -208,7 +211,9 @@ async fn tcp_allocation_with_a_static_user_relays_to_an_allowed_peer() {
     let (_peer, port) = start_peer().await;
     let run = uclient(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
-    // ChannelData over TCP: 4-byte framing with padding.
+    server.shutdown().await;
+    // ChannelData over TCP (4-byte framing with padding), on a fresh server.
+    let server = turn_server(allow_loopback).await;
     let run = uclient_channels(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
     server.shutdown().await;

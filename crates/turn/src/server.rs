@@ -1164,12 +1164,14 @@ impl Server {
         };
         let channel = match reply.req.attribute(attr::CHANNEL_NUMBER) {
             Some(Attribute::ChannelNumber(c)) if channel::is_valid_channel(*c) => *c,
-            _ => {
+            other => {
+                tracing::debug!(?other, "ChannelBind refused: bad or missing CHANNEL-NUMBER");
                 self.error(reply, 400, Vec::new());
                 return;
             }
         };
         let Some(peer) = reply.req.xor_peer_addresses().next() else {
+            tracing::debug!("ChannelBind refused: no XOR-PEER-ADDRESS");
             self.error(reply, 400, Vec::new());
             return;
         };
@@ -1183,6 +1185,7 @@ impl Server {
                 .any(|(&n, c)| (n == channel) != (c.peer == peer))
         });
         if conflict {
+            tracing::debug!(channel, %peer, "ChannelBind refused: channel or peer bound otherwise");
             self.error(reply, 400, Vec::new());
             return;
         }
