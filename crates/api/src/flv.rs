@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hooks::PlayRefusal;
 use media::{StreamKey, TrackKind};
 use registry::{flv_tag, Ended, Item, Protocol, SessionInfo, Subscription};
 use std::convert::Infallible;
@@ -57,13 +58,24 @@ pub(crate) async fn live(
         params: query,
     };
     let span = tracing::info_span!("session", proto = protocol.name(), id = viewer.id, %peer, stream = %key);
-    let Some(sub) = state
-        .registry
-        .wait_for(&key, viewer, state.options.max_stream_wait)
-        .await
-    else {
-        span.in_scope(|| tracing::info!("play refused: stream not found"));
-        return (StatusCode::NOT_FOUND, "stream not found").into_response();
+    let admitted = hooks::admit_play(
+        &state.hooks,
+        &state.registry,
+        &key,
+        viewer,
+        state.options.max_stream_wait,
+    )
+    .await;
+    let sub = match admitted {
+        Ok(sub) => sub,
+        Err(PlayRefusal::Denied(msg)) => {
+            span.in_scope(|| tracing::info!("play refused: {msg}"));
+            return (StatusCode::UNAUTHORIZED, msg).into_response();
+        }
+        Err(_) => {
+            span.in_scope(|| tracing::info!("play refused: stream not found"));
+            return (StatusCode::NOT_FOUND, "stream not found").into_response();
+        }
     };
     span.in_scope(|| tracing::info!("play started"));
     match ws {

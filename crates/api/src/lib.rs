@@ -1,6 +1,7 @@
 //! ferrostream's HTTP side: axum routes for live playback over HTTP.
 //!
-//! - `GET /{app}/{stream}.live.flv`: HTTP-FLV, an endless chunked FLV body.
+//! - `GET /{app}/{stream}.live.flv`: HTTP-FLV, an endless chunked FLV body, once on_play
+//!   allowed it (401 with the backend's message otherwise).
 //! - The same path with a WebSocket upgrade: WS-FLV (what mpegts.js in a browser reads), one
 //!   binary message per FLV tag.
 //!
@@ -55,6 +56,8 @@ impl Default for ApiOptions {
 pub struct AppState {
     /// The live streams.
     pub registry: Registry,
+    /// The hook client (on_play, on_stream_not_found).
+    pub hooks: hooks::Hooks,
     /// Settings.
     pub options: ApiOptions,
 }
@@ -90,6 +93,7 @@ mod tests {
     fn app() -> Router {
         router(AppState {
             registry: Registry::default(),
+            hooks: hooks::Hooks::new(hooks::HookConfig::default()),
             options: ApiOptions {
                 max_stream_wait: Duration::from_millis(10),
                 ..ApiOptions::default()

@@ -93,16 +93,17 @@ impl Codec {
         }
     }
 
-    /// ZLMediaKit's `codec_id_name` (`CodecH264`, `CodecAAC`, …).
+    /// ZLMediaKit's `codec_id_name` as its hooks and API send it (`H264`, `mpeg4-generic`, …:
+    /// the codec's RTP/SDP name, seen in bodies captured from ZLMediaKit).
     pub fn zlm_name(self) -> &'static str {
         match self {
-            Codec::H264 => "CodecH264",
-            Codec::H265 => "CodecH265",
-            Codec::Aac => "CodecAAC",
-            Codec::G711A => "CodecG711A",
-            Codec::G711U => "CodecG711U",
-            Codec::Opus => "CodecOpus",
-            Codec::Mp3 => "CodecMP3",
+            Codec::H264 => "H264",
+            Codec::H265 => "H265",
+            Codec::Aac => "mpeg4-generic",
+            Codec::G711A => "PCMA",
+            Codec::G711U => "PCMU",
+            Codec::Opus => "opus",
+            Codec::Mp3 => "MP3",
         }
     }
 }

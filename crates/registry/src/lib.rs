@@ -27,10 +27,12 @@
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
+mod options;
 mod stream;
 mod subscription;
 
-pub use stream::{flv_tag, Packet, PublisherGuard, StreamInfo, Track};
+pub use options::StreamOptions;
+pub use stream::{flv_tag, Packet, PublisherGuard, StreamInfo, Track, TrackStats};
 pub use subscription::{Ended, Item, Subscription};
 
 use media::StreamKey;
@@ -252,21 +254,42 @@ impl Registry {
         self.inner.events.subscribe()
     }
 
-    /// Makes `key` live with `publisher` as its only publisher. Call it after admission (the
-    /// on_publish hook) succeeded. Dropping the guard unpublishes.
+    /// Makes `key` live with `publisher` as its only publisher, with default
+    /// [`StreamOptions`]. See [`Registry::publish_with`].
     pub fn publish(
         &self,
         key: StreamKey,
         publisher: SessionInfo,
     ) -> Result<PublisherGuard, PublishError> {
+        self.publish_with(key, publisher, StreamOptions::default())
+    }
+
+    /// Makes `key` live with `publisher` as its only publisher. Call it after admission (the
+    /// on_publish hook) succeeded. Dropping the guard unpublishes (or, with
+    /// `options.continue_push`, keeps the stream that long for the publisher to resume: a
+    /// publish of the same key meanwhile takes it over, viewers still attached).
+    pub fn publish_with(
+        &self,
+        key: StreamKey,
+        publisher: SessionInfo,
+        options: StreamOptions,
+    ) -> Result<PublisherGuard, PublishError> {
         let stream = {
             let mut streams = self.inner.streams();
-            if streams.contains_key(&key) {
+            if let Some(stream) = streams.get(&key) {
+                if stream.reclaim(publisher.clone(), options) {
+                    tracing::info!(stream = %key, peer = %publisher.peer, "stream resumed by a new publisher");
+                    return Ok(PublisherGuard::new(
+                        Arc::clone(stream),
+                        Arc::clone(&self.inner),
+                    ));
+                }
                 return Err(PublishError::AlreadyPublishing(key));
             }
             let stream = Arc::new(Stream::new(
                 key.clone(),
                 publisher.clone(),
+                options,
                 &self.inner.config,
             ));
             streams.insert(key.clone(), Arc::clone(&stream));
@@ -277,9 +300,13 @@ impl Registry {
         Ok(PublisherGuard::new(stream, Arc::clone(&self.inner)))
     }
 
-    /// Starts reading a live stream: `None` when `key` is not live.
+    /// Starts reading a live stream: `None` when `key` is not live or not served over the
+    /// viewer's protocol ([`StreamOptions::serves`]).
     pub fn subscribe(&self, key: &StreamKey, viewer: SessionInfo) -> Option<Subscription> {
         let stream = self.inner.streams().get(key).cloned()?;
+        if !stream.lock().options.serves(viewer.protocol) {
+            return None;
+        }
         Some(Subscription::new(stream, viewer, Arc::clone(&self.inner)))
     }
 
@@ -312,6 +339,16 @@ impl Registry {
         };
         tokio::time::timeout(timeout, wait).await.ok()?;
         self.subscribe(key, viewer)
+    }
+
+    /// Ends `key`: its publisher is asked to leave ([`PublisherGuard::closed`]); a stream whose
+    /// publisher already dropped ends at once. Returns false when `key` is not live.
+    pub fn close(&self, key: &StreamKey) -> bool {
+        let Some(stream) = self.inner.streams().get(key).cloned() else {
+            return false;
+        };
+        stream.request_close(&self.inner);
+        true
     }
 
     /// Whether `key` is live.

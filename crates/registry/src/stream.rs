@@ -1,14 +1,14 @@
 //! One live stream: its tracks, metadata, GOP cache, ring and publisher guard.
 
 use crate::subscription::Item;
-use crate::{Event, Inner, RegistryConfig, SessionInfo};
+use crate::{Event, Inner, RegistryConfig, SessionInfo, StreamOptions};
 use bytes::Bytes;
 use media::{Frame, StreamKey, TrackInfo, TrackKind};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// A track of a stream with its FLV sequence-header tag body, muxed once per stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +84,85 @@ pub struct StreamInfo {
     pub readers: usize,
     /// Viewers ever.
     pub total_readers: u64,
+    /// Its settings ([protocol] and the on_publish reply).
+    pub options: StreamOptions,
+    /// Frame counts and timing per track, in the order of `tracks`.
+    pub stats: Vec<TrackStats>,
+    /// The publisher dropped and the stream waits `continue_push` for it to come back.
+    pub orphaned: bool,
+}
+
+/// Frame counts and timing of one track, for the hooks' and API's stream descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackStats {
+    /// The track.
+    pub kind: TrackKind,
+    /// Frames pushed.
+    pub frames: u64,
+    /// Keyframes pushed (video).
+    pub key_frames: u64,
+    /// Decode timestamp of the first frame (ms, rebased).
+    pub first_dts: u64,
+    /// Decode timestamp of the last frame (ms, rebased).
+    pub last_dts: u64,
+    /// Frames in the last complete GOP (video).
+    pub gop_size: u64,
+    /// Milliseconds between the last two keyframes (video).
+    pub gop_interval_ms: u64,
+    frames_since_key: u64,
+    last_key_dts: Option<u64>,
+}
+
+impl TrackStats {
+    fn new(kind: TrackKind) -> Self {
+        TrackStats {
+            kind,
+            frames: 0,
+            key_frames: 0,
+            first_dts: 0,
+            last_dts: 0,
+            gop_size: 0,
+            gop_interval_ms: 0,
+            frames_since_key: 0,
+            last_key_dts: None,
+        }
+    }
+
+    /// Milliseconds between the first and the last frame.
+    pub fn duration_ms(&self) -> u64 {
+        self.last_dts.saturating_sub(self.first_dts)
+    }
+
+    /// Frames per second measured over the frames so far (0 before two frames).
+    pub fn fps(&self) -> f64 {
+        let ms = self.duration_ms();
+        if self.frames < 2 || ms == 0 {
+            return 0.0;
+        }
+        (self.frames - 1) as f64 * 1000.0 / ms as f64
+    }
+
+    fn count(&mut self, frame: &Frame) {
+        if self.frames == 0 {
+            self.first_dts = frame.dts;
+        }
+        self.frames += 1;
+        self.last_dts = frame.dts;
+        if self.kind == TrackKind::Video && frame.keyframe {
+            self.key_frames += 1;
+            if let Some(last) = self.last_key_dts {
+                self.gop_size = self.frames_since_key;
+                self.gop_interval_ms = frame.dts.saturating_sub(last);
+            }
+            self.last_key_dts = Some(frame.dts);
+            self.frames_since_key = 0;
+        }
+        self.frames_since_key += 1;
+    }
 }
 
 pub(crate) struct Stream {
     pub(crate) key: StreamKey,
-    pub(crate) publisher: SessionInfo,
     created: SystemTime,
     started: Instant,
     // A std Mutex, held only while a packet is appended to the GOP cache and sent to the ring
@@ -98,9 +172,18 @@ pub(crate) struct Stream {
     pub(crate) readers: AtomicUsize,
     pub(crate) total_readers: AtomicU64,
     bytes_in: AtomicU64,
+    /// Turned true to ask the publisher to leave ([`crate::Registry::close`]).
+    close: watch::Sender<bool>,
 }
 
 pub(crate) struct State {
+    pub(crate) publisher: SessionInfo,
+    pub(crate) options: StreamOptions,
+    /// The publisher dropped; the stream waits for it (`continue_push`).
+    orphaned: bool,
+    /// Bumped each time a publisher takes the stream over, so a stale expiry timer is ignored.
+    generation: u64,
+    stats: Vec<TrackStats>,
     pub(crate) tracks: Vec<Track>,
     pub(crate) metadata: Option<Bytes>,
     /// Packets since the last video keyframe (empty while broken or for audio-only streams).
@@ -114,14 +197,24 @@ pub(crate) struct State {
 }
 
 impl Stream {
-    pub(crate) fn new(key: StreamKey, publisher: SessionInfo, config: &RegistryConfig) -> Self {
+    pub(crate) fn new(
+        key: StreamKey,
+        publisher: SessionInfo,
+        options: StreamOptions,
+        config: &RegistryConfig,
+    ) -> Self {
         let (tx, _) = broadcast::channel(config.ring_capacity.max(16));
         Stream {
             key,
-            publisher,
             created: SystemTime::now(),
             started: Instant::now(),
+            close: watch::Sender::new(false),
             state: Mutex::new(State {
+                publisher,
+                options,
+                orphaned: false,
+                generation: 0,
+                stats: Vec::new(),
                 tracks: Vec::new(),
                 metadata: None,
                 gop: VecDeque::new(),
@@ -152,10 +245,26 @@ impl Stream {
     }
 
     pub(crate) fn info(&self) -> StreamInfo {
-        let tracks = self.lock().tracks.clone();
+        let state = self.lock();
+        let tracks = state.tracks.clone();
+        let stats = tracks
+            .iter()
+            .map(|t| {
+                let kind = t.info.kind();
+                state
+                    .stats
+                    .iter()
+                    .find(|s| s.kind == kind)
+                    .copied()
+                    .unwrap_or_else(|| TrackStats::new(kind))
+            })
+            .collect();
         StreamInfo {
             key: self.key.clone(),
-            publisher: self.publisher.clone(),
+            publisher: state.publisher.clone(),
+            options: state.options.clone(),
+            orphaned: state.orphaned,
+            stats,
             tracks,
             created: self.created,
             alive: self.started.elapsed(),
@@ -164,17 +273,76 @@ impl Stream {
             total_readers: self.total_readers.load(Ordering::Relaxed),
         }
     }
+
+    /// A new publisher takes over an orphaned stream: viewers stay, timestamps go on from
+    /// where the last publisher stopped.
+    pub(crate) fn reclaim(&self, publisher: SessionInfo, options: StreamOptions) -> bool {
+        let mut state = self.lock();
+        if !state.orphaned {
+            return false;
+        }
+        state.orphaned = false;
+        state.generation += 1;
+        state.publisher = publisher;
+        state.options = options;
+        state.rebase.resume();
+        state.clear_gop();
+        self.close.send_replace(false);
+        true
+    }
+
+    /// Asks the publisher to leave; an orphaned stream ends at once.
+    pub(crate) fn request_close(self: &Arc<Self>, registry: &Arc<Inner>) {
+        let orphaned = self.lock().orphaned;
+        if orphaned {
+            self.end(registry);
+        } else {
+            self.close.send_replace(true);
+        }
+    }
+
+    /// Unpublishes: every viewer ends once it has read what is left, the key is free again.
+    fn end(self: &Arc<Self>, registry: &Arc<Inner>) {
+        let publisher = {
+            let mut state = self.lock();
+            if state.tx.is_none() {
+                return; // already ended
+            }
+            // Closing the ring ends every viewer's `recv` once it has read what is left.
+            state.tx = None;
+            state.orphaned = false;
+            state.publisher.clone()
+        };
+        registry.remove(&self.key, self);
+        tracing::info!(stream = %self.key, "stream unpublished");
+        registry.emit(Event::Unpublished {
+            key: self.key.clone(),
+            publisher,
+            bytes: self.bytes_in.load(Ordering::Relaxed),
+            duration: self.started.elapsed(),
+        });
+    }
 }
 
-/// Held by the publishing session; dropping it unpublishes the stream and ends every viewer.
+/// Held by the publishing session; dropping it unpublishes the stream and ends every viewer,
+/// unless the stream's `continue_push` keeps it for the publisher to come back (see
+/// [`PublisherGuard::finish`]).
 pub struct PublisherGuard {
     stream: Arc<Stream>,
     registry: Arc<Inner>,
+    close: watch::Receiver<bool>,
+    finished: bool,
 }
 
 impl PublisherGuard {
     pub(crate) fn new(stream: Arc<Stream>, registry: Arc<Inner>) -> Self {
-        PublisherGuard { stream, registry }
+        let close = stream.close.subscribe();
+        PublisherGuard {
+            stream,
+            registry,
+            close,
+            finished: false,
+        }
     }
 
     /// The stream this guard publishes.
@@ -182,11 +350,33 @@ impl PublisherGuard {
         &self.stream.key
     }
 
-    /// Adds a track or replaces the track of the same kind (a new sequence header).
+    /// The stream's settings.
+    pub fn options(&self) -> StreamOptions {
+        self.stream.lock().options.clone()
+    }
+
+    /// The publisher said it stops (RTMP FCUnpublish/deleteStream, RTSP TEARDOWN): the stream
+    /// ends now, `continue_push` does not apply.
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+
+    /// Resolves when the stream must end (on_stream_none_reader answered `close`, the API closed
+    /// it): the publishing session should then disconnect.
+    pub async fn closed(&mut self) {
+        // An error means the sender is gone, which cannot happen while the stream lives.
+        let _ = self.close.wait_for(|close| *close).await;
+    }
+
+    /// Adds a track or replaces the track of the same kind (a new sequence header). Audio is
+    /// ignored when the stream's `enable_audio` is off.
     pub fn set_track(&self, track: Track) {
         let tracks = {
             let mut state = self.stream.lock();
             let kind = track.info.kind();
+            if kind == TrackKind::Audio && !state.options.enable_audio {
+                return;
+            }
             if let Some(t) = state.tracks.iter_mut().find(|t| t.info.kind() == kind) {
                 if *t == track {
                     return;
@@ -227,7 +417,19 @@ impl PublisherGuard {
             .bytes_in
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
         let mut state = self.stream.lock();
+        let kind = frame.kind();
+        if kind == TrackKind::Audio && !state.options.enable_audio {
+            return;
+        }
         frame.dts = state.rebase.rebase(frame.dts);
+        match state.stats.iter_mut().find(|s| s.kind == kind) {
+            Some(stats) => stats.count(&frame),
+            None => {
+                let mut stats = TrackStats::new(kind);
+                stats.count(&frame);
+                state.stats.push(stats);
+            }
+        }
         let tag_type = match frame.kind() {
             TrackKind::Audio => 8,
             TrackKind::Video => 9,
@@ -250,16 +452,33 @@ impl PublisherGuard {
 
 impl Drop for PublisherGuard {
     fn drop(&mut self) {
-        // Closing the ring ends every viewer's `recv` once it has read what is left.
-        self.stream.lock().tx = None;
-        self.registry.remove(&self.stream.key, &self.stream);
-        tracing::info!(stream = %self.stream.key, "stream unpublished");
-        self.registry.emit(Event::Unpublished {
-            key: self.stream.key.clone(),
-            publisher: self.stream.publisher.clone(),
-            bytes: self.stream.bytes_in.load(Ordering::Relaxed),
-            duration: self.stream.started.elapsed(),
-        });
+        let hold = if self.finished || *self.close.borrow() {
+            Duration::ZERO
+        } else {
+            self.stream.lock().options.continue_push
+        };
+        // Keeping the stream needs a timer to end it later; without a runtime, end it now.
+        if let (false, Ok(runtime)) = (hold.is_zero(), tokio::runtime::Handle::try_current()) {
+            let generation = {
+                let mut state = self.stream.lock();
+                state.orphaned = true;
+                state.generation
+            };
+            tracing::info!(stream = %self.stream.key, "publisher gone; stream kept {hold:?} for it to resume");
+            let (stream, registry) = (Arc::clone(&self.stream), Arc::clone(&self.registry));
+            runtime.spawn(async move {
+                tokio::time::sleep(hold).await;
+                let expired = {
+                    let state = stream.lock();
+                    state.orphaned && state.generation == generation
+                };
+                if expired {
+                    stream.end(&registry);
+                }
+            });
+            return;
+        }
+        self.stream.end(&self.registry);
     }
 }
 
@@ -314,9 +533,14 @@ impl Rebaser {
         }
     }
 
+    /// A new publisher took over: its first timestamp continues from the last output.
+    pub(crate) fn resume(&mut self) {
+        self.last_in = None;
+    }
+
     pub(crate) fn rebase(&mut self, dts: u64) -> u64 {
         match self.last_in {
-            None => self.offset = -i128::from(dts),
+            None => self.offset = i128::from(self.last_out) - i128::from(dts),
             Some(last) if last.abs_diff(dts) > self.threshold => {
                 tracing::debug!(from = last, to = dts, "timestamp jump rebased");
                 self.offset = i128::from(self.last_out) - i128::from(dts);

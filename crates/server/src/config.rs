@@ -770,8 +770,8 @@ sections! {
         "retry_delay" => retry_delay: Duration = "3" via FracSecs;
         /// Seconds between on_server_keepalive calls.
         "alive_interval" => alive_interval: Duration = "10" via FracSecs;
-        /// A publish or play URL whose query contains this skips the auth hooks.
-        "admin_params" => admin_params: String = "secret=035c73f7-bb6b-4889-a715-d9eb2d1925cc" via Plain;
+        /// Publish/play URLs whose query has every key=value of this skip auth; empty = none.
+        "admin_params" => admin_params: String = "" via Plain;
         /// Schemas reported by on_stream_changed, `/`-separated.
         "stream_changed_schemas" => stream_changed_schemas: Vec<String> = "rtsp/rtmp/fmp4/ts/hls/hls.fmp4" via SlashList;
         /// 1 = clients on 127.0.0.1 skip the auth hooks (unsafe behind a reverse proxy).

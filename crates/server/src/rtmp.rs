@@ -11,6 +11,7 @@ use ::rtmp::flv::{DemuxEvent, Demuxer};
 use ::rtmp::server::{Event, Session};
 use bytes::Bytes;
 use media::StreamKey;
+use hooks::{PlayRefusal, PublishRefusal};
 use registry::{Ended, Item, Protocol, PublisherGuard, SessionInfo, Subscription, Track};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -188,7 +189,14 @@ async fn run(
                     return Ok(());
                 }
             }
-            item = next_item(&mut role) => {
+            next = next_for_role(&mut role) => {
+                let item = match next {
+                    RoleEvent::Item(item) => item,
+                    RoleEvent::Closed => {
+                        tracing::info!("publish ended: the stream was closed by the server");
+                        return Ok(());
+                    }
+                };
                 let Role::Playing { stream_id, sub, last_ts } = &mut role else { continue };
                 let stream_id = *stream_id;
                 match item {
@@ -208,7 +216,14 @@ async fn run(
                     }
                 }
             }
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => {
+                // A server that stops ends its streams now: continue_push is for publishers
+                // that drop, not for a server going away.
+                if let Role::Publishing { guard, .. } = std::mem::replace(&mut role, Role::Idle) {
+                    guard.finish();
+                }
+                return Ok(());
+            }
         }
     }
 }
@@ -232,11 +247,23 @@ async fn read_with_deadline(
     }
 }
 
-/// The next item for a playing session; never resolves otherwise.
-async fn next_item(role: &mut Role) -> Result<Item, Ended> {
+enum RoleEvent {
+    /// The next item for a player.
+    Item(Result<Item, Ended>),
+    /// A publisher's stream was closed (on_stream_none_reader, the API).
+    Closed,
+}
+
+/// What a playing or publishing session must act on besides its socket; never resolves for
+/// an idle session.
+async fn next_for_role(role: &mut Role) -> RoleEvent {
     match role {
-        Role::Playing { sub, .. } => sub.recv().await,
-        _ => std::future::pending().await,
+        Role::Playing { sub, .. } => RoleEvent::Item(sub.recv().await),
+        Role::Publishing { guard, .. } => {
+            guard.closed().await;
+            RoleEvent::Closed
+        }
+        Role::Idle => std::future::pending().await,
     }
 }
 
@@ -315,9 +342,11 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                     return;
                 }
             };
-            match shared.registry.publish(key, info) {
+            match hooks::admit_publish(&shared.hooks, &shared.registry, key, info, &shared.protocol)
+                .await
+            {
                 Ok(guard) => {
-                    tracing::info!("publish started");
+                    tracing::info!(stream = %guard.key(), "publish started");
                     conn.session.accept_publish(stream_id);
                     *role = Role::Publishing {
                         stream_id,
@@ -325,13 +354,14 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                         demuxer: Demuxer::default(),
                     };
                 }
-                Err(e) => {
-                    tracing::info!("publish refused: {e}");
-                    conn.session.reject_publish(
-                        stream_id,
-                        "NetStream.Publish.BadName",
-                        "Already publishing",
-                    );
+                Err(refusal) => {
+                    tracing::info!("publish refused: {refusal}");
+                    let code = match refusal {
+                        PublishRefusal::Denied(_) => "NetStream.Publish.BadAuth",
+                        _ => "NetStream.Publish.BadName",
+                    };
+                    conn.session
+                        .reject_publish(stream_id, code, &refusal.to_string());
                     conn.closing = true;
                 }
             }
@@ -353,12 +383,16 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             };
             // Tell the player where it stands before a possibly long wait for the stream.
             let _ = conn.flush().await;
-            match shared
-                .registry
-                .wait_for(&key, info, shared.max_stream_wait)
-                .await
-            {
-                Some(sub) => {
+            let admitted = hooks::admit_play(
+                &shared.hooks,
+                &shared.registry,
+                &key,
+                info,
+                shared.max_stream_wait,
+            )
+            .await;
+            match admitted {
+                Ok(sub) => {
                     tracing::info!("play started");
                     conn.session.accept_play(stream_id);
                     *role = Role::Playing {
@@ -367,7 +401,13 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                         last_ts: 0,
                     };
                 }
-                None => {
+                Err(PlayRefusal::Denied(msg)) => {
+                    tracing::info!("play refused: {msg}");
+                    conn.session
+                        .reject_play(stream_id, "NetStream.Play.BadAuth", &msg);
+                    conn.closing = true;
+                }
+                Err(_) => {
                     tracing::info!("play refused: stream not found");
                     conn.session.reject_play(
                         stream_id,
@@ -407,7 +447,10 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
         Event::Unpublished { stream_id } => {
             if matches!(role, Role::Publishing { stream_id: s, .. } if *s == stream_id) {
                 tracing::info!("publish ended by the publisher");
-                *role = Role::Idle;
+                // An explicit unpublish ends the stream now (continue_push is for drops).
+                if let Role::Publishing { guard, .. } = std::mem::replace(role, Role::Idle) {
+                    guard.finish();
+                }
             }
         }
         Event::PlayStopped { stream_id } => {

@@ -1,9 +1,10 @@
 //! Starting and stopping the listeners.
 
-use crate::config::Config;
+use crate::config::{Config, StampMode};
 pub use crate::turn::TurnOptions;
 use anyhow::Context;
-use registry::{Registry, RegistryConfig};
+use hooks::{Hook, HookConfig, Hooks, LifecycleConfig};
+use registry::{Registry, RegistryConfig, StreamOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,11 +45,27 @@ pub struct Options {
     pub turn_addr: Option<SocketAddr>,
     /// TURN settings (`[turn]`).
     pub turn: TurnOptions,
+    /// Web hooks (`[hook]`).
+    pub hooks: HookConfig,
+    /// Lifecycle hook settings (`general.flowThreshold`, `streamNoneReaderDelayMS`, …).
+    pub lifecycle: LifecycleConfig,
+    /// Every stream's settings unless on_publish overrides them (`[protocol]`).
+    pub protocol: StreamOptions,
+    /// The config as on_server_started sends it (flat `section.key`, secrets blanked).
+    pub flat_config: Vec<(String, String)>,
 }
+
+/// The `admin_params` of ZLMediaKit's sample config.ini, known to everyone who read it.
+const ZLM_EXAMPLE_ADMIN_PARAMS: &str = "secret=035c73f7-bb6b-4889-a715-d9eb2d1925cc";
+
+/// Output schemas this build serves (what on_stream_changed reports).
+const OUTPUTS: &[&str] = &["rtmp"];
 
 /// State every session shares.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
+    pub(crate) hooks: Hooks,
+    pub(crate) protocol: StreamOptions,
     pub(crate) rtmp: RtmpOptions,
     pub(crate) enable_vhost: bool,
     pub(crate) max_stream_wait: Duration,
@@ -65,16 +82,30 @@ pub struct Server {
     pub turn_addr: Option<SocketAddr>,
     /// The live streams.
     pub registry: Registry,
+    /// The hook client.
+    pub hooks: Hooks,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    lifecycle: JoinHandle<()>,
 }
 
 impl Server {
     /// Binds every enabled listener and starts serving.
     pub async fn start(options: Options) -> anyhow::Result<Server> {
         let registry = Registry::new(options.registry.clone());
+        let hooks = Hooks::new(options.hooks.clone());
+        if hooks.config().admin_params == ZLM_EXAMPLE_ADMIN_PARAMS {
+            tracing::warn!(
+                "hook.admin_params is ZLMediaKit's published example value: anyone who adds it to \
+                 a URL skips on_publish and on_play; set your own or leave it empty"
+            );
+        }
+        let lifecycle =
+            hooks::spawn_lifecycle(hooks.clone(), registry.clone(), options.lifecycle.clone());
         let shared = Arc::new(Shared {
             registry: registry.clone(),
+            hooks: hooks.clone(),
+            protocol: options.protocol.clone(),
             rtmp: options.rtmp.clone(),
             enable_vhost: options.enable_vhost,
             max_stream_wait: options.max_stream_wait,
@@ -108,6 +139,7 @@ impl Server {
             http_addr = Some(bound);
             let app = api::router(api::AppState {
                 registry: registry.clone(),
+                hooks: hooks.clone(),
                 options: api::ApiOptions {
                     enable_vhost: options.enable_vhost,
                     max_stream_wait: options.max_stream_wait,
@@ -135,21 +167,44 @@ impl Server {
             tasks.push(task);
         }
 
+        if hooks.enabled(Hook::OnServerStarted) {
+            let body = options
+                .flat_config
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect();
+            let hooks = hooks.clone();
+            // Not awaited: a slow backend must not delay the listeners.
+            tokio::spawn(async move { hooks.on_server_started(body).await });
+        }
+
         Ok(Server {
             rtmp_addr,
             http_addr,
             turn_addr,
             registry,
+            hooks,
             shutdown,
             tasks,
+            lifecycle,
         })
     }
 
-    /// Stops accepting, ends every session and waits for the listeners to finish.
+    /// Stops accepting, ends every session, waits for the listeners to finish, sends the
+    /// hooks still queued (bounded by the hook timeout) and then on_server_exited.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        // Let the lifecycle task turn the last unpublish events into hooks.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.lifecycle.abort();
+        let config = self.hooks.config();
+        let bound = config.timeout.saturating_add(Duration::from_secs(1));
+        self.hooks.flush(bound).await;
+        if self.hooks.enabled(Hook::OnServerExited) {
+            let _ = tokio::time::timeout(bound, self.hooks.on_server_exited()).await;
         }
     }
 }
@@ -171,7 +226,73 @@ impl Options {
             registry: RegistryConfig::default(),
             turn_addr: listen(config.turn.port),
             turn: turn_options(&config.turn),
+            hooks: hook_config(config),
+            lifecycle: LifecycleConfig {
+                outputs: OUTPUTS.to_vec(),
+                flow_threshold: config.general.flow_threshold.saturating_mul(1024),
+                none_reader_delay: config.general.stream_none_reader_delay,
+                alive_interval: config.hook.alive_interval,
+            },
+            protocol: protocol_options(&config.protocol),
+            flat_config: config.to_flat_redacted(),
         }
+    }
+}
+
+/// `[hook]` (and `general.mediaServerId`) as the hook client's settings.
+fn hook_config(config: &Config) -> HookConfig {
+    let h = &config.hook;
+    let mut c = HookConfig::default();
+    c.enable = h.enable;
+    c.timeout = h.timeout_sec;
+    c.retry = h.retry;
+    c.retry_delay = h.retry_delay;
+    c.media_server_id = config.general.media_server_id.clone();
+    c.sign_token = (!h.sign_token.is_empty()).then(|| h.sign_token.expose().to_owned());
+    c.admin_params = h.admin_params.clone();
+    c.local_bypass = h.local_bypass;
+    c.stream_changed_schemas = h.stream_changed_schemas.clone();
+    for (hook, url) in [
+        (Hook::OnPublish, &h.on_publish),
+        (Hook::OnPlay, &h.on_play),
+        (Hook::OnFlowReport, &h.on_flow_report),
+        (Hook::OnHttpAccess, &h.on_http_access),
+        (Hook::OnRecordMp4, &h.on_record_mp4),
+        (Hook::OnRtspRealm, &h.on_rtsp_realm),
+        (Hook::OnRtspAuth, &h.on_rtsp_auth),
+        (Hook::OnStreamChanged, &h.on_stream_changed),
+        (Hook::OnStreamNoneReader, &h.on_stream_none_reader),
+        (Hook::OnStreamNotFound, &h.on_stream_not_found),
+        (Hook::OnServerStarted, &h.on_server_started),
+        (Hook::OnServerKeepalive, &h.on_server_keepalive),
+        (Hook::OnServerExited, &h.on_server_exited),
+    ] {
+        c.set_url(hook, url.clone());
+    }
+    c
+}
+
+/// `[protocol]` as the default settings of every stream.
+fn protocol_options(p: &crate::config::Protocol) -> StreamOptions {
+    StreamOptions {
+        enable_rtmp: p.enable_rtmp,
+        enable_rtsp: p.enable_rtsp,
+        enable_hls: p.enable_hls,
+        enable_ts: p.enable_ts,
+        enable_fmp4: p.enable_fmp4,
+        enable_mp4: p.enable_mp4,
+        enable_audio: p.enable_audio,
+        mp4_save_path: p.mp4_save_path.clone(),
+        mp4_max_second: p.mp4_max_second,
+        hls_save_path: p.hls_save_path.clone(),
+        auto_close: p.auto_close,
+        continue_push: p.continue_push,
+        modify_stamp: match p.modify_stamp {
+            StampMode::Absolute => 0,
+            StampMode::System => 1,
+            StampMode::Relative => 2,
+        },
+        ..StreamOptions::default()
     }
 }
 

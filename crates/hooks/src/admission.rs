@@ -1,0 +1,99 @@
+//! Admission of publishers and players: the auth hooks, then the registry. Every protocol
+//! driver admits through these two functions, so the rules hold the same on every path.
+
+use crate::body::Request;
+use crate::client::Hooks;
+use crate::reply::stream_options;
+use crate::Hook;
+use media::StreamKey;
+use registry::{PublisherGuard, Registry, SessionInfo, StreamOptions, Subscription};
+use std::time::Duration;
+
+/// Why a publisher was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishRefusal {
+    /// on_publish refused (RTMP: `NetStream.Publish.BadAuth`).
+    #[error("{0}")]
+    Denied(String),
+    /// Somebody already publishes the stream (RTMP: `NetStream.Publish.BadName`).
+    #[error("Already publishing")]
+    AlreadyPublishing,
+}
+
+/// Why a player was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlayRefusal {
+    /// on_play refused (RTMP: `NetStream.Play.BadAuth`, HTTP 401).
+    #[error("{0}")]
+    Denied(String),
+    /// The stream did not go live within `maxStreamWaitMS`, or on_stream_not_found said
+    /// `close: true`.
+    #[error("stream not found")]
+    NotFound,
+}
+
+/// Asks on_publish, then makes the stream live with `defaults` (`[protocol]`) overridden by
+/// the reply, under the reply's `stream_replace` name if it gives one.
+pub async fn admit_publish(
+    hooks: &Hooks,
+    registry: &Registry,
+    key: StreamKey,
+    publisher: SessionInfo,
+    defaults: &StreamOptions,
+) -> Result<PublisherGuard, PublishRefusal> {
+    let reply = hooks
+        .on_publish(&Request::new(key.clone(), &publisher))
+        .await
+        .map_err(|r| PublishRefusal::Denied(r.msg))?;
+    let (options, replace) = match reply {
+        Some(reply) => stream_options(&reply, defaults),
+        None => (defaults.clone(), None),
+    };
+    let key = match replace {
+        Some(stream) => StreamKey { stream, ..key },
+        None => key,
+    };
+    registry
+        .publish_with(key, publisher, options)
+        .map_err(|_| PublishRefusal::AlreadyPublishing)
+}
+
+/// Asks on_play, then subscribes. A stream that is not live fires on_stream_not_found and is
+/// waited for up to `max_wait` (the player may come before the publisher), unless the reply
+/// says `close: true`.
+pub async fn admit_play(
+    hooks: &Hooks,
+    registry: &Registry,
+    key: &StreamKey,
+    viewer: SessionInfo,
+    max_wait: Duration,
+) -> Result<Subscription, PlayRefusal> {
+    let req = Request::new(key.clone(), &viewer);
+    hooks
+        .on_play(&req)
+        .await
+        .map_err(|r| PlayRefusal::Denied(r.msg))?;
+    if let Some(sub) = registry.subscribe(key, viewer.clone()) {
+        return Ok(sub);
+    }
+    let wait = registry.wait_for(key, viewer, max_wait);
+    if !hooks.enabled(Hook::OnStreamNotFound) {
+        return wait.await.ok_or(PlayRefusal::NotFound);
+    }
+    let not_found = hooks.on_stream_not_found(&req);
+    tokio::pin!(wait, not_found);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            sub = &mut wait => return sub.ok_or(PlayRefusal::NotFound),
+            close = &mut not_found, if !asked => {
+                asked = true;
+                if close {
+                    return Err(PlayRefusal::NotFound);
+                }
+            }
+        }
+    }
+}

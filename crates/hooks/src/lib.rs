@@ -1,0 +1,219 @@
+//! ZLMediaKit's web hooks (its `[hook]` contract, seed 002 and DESIGN.md §1), so a backend
+//! written for ZLMediaKit authorizes and hears ferrostream unchanged.
+//!
+//! Every hook is a JSON POST to its own URL. Each body carries `mediaServerId` and `hook_index`
+//! (a process-wide counter, bumped by every attempt); the request carries `X-VHOST` when the body
+//! names a vhost and `User-Agent: ferrostream/<version>`. A reply is a success only as HTTP 200
+//! with a JSON object whose `code` is the integer 0; another integer is a denial
+//! ([`HookError::Denied`], never retried); anything else (network error, timeout, other status,
+//! not JSON, `"code":"0"`) is a failure, retried `retry` times after `retry_delay`, and then
+//! [`HookError::Failed`]. The auth calls turn a failure into a refusal (fail closed); the rest log
+//! it. A disabled hook (`enable=0` or no URL) takes its default action.
+//!
+//! ```text
+//!  session driver ──await──▶ Hooks::on_publish / on_play / on_rtsp_* / on_stream_not_found
+//!                            (direct: never queued behind anything)
+//!  registry events ─▶ lifecycle task ─▶ Hooks::notify ─▶ N ordered workers (bounded queues)
+//!                     on_stream_changed, on_flow_report, on_stream_none_reader, keepalive
+//! ```
+//!
+//! Lifecycle hooks of one stream go through one worker, so they arrive in order; a full queue
+//! drops the hook (counted and logged), so a dead backend never holds memory or media. One
+//! pooled keep-alive HTTP client serves every hook.
+//!
+//! With a `sign_token`, each URL gets `RequestTime` and `Sign=hex(sha256(token + RequestTime))`
+//! (seed 003) and the request `X-Ferrostream-Signature: t=<unix s>,v1=hex(hmac_sha256(token,
+//! t + "." + body))`, which binds the body too ([`sign`]).
+//!
+//! Layout:
+//! - `lib.rs`: [`HookConfig`], [`Hook`], errors.
+//! - `client.rs`: [`Hooks`]: calls, retries, the auth hooks and their bypasses.
+//! - `admission.rs`: [`admit_publish`], [`admit_play`]: auth hooks, then the registry.
+//! - `body.rs`: request bodies ([`Request`], stream descriptions).
+//! - `reply.rs`: the on_publish reply as [`registry::StreamOptions`].
+//! - `queue.rs`: ordered, bounded workers for the lifecycle hooks.
+//! - `lifecycle.rs`: registry events to on_stream_changed, on_flow_report,
+//!   on_stream_none_reader; on_server_keepalive.
+//! - `sign.rs`: signing and verifying.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![forbid(clippy::print_stdout)]
+
+mod admission;
+mod body;
+mod client;
+mod lifecycle;
+mod queue;
+mod reply;
+pub mod sign;
+
+pub use admission::{admit_play, admit_publish, PlayRefusal, PublishRefusal};
+pub use body::{origin_type, stream_json, Request};
+pub use client::{HttpAccess, Hooks, Refused, RtspPassword};
+pub use lifecycle::{spawn_lifecycle, LifecycleConfig};
+pub use reply::stream_options;
+
+use std::time::Duration;
+
+/// One hook of the contract, by its ZLMediaKit name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hook {
+    /// A publisher asks to go live (auth; the reply may set the stream's options).
+    OnPublish,
+    /// A player asks to watch (auth).
+    OnPlay,
+    /// A session ended having moved at least `general.flowThreshold` KB.
+    OnFlowReport,
+    /// A file under `http.rootPath` is requested (auth).
+    OnHttpAccess,
+    /// An MP4 recording segment was closed.
+    OnRecordMp4,
+    /// RTSP: does this stream need a password? (the realm).
+    OnRtspRealm,
+    /// RTSP: the password of a user.
+    OnRtspAuth,
+    /// An output of a stream registered or unregistered.
+    OnStreamChanged,
+    /// A stream has had no reader for `general.streamNoneReaderDelayMS`.
+    OnStreamNoneReader,
+    /// A player asked for a stream that is not live.
+    OnStreamNotFound,
+    /// The server started (the whole config).
+    OnServerStarted,
+    /// Every `hook.alive_interval` seconds.
+    OnServerKeepalive,
+    /// The server is stopping cleanly.
+    OnServerExited,
+}
+
+impl Hook {
+    /// Every hook.
+    pub const ALL: [Hook; 13] = [
+        Hook::OnPublish,
+        Hook::OnPlay,
+        Hook::OnFlowReport,
+        Hook::OnHttpAccess,
+        Hook::OnRecordMp4,
+        Hook::OnRtspRealm,
+        Hook::OnRtspAuth,
+        Hook::OnStreamChanged,
+        Hook::OnStreamNoneReader,
+        Hook::OnStreamNotFound,
+        Hook::OnServerStarted,
+        Hook::OnServerKeepalive,
+        Hook::OnServerExited,
+    ];
+
+    /// The hook's name, which is also its `[hook]` config key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::OnPublish => "on_publish",
+            Hook::OnPlay => "on_play",
+            Hook::OnFlowReport => "on_flow_report",
+            Hook::OnHttpAccess => "on_http_access",
+            Hook::OnRecordMp4 => "on_record_mp4",
+            Hook::OnRtspRealm => "on_rtsp_realm",
+            Hook::OnRtspAuth => "on_rtsp_auth",
+            Hook::OnStreamChanged => "on_stream_changed",
+            Hook::OnStreamNoneReader => "on_stream_none_reader",
+            Hook::OnStreamNotFound => "on_stream_not_found",
+            Hook::OnServerStarted => "on_server_started",
+            Hook::OnServerKeepalive => "on_server_keepalive",
+            Hook::OnServerExited => "on_server_exited",
+        }
+    }
+
+    fn index(self) -> usize {
+        Hook::ALL.iter().position(|h| *h == self).unwrap_or(0)
+    }
+}
+
+/// How hooks are called (`[hook]` and `general.mediaServerId`).
+#[derive(Debug, Clone)]
+pub struct HookConfig {
+    /// `hook.enable`: false = every hook takes its default action. Default: false.
+    pub enable: bool,
+    /// `hook.timeoutSec`: the whole request, connect to last byte. Default: 10 s.
+    pub timeout: Duration,
+    /// `hook.retry`: further attempts after a failure (not after a denial). Default: 1.
+    pub retry: u32,
+    /// `hook.retry_delay`. Default: 3 s.
+    pub retry_delay: Duration,
+    /// `general.mediaServerId`, sent in every body. Default: `your_server_id`.
+    pub media_server_id: String,
+    /// `hook.sign_token`: sign every call when set. Default: none.
+    pub sign_token: Option<String>,
+    /// `hook.admin_params`: a publish or play whose params contain every `key=value` of this
+    /// skips the auth hooks; empty = never. Default: empty.
+    pub admin_params: String,
+    /// `hook.local_bypass`: publishers and players on a loopback address skip the auth hooks.
+    /// Default: false.
+    pub local_bypass: bool,
+    /// `hook.stream_changed_schemas`: which output schemas on_stream_changed reports.
+    /// Default: rtsp, rtmp, fmp4, ts, hls, hls.fmp4.
+    pub stream_changed_schemas: Vec<String>,
+    /// Lifecycle workers; one stream's hooks always use the same one. Default: 4.
+    pub workers: usize,
+    /// Hooks each worker may hold waiting; past it they are dropped. Default: 1024.
+    pub queue_capacity: usize,
+    urls: [Option<String>; 13],
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            enable: false,
+            timeout: Duration::from_secs(10),
+            retry: 1,
+            retry_delay: Duration::from_secs(3),
+            media_server_id: "your_server_id".into(),
+            sign_token: None,
+            admin_params: String::new(),
+            local_bypass: false,
+            stream_changed_schemas: ["rtsp", "rtmp", "fmp4", "ts", "hls", "hls.fmp4"]
+                .map(String::from)
+                .to_vec(),
+            workers: 4,
+            queue_capacity: 1024,
+            urls: Default::default(),
+        }
+    }
+}
+
+impl HookConfig {
+    /// Sets the URL of `hook` (empty or `None` = disabled).
+    pub fn set_url(&mut self, hook: Hook, url: Option<String>) {
+        self.urls[hook.index()] = url.filter(|u| !u.trim().is_empty());
+    }
+
+    /// The URL `hook` is sent to, if it is on.
+    pub fn url(&self, hook: Hook) -> Option<&str> {
+        if !self.enable {
+            return None;
+        }
+        self.urls[hook.index()].as_deref()
+    }
+}
+
+/// Why a hook call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookError {
+    /// The backend answered with a non-zero `code`: a decision, never retried.
+    #[error("denied by the backend (code {code}): {msg}")]
+    Denied {
+        /// The `code` of the reply.
+        code: i64,
+        /// The `msg` of the reply (empty if none).
+        msg: String,
+    },
+    /// No usable answer after every attempt.
+    #[error("failed after {attempts} attempt(s): {reason}")]
+    Failed {
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last attempt failed.
+        reason: String,
+    },
+}
