@@ -59,6 +59,33 @@ impl RtmpClient {
         self.wait_for(|e| matches!(e, Event::PublishStarted)).await;
     }
 
+    /// Publishes `name`: `Ok` on `NetStream.Publish.Start`, `Err((code, description))` when
+    /// refused.
+    pub async fn try_publish(&mut self, name: &str) -> Result<(), (String, String)> {
+        self.session.publish(name);
+        self.flush().await;
+        self.outcome(|e| matches!(e, Event::PublishStarted)).await
+    }
+
+    /// Plays `name`: `Ok` on `NetStream.Play.Start`, `Err((code, description))` when refused.
+    pub async fn try_play(&mut self, name: &str) -> Result<(), (String, String)> {
+        self.session.play(name);
+        self.flush().await;
+        self.outcome(|e| matches!(e, Event::PlayStarted)).await
+    }
+
+    async fn outcome(&mut self, want: impl Fn(&Event) -> bool) -> Result<(), (String, String)> {
+        let deadline = Instant::now() + SETUP_LIMIT;
+        loop {
+            match self.next_event(deadline).await {
+                Some(Event::Rejected { code, description }) => return Err((code, description)),
+                Some(e) if want(&e) => return Ok(()),
+                Some(_) => {}
+                None => panic!("no answer from the server in time"),
+            }
+        }
+    }
+
     /// Plays `name` and waits for `NetStream.Play.Start`. Media that arrives with it stays
     /// queued for [`RtmpClient::next_event`].
     pub async fn play(&mut self, name: &str) {
@@ -193,6 +220,11 @@ impl Publisher {
             sent
         });
         Publisher { stop, task }
+    }
+
+    /// Drops the connection without unpublishing, as a publisher whose network fails.
+    pub fn abort(self) {
+        self.task.abort();
     }
 
     /// Stops publishing and closes the connection; returns how many tags were sent.

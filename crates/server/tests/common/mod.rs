@@ -2,6 +2,7 @@
 //! processes against it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod backend;
 pub mod client;
 
 use media::StreamKey;
