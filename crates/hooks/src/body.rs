@@ -38,7 +38,10 @@ impl Request {
     pub(crate) fn json(&self) -> Map<String, Value> {
         let mut body = media_json(self.protocol.schema(), &self.key, &self.params);
         body.insert("protocol".into(), self.protocol.name().into());
-        body.insert("ip".into(), self.peer.ip().to_canonical().to_string().into());
+        body.insert(
+            "ip".into(),
+            self.peer.ip().to_canonical().to_string().into(),
+        );
         body.insert("port".into(), self.peer.port().into());
         body.insert("id".into(), self.id.to_string().into());
         body
@@ -124,7 +127,7 @@ pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let bytes_speed = if alive > 0 { info.bytes_in / alive } else { 0 };
+    let bytes_speed = info.bytes_in.checked_div(alive).unwrap_or(0);
     let extra = json!({
         "createStamp": created,
         "aliveSecond": alive,

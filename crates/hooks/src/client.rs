@@ -36,7 +36,10 @@ impl Refused {
             },
             HookError::Failed { .. } => {
                 // Fail closed: no answer is no permission.
-                tracing::warn!(hook = hook.name(), "refused, the backend could not be asked: {e}");
+                tracing::warn!(
+                    hook = hook.name(),
+                    "refused, the backend could not be asked: {e}"
+                );
                 Refused {
                     msg: format!("{} failed: authorization unavailable", hook.name()),
                 }
@@ -117,7 +120,13 @@ impl Hooks {
     }
 
     /// Like [`Hooks::notify`], then hands the reply to `then` (not called when disabled).
-    pub(crate) fn notify_then(&self, hook: Hook, order: &str, body: Map<String, Value>, then: Then) {
+    pub(crate) fn notify_then(
+        &self,
+        hook: Hook,
+        order: &str,
+        body: Map<String, Value>,
+        then: Then,
+    ) {
         if self.enabled(hook) {
             self.queue.push(order, hook, body, Some(then));
         }
@@ -263,7 +272,9 @@ impl Hooks {
                     .to_owned(),
                 second: reply.get("second").and_then(Value::as_u64).unwrap_or(0),
             })),
-            err => Err(Refused { msg: err.to_owned() }),
+            err => Err(Refused {
+                msg: err.to_owned(),
+            }),
         }
     }
 
@@ -331,10 +342,7 @@ impl Caller {
         let Some(url) = self.config.url(hook) else {
             return Ok(None);
         };
-        let vhost = body
-            .get("vhost")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let vhost = body.get("vhost").and_then(Value::as_str).map(str::to_owned);
         body.insert(
             "mediaServerId".into(),
             self.config.media_server_id.as_str().into(),
@@ -421,7 +429,9 @@ impl Caller {
         let code = match map.get("code") {
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.as_i64().unwrap_or(i64::MAX),
             Some(other) => {
-                return Err(Attempt::Failed(format!("reply code is not an integer: {other}")))
+                return Err(Attempt::Failed(format!(
+                    "reply code is not an integer: {other}"
+                )))
             }
             None => return Err(Attempt::Failed("reply has no code".into())),
         };
@@ -489,7 +499,9 @@ mod tests {
             (json!({"close": false}), false),
             (json!({}), false),
         ] {
-            let Value::Object(map) = reply else { unreachable!() };
+            let Value::Object(map) = reply else {
+                unreachable!()
+            };
             assert_eq!(reply_close(&map), close, "{map:?}");
         }
     }

@@ -49,8 +49,8 @@ pub mod sign;
 
 pub use admission::{admit_play, admit_publish, PlayRefusal, PublishRefusal};
 pub use body::{origin_type, stream_json, Request};
-pub use client::{HttpAccess, Hooks, Refused, RtspPassword};
-pub use lifecycle::{spawn_lifecycle, LifecycleConfig};
+pub use client::{Hooks, HttpAccess, Refused, RtspPassword};
+pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};
 pub use reply::stream_options;
 
 use std::time::Duration;

@@ -15,6 +15,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -47,10 +48,25 @@ struct Live {
     idle_since: Option<Instant>,
 }
 
-/// Runs the lifecycle hooks for `registry` until the task is aborted.
-pub fn spawn_lifecycle(hooks: Hooks, registry: Registry, config: LifecycleConfig) -> JoinHandle<()> {
+/// The running lifecycle task; [`LifecycleTask::stop`] ends it.
+pub struct LifecycleTask {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl LifecycleTask {
+    /// Turns the events already emitted into hooks (queued), then ends the task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Runs the lifecycle hooks for `registry` until [`LifecycleTask::stop`].
+pub fn spawn_lifecycle(hooks: Hooks, registry: Registry, config: LifecycleConfig) -> LifecycleTask {
     let mut events = registry.events();
-    tokio::spawn(async move {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
         let mut task = Lifecycle {
             hooks,
             registry,
@@ -77,9 +93,16 @@ pub fn spawn_lifecycle(hooks: Hooks, registry: Registry, config: LifecycleConfig
                 },
                 _ = tick.tick() => task.on_tick(),
                 _ = keepalive.tick(), if !alive.is_zero() => task.keepalive(),
+                _ = &mut stopped => {
+                    while let Ok(event) = events.try_recv() {
+                        task.on_event(event);
+                    }
+                    return;
+                }
             }
         }
-    })
+    });
+    LifecycleTask { stop, task }
 }
 
 struct Lifecycle {
@@ -167,7 +190,8 @@ impl Lifecycle {
             .filter(|(_, l)| {
                 !l.registered.is_empty()
                     && l.readers == 0
-                    && l.idle_since.is_some_and(|since| now.duration_since(since) >= delay)
+                    && l.idle_since
+                        .is_some_and(|since| now.duration_since(since) >= delay)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -237,7 +261,8 @@ impl Lifecycle {
         body.insert("totalBytes".into(), bytes.into());
         body.insert("duration".into(), duration.as_secs().into());
         body.insert("player".into(), player.into());
-        self.hooks.notify(Hook::OnFlowReport, &key.to_string(), body);
+        self.hooks
+            .notify(Hook::OnFlowReport, &key.to_string(), body);
     }
 
     /// The stream has had no reader for `streamNoneReaderDelayMS`: close it (`auto_close`) or
@@ -314,4 +339,3 @@ fn has_both(tracks: &[Track]) -> bool {
     let has = |kind| tracks.iter().any(|t| t.info.kind() == kind);
     has(TrackKind::Audio) && has(TrackKind::Video)
 }
-

@@ -48,7 +48,13 @@ impl Queue {
     }
 
     /// Queues `hook` behind the earlier hooks of `order`; drops it when that queue is full.
-    pub(crate) fn push(&self, order: &str, hook: Hook, body: Map<String, Value>, then: Option<Then>) {
+    pub(crate) fn push(
+        &self,
+        order: &str,
+        hook: Hook,
+        body: Map<String, Value>,
+        then: Option<Then>,
+    ) {
         let mut hasher = DefaultHasher::new();
         order.hash(&mut hasher);
         let worker = (hasher.finish() % self.senders.len() as u64) as usize;
@@ -58,7 +64,7 @@ impl Queue {
         if tx.try_send(Job::Call { hook, body, then }).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // The first drop, then every 100th: a dead backend must not flood the log either.
-            if dropped == 1 || dropped % 100 == 0 {
+            if dropped == 1 || dropped.is_multiple_of(100) {
                 tracing::warn!(
                     hook = hook.name(),
                     dropped,

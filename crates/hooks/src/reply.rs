@@ -71,7 +71,9 @@ fn as_bool(v: &Value) -> Option<bool> {
 
 fn as_u64(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -102,7 +104,9 @@ mod tests {
             "mp4_save_path": "/rec", "hls_save_path": "", "enable_hls": null,
             "stream_replace": "renamed", "unknown_key": 1,
         });
-        let Value::Object(reply) = reply else { unreachable!() };
+        let Value::Object(reply) = reply else {
+            unreachable!()
+        };
         let (o, replace) = stream_options(&reply, &defaults);
         assert!(o.enable_mp4 && !o.enable_rtmp && !o.enable_audio && o.enable_hls);
         assert_eq!(o.mp4_max_second, Duration::from_secs(600));

@@ -140,9 +140,14 @@ mod tests {
     fn signed_url_keeps_the_query() {
         assert_eq!(
             signed_url("http://h/on_play?a=1", "k", 5),
-            format!("http://h/on_play?a=1&RequestTime=5&Sign={}", url_sign("k", 5))
+            format!(
+                "http://h/on_play?a=1&RequestTime=5&Sign={}",
+                url_sign("k", 5)
+            )
         );
-        assert!(signed_url("http://h/on_play", "k", 5).starts_with("http://h/on_play?RequestTime=5&"));
+        assert!(
+            signed_url("http://h/on_play", "k", 5).starts_with("http://h/on_play?RequestTime=5&")
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub struct StreamInfo {
     pub readers: usize,
     /// Viewers ever.
     pub total_readers: u64,
-    /// Its settings ([protocol] and the on_publish reply).
+    /// Its settings (`[protocol]` and the on_publish reply).
     pub options: StreamOptions,
     /// Frame counts and timing per track, in the order of `tracks`.
     pub stats: Vec<TrackStats>,

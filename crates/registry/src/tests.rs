@@ -219,3 +219,128 @@ fn flv_tag_layout() {
     };
     assert_eq!(p.flv_body().as_ref(), b"abc");
 }
+
+fn keep_for(ms: u64) -> StreamOptions {
+    StreamOptions {
+        continue_push: Duration::from_millis(ms),
+        ..StreamOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_publisher_may_resume_within_continue_push() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "resume");
+    let guard = reg
+        .publish_with(key.clone(), info(1), keep_for(5_000))
+        .expect("publish");
+    guard.set_track(video_track());
+    guard.push(video(1000, true), b"k");
+    guard.push(video(1040, false), b"d");
+    let mut sub = reg.subscribe(&key, info(9)).expect("subscribe");
+    assert_eq!(next_packet(&mut sub).await.frame.dts, 0);
+    assert_eq!(next_packet(&mut sub).await.frame.dts, 40);
+
+    drop(guard); // the connection failed: no finish()
+    assert!(reg.stream(&key).is_some_and(|s| s.orphaned));
+    let resumed = reg
+        .publish_with(key.clone(), info(2), keep_for(5_000))
+        .expect("takes the stream over");
+    assert_eq!(reg.stream(&key).map(|s| s.publisher.id), Some(2));
+    // The new publisher's clock restarts; the viewer's timeline goes on.
+    resumed.push(video(0, true), b"k");
+    let p = next_packet(&mut sub).await;
+    assert!(p.frame.dts >= 40, "{}", p.frame.dts);
+
+    resumed.finish(); // an explicit unpublish ends it at once
+    assert!(!reg.is_live(&key));
+    assert_eq!(sub.recv().await.err(), Some(Ended::Unpublished));
+}
+
+#[tokio::test]
+async fn an_orphaned_stream_ends_after_continue_push() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "gone");
+    let mut events = reg.events();
+    let guard = reg
+        .publish_with(key.clone(), info(1), keep_for(100))
+        .expect("publish");
+    let mut sub = reg.subscribe(&key, info(9)).expect("subscribe");
+    drop(guard);
+    assert!(reg.is_live(&key));
+    let ended = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+        .await
+        .expect("ends after the hold");
+    assert_eq!(ended.err(), Some(Ended::Unpublished));
+    assert!(!reg.is_live(&key));
+    let mut unpublished = 0;
+    while let Ok(e) = events.try_recv() {
+        unpublished += usize::from(matches!(e, Event::Unpublished { .. }));
+    }
+    assert_eq!(unpublished, 1);
+}
+
+#[tokio::test]
+async fn close_asks_the_publisher_to_leave() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "closing");
+    let mut guard = reg
+        .publish_with(key.clone(), info(1), keep_for(60_000))
+        .expect("publish");
+    assert!(reg.close(&key));
+    tokio::time::timeout(Duration::from_secs(1), guard.closed())
+        .await
+        .expect("told to close");
+    drop(guard); // a closed stream is not kept for a reconnect
+    assert!(!reg.is_live(&key));
+    assert!(!reg.close(&key));
+}
+
+#[tokio::test]
+async fn options_decide_outputs_and_audio() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "opts");
+    let options = StreamOptions {
+        enable_rtmp: false,
+        enable_audio: false,
+        ..StreamOptions::default()
+    };
+    let guard = reg
+        .publish_with(key.clone(), info(1), options)
+        .expect("publish");
+    guard.set_track(Track {
+        info: TrackInfo::new(Codec::Aac, Bytes::from_static(&[0x12, 0x10])),
+        flv: Bytes::from_static(b"aac"),
+    });
+    guard.push(audio(0), b"a");
+    let stream = reg.stream(&key).expect("live");
+    assert!(stream.tracks.is_empty(), "audio dropped at ingest");
+    assert!(reg.subscribe(&key, info(2)).is_none(), "no RTMP output");
+    let rtsp = SessionInfo {
+        protocol: Protocol::Rtsp,
+        ..info(3)
+    };
+    assert!(reg.subscribe(&key, rtsp).is_some());
+    assert_eq!(
+        stream.options.schemas(&["rtmp", "rtsp", "hls"]),
+        ["rtsp", "hls"]
+    );
+}
+
+#[test]
+fn track_stats_measure_fps_and_gop() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "stats");
+    let guard = reg.publish(key.clone(), info(1)).expect("publish");
+    guard.set_track(video_track());
+    for i in 0..51u64 {
+        guard.push(video(i * 40, i % 25 == 0), b"v");
+    }
+    let stats = reg.stream(&key).expect("live").stats;
+    let v = stats.first().expect("video stats");
+    assert_eq!(
+        (v.frames, v.key_frames, v.gop_size, v.gop_interval_ms),
+        (51, 3, 25, 1000)
+    );
+    assert!((v.fps() - 25.0).abs() < 0.01, "{}", v.fps());
+}

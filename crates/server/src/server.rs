@@ -55,6 +55,9 @@ pub struct Options {
     pub flat_config: Vec<(String, String)>,
 }
 
+/// How long a stopping server waits for its sessions to end their streams.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// The `admin_params` of ZLMediaKit's sample config.ini, known to everyone who read it.
 const ZLM_EXAMPLE_ADMIN_PARAMS: &str = "secret=035c73f7-bb6b-4889-a715-d9eb2d1925cc";
 
@@ -86,7 +89,7 @@ pub struct Server {
     pub hooks: Hooks,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    lifecycle: JoinHandle<()>,
+    lifecycle: hooks::LifecycleTask,
 }
 
 impl Server {
@@ -197,9 +200,16 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
-        // Let the lifecycle task turn the last unpublish events into hooks.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.lifecycle.abort();
+        // End every stream (those waiting for a dropped publisher too) and give the sessions a
+        // moment to let go of them, so their last hooks (regist=false, flow reports) go out.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for stream in self.registry.streams() {
+            self.registry.close(&stream.key);
+        }
+        while !self.registry.streams().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.lifecycle.stop().await;
         let config = self.hooks.config();
         let bound = config.timeout.saturating_add(Duration::from_secs(1));
         self.hooks.flush(bound).await;

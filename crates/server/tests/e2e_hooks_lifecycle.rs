@@ -143,29 +143,22 @@ async fn stream_changed_and_flow_report_arrive_in_order() {
     server.shutdown().await;
 }
 
-/// Tags of a synthetic H.264 stream: an avcC header, then a keyframe and deltas at 25 fps.
-fn h264_tags() -> (Vec<(u8, Bytes)>, Vec<(u8, u32, Bytes)>) {
+/// Publishes a synthetic H.264 stream (an avcC header, then a keyframe and deltas at 25 fps)
+/// with our RTMP client.
+async fn start_publisher(server: &server::Server, name: &str) -> Publisher {
     let header = Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]);
     let tags = (0..25u32)
         .map(|i| {
             let key = if i == 0 { 0x17 } else { 0x27 };
-            (
-                TAG_VIDEO,
-                i * 40,
-                Bytes::from(vec![key, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]),
-            )
+            let body = Bytes::from(vec![key, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
+            (TAG_VIDEO, i * 40, body)
         })
         .collect();
-    (vec![(TAG_VIDEO, header)], tags)
-}
-
-async fn start_publisher(server: &server::Server, name: &str) -> Publisher {
-    let (headers, tags) = h264_tags();
     Publisher::start(
         server.rtmp_addr.expect("rtmp"),
         "live",
         name,
-        headers,
+        vec![(TAG_VIDEO, header)],
         tags,
         1000,
         Duration::from_millis(40),
@@ -298,7 +291,22 @@ async fn server_started_keepalive_and_exited() {
         .wait_for("on_server_keepalive", 2, WAIT, |_| true)
         .await;
     assert!(alive[0].body["data"].is_object(), "{}", alive[0].body);
+    // A stream live at shutdown is unregistered before the server says it exited.
+    let _publisher = start_publisher(&server, "atexit").await;
+    backend
+        .wait_for("on_stream_changed", 1, WAIT, |c| c.body["regist"] == true)
+        .await;
     server.shutdown().await;
+    let calls = backend.all_calls();
+    let unregist = calls
+        .iter()
+        .position(|c| c.hook == "on_stream_changed" && c.body["regist"] == false)
+        .expect("regist=false sent during shutdown");
+    let exited_at = calls
+        .iter()
+        .position(|c| c.hook == "on_server_exited")
+        .expect("exited");
+    assert!(unregist < exited_at);
     let exited = backend.calls("on_server_exited");
     assert_eq!(
         exited.len(),

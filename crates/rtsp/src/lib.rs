@@ -1,0 +1,109 @@
+//! Sans-IO RTSP for ferrostream (RFC 2326, with RFC 7826 where they agree): the pieces an RTSP
+//! server is built from. Request framing and responses, SDP, RTP and RTCP, packetizers and
+//! depacketizers for H.264, H.265 and AAC, Digest and Basic authentication.
+//!
+//! The crate never touches a socket, a clock, a thread or a random number generator. Bytes read
+//! from the network go in, parsed values and bytes to write come out; the driver in
+//! `crates/server` owns the TCP connection, the UDP port pairs, the timers, the session ids and
+//! the nonces. The RTSP session state machine (OPTIONS, DESCRIBE, SETUP, PLAY, RECORD, …) is
+//! not here yet; it will drive these pieces with the same verbs as `rtmp::server::Session`.
+//!
+//! # Drive loop
+//!
+//! ```text
+//!   TCP socket ──read──▶ message::Decoder::push(&bytes)
+//!                             │
+//!                             ▼
+//!                        poll() until Ok(None) ──▶ Request: answer with message::Response
+//!                             │                    (Err: write 400, close the connection)
+//!                             ▼
+//!                        Interleaved{channel, payload} ─┐
+//!   UDP socket ──recv──────────────────────────────────┤
+//!                                                       ▼
+//!                        rtp::Packet::parse ──▶ h264/h265/aac::Depacketizer::push(&packet)
+//!                                                       │
+//!                                                       ▼
+//!                                                 pull() until None ──▶ frames, new configs
+//! ```
+//!
+//! Drain rule: every transform here (the decoder, the depacketizers and the packetizers)
+//! follows retina's contract. After one `push`, call `pull` (`poll` for the decoder) until it
+//! returns `None` before the next `push`; output is handed out in input order and nothing is
+//! lost by draining late, but the queue only shrinks when drained. Partial input is never an
+//! error: the decoder keeps the bytes until the rest arrives. Loss and reordering are never
+//! errors either: a depacketizer drops the access unit it cannot rebuild and starts clean at the
+//! next one, so no partial frame ever reaches a viewer.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use rtsp::{h264, RtspConfig};
+//!
+//! let config = RtspConfig::default();
+//! let mut packetizer = h264::Packetizer::new(config.max_rtp_payload, 96, 0x1234, 0);
+//! let mut depacketizer = h264::Depacketizer::new(&[], config.max_access_unit);
+//! let idr = Bytes::from_static(&[0, 0, 0, 3, 0x65, 0x88, 0x84]);
+//! packetizer.push(90_000, &idr).unwrap();
+//! while let Some(packet) = packetizer.pull() {
+//!     depacketizer.push(&packet);
+//!     while let Some(event) = depacketizer.pull() {
+//!         let h264::Event::AccessUnit(au) = event else { continue };
+//!         assert!(au.keyframe);
+//!         assert_eq!(au.data, idr);
+//!     }
+//! }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`message`]: request framing ([`message::Decoder`]), interleaved frames (RFC 2326
+//!   §10.12), [`message::Response`], the `Transport` header (§12.39).
+//! - [`sdp`]: the DESCRIBE answer from [`media::TrackInfo`]s and the tracks of an ANNOUNCE.
+//! - [`rtp`]: RTP packets (RFC 3550 §5.1), RTCP sender and receiver reports (§6.4).
+//! - [`h264`]: RFC 6184 packetizer and depacketizer (single NAL, STAP-A, FU-A).
+//! - [`h265`]: RFC 7798 packetizer and depacketizer (single NAL, AP, FU).
+//! - [`aac`]: RFC 3640 AAC-hbr packetizer and depacketizer.
+//! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
+//! - [`RtspConfig`]: the limits and sizes, with their defaults.
+//! - [`Error`]: the crate's one error type.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![forbid(clippy::print_stdout)]
+
+pub mod aac;
+pub mod auth;
+mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod h264;
+pub mod h265;
+pub mod message;
+mod nal;
+pub mod rtp;
+pub mod sdp;
+
+pub use error::Error;
+pub use nal::{AccessUnit, Event};
+
+/// Limits and sizes for the RTSP pieces; the server's `[rtsp]` section builds on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtspConfig {
+    /// Largest request, headers and body together, in bytes; a longer one is refused with
+    /// [`Error::LimitExceeded`] (and a 400). Default: 65 536.
+    pub max_message: usize,
+    /// Largest RTP payload the packetizers write, in bytes: an Ethernet MTU of 1 500 less IP,
+    /// UDP and RTP headers, with room for tunnels. Default: 1 400.
+    pub max_rtp_payload: usize,
+    /// Largest video access unit a depacketizer gathers before dropping it, in bytes.
+    /// Default: 8 MiB.
+    pub max_access_unit: usize,
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            max_message: message::MAX_MESSAGE,
+            max_rtp_payload: 1400,
+            max_access_unit: 8 << 20,
+        }
+    }
+}
