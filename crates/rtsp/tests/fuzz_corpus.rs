@@ -79,19 +79,19 @@ fn drain(p: &mut h264::Packetizer) -> Vec<Packet> {
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut seeds = Vec::new();
 
-    // RTSP requests as ffmpeg 6 and VLC 3 send them.
+    // Hand-written RTSP requests in the shape ffmpeg 6 and VLC 3 send (not captures).
     let describe = request(
         "DESCRIBE rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nAccept: application/sdp\nCSeq: 2\n\
          User-Agent: Lavf60.16.100\n",
         "",
     );
-    seeds.push(("rtsp_message", "ffmpeg6_describe.txt", describe));
+    seeds.push(("rtsp_message", "describe.txt", describe));
     let announce = request(
         "ANNOUNCE rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nContent-Type: application/sdp\n\
          CSeq: 2\nUser-Agent: Lavf60.16.100\n",
         FFMPEG_SDP,
     );
-    seeds.push(("rtsp_message", "ffmpeg6_announce.txt", announce.clone()));
+    seeds.push(("rtsp_message", "announce.txt", announce.clone()));
     let mut record = request(
         "SETUP rtsp://127.0.0.1:8554/live/cam/streamid=0 RTSP/1.0\n\
          Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\nCSeq: 3\n",
@@ -112,7 +112,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     record.extend_from_slice(&frames);
     seeds.push((
         "rtsp_message",
-        "ffmpeg6_setup_record_interleaved.bin",
+        "setup_record_interleaved.bin",
         record,
     ));
     let auth = request(
@@ -121,7 +121,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
          uri=\"rtsp://127.0.0.1:8554/live/cam\", response=\"0123456789abcdef0123456789abcdef\"\n",
         "",
     );
-    seeds.push(("rtsp_message", "vlc3_describe_digest.txt", auth));
+    seeds.push(("rtsp_message", "describe_digest.txt", auth));
     seeds.push((
         "rtsp_message",
         "bad_content_length.txt",
@@ -139,7 +139,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     // SDPs.
     seeds.push((
         "rtsp_sdp",
-        "ffmpeg6_announce.sdp",
+        "announce.sdp",
         FFMPEG_SDP.as_bytes().to_vec(),
     ));
     let infos = [
