@@ -110,11 +110,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         rtsp::message::write_interleaved(0, &pkt.to_bytes(), &mut frames).expect("fits");
     }
     record.extend_from_slice(&frames);
-    seeds.push((
-        "rtsp_message",
-        "setup_record_interleaved.bin",
-        record,
-    ));
+    seeds.push(("rtsp_message", "setup_record_interleaved.bin", record));
     let auth = request(
         "DESCRIBE rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 4\n\
          Authorization: Digest username=\"admin\", realm=\"ferrostream\", nonce=\"abc123\", \
@@ -137,11 +133,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ));
 
     // SDPs.
-    seeds.push((
-        "rtsp_sdp",
-        "announce.sdp",
-        FFMPEG_SDP.as_bytes().to_vec(),
-    ));
+    seeds.push(("rtsp_sdp", "announce.sdp", FFMPEG_SDP.as_bytes().to_vec()));
     let infos = [
         TrackInfo::new(
             Codec::H264,
