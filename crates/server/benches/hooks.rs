@@ -103,10 +103,10 @@ async fn first_byte_run(label: &str, hooks: HookConfig, requests: u64) -> (f64, 
         .spawn()
         .expect("ffmpeg");
     let key = StreamKey::new("live", "bench");
-    while !server
+    while server
         .registry
         .stream(&key)
-        .is_some_and(|s| !s.tracks.is_empty())
+        .is_none_or(|s| s.tracks.is_empty())
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
