@@ -145,3 +145,79 @@ async fn calls_reuse_keep_alive_connections() {
         "20 sequential calls on one pooled connection: {ports:?}"
     );
 }
+
+/// A backend answering every hook with `reply` and keeping the last body.
+async fn scripted(reply: Value) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = axum::Router::new()
+        .fallback(
+            |State((bodies, reply)): State<(Arc<Mutex<Vec<Value>>>, Value)>,
+             Json(body): Json<Value>| async move {
+                bodies.lock().expect("lock").push(body);
+                Json(reply)
+            },
+        )
+        .with_state((Arc::clone(&bodies), reply));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_and_http_access_calls_read_their_replies() {
+    let (addr, bodies) = scripted(json!({
+        "code": 0, "realm": "cams", "encrypted": true, "passwd": "0123abcd",
+        "err": "", "path": "/record/", "second": 600,
+    }))
+    .await;
+    let hooks = Hooks::new(config(addr, 1, 8));
+    let req = request("cam");
+    assert_eq!(hooks.on_rtsp_realm(&req).await, Ok(Some("cams".into())));
+    let password = hooks
+        .on_rtsp_auth(&req, "cams", "alice", false)
+        .await
+        .expect("password");
+    assert_eq!(
+        password,
+        hooks::RtspPassword {
+            encrypted: true,
+            passwd: "0123abcd".into()
+        }
+    );
+    let headers = [("User-Agent".to_owned(), "curl/8".to_owned())];
+    let access = hooks
+        .on_http_access(
+            &req,
+            "/record/a.mp4",
+            "/srv/www/record/a.mp4",
+            false,
+            &headers,
+        )
+        .await
+        .expect("allowed")
+        .expect("hook on");
+    assert_eq!((access.path.as_str(), access.second), ("/record/", 600));
+    let bodies = bodies.lock().expect("lock").clone();
+    assert_eq!(bodies[0]["stream"], "cam");
+    assert_eq!(bodies[1]["user_name"], "alice");
+    assert_eq!(bodies[1]["realm"], "cams");
+    assert_eq!(bodies[1]["must_no_encrypt"], false);
+    assert_eq!(bodies[2]["header.User-Agent"], "curl/8");
+    assert_eq!(bodies[2]["file_path"], "/srv/www/record/a.mp4");
+    assert_eq!(bodies[2]["is_dir"], false);
+
+    // An `err` refuses the file; an empty realm means no RTSP auth.
+    let (addr, _) = scripted(json!({"code": 0, "err": "members only", "realm": ""})).await;
+    let hooks = Hooks::new(config(addr, 1, 8));
+    assert_eq!(hooks.on_rtsp_realm(&req).await, Ok(None));
+    let refused = hooks
+        .on_http_access(&req, "/a", "/srv/a", false, &[])
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.msg, "members only");
+}
