@@ -70,11 +70,24 @@ pub async fn admit_play(
     viewer: SessionInfo,
     max_wait: Duration,
 ) -> Result<Subscription, PlayRefusal> {
-    let req = Request::new(key.clone(), &viewer);
     hooks
-        .on_play(&req)
+        .on_play(&Request::new(key.clone(), &viewer))
         .await
         .map_err(|r| PlayRefusal::Denied(r.msg))?;
+    find_stream(hooks, registry, key, viewer, max_wait).await
+}
+
+/// The second half of [`admit_play`], for a player already authorized another way (RTSP
+/// credentials checked with on_rtsp_auth): subscribes, or fires on_stream_not_found and waits
+/// up to `max_wait` for the stream unless the reply says `close: true`.
+pub async fn find_stream(
+    hooks: &Hooks,
+    registry: &Registry,
+    key: &StreamKey,
+    viewer: SessionInfo,
+    max_wait: Duration,
+) -> Result<Subscription, PlayRefusal> {
+    let req = Request::new(key.clone(), &viewer);
     if let Some(sub) = registry.subscribe(key, viewer.clone()) {
         return Ok(sub);
     }

@@ -47,7 +47,7 @@ mod queue;
 mod reply;
 pub mod sign;
 
-pub use admission::{admit_play, admit_publish, PlayRefusal, PublishRefusal};
+pub use admission::{admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal};
 pub use body::{origin_type, stream_json, Request};
 pub use client::{Hooks, HttpAccess, Refused, RtspPassword};
 pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};

@@ -307,7 +307,25 @@ impl Registry {
         if !stream.lock().options.serves(viewer.protocol) {
             return None;
         }
-        Some(Subscription::new(stream, viewer, Arc::clone(&self.inner)))
+        Some(Subscription::new(
+            stream,
+            viewer,
+            Arc::clone(&self.inner),
+            true,
+        ))
+    }
+
+    /// Reads a live stream for an output that muxes it once for many viewers (the RTSP
+    /// packetizer, later HLS): not a viewer itself, so it is not counted in `readers` and
+    /// emits no viewer events. `None` when `key` is not live.
+    pub fn subscribe_output(&self, key: &StreamKey, output: SessionInfo) -> Option<Subscription> {
+        let stream = self.inner.streams().get(key).cloned()?;
+        Some(Subscription::new(
+            stream,
+            output,
+            Arc::clone(&self.inner),
+            false,
+        ))
     }
 
     /// Like [`Registry::subscribe`], but waits up to `timeout` for `key` to be published

@@ -46,10 +46,18 @@ pub struct Subscription {
     lags: VecDeque<Instant>,
     bytes: AtomicU64,
     started: Instant,
+    /// A viewer (counted in `readers`, reported as it joins and leaves), or an output that
+    /// muxes the stream once for many viewers (not counted).
+    counted: bool,
 }
 
 impl Subscription {
-    pub(crate) fn new(stream: Arc<Stream>, viewer: SessionInfo, registry: Arc<Inner>) -> Self {
+    pub(crate) fn new(
+        stream: Arc<Stream>,
+        viewer: SessionInfo,
+        registry: Arc<Inner>,
+        counted: bool,
+    ) -> Self {
         let (pending, rx) = {
             let state = stream.lock();
             let mut pending = VecDeque::with_capacity(state.gop.len() + 3);
@@ -61,13 +69,15 @@ impl Subscription {
             // Subscribing under the same lock as the snapshot: nothing is missed or doubled.
             (pending, state.tx.as_ref().map(|tx| tx.subscribe()))
         };
-        stream.readers.fetch_add(1, Ordering::Relaxed);
-        stream.total_readers.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(stream = %stream.key, viewer = viewer.id, "viewer joined");
-        registry.emit(Event::ViewerJoined {
-            key: stream.key.clone(),
-            viewer: viewer.clone(),
-        });
+        if counted {
+            stream.readers.fetch_add(1, Ordering::Relaxed);
+            stream.total_readers.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(stream = %stream.key, viewer = viewer.id, "viewer joined");
+            registry.emit(Event::ViewerJoined {
+                key: stream.key.clone(),
+                viewer: viewer.clone(),
+            });
+        }
         Subscription {
             stream,
             registry,
@@ -78,6 +88,7 @@ impl Subscription {
             lags: VecDeque::new(),
             bytes: AtomicU64::new(0),
             started: Instant::now(),
+            counted,
         }
     }
 
@@ -160,6 +171,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         self.stream.readers.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(stream = %self.stream.key, viewer = self.viewer.id, "viewer left");
         self.registry.emit(Event::ViewerLeft {

@@ -2,22 +2,27 @@
 //! `tests/fuzz_corpus.rs` (stable replay of the committed corpus). Each must never panic.
 //!
 //! The depacketizer targets read their input as a sequence of RTP packets, each preceded by
-//! its length as a big-endian u16 ([`packet_records`] writes that format).
+//! its length as a big-endian u16 ([`packet_records`] writes that format). `rtsp_demux` reads
+//! one SDP selector byte, then records of a flags byte, a u16 length and an RTP or RTCP packet
+//! ([`demux_records`] writes that format).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::demux::{DemuxEvent, Demuxer};
 use crate::message::{Decoder, Input, Response, Transport};
+use crate::mux::Muxer;
 use crate::rtp::{self, Packet, Rtcp};
-use crate::{aac, auth, h264, h265, nal, sdp};
+use crate::{aac, auth, h264, h265, nal, sdp, RtspConfig};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "rtsp_message",
     "rtsp_sdp",
     "rtsp_rtp",
     "rtsp_h264",
     "rtsp_h265",
     "rtsp_aac",
+    "rtsp_demux",
 ];
 
 /// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
@@ -29,6 +34,7 @@ pub fn run(target: &str, data: &[u8]) {
         "rtsp_h264" => h264(data),
         "rtsp_h265" => h265(data),
         "rtsp_aac" => aac(data),
+        "rtsp_demux" => demux(data),
         _ => {}
     }
 }
@@ -249,4 +255,137 @@ pub fn aac(data: &[u8]) {
             assert_eq!(got, vec![frame]);
         }
     }
+}
+
+/// The ANNOUNCE SDPs `rtsp_demux` picks from with its first byte: what ffmpeg 6.1 sends for
+/// libx264 + aac (`-f rtsp`), and two without parameter sets (in-band only) for H.265 + PCMU
+/// and H.264 + Opus.
+pub const DEMUX_SDPS: [&str; 3] = [
+    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+     a=tool:libavformat 60.16.100\r\nm=video 0 RTP/AVP 96\r\nb=AS:1000\r\n\
+     a=rtpmap:96 H264/90000\r\n\
+     a=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z2QAH6zZQFAFuwEQAAADABAAAAMDwPGDGWA=,aOvjyyLA; profile-level-id=64001F\r\n\
+     a=control:streamid=0\r\nm=audio 0 RTP/AVP 97\r\nb=AS:128\r\n\
+     a=rtpmap:97 MPEG4-GENERIC/44100/2\r\n\
+     a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=121056E500\r\n\
+     a=control:streamid=1\r\n",
+    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nt=0 0\r\n\
+     m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=control:streamid=0\r\n\
+     m=audio 0 RTP/AVP 0\r\na=control:streamid=1\r\n",
+    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nt=0 0\r\n\
+     m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n\
+     a=control:streamid=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 opus/48000/2\r\n\
+     a=control:streamid=1\r\n",
+];
+
+/// One `rtsp_demux` record: the packet's track, whether it is RTCP, how many ms after the
+/// previous record it arrives (0..=63) and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemuxRecord {
+    /// Track index (0 or 1).
+    pub track: usize,
+    /// An RTCP packet rather than RTP.
+    pub rtcp: bool,
+    /// Arrival after the previous record, in ms (0..=63).
+    pub delay_ms: u8,
+    /// The packet.
+    pub data: Bytes,
+}
+
+/// Serialises an `rtsp_demux` input: the SDP selector, then per record a flags byte (bit 0
+/// track, bits 1-6 delay, bit 7 RTCP), a u16 length and the packet.
+pub fn demux_records(sdp_index: u8, records: &[DemuxRecord]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_u8(sdp_index);
+    for r in records {
+        let len = r.data.len().min(usize::from(u16::MAX));
+        out.put_u8((r.track & 1) as u8 | ((r.delay_ms & 0x3f) << 1) | (u8::from(r.rtcp) << 7));
+        out.put_u16(len as u16);
+        out.put_slice(r.data.get(..len).unwrap_or_default());
+    }
+    out.to_vec()
+}
+
+/// A publisher's RTP and RTCP into a [`Demuxer`] built from an ffmpeg-like SDP; per track the
+/// frames' timestamps never decrease and video frames are well-formed AVCC. Every event is
+/// then fed to a [`Muxer`], whose packets must parse.
+pub fn demux(data: &[u8]) {
+    demux_events(data);
+}
+
+/// The body of [`demux`], returning the demuxer's events (for the seed tests).
+pub fn demux_events(data: &[u8]) -> Vec<DemuxEvent> {
+    let mut events = Vec::new();
+    let Some((&selector, mut rest)) = data.split_first() else {
+        return events;
+    };
+    let sdp_text = DEMUX_SDPS
+        .get(usize::from(selector) % DEMUX_SDPS.len())
+        .copied()
+        .unwrap_or_default();
+    let Ok(tracks) = sdp::parse(sdp_text.as_bytes()) else {
+        panic!("fuzz SDP does not parse");
+    };
+    let config = RtspConfig {
+        max_rtp_payload: 200,
+        max_access_unit: 1 << 20,
+        ..RtspConfig::default()
+    };
+    let mut demuxer = Demuxer::new(&tracks, &config);
+    let infos: Vec<_> = tracks.iter().map(|t| t.info.clone()).collect();
+    let mut muxer = Muxer::new(&infos, &config, std::time::Duration::from_secs(1), 1);
+    let mut last_dts = [0u64; 2];
+    let mut arrival = 0u64;
+    let mut check = |demuxer: &mut Demuxer, muxer: &mut Muxer| {
+        while let Some(event) = demuxer.pull() {
+            events.push(event.clone());
+            match event {
+                DemuxEvent::Track(info) => muxer.update_track(&info),
+                DemuxEvent::Frame(frame) => {
+                    let slot = usize::from(frame.kind() != media::TrackKind::Video);
+                    if let Some(last) = last_dts.get_mut(slot) {
+                        assert!(frame.dts >= *last, "dts went back");
+                        *last = frame.dts;
+                    }
+                    assert_eq!(frame.cts, 0);
+                    if frame.kind() == media::TrackKind::Video {
+                        assert!(nal::split_avcc(&frame.data).is_ok(), "bad AVCC");
+                    }
+                    muxer.push(&frame);
+                    while let Some(p) = muxer.pull() {
+                        if p.rtcp {
+                            assert!(rtp::parse_rtcp(&p.data).is_ok(), "muxer RTCP");
+                        } else {
+                            assert!(Packet::parse(p.data).is_ok(), "muxer RTP");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    check(&mut demuxer, &mut muxer);
+    while let Some((&flags, tail)) = rest.split_first() {
+        let Some(len) = tail
+            .get(..2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            break;
+        };
+        let end = (2 + len).min(tail.len());
+        let packet = tail.get(2..end).unwrap_or_default();
+        rest = tail.get(end..).unwrap_or_default();
+        let track = usize::from(flags & 1);
+        arrival += u64::from((flags >> 1) & 0x3f);
+        let result = if flags & 0x80 != 0 {
+            demuxer.push_rtcp(track, packet)
+        } else {
+            demuxer.push(track, Bytes::copy_from_slice(packet), arrival)
+        };
+        if result.is_err() {
+            // An error changes nothing: no event may follow it.
+            assert!(demuxer.pull().is_none(), "event after an error");
+        }
+        check(&mut demuxer, &mut muxer);
+    }
+    events
 }

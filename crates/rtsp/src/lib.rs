@@ -7,6 +7,8 @@
 //! `crates/server` owns the TCP connection, the UDP port pairs, the timers, the session ids and
 //! the nonces. The RTSP session state machine (OPTIONS, DESCRIBE, SETUP, PLAY, RECORD, …) is
 //! not here yet; it will drive these pieces with the same verbs as `rtmp::server::Session`.
+//! [`mux::Muxer`] (one per live stream, shared by its viewers) and [`demux::Demuxer`] (one per
+//! publisher) are the media side such a session uses.
 //!
 //! # Drive loop
 //!
@@ -20,19 +22,30 @@
 //!                        Interleaved{channel, payload} ─┐
 //!   UDP socket ──recv──────────────────────────────────┤
 //!                                                       ▼
-//!                        rtp::Packet::parse ──▶ h264/h265/aac::Depacketizer::push(&packet)
+//!   publisher (ANNOUNCE, RECORD):  demux::Demuxer::push(track, packet, arrival_ms)
+//!                                  demux::Demuxer::push_rtcp(track, &rtcp)
 //!                                                       │
 //!                                                       ▼
-//!                                                 pull() until None ──▶ frames, new configs
+//!                                  pull() until None ──▶ DemuxEvent::Track / Frame
+//!
+//!   live stream's frames ──▶ mux::Muxer::push(&frame)   (one Muxer per stream)
+//!                                                       │
+//!                                                       ▼
+//!                            pull() until None ──▶ MuxPacket: RTP or RTCP SR of a track,
+//!                                                  the same Bytes to every viewer
 //! ```
 //!
-//! Drain rule: every transform here (the decoder, the depacketizers and the packetizers)
-//! follows retina's contract. After one `push`, call `pull` (`poll` for the decoder) until it
-//! returns `None` before the next `push`; output is handed out in input order and nothing is
-//! lost by draining late, but the queue only shrinks when drained. Partial input is never an
-//! error: the decoder keeps the bytes until the rest arrives. Loss and reordering are never
-//! errors either: a depacketizer drops the access unit it cannot rebuild and starts clean at the
-//! next one, so no partial frame ever reaches a viewer.
+//! [`demux::Demuxer`] and [`mux::Muxer`] are built from the lower pieces
+//! (`rtp::Packet::parse` ──▶ `h264`/`h265`/`aac` depacketizers, and the packetizers), which
+//! can also be driven directly.
+//!
+//! Drain rule: every transform here (the decoder, the muxer and demuxer, the packetizers and
+//! depacketizers) follows retina's contract. After one `push`, call `pull` (`poll` for the
+//! decoder) until it returns `None` before the next `push`; output is handed out in input order
+//! and nothing is lost by draining late, but the queue only shrinks when drained. Partial input
+//! is never an error: the decoder keeps the bytes until the rest arrives. Loss and reordering
+//! are never errors either: a depacketizer (and so the demuxer) drops the access unit it cannot
+//! rebuild and starts clean at the next one, so no partial frame ever reaches a viewer.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -53,6 +66,33 @@
 //! }
 //! ```
 //!
+//! The same through a stream's [`mux::Muxer`] and a publisher's [`demux::Demuxer`]:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use media::{Codec, Frame, TrackInfo};
+//! use rtsp::demux::{DemuxEvent, Demuxer};
+//! use rtsp::{mux::Muxer, sdp, RtspConfig};
+//!
+//! let config = RtspConfig::default();
+//! let tracks = [TrackInfo::new(Codec::G711U, Bytes::new())];
+//! let mut muxer = Muxer::new(&tracks, &config, std::time::Duration::ZERO, 0x5eed);
+//! let announced = sdp::parse(muxer.sdp("live/cam").as_bytes()).unwrap();
+//! let mut demuxer = Demuxer::new(&announced, &config);
+//! let frame = Frame { codec: Codec::G711U, dts: 0, cts: 0, keyframe: true,
+//!                     data: Bytes::from_static(&[0xff; 160]) };
+//! muxer.push(&frame);
+//! while let Some(packet) = muxer.pull() {
+//!     if packet.rtcp {
+//!         demuxer.push_rtcp(packet.track, &packet.data).unwrap();
+//!     } else {
+//!         demuxer.push(packet.track, packet.data, 0).unwrap();
+//!     }
+//! }
+//! let events: Vec<DemuxEvent> = std::iter::from_fn(|| demuxer.pull()).collect();
+//! assert_eq!(events.last(), Some(&DemuxEvent::Frame(frame)));
+//! ```
+//!
 //! # Layout
 //!
 //! - [`message`]: request framing ([`message::Decoder`]), interleaved frames (RFC 2326
@@ -62,6 +102,10 @@
 //! - [`h264`]: RFC 6184 packetizer and depacketizer (single NAL, STAP-A, FU-A).
 //! - [`h265`]: RFC 7798 packetizer and depacketizer (single NAL, AP, FU).
 //! - [`aac`]: RFC 3640 AAC-hbr packetizer and depacketizer.
+//! - [`mux`]: [`mux::Muxer`], one live stream's frames to RTP packets and RTCP sender
+//!   reports for every viewer, with the DESCRIBE SDP and `RTP-Info`.
+//! - [`demux`]: [`demux::Demuxer`], a publisher's RTP and RTCP to track configurations and
+//!   frames on the session's timeline.
 //! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
 //! - [`RtspConfig`]: the limits and sizes, with their defaults.
 //! - [`Error`]: the crate's one error type.
@@ -71,12 +115,14 @@
 
 pub mod aac;
 pub mod auth;
+pub mod demux;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod h264;
 pub mod h265;
 pub mod message;
+pub mod mux;
 mod nal;
 pub mod rtp;
 pub mod sdp;

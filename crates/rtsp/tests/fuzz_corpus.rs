@@ -3,14 +3,46 @@
 //! stable Rust. `UPDATE_GOLDEN=1` rewrites the seed files this test generates.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use media::{avc, Codec, TrackInfo};
-use rtsp::fuzzing::{self, packet_records};
+use media::{avc, hevc, Codec, Frame, TrackInfo};
+use rtsp::fuzzing::{self, demux_records, packet_records, DemuxRecord};
+use rtsp::mux::Muxer;
 use rtsp::rtp::{self, Packet, ReceiverReport, ReportBlock, SenderReport};
-use rtsp::{aac, h264, h265, sdp};
+use rtsp::{aac, h264, h265, sdp, RtspConfig};
 
 #[test]
 fn corpus_replays_without_panic() {
     fuzzkit::replay(&fuzzing::TARGETS, fuzzing::run);
+}
+
+/// The demuxer seeds reach what they were made for: both tracks' configurations (in band for
+/// the SDPs without parameter sets) and frames of both tracks.
+#[test]
+fn demux_seeds_give_frames() {
+    use rtsp::demux::DemuxEvent;
+    for (target, name, data) in seeds() {
+        if target != "rtsp_demux" || name.starts_with("bad_") {
+            continue;
+        }
+        let events = fuzzing::demux_events(&data);
+        let tracks = events
+            .iter()
+            .filter(|e| matches!(e, DemuxEvent::Track(_)))
+            .count();
+        let video = events
+            .iter()
+            .filter(|e| matches!(e, DemuxEvent::Frame(f) if f.kind() == media::TrackKind::Video))
+            .count();
+        let audio = events
+            .iter()
+            .filter(|e| matches!(e, DemuxEvent::Frame(f) if f.kind() == media::TrackKind::Audio))
+            .count();
+        assert_eq!(tracks, 2, "{name}: {events:?}");
+        assert_eq!(audio, 8, "{name}");
+        // The lost packet is a whole frame; the next frame cannot know it kept its own first
+        // packet, so it goes too.
+        let expected_video = if name.contains("loss") { 6 } else { 8 };
+        assert_eq!(video, expected_video, "{name}");
+    }
 }
 
 /// Writes the seed corpus when `UPDATE_GOLDEN=1`; otherwise checks the generated seeds are
@@ -272,5 +304,109 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         payload: Bytes::from_static(&[0, 32, 0, 3 << 3, 0, 2 << 3, 1, 2, 3, 4, 5]),
     });
     seeds.push(("rtsp_aac", "aac_hbr_mixed.bin", packet_records(&packets)));
+
+    // Demuxer: a publisher's packets as our own muxer sends them, for each fuzz SDP.
+    let h265_config = hevc::DecoderConfig::build(
+        vps,
+        &[
+            0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00,
+            0x00, 0x03, 0x00, 0x3c, 0xa0, 0x0b, 0x08, 0x04, 0x85, 0x96, 0x56, 0x69, 0x24, 0xca,
+            0xf0, 0x16, 0x80, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x0c, 0x84,
+        ],
+        &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40],
+    )
+    .expect("hvcC");
+    let h264_config = avc::DecoderConfig::build(SPS, &[PPS]).expect("avcC");
+    let sessions: [(u8, &str, [TrackInfo; 2], Vec<u8>); 3] = [
+        (
+            0,
+            "ffmpeg_h264_aac.bin",
+            [
+                TrackInfo::new(Codec::H264, h264_config.clone()),
+                TrackInfo::new(Codec::Aac, Bytes::from_static(&[0x12, 0x10])),
+            ],
+            vec![0x21, 0x10, 0x05],
+        ),
+        (
+            1,
+            "h265_pcmu_in_band.bin",
+            [
+                TrackInfo::new(Codec::H265, h265_config),
+                TrackInfo::new(Codec::G711U, Bytes::new()),
+            ],
+            vec![0xff; 160],
+        ),
+        (
+            2,
+            "h264_opus_in_band_loss.bin",
+            [
+                TrackInfo::new(Codec::H264, h264_config),
+                TrackInfo::new(Codec::Opus, Bytes::new()),
+            ],
+            vec![0x78, 0x01, 0x02],
+        ),
+    ];
+    for (selector, name, infos, audio) in sessions {
+        let config = RtspConfig {
+            max_rtp_payload: 200,
+            ..RtspConfig::default()
+        };
+        let mut muxer = Muxer::new(&infos, &config, std::time::Duration::from_secs(9), 77);
+        let video_codec = infos[0].codec;
+        let (idr, inter): (&[u8], &[u8]) = if video_codec == Codec::H265 {
+            (&idr, &[0x02, 0x01, 0xd0, 0x01])
+        } else {
+            (&[0x65, 0x88, 0x84, 0x21, 0x43], &[0x41, 0x9a, 0x02])
+        };
+        let mut records = Vec::new();
+        let mut last_pts = 0;
+        for i in 0..8u64 {
+            let frames = [
+                Frame {
+                    codec: video_codec,
+                    dts: i * 40,
+                    cts: 0,
+                    keyframe: i.is_multiple_of(4),
+                    data: avcc(&[if i.is_multiple_of(4) { idr } else { inter }]),
+                },
+                Frame {
+                    codec: infos[1].codec,
+                    dts: i * 40 + 10,
+                    cts: 0,
+                    keyframe: true,
+                    data: Bytes::from(audio.clone()),
+                },
+            ];
+            for frame in &frames {
+                muxer.push(frame);
+                while let Some(p) = muxer.pull() {
+                    records.push(DemuxRecord {
+                        track: p.track,
+                        rtcp: p.rtcp,
+                        delay_ms: (frame.dts - last_pts) as u8,
+                        data: p.data,
+                    });
+                    last_pts = frame.dts;
+                }
+            }
+        }
+        if selector == 2 {
+            // Lose a video packet in the middle.
+            let lost = records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.track == 0 && !r.rtcp)
+                .map(|(i, _)| i)
+                .nth(5)
+                .expect("enough packets");
+            records.remove(lost);
+        }
+        seeds.push(("rtsp_demux", name, demux_records(selector, &records)));
+    }
+    seeds.push((
+        "rtsp_demux",
+        "bad_truncated_records.bin",
+        vec![0, 0x80, 0, 8, 0x80, 200, 0, 6, 0x01, 0, 40, 0x80, 0x60],
+    ));
     seeds
 }

@@ -58,6 +58,7 @@ async fn start(hooks: HookConfig) -> Server {
     options.rtmp_addr = Some("127.0.0.1:0".parse().unwrap());
     options.http_addr = Some("127.0.0.1:0".parse().unwrap());
     options.turn_addr = None;
+    options.rtsp_addr = None;
     options.hooks = hooks;
     Server::start(options).await.unwrap()
 }

@@ -9,6 +9,8 @@
 //!   environment overrides, parsed into typed section structs.
 //! - `server.rs`: [`Server`] binds the listeners from [`Options`] and stops them.
 //! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
+//! - `rtsp.rs`: the RTSP listener and session driver (play and record, TCP and UDP, Digest).
+//! - `rtsp_out.rs`: RTP packetized once per stream and shared by its RTSP viewers.
 //! - `http.rs`: the HTTP listener serving the `api` routes with hyper.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
@@ -20,9 +22,11 @@
 pub mod config;
 mod http;
 mod rtmp;
+mod rtsp;
+mod rtsp_out;
 mod server;
 mod stall;
 mod turn;
 
 pub(crate) use server::Shared;
-pub use server::{Options, RtmpOptions, Server, TurnOptions};
+pub use server::{Options, RtmpOptions, RtspOptions, Server, TurnOptions};

@@ -1,6 +1,7 @@
 //! Starting and stopping the listeners.
 
 use crate::config::{Config, StampMode};
+pub use crate::rtsp::RtspOptions;
 pub use crate::turn::TurnOptions;
 use anyhow::Context;
 use hooks::{Hook, HookConfig, Hooks, LifecycleConfig};
@@ -32,6 +33,10 @@ pub struct Options {
     pub http_addr: Option<SocketAddr>,
     /// RTMP settings.
     pub rtmp: RtmpOptions,
+    /// RTSP listener.
+    pub rtsp_addr: Option<SocketAddr>,
+    /// RTSP settings.
+    pub rtsp: RtspOptions,
     /// `general.enableVhost`.
     pub enable_vhost: bool,
     /// `general.maxStreamWaitMS`.
@@ -61,14 +66,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The `admin_params` of ZLMediaKit's sample config.ini, known to everyone who read it.
 const ZLM_EXAMPLE_ADMIN_PARAMS: &str = "secret=035c73f7-bb6b-4889-a715-d9eb2d1925cc";
 
-/// Output schemas this build serves (what on_stream_changed reports).
-const OUTPUTS: &[&str] = &["rtmp"];
-
 /// State every session shares.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) hooks: Hooks,
     pub(crate) protocol: StreamOptions,
+    pub(crate) rtsp: RtspOptions,
+    pub(crate) rtp_outputs: crate::rtsp_out::RtpOutputs,
     pub(crate) rtmp: RtmpOptions,
     pub(crate) enable_vhost: bool,
     pub(crate) max_stream_wait: Duration,
@@ -81,6 +85,8 @@ pub struct Server {
     pub rtmp_addr: Option<SocketAddr>,
     /// The bound HTTP address, if enabled.
     pub http_addr: Option<SocketAddr>,
+    /// The bound RTSP address, if enabled.
+    pub rtsp_addr: Option<SocketAddr>,
     /// The bound STUN/TURN address (UDP and TCP), if enabled.
     pub turn_addr: Option<SocketAddr>,
     /// The live streams.
@@ -103,12 +109,20 @@ impl Server {
                  a URL skips on_publish and on_play; set your own or leave it empty"
             );
         }
-        let lifecycle =
-            hooks::spawn_lifecycle(hooks.clone(), registry.clone(), options.lifecycle.clone());
+        let mut lifecycle_config = options.lifecycle.clone();
+        if options.rtsp_addr.is_none() {
+            lifecycle_config.outputs.retain(|schema| *schema != "rtsp");
+        }
+        let lifecycle = hooks::spawn_lifecycle(hooks.clone(), registry.clone(), lifecycle_config);
         let shared = Arc::new(Shared {
             registry: registry.clone(),
             hooks: hooks.clone(),
             protocol: options.protocol.clone(),
+            rtsp: options.rtsp.clone(),
+            rtp_outputs: crate::rtsp_out::RtpOutputs::new(
+                registry.clone(),
+                ::rtsp::RtspConfig::default(),
+            ),
             rtmp: options.rtmp.clone(),
             enable_vhost: options.enable_vhost,
             max_stream_wait: options.max_stream_wait,
@@ -126,6 +140,21 @@ impl Server {
             tracing::info!("RTMP listening on rtmp://{bound}");
             rtmp_addr = Some(bound);
             tasks.push(tokio::spawn(crate::rtmp::serve(
+                listener,
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
+
+        let mut rtsp_addr = None;
+        if let Some(addr) = options.rtsp_addr {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind RTSP on {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!("RTSP listening on rtsp://{bound}");
+            rtsp_addr = Some(bound);
+            tasks.push(tokio::spawn(crate::rtsp::serve(
                 listener,
                 Arc::clone(&shared),
                 shutdown_rx.clone(),
@@ -184,6 +213,7 @@ impl Server {
         Ok(Server {
             rtmp_addr,
             http_addr,
+            rtsp_addr,
             turn_addr,
             registry,
             hooks,
@@ -230,6 +260,12 @@ impl Options {
                 handshake_timeout: config.rtmp.handshake_second,
                 keep_alive: config.rtmp.keep_alive_second,
             },
+            rtsp_addr: listen(config.rtsp.port),
+            rtsp: RtspOptions {
+                handshake_timeout: config.rtsp.handshake_second,
+                keep_alive: config.rtsp.keep_alive_second,
+                auth_basic: config.rtsp.auth_basic,
+            },
             enable_vhost: config.general.enable_vhost,
             max_stream_wait: config.general.max_stream_wait,
             write_timeout: Duration::from_secs(15),
@@ -238,7 +274,7 @@ impl Options {
             turn: turn_options(&config.turn),
             hooks: hook_config(config),
             lifecycle: LifecycleConfig {
-                outputs: OUTPUTS.to_vec(),
+                outputs: vec!["rtmp", "rtsp"],
                 flow_threshold: config.general.flow_threshold.saturating_mul(1024),
                 none_reader_delay: config.general.stream_none_reader_delay,
                 alive_interval: config.hook.alive_interval,

@@ -1,6 +1,6 @@
 //! ffmpeg publishes H.264 + AAC over RTMP; GStreamer, a second client implementation (librtmp's
-//! `rtmpsrc`, libsoup's `souphttpsrc`, its own `flvdemux`), plays it over RTMP and HTTP-FLV and
-//! decodes video and audio.
+//! `rtmpsrc`, libsoup's `souphttpsrc`, its own `flvdemux`, `rtspsrc` and RTP depayloaders),
+//! plays it over RTMP, HTTP-FLV and RTSP and decodes video and audio.
 
 mod common;
 
@@ -18,8 +18,11 @@ const FRAME_BYTES: u64 = 320 * 240 * 3 / 2;
 
 /// The GStreamer elements the pipelines use (Debian: gstreamer1.0-tools, -plugins-base,
 /// -plugins-good, -plugins-bad, -libav).
-const ELEMENTS: [&str; 10] = [
+const ELEMENTS: [&str; 13] = [
     "rtmpsrc",
+    "rtspsrc",
+    "rtph264depay",
+    "rtpmp4gdepay",
     "souphttpsrc",
     "flvdemux",
     "h264parse",
@@ -61,19 +64,33 @@ fn have_gstreamer() -> bool {
     missing.is_empty()
 }
 
-/// Plays `source` (a GStreamer source element and its properties) with gst-launch-1.0 until
-/// [`FRAMES`] video frames and some audio are decoded; returns the decoded video frame count
-/// and audio bytes. The capsfilter makes a size other than 320x240 fail negotiation.
+/// Plays an FLV `source` (a GStreamer source element and its properties) with gst-launch-1.0
+/// until [`FRAMES`] video frames and some audio are decoded; returns the decoded video frame
+/// count and audio bytes. The capsfilter makes a size other than 320x240 fail negotiation.
 async fn gst_play(source: &str, dir: &Path) -> (u64, u64) {
+    let demux = format!("{source} ! flvdemux name=d");
+    gst_decode(&demux, "d.video ! queue", "d.audio ! queue", 20, dir).await
+}
+
+/// Runs `demux` (elements ending in one named `d`) with a video branch starting at `video`
+/// (H.264 out) and an audio branch at `audio` (AAC out) until [`FRAMES`] video frames and
+/// `audio_buffers` audio buffers are decoded.
+async fn gst_decode(
+    demux: &str,
+    video_branch: &str,
+    audio_branch: &str,
+    audio_buffers: u32,
+    dir: &Path,
+) -> (u64, u64) {
     let video = dir.join("video.yuv");
     let audio = dir.join("audio.raw");
     // `identity eos-after` ends each branch; it may let a frame or two more through.
     let pipeline = format!(
-        "{source} ! flvdemux name=d \
-         d.video ! queue ! h264parse ! avdec_h264 ! video/x-raw,format=I420,width=320,height=240 \
+        "{demux} \
+         {video_branch} ! h264parse ! avdec_h264 ! video/x-raw,format=I420,width=320,height=240 \
          ! identity eos-after={} ! filesink location={} \
-         d.audio ! queue ! aacparse ! avdec_aac ! audio/x-raw,rate=44100 \
-         ! identity eos-after=20 ! filesink location={}",
+         {audio_branch} ! aacparse ! avdec_aac ! audio/x-raw,rate=44100 \
+         ! identity eos-after={audio_buffers} ! filesink location={}",
         FRAMES + 1,
         video.display(),
         audio.display(),
@@ -127,6 +144,30 @@ async fn gstreamer_plays_over_http_flv() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = http_url(&server, "live/gst.live.flv");
     let (frames, audio) = gst_play(&format!("souphttpsrc location={url}"), dir.path()).await;
+    assert!(frames >= FRAMES, "decoded {frames} video frames");
+    assert!(audio > 0, "decoded no audio");
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_plays_over_rtsp() {
+    if !have_ffmpeg() || !have_gstreamer() {
+        return;
+    }
+    let (server, mut publisher) = publish().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = rtsp_url(&server, "live/gst");
+    // rtspsrc stops every branch once one ends: the audio branch waits for ~2 s of audio.
+    let demux = format!("rtspsrc location={url} protocols=tcp name=d");
+    let (frames, audio) = gst_decode(
+        &demux,
+        "d. ! rtph264depay",
+        "d. ! rtpmp4gdepay",
+        100,
+        dir.path(),
+    )
+    .await;
     assert!(frames >= FRAMES, "decoded {frames} video frames");
     assert!(audio > 0, "decoded no audio");
     let _ = publisher.kill().await;

@@ -31,7 +31,9 @@ async fn stream_changed_and_flow_report_arrive_in_order() {
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/life?k=v"), &[]);
     let key = StreamKey::new("live", "life");
     let regist = backend
-        .wait_for("on_stream_changed", 1, WAIT, |c| c.body["regist"] == true)
+        .wait_for("on_stream_changed", 1, WAIT, |c| {
+            c.body["regist"] == true && c.body["schema"] == "rtmp"
+        })
         .await;
     let body = &regist[0].body;
     for (field, value) in [
@@ -111,15 +113,22 @@ async fn stream_changed_and_flow_report_arrive_in_order() {
         .await;
     assert_eq!(unregist[0].body["schema"], "rtmp");
 
-    // One stream's lifecycle in order: on_publish, registration, the player's on_play and
-    // flow report, unregistration, the publisher's flow report; hook_index grows with it.
+    // One stream's lifecycle in order: on_publish, registration of each output schema, the
+    // player's on_play and flow report, unregistration, the publisher's flow report;
+    // hook_index grows with it.
     let order: Vec<(String, u64)> = backend
         .all_calls()
         .iter()
         .filter(|c| c.body["stream"] == "life")
         .map(|c| {
             let what = match c.hook.as_str() {
-                "on_stream_changed" => format!("changed:{}", c.body["regist"]),
+                "on_stream_changed" => {
+                    format!(
+                        "changed:{}:{}",
+                        c.body["regist"],
+                        c.body["schema"].as_str().unwrap_or("")
+                    )
+                }
                 "on_flow_report" => format!("flow:{}", c.body["player"]),
                 h => h.to_owned(),
             };
@@ -131,10 +140,12 @@ async fn stream_changed_and_flow_report_arrive_in_order() {
         names,
         [
             "on_publish",
-            "changed:true",
+            "changed:true:rtmp",
+            "changed:true:rtsp",
             "on_play",
             "flow:true",
-            "changed:false",
+            "changed:false:rtmp",
+            "changed:false:rtsp",
             "flow:false"
         ],
         "{order:?}"
@@ -273,6 +284,7 @@ async fn server_started_keepalive_and_exited() {
     options.rtmp_addr = Some("127.0.0.1:0".parse().expect("addr"));
     options.http_addr = None;
     options.turn_addr = None;
+    options.rtsp_addr = None;
     options.hooks = backend.config();
     options.lifecycle.alive_interval = Duration::from_millis(300);
     let server = server::Server::start(options).await.expect("start");

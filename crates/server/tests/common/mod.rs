@@ -44,6 +44,7 @@ pub async fn start_server_with(tweak: impl FnOnce(&mut Options)) -> Server {
     let mut options = Options::from_config(&server::config::Config::default());
     options.rtmp_addr = Some("127.0.0.1:0".parse().expect("addr"));
     options.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    options.rtsp_addr = Some("127.0.0.1:0".parse().expect("addr"));
     options.rtmp = RtmpOptions {
         handshake_timeout: Duration::from_secs(5),
         keep_alive: Duration::from_secs(10),
@@ -58,6 +59,10 @@ pub async fn start_server_with(tweak: impl FnOnce(&mut Options)) -> Server {
 
 pub fn rtmp_url(server: &Server, path: &str) -> String {
     format!("rtmp://{}/{path}", server.rtmp_addr.expect("rtmp on"))
+}
+
+pub fn rtsp_url(server: &Server, path: &str) -> String {
+    format!("rtsp://{}/{path}", server.rtsp_addr.expect("rtsp on"))
 }
 
 pub fn http_url(server: &Server, path: &str) -> String {

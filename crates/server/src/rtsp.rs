@@ -1,0 +1,852 @@
+//! The RTSP listener and its session driver (RFC 2326): requests parsed by the sans-IO `rtsp`
+//! crate, answered here where the sockets, the UDP port pairs, the timers and the hooks are.
+//!
+//! A connection is one RTSP session. Playing: DESCRIBE (auth: on_rtsp_realm, then Digest or
+//! Basic through on_rtsp_auth, or else on_play), SETUP per track (TCP interleaved or a UDP
+//! port pair), PLAY; the RTP comes from the stream's shared [`RtpOutput`]. Publishing:
+//! ANNOUNCE (on_publish), SETUP with `mode=record`, RECORD; RTP from the client is
+//! depacketized into frames for the registry. OPTIONS, GET_PARAMETER and SET_PARAMETER keep the
+//! session alive; PAUSE stops sending; TEARDOWN ends the session.
+//!
+//! Drive loop: read → `Decoder::push` → `poll` each request and answer it, or each interleaved
+//! RTP/RTCP frame and pass it on → while playing, the next shared packet is raced against the
+//! next read; UDP datagrams come in through a bounded channel from one task per socket.
+
+use crate::rtsp_out::{RtpOutput, RtpReader};
+use crate::stall::StallGuard;
+use crate::Shared;
+use bytes::{Bytes, BytesMut};
+use hooks::{PlayRefusal, PublishRefusal, Request as HookRequest};
+use media::StreamKey;
+use registry::{Protocol, PublisherGuard, SessionInfo, Subscription, Track};
+use rtsp::auth::{self, Credentials, Password};
+use rtsp::demux::{DemuxEvent, Demuxer};
+use rtsp::message::{Decoder, Input, Request, Response, RtpInfo, Transport};
+use rtsp::sdp;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{field, Instrument};
+
+/// Bytes of shared packets gathered into one socket write for a TCP viewer.
+const WRITE_BATCH: usize = 128 * 1024;
+/// UDP datagrams queued from the socket tasks to the session; more are dropped.
+const UDP_QUEUE: usize = 1024;
+/// Methods we answer (OPTIONS' `Public`).
+const PUBLIC: &str =
+    "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+/// RTSP settings.
+#[derive(Debug, Clone)]
+pub struct RtspOptions {
+    /// `rtsp.handshakeSecond`: the first request must arrive within this.
+    pub handshake_timeout: Duration,
+    /// `rtsp.keepAliveSecond`: a session with no request, RTP or RTCP this long is closed.
+    pub keep_alive: Duration,
+    /// `rtsp.authBasic`: ask for Basic instead of Digest credentials.
+    pub auth_basic: bool,
+}
+
+/// Accepts RTSP connections until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let id = shared.registry.next_session_id();
+                    let span = tracing::info_span!("session", proto = "rtsp", id, %peer, stream = field::Empty);
+                    let shared = Arc::clone(&shared);
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(
+                        async move {
+                            match run(socket, peer, id, shared, shutdown).await {
+                                Ok(()) => tracing::debug!("session closed"),
+                                Err(e) => tracing::info!("session closed: {e}"),
+                            }
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!("RTSP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad request: {0}")]
+    Protocol(#[from] rtsp::Error),
+    #[error("no request within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("nothing received for {0:?}")]
+    Idle(Duration),
+}
+
+/// Where one track's packets go (playing) or come from (recording).
+enum Dest {
+    Tcp {
+        rtp: u8,
+        rtcp: u8,
+    },
+    Udp {
+        rtp: Arc<UdpSocket>,
+        rtcp: Arc<UdpSocket>,
+        client_rtp: SocketAddr,
+        client_rtcp: SocketAddr,
+    },
+}
+
+struct Setup {
+    track: usize,
+    dest: Dest,
+}
+
+struct Play {
+    key: StreamKey,
+    /// Counts this viewer in the registry (readers, on_flow_report); the media itself comes from
+    /// the shared output.
+    sub: Subscription,
+    output: Arc<RtpOutput>,
+    tracks: Vec<sdp::Track>,
+    setups: Vec<Setup>,
+    reader: Option<RtpReader>,
+    paused: bool,
+}
+
+struct Record {
+    guard: PublisherGuard,
+    tracks: Vec<sdp::Track>,
+    demuxer: Demuxer,
+    flv: rtmp::flv::Muxer,
+    setups: Vec<Setup>,
+    recording: bool,
+    started: Instant,
+}
+
+enum Role {
+    Init,
+    Play(Box<Play>),
+    Record(Box<Record>),
+}
+
+struct Conn {
+    socket: StallGuard<TcpStream>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    session_id: String,
+    /// The current Digest nonce (a new one with every challenge).
+    nonce: String,
+    role: Role,
+    out: BytesMut,
+    closing: bool,
+    /// Datagrams from this session's UDP sockets: (track, rtcp, bytes).
+    udp_tx: mpsc::Sender<(usize, bool, Bytes)>,
+    udp_tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        for task in &self.udp_tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let local = socket.local_addr()?;
+    let _ = socket.set_nodelay(true);
+    let (udp_tx, mut udp_rx) = mpsc::channel(UDP_QUEUE);
+    let options = shared.rtsp.clone();
+    let mut conn = Conn {
+        socket: StallGuard::new(socket, shared.write_timeout),
+        peer,
+        local,
+        id,
+        session_id: format!("{:016x}", rand::random::<u64>()),
+        nonce: new_nonce(),
+        shared,
+        role: Role::Init,
+        out: BytesMut::new(),
+        closing: false,
+        udp_tx,
+        udp_tasks: Vec::new(),
+    };
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut deadline = Instant::now() + options.handshake_timeout;
+    let mut started = false;
+    loop {
+        tokio::select! {
+            read = tokio::time::timeout_at(deadline, conn.socket.read(&mut buf)) => {
+                let n = match read {
+                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) if !started => return Err(SessionError::HandshakeTimeout(options.handshake_timeout)),
+                    Err(_) => return Err(SessionError::Idle(options.keep_alive)),
+                };
+                started = true;
+                deadline = Instant::now() + options.keep_alive;
+                decoder.push(&buf[..n]);
+                loop {
+                    match decoder.poll() {
+                        Ok(Some(Input::Request(req))) => {
+                            let resp = conn.handle(&req).await;
+                            resp.write(&mut conn.out);
+                        }
+                        Ok(Some(Input::Interleaved { channel, payload })) => {
+                            conn.interleaved(channel, payload);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            Response::new(400, None).write(&mut conn.out);
+                            let _ = conn.flush().await;
+                            return Err(e.into());
+                        }
+                    }
+                }
+                conn.flush().await?;
+                if conn.closing {
+                    return Ok(());
+                }
+            }
+            Some((track, rtcp, data)) = udp_rx.recv() => {
+                deadline = Instant::now() + options.keep_alive;
+                conn.udp(track, rtcp, data);
+            }
+            next = next_for_role(&mut conn.role) => match next {
+                RoleEvent::Packet(packet) => conn.send(packet).await?,
+                RoleEvent::Ended(end) => {
+                    tracing::info!("play ended: {end}");
+                    return Ok(());
+                }
+                RoleEvent::Closed => {
+                    tracing::info!("publish ended: the stream was closed by the server");
+                    return Ok(());
+                }
+            },
+            _ = shutdown.changed() => {
+                if let Role::Record(record) = std::mem::replace(&mut conn.role, Role::Init) {
+                    record.guard.finish();
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+enum RoleEvent {
+    /// The next shared packet for a player.
+    Packet(rtsp::mux::MuxPacket),
+    /// A player's stream ended (or the player fell behind too often).
+    Ended(crate::rtsp_out::ReadEnd),
+    /// A publisher's stream was closed (on_stream_none_reader, the API).
+    Closed,
+}
+
+/// What a playing (unpaused) or publishing session must act on besides its socket.
+async fn next_for_role(role: &mut Role) -> RoleEvent {
+    match role {
+        Role::Play(play) if !play.paused => match play.reader.as_mut() {
+            Some(reader) => match reader.recv().await {
+                Ok(packet) => RoleEvent::Packet(packet),
+                Err(end) => RoleEvent::Ended(end),
+            },
+            None => std::future::pending().await,
+        },
+        Role::Record(record) => {
+            record.guard.closed().await;
+            RoleEvent::Closed
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+fn new_nonce() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The path and query of an RTSP URL (`rtsp://host:port/app/stream?q`), and its host.
+fn split_url(url: &str) -> (&str, &str, Option<&str>) {
+    let (host, rest) = match url.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => (Some(&rest[..i]), &rest[i..]),
+            None => (Some(rest), "/"),
+        },
+        None => (None, url),
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (path, query, host)
+}
+
+impl Conn {
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            let out = self.out.split();
+            self.socket.write_all(&out).await?;
+        }
+        Ok(())
+    }
+
+    fn session_info(&self, params: &str) -> SessionInfo {
+        SessionInfo {
+            id: self.id,
+            protocol: Protocol::Rtsp,
+            peer: self.peer,
+            local: self.local,
+            params: params.to_owned(),
+        }
+    }
+
+    fn stream_key(&self, url: &str) -> Option<(StreamKey, String)> {
+        let (path, query, host) = split_url(url);
+        let key = StreamKey::from_url(self.shared.enable_vhost, path, query, host)?;
+        Some((key, query.to_owned()))
+    }
+
+    async fn handle(&mut self, req: &Request) -> Response {
+        let method = <&str>::from(req.method()).to_owned();
+        tracing::debug!(%method, uri = req.uri(), "request");
+        if req.cseq().is_none() {
+            return Response::to(req, 400);
+        }
+        let needs_session = !matches!(
+            method.as_str(),
+            "OPTIONS" | "DESCRIBE" | "ANNOUNCE" | "SETUP" | "GET_PARAMETER" | "SET_PARAMETER"
+        );
+        if needs_session && req.session().is_some_and(|s| s != self.session_id) {
+            return Response::to(req, 454);
+        }
+        match method.as_str() {
+            "OPTIONS" => Response::to(req, 200).header("Public", PUBLIC),
+            "DESCRIBE" => self.describe(req).await,
+            "ANNOUNCE" => self.announce(req).await,
+            "SETUP" => self.setup(req).await,
+            "PLAY" => self.play(req),
+            "RECORD" => self.record(req),
+            "PAUSE" => {
+                let Role::Play(play) = &mut self.role else {
+                    return Response::to(req, 455);
+                };
+                play.paused = true;
+                self.with_session(Response::to(req, 200))
+            }
+            "TEARDOWN" => {
+                self.closing = true;
+                if let Role::Record(record) = std::mem::replace(&mut self.role, Role::Init) {
+                    record.guard.finish();
+                }
+                self.with_session(Response::to(req, 200))
+            }
+            "GET_PARAMETER" | "SET_PARAMETER" => self.with_session(Response::to(req, 200)),
+            _ => Response::to(req, 501),
+        }
+    }
+
+    fn with_session(&self, resp: Response) -> Response {
+        let timeout = self.shared.rtsp.keep_alive.as_secs();
+        resp.session(&self.session_id, u32::try_from(timeout).ok())
+    }
+
+    /// A 401 with a fresh challenge.
+    fn challenge(&mut self, req: &Request, realm: &str) -> Response {
+        self.nonce = new_nonce();
+        let value = if self.shared.rtsp.auth_basic {
+            auth::basic_challenge(realm)
+        } else {
+            auth::digest_challenge(realm, &self.nonce)
+        };
+        Response::to(req, 401).www_authenticate(value)
+    }
+
+    /// RTSP auth (DESIGN.md §1): on_rtsp_realm; a realm means credentials checked with
+    /// on_rtsp_auth, and on_play is then skipped. `Ok(true)`: authorized by credentials;
+    /// `Ok(false)`: no RTSP auth, on_play decides; `Err`: the answer to send.
+    async fn authorize(&mut self, req: &Request, hook_req: &HookRequest) -> Result<bool, Response> {
+        let realm = match self.shared.hooks.on_rtsp_realm(hook_req).await {
+            Ok(Some(realm)) => realm,
+            Ok(None) => return Ok(false),
+            Err(refused) => {
+                tracing::info!("play refused: {refused}");
+                return Err(Response::to(req, 401));
+            }
+        };
+        let Some(credentials) = req
+            .header("Authorization")
+            .and_then(|h| auth::parse_authorization(h).ok())
+        else {
+            return Err(self.challenge(req, &realm));
+        };
+        let basic = matches!(credentials, Credentials::Basic { .. });
+        if basic != self.shared.rtsp.auth_basic {
+            return Err(self.challenge(req, &realm));
+        }
+        let user = credentials.username().to_owned();
+        let password = match self
+            .shared
+            .hooks
+            .on_rtsp_auth(hook_req, &realm, &user, basic)
+            .await
+        {
+            Ok(password) => password,
+            Err(refused) => {
+                tracing::info!(user, "RTSP auth refused: {refused}");
+                return Err(self.challenge(req, &realm));
+            }
+        };
+        let secret = if password.encrypted {
+            Password::Ha1(&password.passwd)
+        } else {
+            Password::Plain(&password.passwd)
+        };
+        let ok = match &credentials {
+            Credentials::Digest(digest) => digest.verify("DESCRIBE", &realm, &self.nonce, secret),
+            Credentials::Basic { username, password } => {
+                auth::verify_basic(username, password, &realm, secret)
+            }
+        };
+        if ok {
+            tracing::info!(user, "RTSP credentials accepted");
+            Ok(true)
+        } else {
+            tracing::info!(user, "RTSP credentials wrong");
+            Err(self.challenge(req, &realm))
+        }
+    }
+
+    async fn describe(&mut self, req: &Request) -> Response {
+        if !matches!(self.role, Role::Init) {
+            return Response::to(req, 455);
+        }
+        let Some((key, params)) = self.stream_key(req.uri()) else {
+            return Response::to(req, 404);
+        };
+        tracing::Span::current().record("stream", field::display(&key));
+        let viewer = self.session_info(&params);
+        let hook_req = HookRequest::new(key.clone(), &viewer);
+        let by_credentials = match self.authorize(req, &hook_req).await {
+            Ok(by_credentials) => by_credentials,
+            Err(resp) => return resp,
+        };
+        let shared = Arc::clone(&self.shared);
+        let admitted = if by_credentials {
+            hooks::find_stream(
+                &shared.hooks,
+                &shared.registry,
+                &key,
+                viewer,
+                shared.max_stream_wait,
+            )
+            .await
+        } else {
+            hooks::admit_play(
+                &shared.hooks,
+                &shared.registry,
+                &key,
+                viewer,
+                shared.max_stream_wait,
+            )
+            .await
+        };
+        let sub = match admitted {
+            Ok(sub) => sub,
+            Err(PlayRefusal::Denied(msg)) => {
+                tracing::info!("play refused: {msg}");
+                return Response::to(req, 401);
+            }
+            Err(_) => {
+                tracing::info!("play refused: stream not found");
+                return Response::to(req, 404);
+            }
+        };
+        let Some(output) = shared.rtp_outputs.get(&key, self.local).await else {
+            tracing::info!("play refused: no track RTSP can carry");
+            return Response::to(req, 415);
+        };
+        let (sdp, tracks) = output.describe();
+        tracing::info!("describe");
+        self.role = Role::Play(Box::new(Play {
+            key,
+            sub,
+            output,
+            tracks,
+            setups: Vec::new(),
+            reader: None,
+            paused: false,
+        }));
+        Response::to(req, 200)
+            .content_base(req.uri())
+            .body("application/sdp", sdp)
+    }
+
+    async fn announce(&mut self, req: &Request) -> Response {
+        if !matches!(self.role, Role::Init) {
+            return Response::to(req, 455);
+        }
+        let Some((key, params)) = self.stream_key(req.uri()) else {
+            return Response::to(req, 404);
+        };
+        tracing::Span::current().record("stream", field::display(&key));
+        let tracks = match sdp::parse(req.body()) {
+            Ok(tracks) => tracks,
+            Err(e) => {
+                tracing::info!("publish refused: SDP: {e}");
+                return Response::to(req, 415);
+            }
+        };
+        let shared = Arc::clone(&self.shared);
+        let publisher = self.session_info(&params);
+        let guard = match hooks::admit_publish(
+            &shared.hooks,
+            &shared.registry,
+            key,
+            publisher,
+            &shared.protocol,
+        )
+        .await
+        {
+            Ok(guard) => guard,
+            Err(refusal) => {
+                tracing::info!("publish refused: {refusal}");
+                self.closing = true;
+                return Response::to(
+                    req,
+                    match refusal {
+                        PublishRefusal::Denied(_) => 401,
+                        _ => 406,
+                    },
+                );
+            }
+        };
+        tracing::info!(stream = %guard.key(), tracks = tracks.len(), "publish started");
+        let demuxer = Demuxer::new(&tracks, &rtsp::RtspConfig::default());
+        self.role = Role::Record(Box::new(Record {
+            guard,
+            tracks,
+            demuxer,
+            flv: rtmp::flv::Muxer::default(),
+            setups: Vec::new(),
+            recording: false,
+            started: Instant::now(),
+        }));
+        self.with_session(Response::to(req, 200))
+    }
+
+    async fn setup(&mut self, req: &Request) -> Response {
+        let Some(transport) = req
+            .header("Transport")
+            .and_then(|t| Transport::parse(t).ok())
+        else {
+            return Response::to(req, 461);
+        };
+        if transport.multicast {
+            return Response::to(req, 461);
+        }
+        let tracks = match &self.role {
+            Role::Play(play) => &play.tracks,
+            Role::Record(record) => &record.tracks,
+            Role::Init => return Response::to(req, 455),
+        };
+        let Some(track) = track_of(req.uri(), tracks) else {
+            return Response::to(req, 404);
+        };
+        let mut answer = transport.clone();
+        let dest = if transport.tcp {
+            let used: Vec<u8> = self
+                .setups()
+                .iter()
+                .flat_map(|s| match s.dest {
+                    Dest::Tcp { rtp, rtcp } => vec![rtp, rtcp],
+                    Dest::Udp { .. } => vec![],
+                })
+                .collect();
+            let (rtp, rtcp) = transport
+                .interleaved
+                .unwrap_or_else(|| (track as u8 * 2, track as u8 * 2 + 1));
+            if used.contains(&rtp) || used.contains(&rtcp) {
+                return Response::to(req, 461);
+            }
+            answer.interleaved = Some((rtp, rtcp));
+            Dest::Tcp { rtp, rtcp }
+        } else {
+            let Some((client_rtp, client_rtcp)) = transport.client_port else {
+                return Response::to(req, 461);
+            };
+            let (rtp, rtcp) = match udp_pair(self.local.ip()).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!("no UDP port pair: {e}");
+                    return Response::to(req, 500);
+                }
+            };
+            let server = (
+                rtp.local_addr().map(|a| a.port()).unwrap_or(0),
+                rtcp.local_addr().map(|a| a.port()).unwrap_or(0),
+            );
+            answer.server_port = Some(server);
+            answer.client_port = Some((client_rtp, client_rtcp));
+            let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
+            for (socket, is_rtcp) in [(&rtp, false), (&rtcp, true)] {
+                let task = tokio::spawn(udp_reader(
+                    Arc::clone(socket),
+                    self.peer.ip(),
+                    track,
+                    is_rtcp,
+                    self.udp_tx.clone(),
+                ));
+                self.udp_tasks.push(task);
+            }
+            Dest::Udp {
+                rtp,
+                rtcp,
+                client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
+                client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
+            }
+        };
+        let setup = Setup { track, dest };
+        match &mut self.role {
+            Role::Play(play) => {
+                play.setups.retain(|s| s.track != track);
+                play.setups.push(setup);
+            }
+            Role::Record(record) => {
+                record.setups.retain(|s| s.track != track);
+                record.setups.push(setup);
+            }
+            Role::Init => {}
+        }
+        tracing::debug!(track, %answer, "setup");
+        self.with_session(Response::to(req, 200).transport(&answer))
+    }
+
+    fn setups(&self) -> &[Setup] {
+        match &self.role {
+            Role::Play(play) => &play.setups,
+            Role::Record(record) => &record.setups,
+            Role::Init => &[],
+        }
+    }
+
+    fn play(&mut self, req: &Request) -> Response {
+        let Role::Play(play) = &mut self.role else {
+            return Response::to(req, 455);
+        };
+        if play.setups.is_empty() {
+            return Response::to(req, 455);
+        }
+        if play.reader.is_none() {
+            let (reader, info) = play.output.reader();
+            play.reader = Some(reader);
+            let base = req.uri().trim_end_matches('/');
+            let rtp_info: Vec<RtpInfo> = info
+                .into_iter()
+                .filter(|(track, _, _)| play.setups.iter().any(|s| s.track == *track))
+                .filter_map(|(track, seq, rtptime)| {
+                    let control = &play.tracks.get(track)?.control;
+                    Some(RtpInfo {
+                        url: format!("{base}/{control}"),
+                        seq,
+                        rtptime,
+                    })
+                })
+                .collect();
+            play.paused = false;
+            tracing::info!(stream = %play.key, "play started");
+            return self.with_session(
+                Response::to(req, 200)
+                    .header("Range", "npt=0.000-")
+                    .rtp_info(&rtp_info),
+            );
+        }
+        play.paused = false;
+        self.with_session(Response::to(req, 200).header("Range", "npt=0.000-"))
+    }
+
+    fn record(&mut self, req: &Request) -> Response {
+        let Role::Record(record) = &mut self.role else {
+            return Response::to(req, 455);
+        };
+        if record.setups.is_empty() {
+            return Response::to(req, 455);
+        }
+        record.recording = true;
+        self.with_session(Response::to(req, 200))
+    }
+
+    /// An interleaved frame from the client: a publisher's RTP/RTCP, or a player's RTCP.
+    fn interleaved(&mut self, channel: u8, payload: Bytes) {
+        let Role::Record(record) = &mut self.role else {
+            return; // a player's receiver reports: liveness only
+        };
+        let found = record.setups.iter().find_map(|s| match s.dest {
+            Dest::Tcp { rtp, .. } if rtp == channel => Some((s.track, false)),
+            Dest::Tcp { rtcp, .. } if rtcp == channel => Some((s.track, true)),
+            _ => None,
+        });
+        if let Some((track, rtcp)) = found {
+            record.ingest(track, rtcp, payload);
+        }
+    }
+
+    fn udp(&mut self, track: usize, rtcp: bool, data: Bytes) {
+        if let Role::Record(record) = &mut self.role {
+            record.ingest(track, rtcp, data);
+        }
+    }
+
+    /// Sends one shared packet, and whatever else is ready, to a player.
+    async fn send(&mut self, first: rtsp::mux::MuxPacket) -> std::io::Result<()> {
+        let Role::Play(play) = &mut self.role else {
+            return Ok(());
+        };
+        let mut next = Some(first);
+        let mut sent = 0u64;
+        while let Some(packet) = next.take() {
+            if let Some(setup) = play.setups.iter().find(|s| s.track == packet.track) {
+                match &setup.dest {
+                    Dest::Tcp { rtp, rtcp } => {
+                        let channel = if packet.rtcp { *rtcp } else { *rtp };
+                        if rtsp::message::write_interleaved(channel, &packet.data, &mut self.out)
+                            .is_ok()
+                        {
+                            sent += packet.data.len() as u64 + 4;
+                        }
+                    }
+                    Dest::Udp {
+                        rtp,
+                        rtcp,
+                        client_rtp,
+                        client_rtcp,
+                    } => {
+                        let (socket, to) = if packet.rtcp {
+                            (rtcp, client_rtcp)
+                        } else {
+                            (rtp, client_rtp)
+                        };
+                        // UDP is lossy by nature: a full socket buffer drops the packet.
+                        if socket.try_send_to(&packet.data, *to).is_ok() {
+                            sent += packet.data.len() as u64;
+                        }
+                    }
+                }
+            }
+            if self.out.len() < WRITE_BATCH {
+                next = play.reader.as_mut().and_then(RtpReader::try_recv);
+            }
+        }
+        play.sub.add_bytes(sent);
+        if !self.out.is_empty() {
+            let out = self.out.split();
+            self.socket.write_all(&out).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Record {
+    fn ingest(&mut self, track: usize, rtcp: bool, data: Bytes) {
+        if !self.recording {
+            return;
+        }
+        if rtcp {
+            let _ = self.demuxer.push_rtcp(track, &data);
+            return;
+        }
+        let arrival = self.started.elapsed().as_millis() as u64;
+        if let Err(e) = self.demuxer.push(track, data, arrival) {
+            tracing::debug!("RTP packet dropped: {e}");
+            return;
+        }
+        while let Some(event) = self.demuxer.pull() {
+            match event {
+                DemuxEvent::Track(info) => {
+                    tracing::info!(codec = ?info.codec, width = info.width, height = info.height, sample_rate = info.sample_rate, "track");
+                    let flv = self.flv.sequence_header(&info).unwrap_or_default();
+                    self.guard.set_track(Track { info, flv });
+                }
+                DemuxEvent::Frame(frame) => {
+                    let body = self.flv.frame(&frame);
+                    self.guard.push(frame, &body);
+                }
+            }
+        }
+    }
+}
+
+/// The track a SETUP URL names: the track whose control URL it is or ends with.
+fn track_of(url: &str, tracks: &[sdp::Track]) -> Option<usize> {
+    let url = url.trim_end_matches('/');
+    tracks
+        .iter()
+        .position(|t| {
+            let control = t.control.trim_end_matches('/');
+            !control.is_empty() && (url == control || url.ends_with(&format!("/{control}")))
+        })
+        .or_else(|| (tracks.len() == 1).then_some(0))
+}
+
+/// Binds an RTP/RTCP UDP port pair (even, even + 1) on `ip`.
+async fn udp_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..64 {
+        let rtp = UdpSocket::bind((ip, 0)).await?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free even/odd UDP port pair",
+    ))
+}
+
+/// Forwards datagrams from the client's address to the session, dropping what does not fit.
+async fn udp_reader(
+    socket: Arc<UdpSocket>,
+    client: IpAddr,
+    track: usize,
+    rtcp: bool,
+    tx: mpsc::Sender<(usize, bool, Bytes)>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        if from.ip() != client {
+            continue; // not our client: ignore, never forward
+        }
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        if tx.try_send((track, rtcp, data)).is_err() && tx.is_closed() {
+            return;
+        }
+    }
+}
