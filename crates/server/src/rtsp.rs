@@ -701,7 +701,8 @@ impl Conn {
     /// An interleaved frame from the client: a publisher's RTP/RTCP, or a player's RTCP.
     fn interleaved(&mut self, channel: u8, payload: Bytes) {
         let Role::Record(record) = &mut self.role else {
-            return; // a player's receiver reports: liveness only
+            receiver_report(&payload);
+            return;
         };
         let found = record.setups.iter().find_map(|s| match s.dest {
             Dest::Tcp { rtp, .. } if rtp == channel => Some((s.track, false)),
@@ -714,8 +715,10 @@ impl Conn {
     }
 
     fn udp(&mut self, track: usize, rtcp: bool, data: Bytes) {
-        if let Role::Record(record) = &mut self.role {
-            record.ingest(track, rtcp, data);
+        match &mut self.role {
+            Role::Record(record) => record.ingest(track, rtcp, data),
+            _ if rtcp => receiver_report(&data),
+            _ => {}
         }
     }
 
@@ -793,6 +796,27 @@ impl Record {
                     let body = self.flv.frame(&frame);
                     self.guard.push(frame, &body);
                 }
+            }
+        }
+    }
+}
+
+/// Logs what a player's RTCP receiver reports say about loss (RFC 3550 §6.4.2); they also
+/// keep the session alive.
+fn receiver_report(data: &[u8]) {
+    let Ok(reports) = rtsp::rtp::parse_rtcp(data) else {
+        return;
+    };
+    for report in reports {
+        if let rtsp::rtp::Rtcp::ReceiverReport(rr) = report {
+            for block in &rr.reports {
+                tracing::trace!(
+                    ssrc = block.ssrc,
+                    fraction_lost = block.fraction_lost,
+                    cumulative_lost = block.cumulative_lost,
+                    jitter = block.jitter,
+                    "receiver report"
+                );
             }
         }
     }

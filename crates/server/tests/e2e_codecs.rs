@@ -1,6 +1,6 @@
 //! Every codec and track layout ffmpeg 5.1's FLV muxer can publish reaches RTMP and HTTP-FLV
 //! players as published: audio-only AAC, video-only H.264, G.711 A-law and MP3 next to H.264,
-//! and the publisher's `onMetaData`.
+//! and the publisher's `onMetaData`; the codecs RTP carries reach RTSP players too.
 
 mod common;
 
@@ -68,6 +68,12 @@ async fn for_each_player(server: &Server, name: &str, check: impl AsyncFn(&str))
     tokio::join!(check(&rtmp), check(&flv));
 }
 
+/// Like [`for_each_player`], and over RTSP too (for codecs RTP carries: not MP3).
+async fn for_each_player_and_rtsp(server: &Server, name: &str, check: impl AsyncFn(&str)) {
+    let rtsp = rtsp_url(server, &format!("live/{name}"));
+    tokio::join!(for_each_player(server, name, &check), check(&rtsp));
+}
+
 /// Decodes `frames` audio frames of `url` with ffmpeg; returns the decoded duration (the
 /// `out_time` of `-progress`).
 async fn decode_audio(url: &str, frames: usize) -> Duration {
@@ -102,7 +108,7 @@ async fn assert_audio_decodes(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aac_audio_only_plays_over_rtmp_and_http_flv() {
+async fn aac_audio_only_plays_over_rtmp_http_flv_and_rtsp() {
     if !have_ffmpeg() {
         return;
     }
@@ -116,7 +122,7 @@ async fn aac_audio_only_plays_over_rtmp_and_http_flv() {
     assert_eq!(tracks, [Codec::Aac]);
     assert_eq!(info.tracks[0].info.sample_rate, 44100);
 
-    for_each_player(&server, "aac", async |url| {
+    for_each_player_and_rtsp(&server, "aac", async |url| {
         let probe = ffprobe(url, 0).await;
         assert_eq!(codecs(&probe), ["aac"], "{url}: {probe}");
         assert_audio_decodes(url).await;
@@ -127,7 +133,7 @@ async fn aac_audio_only_plays_over_rtmp_and_http_flv() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h264_video_only_plays_over_rtmp_and_http_flv() {
+async fn h264_video_only_plays_over_rtmp_http_flv_and_rtsp() {
     if !have_ffmpeg() {
         return;
     }
@@ -139,7 +145,7 @@ async fn h264_video_only_plays_over_rtmp_and_http_flv() {
     let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.info.codec).collect();
     assert_eq!(tracks, [Codec::H264]);
 
-    for_each_player(&server, "h264", async |url| {
+    for_each_player_and_rtsp(&server, "h264", async |url| {
         let probe = ffprobe(url, 0).await;
         assert_eq!(codecs(&probe), ["h264"], "{url}: {probe}");
         assert!(decode_frames(url, 30).await >= 30, "{url}");
@@ -150,7 +156,7 @@ async fn h264_video_only_plays_over_rtmp_and_http_flv() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g711_alaw_with_h264_plays_over_rtmp_and_http_flv() {
+async fn g711_alaw_with_h264_plays_over_rtmp_http_flv_and_rtsp() {
     if !have_ffmpeg() {
         return;
     }
@@ -168,7 +174,7 @@ async fn g711_alaw_with_h264_plays_over_rtmp_and_http_flv() {
         .expect("a G.711 A-law track");
     assert_eq!((audio.info.sample_rate, audio.info.channels), (8000, 1));
 
-    for_each_player(&server, "alaw", async |url| {
+    for_each_player_and_rtsp(&server, "alaw", async |url| {
         let probe = ffprobe(url, 0).await;
         assert_eq!(codecs(&probe), ["h264", "pcm_alaw"], "{url}: {probe}");
         assert_audio_decodes(url).await;

@@ -1,6 +1,7 @@
 //! H.265 over RTMP, which ffmpeg 5.1 cannot publish (no Enhanced RTMP before 6.1): our own
 //! client publishes a libx265 stream, as Enhanced RTMP `hvc1` and as legacy FLV CodecID 12;
-//! an RTMP player and an HTTP-FLV player get it back, and ffprobe decodes what each got.
+//! an RTMP player and an HTTP-FLV player get it back, and ffprobe decodes what each got; ffmpeg
+//! plays and decodes it over RTSP (RFC 7798).
 
 mod common;
 
@@ -87,6 +88,40 @@ async fn hevc_round_trip(legacy_hevc: bool, name: &str) {
     let url = http_url(&server, &format!("live/{name}.live.flv"));
     let flv = play_http_flv(&url, limit, enough).await;
     check_playback("HTTP-FLV", &flv, legacy_hevc, &sample.hvcc).await;
+
+    // RTSP (RFC 7798): ffmpeg depacketizes and decodes it.
+    let rtsp = rtsp_url(&server, &format!("live/{name}"));
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-nostats",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        &rtsp,
+    ])
+    .args([
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "25",
+        "-f",
+        "null",
+        "-",
+        "-progress",
+        "pipe:1",
+    ]);
+    let out = output_within(&mut cmd, Duration::from_secs(30)).await;
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "RTSP: {log}");
+    assert!(log.contains("hevc"), "RTSP: {log}");
+    let decoded = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(decoded >= 25, "RTSP: {decoded} frames decoded\n{log}");
 
     publisher.stop().await;
     server.shutdown().await;

@@ -236,3 +236,180 @@ async fn malformed_requests_get_400_and_others_go_on() {
     assert_eq!(rtsp_codecs(&url, "tcp").await, ["aac", "h264"]);
     server.shutdown().await;
 }
+
+/// A raw RTSP client: writes requests, reads responses, counts the interleaved frames between.
+struct RawRtsp {
+    socket: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    interleaved: usize,
+}
+
+impl RawRtsp {
+    async fn connect(addr: std::net::SocketAddr) -> RawRtsp {
+        let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        RawRtsp {
+            socket,
+            buf: Vec::new(),
+            interleaved: 0,
+        }
+    }
+
+    /// Sends `method url` with `headers` and returns (status, head, body).
+    async fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        cseq: u32,
+        headers: &str,
+    ) -> (u16, String, String) {
+        let req = format!("{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{headers}\r\n");
+        self.socket.write_all(req.as_bytes()).await.expect("write");
+        self.response().await
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), self.socket.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "connection closed");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    async fn response(&mut self) -> (u16, String, String) {
+        loop {
+            if self.buf.first() == Some(&b'$') {
+                if self.buf.len() < 4 {
+                    self.fill().await;
+                    continue;
+                }
+                let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+                if self.buf.len() < 4 + len {
+                    self.fill().await;
+                    continue;
+                }
+                self.buf.drain(..4 + len);
+                self.interleaved += 1;
+                continue;
+            }
+            let text = String::from_utf8_lossy(&self.buf).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let head = text[..end].to_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if self.buf.len() >= end + 4 + length {
+                    let body =
+                        String::from_utf8_lossy(&self.buf[end + 4..end + 4 + length]).into_owned();
+                    self.buf.drain(..end + 4 + length);
+                    let status = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .expect("status");
+                    return (status, head, body);
+                }
+            }
+            self.fill().await;
+        }
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_sessions_and_rtp_info() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = start_server().await;
+    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/raw"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "raw"), 2).await;
+    let addr = server.rtsp_addr.expect("rtsp");
+    let url = format!("rtsp://{addr}/live/raw");
+    let mut c = RawRtsp::connect(addr).await;
+
+    let (status, head, _) = c.request("OPTIONS", &url, 1, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "CSeq"), Some("1"));
+    let public = header(&head, "Public").expect("Public");
+    for m in [
+        "DESCRIBE",
+        "ANNOUNCE",
+        "SETUP",
+        "PLAY",
+        "RECORD",
+        "PAUSE",
+        "TEARDOWN",
+        "GET_PARAMETER",
+    ] {
+        assert!(public.contains(m), "{public}");
+    }
+    assert_eq!(
+        c.request("PLAY", &url, 2, "").await.0,
+        455,
+        "PLAY before SETUP"
+    );
+
+    let (status, head, sdp) = c
+        .request("DESCRIBE", &url, 3, "Accept: application/sdp\r\n")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "Content-Type"), Some("application/sdp"));
+    assert!(header(&head, "Content-Base").is_some_and(|b| b.ends_with("/live/raw/")));
+    assert!(sdp.contains("m=video") && sdp.contains("m=audio"), "{sdp}");
+    assert!(
+        sdp.contains("a=control:trackID=0") && sdp.contains("H264/90000"),
+        "{sdp}"
+    );
+
+    let (status, head, _) = c
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            4,
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let session = header(&head, "Session").expect("Session");
+    let (id, timeout) = session.split_once(';').expect("timeout");
+    assert!(timeout.starts_with("timeout="), "{session}");
+    assert!(header(&head, "Transport").is_some_and(|t| t.contains("interleaved=0-1")));
+
+    let wrong = c.request("PLAY", &url, 5, "Session: nope\r\n").await.0;
+    assert_eq!(wrong, 454, "an unknown session");
+    let (status, head, _) = c
+        .request("PLAY", &url, 6, &format!("Session: {id}\r\n"))
+        .await;
+    assert_eq!(status, 200);
+    let rtp_info = header(&head, "RTP-Info").expect("RTP-Info");
+    assert!(
+        rtp_info.contains("trackID=0;seq=") && rtp_info.contains("rtptime="),
+        "{rtp_info}"
+    );
+    let (status, _, _) = c
+        .request("GET_PARAMETER", &url, 7, &format!("Session: {id}\r\n"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(c.interleaved > 0, "RTP arrived interleaved after PLAY");
+    assert_eq!(
+        c.request("PAUSE", &url, 8, &format!("Session: {id}\r\n"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        c.request("TEARDOWN", &url, 9, &format!("Session: {id}\r\n"))
+            .await
+            .0,
+        200
+    );
+    server.shutdown().await;
+}
