@@ -3,7 +3,7 @@
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -13,17 +13,13 @@ use registry::{flv_tag, Ended, Item, Protocol, SessionInfo, Subscription};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-const SUFFIX: &str = ".live.flv";
+pub(crate) const SUFFIX: &str = ".live.flv";
 const TAG_AUDIO: u8 = 0x08;
 const TAG_VIDEO: u8 = 0x09;
 const TAG_SCRIPT: u8 = 0x12;
 
-/// Routes `GET …/stream.live.flv` (plain or WebSocket); anything else is 404.
-pub(crate) async fn live(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request<Body>,
-) -> Response {
+/// Serves `GET …/stream.live.flv` (plain or WebSocket).
+pub(crate) async fn live(state: AppState, peer: SocketAddr, req: Request<Body>) -> Response {
     if req.method() != Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }

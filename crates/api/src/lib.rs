@@ -14,18 +14,29 @@
 //! The crate owns no listener: the server binds the socket and serves [`router`] on it with
 //! `into_make_service_with_connect_info::<SocketAddr>()`.
 //!
+//! - Any other path: a file under `http.rootPath` (Range requests, directory listings,
+//!   on_http_access).
+//!
 //! Layout:
-//! - `lib.rs`: [`AppState`], [`ApiOptions`], [`router`], stream addressing.
+//! - `lib.rs`: [`AppState`], [`ApiOptions`], [`router`], dispatch by path.
 //! - `flv.rs`: HTTP-FLV and WS-FLV responses.
+//! - `files.rs`: the file server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
+mod files;
 mod flv;
 
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use registry::Registry;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings the HTTP routes need.
@@ -39,6 +50,29 @@ pub struct ApiOptions {
     pub max_stream_wait: Duration,
     /// The address the HTTP listener is bound to (reported as the session's local address).
     pub local_addr: SocketAddr,
+    /// `http.rootPath`: files served under `/`; `None` = no file server. Default: none.
+    pub file_root: Option<PathBuf>,
+    /// `http.dirMenu`: list directories that have no `index.html`. Default: true.
+    pub dir_menu: bool,
+    /// `http.allow_ip_range`: who may read files when on_http_access is off. Default: nobody.
+    pub allow_ip: IpFilter,
+}
+
+/// A predicate on client addresses (`http.allow_ip_range`).
+#[derive(Clone)]
+pub struct IpFilter(pub Arc<dyn Fn(IpAddr) -> bool + Send + Sync>);
+
+impl std::ops::Deref for IpFilter {
+    type Target = dyn Fn(IpAddr) -> bool + Send + Sync;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for IpFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IpFilter")
+    }
 }
 
 impl Default for ApiOptions {
@@ -47,6 +81,9 @@ impl Default for ApiOptions {
             enable_vhost: false,
             max_stream_wait: Duration::from_millis(15_000),
             local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            file_root: None,
+            dir_menu: true,
+            allow_ip: IpFilter(Arc::new(|_| false)),
         }
     }
 }
@@ -56,10 +93,24 @@ impl Default for ApiOptions {
 pub struct AppState {
     /// The live streams.
     pub registry: Registry,
-    /// The hook client (on_play, on_stream_not_found).
+    /// The hook client (on_play, on_stream_not_found, on_http_access).
     pub hooks: hooks::Hooks,
     /// Settings.
     pub options: ApiOptions,
+    /// on_http_access decisions remembered per client cookie.
+    grants: Arc<files::Grants>,
+}
+
+impl AppState {
+    /// The state of a router serving `registry` with `hooks` and `options`.
+    pub fn new(registry: Registry, hooks: hooks::Hooks, options: ApiOptions) -> Self {
+        AppState {
+            registry,
+            hooks,
+            options,
+            grants: Arc::default(),
+        }
+    }
 }
 
 /// The HTTP routes.
@@ -67,9 +118,26 @@ pub fn router(state: AppState) -> Router {
     // Stream paths may hold any number of slashes (`/app/a/b.live.flv`), so live paths are
     // matched by suffix in a fallback rather than by route patterns.
     Router::new()
-        .fallback(flv::live)
+        .fallback(dispatch)
         .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(state)
+}
+
+/// Live outputs by suffix, then files under the root.
+async fn dispatch(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request<Body>,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    if path.ends_with(flv::SUFFIX) {
+        return flv::live(state, peer, req).await;
+    }
+    let query = req.uri().query().unwrap_or("").to_owned();
+    match files::serve(&state, peer, req.method(), &path, &query, req.headers()).await {
+        Some(resp) => resp,
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
 }
 
 /// Browsers play our streams with mpegts.js from pages on other origins; they must see every
@@ -91,14 +159,14 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> Router {
-        router(AppState {
-            registry: Registry::default(),
-            hooks: hooks::Hooks::new(hooks::HookConfig::default()),
-            options: ApiOptions {
+        router(AppState::new(
+            Registry::default(),
+            hooks::Hooks::new(hooks::HookConfig::default()),
+            ApiOptions {
                 max_stream_wait: Duration::from_millis(10),
                 ..ApiOptions::default()
             },
-        })
+        ))
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5000))))
     }
 

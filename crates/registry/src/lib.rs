@@ -369,6 +369,36 @@ impl Registry {
         true
     }
 
+    /// The tracks of `key` once they are known: at once when it has audio and video, otherwise
+    /// `late_track` after the first one shows up (a second may follow), or `None` when the
+    /// stream is not live or has no track within `timeout`. Outputs that must know every
+    /// track before they write a header (RTSP's SDP, MP4, HLS) wait here.
+    pub async fn tracks_ready(
+        &self,
+        key: &StreamKey,
+        late_track: Duration,
+        timeout: Duration,
+    ) -> Option<Vec<Track>> {
+        let start = tokio::time::Instant::now();
+        let mut first_seen = None;
+        loop {
+            let tracks = self.stream(key)?.tracks;
+            let has = |kind| tracks.iter().any(|t| t.info.kind() == kind);
+            if has(media::TrackKind::Video) && has(media::TrackKind::Audio) {
+                return Some(tracks);
+            }
+            if !tracks.is_empty() {
+                let since = *first_seen.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= late_track {
+                    return Some(tracks);
+                }
+            } else if start.elapsed() >= timeout {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Whether `key` is live.
     pub fn is_live(&self, key: &StreamKey) -> bool {
         self.inner.streams().contains_key(key)

@@ -11,6 +11,7 @@
 //! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
 //! - `rtsp.rs`: the RTSP listener and session driver (play and record, TCP and UDP, Digest).
 //! - `rtsp_out.rs`: RTP packetized once per stream and shared by its RTSP viewers.
+//! - `record.rs`: crash-safe MP4 recording and on_record_mp4.
 //! - `http.rs`: the HTTP listener serving the `api` routes with hyper.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
@@ -21,6 +22,7 @@
 
 pub mod config;
 mod http;
+mod record;
 mod rtmp;
 mod rtsp;
 mod rtsp_out;

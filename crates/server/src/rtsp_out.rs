@@ -81,7 +81,13 @@ impl RtpOutputs {
         if let Some(output) = existing.filter(|o| o.live()) {
             return Some(output);
         }
-        let tracks = self.wait_tracks(key).await?;
+        let tracks: Vec<media::TrackInfo> = self
+            .registry
+            .tracks_ready(key, LATE_TRACK_WAIT, TRACK_WAIT)
+            .await?
+            .into_iter()
+            .map(|t| t.info)
+            .collect();
         let info = self.registry.stream(key)?;
         let output_session = SessionInfo {
             id: self.registry.next_session_id(),
@@ -120,35 +126,6 @@ impl RtpOutputs {
         outputs.insert(key.clone(), Arc::downgrade(&output));
         tracing::debug!(stream = %key, "RTP output started");
         Some(output)
-    }
-
-    /// The stream's tracks once known: all of them, or the first kind plus up to a second for
-    /// the other to show up.
-    async fn wait_tracks(&self, key: &StreamKey) -> Option<Vec<media::TrackInfo>> {
-        let start = Instant::now();
-        let mut first_seen: Option<Instant> = None;
-        loop {
-            let tracks: Vec<media::TrackInfo> = self
-                .registry
-                .stream(key)?
-                .tracks
-                .into_iter()
-                .map(|t| t.info)
-                .collect();
-            let has = |kind| tracks.iter().any(|t| t.kind() == kind);
-            if has(TrackKind::Video) && has(TrackKind::Audio) {
-                return Some(tracks);
-            }
-            if !tracks.is_empty() {
-                let since = *first_seen.get_or_insert_with(Instant::now);
-                if since.elapsed() >= LATE_TRACK_WAIT {
-                    return Some(tracks);
-                }
-            } else if start.elapsed() >= TRACK_WAIT {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
 

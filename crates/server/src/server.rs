@@ -58,10 +58,20 @@ pub struct Options {
     pub protocol: StreamOptions,
     /// The config as on_server_started sends it (flat `section.key`, secrets blanked).
     pub flat_config: Vec<(String, String)>,
+    /// `record.appName`: recordings go under `{mp4_save_path}/{record_app}/…`.
+    pub record_app: String,
+    /// `http.rootPath`, served as files; `None` = no file server.
+    pub file_root: Option<std::path::PathBuf>,
+    /// `http.dirMenu`.
+    pub dir_menu: bool,
+    /// `http.allow_ip_range`.
+    pub allow_ip_range: Vec<crate::config::IpRange>,
 }
 
 /// How long a stopping server waits for its sessions to end their streams.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long it waits for recordings to be finished into normal MP4 files.
+const RECORDING_GRACE: Duration = Duration::from_secs(60);
 
 /// The `admin_params` of ZLMediaKit's sample config.ini, known to everyone who read it.
 const ZLM_EXAMPLE_ADMIN_PARAMS: &str = "secret=035c73f7-bb6b-4889-a715-d9eb2d1925cc";
@@ -73,6 +83,9 @@ pub(crate) struct Shared {
     pub(crate) protocol: StreamOptions,
     pub(crate) rtsp: RtspOptions,
     pub(crate) rtp_outputs: crate::rtsp_out::RtpOutputs,
+    pub(crate) recorders: crate::record::Recorders,
+    /// `record.appName`: the directory recordings go under.
+    pub(crate) record_app: String,
     pub(crate) rtmp: RtmpOptions,
     pub(crate) enable_vhost: bool,
     pub(crate) max_stream_wait: Duration,
@@ -96,6 +109,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     lifecycle: hooks::LifecycleTask,
+    shared: Arc<Shared>,
+    record_manager: JoinHandle<()>,
 }
 
 impl Server {
@@ -123,6 +138,8 @@ impl Server {
                 registry.clone(),
                 ::rtsp::RtspConfig::default(),
             ),
+            recorders: crate::record::Recorders::default(),
+            record_app: options.record_app.clone(),
             rtmp: options.rtmp.clone(),
             enable_vhost: options.enable_vhost,
             max_stream_wait: options.max_stream_wait,
@@ -130,6 +147,7 @@ impl Server {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        let record_manager = crate::record::spawn_manager(Arc::clone(&shared));
 
         let mut rtmp_addr = None;
         if let Some(addr) = options.rtmp_addr {
@@ -169,15 +187,21 @@ impl Server {
             let bound = listener.local_addr()?;
             tracing::info!("HTTP listening on http://{bound} (HTTP-FLV, WS-FLV)");
             http_addr = Some(bound);
-            let app = api::router(api::AppState {
-                registry: registry.clone(),
-                hooks: hooks.clone(),
-                options: api::ApiOptions {
+            let allow = options.allow_ip_range.clone();
+            let app = api::router(api::AppState::new(
+                registry.clone(),
+                hooks.clone(),
+                api::ApiOptions {
                     enable_vhost: options.enable_vhost,
                     max_stream_wait: options.max_stream_wait,
                     local_addr: bound,
+                    file_root: options.file_root.clone(),
+                    dir_menu: options.dir_menu,
+                    allow_ip: api::IpFilter(Arc::new(move |ip| {
+                        allow.iter().any(|range| range.contains(ip))
+                    })),
                 },
-            });
+            ));
             tasks.push(tokio::spawn(crate::http::serve(
                 listener,
                 app,
@@ -220,6 +244,8 @@ impl Server {
             shutdown,
             tasks,
             lifecycle,
+            shared,
+            record_manager,
         })
     }
 
@@ -239,6 +265,9 @@ impl Server {
         while !self.registry.streams().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Recordings close their files (and queue on_record_mp4) once their stream ended.
+        self.record_manager.abort();
+        self.shared.recorders.finish(RECORDING_GRACE).await;
         self.lifecycle.stop().await;
         let config = self.hooks.config();
         let bound = config.timeout.saturating_add(Duration::from_secs(1));
@@ -281,6 +310,10 @@ impl Options {
             },
             protocol: protocol_options(&config.protocol),
             flat_config: config.to_flat_redacted(),
+            record_app: config.record.app_name.clone(),
+            file_root: Some(config.http.root_path.clone()),
+            dir_menu: config.http.dir_menu,
+            allow_ip_range: config.http.allow_ip_range.clone(),
         }
     }
 }

@@ -1,0 +1,397 @@
+//! MP4 recording (DESIGN.md §1 Recording): every stream whose options say `enable_mp4` is
+//! written to `{mp4_save_path}/record/[{vhost}/]{app}/{stream}/{YYYY-MM-DD}/{HH-MM-SS}.mp4`.
+//!
+//! Crash safety: while a segment records, its file is a fragmented MP4 (the init segment, then
+//! one fragment about every second, appended as it goes), so a `kill -9` or a power cut leaves a
+//! file that plays up to its last complete fragment. When the segment closes (at the first
+//! keyframe after `mp4_max_second`, when the stream ends, or when the server stops), it is
+//! finished into a normal MP4 with its index in front (`mp4::Progressive`: the header, then the
+//! fragments' media copied from the fragmented file), written beside it and renamed over it;
+//! then on_record_mp4 reports the final file. Dates and times in names are UTC.
+
+use crate::Shared;
+use media::{StreamKey, TrackKind};
+use mp4::{Fmp4Muxer, Progressive};
+use registry::{Event, Item, Protocol, SessionInfo, StreamOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+
+/// Media per fragment: what a crash may lose at most.
+const FRAGMENT_MS: u64 = 1000;
+/// Segments smaller than this are deleted without a hook (as ZLMediaKit does).
+const MIN_FILE: u64 = 1024;
+
+/// The recording tasks, so a stopping server can wait for them to finish their files.
+#[derive(Default)]
+pub(crate) struct Recorders {
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Recorders {
+    fn add(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Waits for every recording to close its file and queue its hook, at most `limit`.
+    pub(crate) async fn finish(&self, limit: Duration) {
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = tokio::time::timeout(limit, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Starts a recorder for every stream published with `enable_mp4`, until the registry's event
+/// channel closes or the task is aborted.
+pub(crate) fn spawn_manager(shared: Arc<Shared>) -> JoinHandle<()> {
+    let mut events = shared.registry.events();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::Published { key, publisher }) => {
+                    let Some(options) = shared.registry.stream(&key).map(|s| s.options) else {
+                        continue;
+                    };
+                    if options.enable_mp4 {
+                        let task = tokio::spawn(record(
+                            Arc::clone(&shared),
+                            key,
+                            publisher.params,
+                            options,
+                        ));
+                        shared.recorders.add(task);
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("recorder missed {n} stream events");
+                }
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// One segment being written.
+struct Segment {
+    path: PathBuf,
+    file: tokio::fs::File,
+    written: u64,
+    muxer: Fmp4Muxer,
+    index: Progressive,
+    /// Where each fragment's media sits in the fragmented file.
+    media: Vec<Range<u64>>,
+    started: SystemTime,
+    first_dts: Option<u64>,
+    /// `mp4_save_path`, which `url` is relative to.
+    save_root: PathBuf,
+}
+
+/// Records `key` until it ends, segment after segment.
+async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: StreamOptions) {
+    let output = SessionInfo {
+        id: shared.registry.next_session_id(),
+        protocol: Protocol::Rtmp,
+        peer: ([0, 0, 0, 0], 0).into(),
+        local: ([0, 0, 0, 0], 0).into(),
+        params: String::new(),
+    };
+    let Some(tracks) = shared
+        .registry
+        .tracks_ready(&key, Duration::from_secs(1), Duration::from_secs(10))
+        .await
+    else {
+        return;
+    };
+    let Some(mut sub) = shared.registry.subscribe_output(&key, output) else {
+        return;
+    };
+    let mut tracks: Vec<media::TrackInfo> = tracks.into_iter().map(|t| t.info).collect();
+    let root = record_root(&shared, &options, &key);
+    let mut segment: Option<Segment> = None;
+    tracing::info!(stream = %key, dir = %root.display(), "recording");
+    loop {
+        let item = match sub.recv().await {
+            Ok(item) => item,
+            Err(_) => break,
+        };
+        match item {
+            Item::Track(t) => {
+                // New codec parameters: the next file starts with them.
+                if let Some(i) = tracks.iter().position(|x| x.kind() == t.info.kind()) {
+                    if tracks[i] != t.info {
+                        tracks[i] = t.info;
+                        if let Some(done) = segment.take() {
+                            close(&shared, &key, &params, done).await;
+                        }
+                    }
+                } else {
+                    tracks.push(t.info);
+                    if let Some(done) = segment.take() {
+                        close(&shared, &key, &params, done).await;
+                    }
+                }
+            }
+            Item::Packet(p) => {
+                let frame = p.frame;
+                let is_key = frame.kind() == TrackKind::Video && frame.keyframe;
+                let has_video = tracks.iter().any(|t| t.kind() == TrackKind::Video);
+                let cut = segment.as_ref().is_some_and(|s| {
+                    let elapsed = s
+                        .first_dts
+                        .map_or(0, |first| frame.dts.saturating_sub(first));
+                    (is_key || !has_video) && elapsed >= options.mp4_max_second.as_millis() as u64
+                });
+                if cut {
+                    if let Some(done) = segment.take() {
+                        close(&shared, &key, &params, done).await;
+                    }
+                }
+                if segment.is_none() {
+                    // A file starts with a keyframe (or any frame of an audio-only stream).
+                    if has_video && !is_key {
+                        continue;
+                    }
+                    match open(&root, &options.mp4_save_path, &tracks).await {
+                        Ok(s) => segment = Some(s),
+                        Err(e) => {
+                            tracing::error!(stream = %key, "recording stopped: {e}");
+                            return;
+                        }
+                    }
+                }
+                if let Some(s) = segment.as_mut() {
+                    s.first_dts.get_or_insert(frame.dts);
+                    s.muxer.push(&frame);
+                    if s.muxer.buffered_ms() >= FRAGMENT_MS {
+                        if let Err(e) = s.write_fragment().await {
+                            tracing::error!(stream = %key, "recording stopped: {e}");
+                            return;
+                        }
+                    }
+                }
+            }
+            Item::Metadata(_) => {}
+        }
+    }
+    if let Some(done) = segment.take() {
+        close(&shared, &key, &params, done).await;
+    }
+    tracing::info!(stream = %key, "recording ended");
+}
+
+/// `{mp4_save_path}/record/[{vhost}/]{app}/{stream}`.
+fn record_root(shared: &Shared, options: &StreamOptions, key: &StreamKey) -> PathBuf {
+    let mut dir = options.mp4_save_path.join(&shared.record_app);
+    if shared.enable_vhost {
+        dir.push(&key.vhost);
+    }
+    dir.push(&key.app);
+    dir.push(&key.stream);
+    dir
+}
+
+async fn open(
+    root: &Path,
+    save_root: &Path,
+    tracks: &[media::TrackInfo],
+) -> std::io::Result<Segment> {
+    let muxer = Fmp4Muxer::new(tracks)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let started = SystemTime::now();
+    let (date, time) = utc_date_time(started);
+    let dir = root.join(&date);
+    tokio::fs::create_dir_all(&dir).await?;
+    let mut path = dir.join(format!("{time}.mp4"));
+    let mut n = 1;
+    while tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        path = dir.join(format!("{time}-{n}.mp4"));
+        n += 1;
+    }
+    let mut file = tokio::fs::File::create(&path).await?;
+    let init = muxer.init_segment();
+    file.write_all(&init).await?;
+    file.flush().await?;
+    let index = Progressive::new(&muxer);
+    tracing::info!(file = %path.display(), "recording segment opened");
+    Ok(Segment {
+        path,
+        file,
+        written: init.len() as u64,
+        muxer,
+        index,
+        media: Vec::new(),
+        started,
+        first_dts: None,
+        save_root: save_root.to_owned(),
+    })
+}
+
+impl Segment {
+    /// Appends what is buffered as one fragment; after this a crash loses nothing before it.
+    async fn write_fragment(&mut self) -> std::io::Result<()> {
+        let Some(fragment) = self.muxer.fragment() else {
+            return Ok(());
+        };
+        self.file.write_all(&fragment.data).await?;
+        self.file.flush().await?;
+        let base = self.written;
+        self.media.push(
+            base + fragment.mdat_payload.start as u64..base + fragment.mdat_payload.end as u64,
+        );
+        self.written += fragment.data.len() as u64;
+        self.index.add(&fragment);
+        Ok(())
+    }
+}
+
+/// Finishes a segment into a normal MP4 and reports it with on_record_mp4.
+async fn close(shared: &Shared, key: &StreamKey, params: &str, mut segment: Segment) {
+    if let Err(e) = segment.write_fragment().await {
+        tracing::error!(file = %segment.path.display(), "last fragment not written: {e}");
+    }
+    let _ = segment.file.sync_all().await;
+    let path = segment.path.clone();
+    let header = segment.index.header();
+    let media = std::mem::take(&mut segment.media);
+    drop(segment.file);
+    let finished = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || finish_file(&path, &header, &media)
+    })
+    .await;
+    let size = match finished {
+        Ok(Ok(size)) => size,
+        Ok(Err(e)) => {
+            // The fragmented file stays: it plays as it is.
+            tracing::error!(file = %path.display(), "could not finish the recording: {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), "could not finish the recording: {e}");
+            return;
+        }
+    };
+    if size < MIN_FILE {
+        let _ = tokio::fs::remove_file(&path).await;
+        return;
+    }
+    let time_len = segment.index.duration_ms() as f64 / 1000.0;
+    tracing::info!(file = %path.display(), size, seconds = time_len, "recording segment closed");
+    let start_time = segment
+        .started
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let folder = path
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // `record/app/stream/date/file.mp4`, relative to the save root (ZLMediaKit's `url`).
+    let url = path
+        .strip_prefix(&segment.save_root)
+        .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "start_time": start_time,
+        "file_size": size,
+        "time_len": time_len,
+        "file_path": path.display().to_string(),
+        "file_name": file_name,
+        "folder": folder,
+        "url": url,
+        "vhost": key.vhost,
+        "app": key.app,
+        "stream": key.stream,
+        "params": params,
+    });
+    if let serde_json::Value::Object(body) = body {
+        shared.hooks.on_record_mp4(&key.to_string(), body);
+    }
+}
+
+/// Writes `header` and then the media ranges of the fragmented file at `path` into a new file
+/// beside it, syncs it and renames it over `path`. Returns the final size.
+fn finish_file(path: &Path, header: &[u8], media: &[Range<u64>]) -> std::io::Result<u64> {
+    let tmp = path.with_extension("mp4.finishing");
+    let mut src = std::fs::File::open(path)?;
+    let mut dst = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    dst.write_all(header)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    for range in media {
+        src.seek(SeekFrom::Start(range.start))?;
+        let mut left = range.end.saturating_sub(range.start);
+        while left > 0 {
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            src.read_exact(&mut buf[..n])?;
+            dst.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+    }
+    let file = dst.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    Ok(size)
+}
+
+/// `(YYYY-MM-DD, HH-MM-SS)` of `time` in UTC (days-to-civil, H. Hinnant's algorithm).
+fn utc_date_time(time: SystemTime) -> (String, String) {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!("{:02}-{:02}-{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(
+            utc_date_time(at(0)),
+            ("1970-01-01".into(), "00-00-00".into())
+        );
+        assert_eq!(
+            utc_date_time(at(1_795_604_390)),
+            ("2026-11-25".into(), "10-59-50".into())
+        );
+        assert_eq!(
+            utc_date_time(at(951_782_400 + 3661)),
+            ("2000-02-29".into(), "01-01-01".into())
+        );
+    }
+}
