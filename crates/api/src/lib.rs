@@ -14,12 +14,15 @@
 //! The crate owns no listener: the server binds the socket and serves [`router`] on it with
 //! `into_make_service_with_connect_info::<SocketAddr>()`.
 //!
+//! - `GET /{app}/{stream}/hls.m3u8` (MPEG-TS HLS) and `/{app}/{stream}/hls.fmp4.m3u8` (LL-HLS),
+//!   with their segments and parts.
 //! - Any other path: a file under `http.rootPath` (Range requests, directory listings,
 //!   on_http_access).
 //!
 //! Layout:
 //! - `lib.rs`: [`AppState`], [`ApiOptions`], [`router`], dispatch by path.
 //! - `flv.rs`: HTTP-FLV and WS-FLV responses.
+//! - `hls.rs`: HLS and LL-HLS, muxed once per stream on demand, and HLS viewers.
 //! - `files.rs`: the file server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +30,9 @@
 
 mod files;
 mod flv;
+mod hls;
+
+pub use hls::HlsOptions;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -56,6 +62,8 @@ pub struct ApiOptions {
     pub dir_menu: bool,
     /// `http.allow_ip_range`: who may read files when on_http_access is off. Default: nobody.
     pub allow_ip: IpFilter,
+    /// `[hls]`.
+    pub hls: HlsOptions,
 }
 
 /// A predicate on client addresses (`http.allow_ip_range`).
@@ -84,6 +92,7 @@ impl Default for ApiOptions {
             file_root: None,
             dir_menu: true,
             allow_ip: IpFilter(Arc::new(|_| false)),
+            hls: HlsOptions::default(),
         }
     }
 }
@@ -99,6 +108,8 @@ pub struct AppState {
     pub options: ApiOptions,
     /// on_http_access decisions remembered per client cookie.
     grants: Arc<files::Grants>,
+    /// Every stream's HLS and its viewers.
+    hls: Arc<hls::HlsOutputs>,
 }
 
 impl AppState {
@@ -109,6 +120,7 @@ impl AppState {
             hooks,
             options,
             grants: Arc::default(),
+            hls: Arc::default(),
         }
     }
 }
@@ -134,6 +146,11 @@ async fn dispatch(
         return flv::live(state, peer, req).await;
     }
     let query = req.uri().query().unwrap_or("").to_owned();
+    if req.method() == axum::http::Method::GET {
+        if let Some(resp) = hls::serve(&state, peer, &path, &query, req.headers()).await {
+            return resp;
+        }
+    }
     match files::serve(&state, peer, req.method(), &path, &query, req.headers()).await {
         Some(resp) => resp,
         None => (StatusCode::NOT_FOUND, "not found").into_response(),

@@ -114,7 +114,10 @@ impl Playlist {
     pub fn start_segment(&mut self, uri: String) -> u64 {
         if let Some(current) = &self.current {
             let ms = current.parts_ms();
-            tracing::debug!(msn = current.msn, "segment started before the last one ended");
+            tracing::debug!(
+                msn = current.msn,
+                "segment started before the last one ended"
+            );
             let _ = self.end_segment(ms);
         }
         let msn = self.next_new;
@@ -173,14 +176,20 @@ impl Playlist {
         self.preload_hint = uri;
     }
 
-    /// Marks the stream as ended: the in-progress segment is ended with its parts' duration
-    /// and the playlist gets EXT-X-ENDLIST (RFC 8216 §4.3.3.4). Returns the msns that left the
-    /// window, as [`Playlist::end_segment`] does.
+    /// Marks the stream as ended: the playlist gets EXT-X-ENDLIST (RFC 8216 §4.3.3.4). A
+    /// segment still in progress is ended with its parts' duration, or dropped when it has no
+    /// parts (end it first with its real duration to keep it). Returns the msns the caller no
+    /// longer needs, as [`Playlist::end_segment`] does.
     pub fn finish(&mut self) -> Vec<u64> {
         let dropped = match &self.current {
-            Some(current) => {
+            Some(current) if !current.parts.is_empty() => {
                 let ms = current.parts_ms();
                 self.end_segment(ms)
+            }
+            Some(current) => {
+                let msn = current.msn;
+                self.current = None;
+                vec![msn]
             }
             None => Vec::new(),
         };
@@ -274,9 +283,7 @@ impl Playlist {
             return true;
         }
         match (&self.current, part) {
-            (Some(current), Some(part)) if current.msn == msn => {
-                part < current.parts.len() as u64
-            }
+            (Some(current), Some(part)) if current.msn == msn => part < current.parts.len() as u64,
             _ => false,
         }
     }

@@ -66,7 +66,10 @@ fn target_duration_is_the_longest_segment_rounded_up_and_never_shrinks() {
     let mut p = Playlist::new(PlaylistConfig::default());
     p.start_segment("a.ts".into());
     p.end_segment(2001);
-    assert_eq!(tagged(&p.render(), "#EXT-X-TARGETDURATION"), ["#EXT-X-TARGETDURATION:3"]);
+    assert_eq!(
+        tagged(&p.render(), "#EXT-X-TARGETDURATION"),
+        ["#EXT-X-TARGETDURATION:3"]
+    );
     assert!(p.render().contains("#EXTINF:2.001,\na.ts\n"));
     p.start_segment("b.ts".into());
     p.end_segment(4500);
@@ -149,7 +152,10 @@ fn ll_hls_tags_are_present_and_well_formed() {
         "#EXT-X-PART:DURATION=0.500,URI=\"s5.0.m4s\",INDEPENDENT=YES\n\
          #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s5.1.m4s\"\n"
     ));
-    assert!(!text.contains("s5.m4s"), "the segment in progress is not listed");
+    assert!(
+        !text.contains("s5.m4s"),
+        "the segment in progress is not listed"
+    );
     p.set_preload_hint(None);
     assert!(!p.render().contains("PRELOAD-HINT"));
 }
@@ -170,7 +176,10 @@ fn has_answers_blocking_reloads() {
     assert!(!p.has(1, Some(0)), "a future segment");
     p.end_segment(1000);
     assert!(p.has(0, None));
-    assert!(p.has(0, Some(7)), "a finished segment contains all its parts");
+    assert!(
+        p.has(0, Some(7)),
+        "a finished segment contains all its parts"
+    );
     assert!(!p.has(1, None));
     p.start_segment("s1.m4s".into());
     assert!(!p.has(1, Some(0)));
@@ -209,8 +218,15 @@ fn finish_adds_endlist() {
     p.start_segment("0.ts".into());
     p.end_segment(2000);
     p.start_segment("1.ts".into());
-    p.finish();
+    assert_eq!(
+        p.finish(),
+        vec![1],
+        "an empty segment in progress is dropped"
+    );
     let text = p.render();
-    assert!(text.ends_with("#EXTINF:0.000,\n1.ts\n#EXT-X-ENDLIST\n"), "{text}");
+    assert!(
+        text.ends_with("#EXTINF:2.000,\n0.ts\n#EXT-X-ENDLIST\n"),
+        "{text}"
+    );
     assert!(p.has(5, None), "nothing more will come");
 }

@@ -386,7 +386,11 @@ impl Demuxer {
 /// The body of the PSI section starting in `payload` (after its pointer_field), between
 /// section_length and the CRC, once the table id and CRC check out.
 fn section(pid: u16, payload: &[u8], table_id: u8) -> Result<&[u8], Error> {
-    let pointer = usize::from(*payload.first().ok_or(Error::malformed(0, "pointer_field"))?);
+    let pointer = usize::from(
+        *payload
+            .first()
+            .ok_or(Error::malformed(0, "pointer_field"))?,
+    );
     let start = 1 + pointer;
     let head = payload
         .get(start..start + 3)

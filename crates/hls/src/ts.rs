@@ -171,10 +171,7 @@ impl TsMuxer {
         write_section(out, PID_PAT, &mut self.pat_cc, &pat);
 
         // PMT (§2.4.4.8): the PCR PID and one entry per elementary stream.
-        let streams: Vec<&Stream> = [&self.video, &self.audio]
-            .into_iter()
-            .flatten()
-            .collect();
+        let streams: Vec<&Stream> = [&self.video, &self.audio].into_iter().flatten().collect();
         let mut pmt = Vec::with_capacity(32);
         pmt.push(0x02); // table_id
         pmt.extend_from_slice(&section_length(9 + 5 * streams.len()));
@@ -224,7 +221,11 @@ impl TsMuxer {
         let dts = to_90k(frame.dts);
         let mut pts = to_90k(frame.pts());
         if pts < dts {
-            tracing::debug!(dts = frame.dts, cts = frame.cts, "negative composition offset");
+            tracing::debug!(
+                dts = frame.dts,
+                cts = frame.cts,
+                "negative composition offset"
+            );
             pts = dts;
         }
         let pcr_now = frame
@@ -490,7 +491,11 @@ fn write_pes(
     let mut rest = &pes[..];
     let mut first = true;
     while first || !rest.is_empty() {
-        let (rai, pcr) = if first { (random_access, pcr) } else { (false, None) };
+        let (rai, pcr) = if first {
+            (random_access, pcr)
+        } else {
+            (false, None)
+        };
         let used = write_packet(out, pid, first, cc, rai, pcr, rest);
         rest = rest.get(used..).unwrap_or_default();
         first = false;

@@ -12,13 +12,13 @@ const SPS: &[u8] = &[
 ];
 const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 const VPS_265: &[u8] = &[
-    0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00,
-    0x03, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x95, 0x98, 0x09,
+    0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03,
+    0x00, 0x00, 0x03, 0x00, 0x3c, 0x95, 0x98, 0x09,
 ];
 const SPS_265: &[u8] = &[
-    0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00,
-    0x03, 0x00, 0x3c, 0xa0, 0x0b, 0x08, 0x04, 0x85, 0x96, 0x56, 0x69, 0x24, 0xca, 0xf0, 0x16,
-    0x80, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x0c, 0x84,
+    0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03,
+    0x00, 0x3c, 0xa0, 0x0b, 0x08, 0x04, 0x85, 0x96, 0x56, 0x69, 0x24, 0xca, 0xf0, 0x16, 0x80, 0x80,
+    0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x0c, 0x84,
 ];
 const PPS_265: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40];
 const ASC: &[u8] = &[0x12, 0x10]; // AAC-LC 44.1 kHz stereo
@@ -53,7 +53,9 @@ fn frame(codec: Codec, dts: u64, cts: i32, keyframe: bool, data: Bytes) -> Frame
 }
 
 fn annex_b_of(nals: &[&[u8]]) -> Vec<u8> {
-    nals.iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()
+    nals.iter()
+        .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
+        .collect()
 }
 
 fn read(ts: &[u8]) -> (Vec<Pes>, Demuxer) {
@@ -111,8 +113,14 @@ fn in_band_parameter_sets_are_not_repeated_and_inter_frames_get_none() {
     let mut m = TsMuxer::new(&h264_tracks());
     let mut out = BytesMut::new();
     let idr = [0x65u8, 0x88];
-    m.push(&frame(Codec::H264, 0, 0, true, avcc(&[SPS, PPS, &idr])), &mut out);
-    m.push(&frame(Codec::H264, 40, 0, false, avcc(&[&[0x41, 0x9a]])), &mut out);
+    m.push(
+        &frame(Codec::H264, 0, 0, true, avcc(&[SPS, PPS, &idr])),
+        &mut out,
+    );
+    m.push(
+        &frame(Codec::H264, 40, 0, false, avcc(&[&[0x41, 0x9a]])),
+        &mut out,
+    );
     let (pes, _) = read(&out);
     assert_eq!(pes[0].data, annex_b_of(&[&[0x09, 0xf0], SPS, PPS, &idr]));
     assert_eq!(pes[1].data, annex_b_of(&[&[0x09, 0xf0], &[0x41, 0x9a]]));
@@ -127,7 +135,10 @@ fn large_frame_spans_packets_with_stuffing() {
     let mut big = vec![0x65u8];
     big.extend((0..70_000u32).map(|i| (i % 251) as u8));
     m.push(&frame(Codec::H264, 0, 0, true, avcc(&[&big])), &mut out);
-    m.push(&frame(Codec::H264, 40, 0, false, avcc(&[&big[..10]])), &mut out);
+    m.push(
+        &frame(Codec::H264, 40, 0, false, avcc(&[&big[..10]])),
+        &mut out,
+    );
     let (pes, d) = read(&out);
     assert_eq!(pes.len(), 2);
     assert_eq!(pes[0].header.packet_length, 0, "over 65535: unbounded");
@@ -139,7 +150,10 @@ fn large_frame_spans_packets_with_stuffing() {
 fn aac_frames_are_adts() {
     let mut m = TsMuxer::new(&h264_tracks());
     let mut out = BytesMut::new();
-    m.push(&frame(Codec::H264, 0, 0, true, avcc(&[&[0x65, 1]])), &mut out);
+    m.push(
+        &frame(Codec::H264, 0, 0, true, avcc(&[&[0x65, 1]])),
+        &mut out,
+    );
     let raw = Bytes::from_static(&[0x21, 0x10, 0x05, 0x00]);
     m.push(&frame(Codec::Aac, 23, 0, true, raw.clone()), &mut out);
     let (pes, _) = read(&out);
@@ -149,7 +163,10 @@ fn aac_frames_are_adts() {
     let asc = AudioSpecificConfig::parse(ASC).expect("asc");
     assert_eq!(audio.data[..7], asc.adts_header(raw.len()));
     assert_eq!(audio.data[7..], raw[..]);
-    assert!(!audio.random_access, "only video keyframes are marked in an A/V stream");
+    assert!(
+        !audio.random_access,
+        "only video keyframes are marked in an A/V stream"
+    );
 }
 
 #[test]
@@ -164,7 +181,10 @@ fn pcr_never_gaps_more_than_100_ms() {
             let f = frame(Codec::H264, t, 0, t % 2000 == 0, avcc(&[&[0x65, 1]]));
             m.push(&f, &mut out);
         }
-        m.push(&frame(Codec::Aac, dts, 0, true, Bytes::from_static(&[1, 2])), &mut out);
+        m.push(
+            &frame(Codec::Aac, dts, 0, true, Bytes::from_static(&[1, 2])),
+            &mut out,
+        );
     }
     let (pes, d) = read(&out);
     assert!(pes.len() > 200);
@@ -172,7 +192,11 @@ fn pcr_never_gaps_more_than_100_ms() {
     assert!(d.pcrs().iter().all(|(pid, _)| *pid == PID_VIDEO));
     for w in pcrs.windows(2) {
         assert!(w[1] >= w[0], "PCR went back");
-        assert!(w[1] - w[0] <= (PCR_INTERVAL_MS + 23) * 90, "PCR gap {}", w[1] - w[0]);
+        assert!(
+            w[1] - w[0] <= (PCR_INTERVAL_MS + 23) * 90,
+            "PCR gap {}",
+            w[1] - w[0]
+        );
     }
 }
 
@@ -182,7 +206,10 @@ fn audio_only_carries_pcr_and_repeats_tables() {
     let mut m = TsMuxer::new(&tracks);
     let mut out = BytesMut::new();
     for i in 0..100u64 {
-        m.push(&frame(Codec::Aac, i * 23, 0, true, Bytes::from_static(&[1])), &mut out);
+        m.push(
+            &frame(Codec::Aac, i * 23, 0, true, Bytes::from_static(&[1])),
+            &mut out,
+        );
     }
     let (pes, d) = read(&out);
     assert_eq!(pes.len(), 100);
@@ -204,7 +231,10 @@ fn h265_keyframe_gets_vps_sps_pps() {
     let idr = [0x26u8, 0x01, 0xaf];
     m.push(&frame(Codec::H265, 0, 0, true, avcc(&[&idr])), &mut out);
     let (pes, d) = read(&out);
-    assert_eq!(d.pmt().expect("pmt").streams, vec![(STREAM_TYPE_H265, PID_VIDEO)]);
+    assert_eq!(
+        d.pmt().expect("pmt").streams,
+        vec![(STREAM_TYPE_H265, PID_VIDEO)]
+    );
     assert_eq!(
         pes[0].data,
         annex_b_of(&[&[0x46, 0x01, 0x50], VPS_265, SPS_265, PPS_265, &idr])
@@ -220,7 +250,10 @@ fn g711_and_opus_are_left_out() {
     let mut m = TsMuxer::new(&tracks);
     assert!(!m.carries(Codec::G711A) && !m.carries(Codec::Opus));
     let mut out = BytesMut::new();
-    m.push(&frame(Codec::G711A, 0, 0, true, Bytes::from_static(&[0xd5; 160])), &mut out);
+    m.push(
+        &frame(Codec::G711A, 0, 0, true, Bytes::from_static(&[0xd5; 160])),
+        &mut out,
+    );
     assert!(out.is_empty());
     let mp3 = TsMuxer::new(&[TrackInfo::new(Codec::Mp3, Bytes::new())]);
     assert!(mp3.carries(Codec::Mp3));
@@ -234,14 +267,31 @@ fn malformed_frames_do_not_panic() {
     ]);
     let mut out = BytesMut::new();
     // A NAL length running past the end, a truncated length, an empty frame, negative cts.
-    m.push(&frame(Codec::H264, 0, -40, true, Bytes::from_static(&[0, 0, 0, 9, 0x65])), &mut out);
-    m.push(&frame(Codec::H264, 40, 0, false, Bytes::from_static(&[0, 0])), &mut out);
+    m.push(
+        &frame(
+            Codec::H264,
+            0,
+            -40,
+            true,
+            Bytes::from_static(&[0, 0, 0, 9, 0x65]),
+        ),
+        &mut out,
+    );
+    m.push(
+        &frame(Codec::H264, 40, 0, false, Bytes::from_static(&[0, 0])),
+        &mut out,
+    );
     m.push(&frame(Codec::H264, 80, 0, false, Bytes::new()), &mut out);
     // AAC without a config cannot be framed as ADTS: skipped.
-    m.push(&frame(Codec::Aac, 90, 0, true, Bytes::from_static(&[1, 2])), &mut out);
+    m.push(
+        &frame(Codec::Aac, 90, 0, true, Bytes::from_static(&[1, 2])),
+        &mut out,
+    );
     let (pes, _) = read(&out);
     assert_eq!(pes.len(), 3);
-    assert!(pes.iter().all(|p| p.pid == PID_VIDEO && p.data == [0, 0, 0, 1, 0x09, 0xf0]));
+    assert!(pes
+        .iter()
+        .all(|p| p.pid == PID_VIDEO && p.data == [0, 0, 0, 1, 0x09, 0xf0]));
     assert_eq!(pes[0].header.pts, Some(90_000));
 }
 
@@ -250,8 +300,20 @@ fn split_reading_gives_the_same_pes() {
     let mut m = TsMuxer::new(&h264_tracks());
     let mut out = BytesMut::new();
     for i in 0..10u64 {
-        m.push(&frame(Codec::H264, i * 40, 80, i % 5 == 0, avcc(&[&[0x65; 300]])), &mut out);
-        m.push(&frame(Codec::Aac, i * 40 + 5, 0, true, Bytes::from_static(&[7; 200])), &mut out);
+        m.push(
+            &frame(Codec::H264, i * 40, 80, i % 5 == 0, avcc(&[&[0x65; 300]])),
+            &mut out,
+        );
+        m.push(
+            &frame(
+                Codec::Aac,
+                i * 40 + 5,
+                0,
+                true,
+                Bytes::from_static(&[7; 200]),
+            ),
+            &mut out,
+        );
     }
     let (whole, errors) = read_all([&out[..]]);
     assert!(errors.is_empty(), "{errors:?}");

@@ -161,8 +161,8 @@ impl Fmp4Muxer {
         }
         state.seen_keyframe = true;
         let ts = state.timescale;
-        let cts = (i64::from(frame.cts) * i64::from(ts) + 500 * i64::from(frame.cts.signum()))
-            / 1000;
+        let cts =
+            (i64::from(frame.cts) * i64::from(ts) + 500 * i64::from(frame.cts.signum())) / 1000;
         state.pending.push(Pending {
             dts: ms_to_ticks(frame.dts, ts),
             dts_ms: frame.dts,
@@ -177,7 +177,10 @@ impl Fmp4Muxer {
     pub fn buffered_ms(&self) -> u64 {
         self.state
             .iter()
-            .filter_map(|s| Some(s.pending.last()?.dts_ms - s.pending.first()?.dts_ms))
+            .filter_map(|s| {
+                let (first, last) = (s.pending.first()?, s.pending.last()?);
+                Some(last.dts_ms.saturating_sub(first.dts_ms))
+            })
             .max()
             .unwrap_or(0)
     }
@@ -221,13 +224,13 @@ impl Fmp4Muxer {
         // (position of a trun's data_offset, offset of its first sample in the mdat payload)
         let mut offsets = Vec::new();
         let mut payload_len = 0usize;
-        for (index, state) in self.state.iter_mut().enumerate() {
+        for (index, (state, track)) in self.state.iter_mut().zip(&self.tracks).enumerate() {
             let pending = std::mem::take(&mut state.pending);
             let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
                 continue;
             };
             let next = next_dts_ms.map(|ms| ms_to_ticks(ms, state.timescale));
-            let durations = durations(&pending, next, state.last_duration, &self.tracks[index]);
+            let durations = durations(&pending, next, state.last_duration, track);
             state.last_duration = durations.last().copied().unwrap_or(0);
             start_ms = start_ms.min(first.dts_ms);
             let end = last.dts.saturating_add(u64::from(state.last_duration));
@@ -357,22 +360,41 @@ fn durations(pending: &[Pending], next: Option<u64>, previous: u32, track: &Trac
         .zip(next)
         .filter(|(l, n)| *n > l.dts)
         .map(|(l, n)| clamp_u32(n - l.dts));
+    let size = last.map_or(0, |l| l.data.len());
     let guess = to_next
+        .or_else(|| exact_duration(track, size))
         .or(out.last().copied().filter(|d| *d > 0))
         .or(Some(previous).filter(|d| *d > 0))
-        .unwrap_or_else(|| default_duration(track, last.map_or(0, |l| l.data.len())));
+        .unwrap_or_else(|| default_duration(track));
     out.push(guess);
     out
 }
 
+/// The duration a sample of `size` bytes has whatever its neighbours, in the track's timescale
+/// (its sample rate): a G.711 sample is one byte per sample per channel, an AAC-LC access unit
+/// 1024 samples (ISO/IEC 14496-3 §4.5.1.1 with frameLengthFlag 0, what every encoder writes).
+fn exact_duration(track: &TrackInfo, size: usize) -> Option<u32> {
+    if track.sample_rate == 0 {
+        return None;
+    }
+    match track.codec {
+        Codec::Aac => Some(1024),
+        Codec::G711A | Codec::G711U => Some(clamp_u32(
+            (size / usize::from(track.channels.max(1))) as u64,
+        ))
+        .filter(|d| *d > 0),
+        _ => None,
+    }
+}
+
 /// A sample's duration when nothing else tells: one frame at 25 fps, one AAC frame, 20 ms of
-/// Opus, one byte per sample per channel of G.711.
-fn default_duration(track: &TrackInfo, size: usize) -> u32 {
+/// Opus.
+fn default_duration(track: &TrackInfo) -> u32 {
     match track.codec {
         Codec::H264 | Codec::H265 => moov::VIDEO_TIMESCALE / 25,
         Codec::Aac => 1024,
         Codec::Opus => 960,
-        Codec::G711A | Codec::G711U => clamp_u32((size / usize::from(track.channels.max(1))) as u64),
+        Codec::G711A | Codec::G711U => 160,
         Codec::Mp3 => 1152,
     }
 }

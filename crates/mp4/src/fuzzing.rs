@@ -23,8 +23,8 @@ pub fn run(target: &str, data: &[u8]) {
 /// Containers whose payload is boxes, and how many bytes of fields come before them.
 fn children_at(fourcc: &[u8; 4]) -> Option<usize> {
     match fourcc {
-        b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"dinf" | b"mvex" | b"moof"
-        | b"traf" | b"edts" | b"udta" => Some(0),
+        b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"dinf" | b"mvex" | b"moof" | b"traf"
+        | b"edts" | b"udta" => Some(0),
         b"stsd" | b"dref" => Some(8),
         b"avc1" | b"hvc1" => Some(78),
         b"mp4a" | b"Opus" | b"alaw" | b"ulaw" => Some(28),
@@ -64,7 +64,8 @@ const CODECS: [Codec; 4] = [Codec::H264, Codec::Aac, Codec::Opus, Codec::G711A];
 
 /// Serialises frames as the `mp4_boxes` target reads them after its box walk: a flags byte
 /// (bit 0 keyframe, bits 1-2 codec H.264/AAC/Opus/G.711A, bit 7 cut first), the dts delta
-/// (u16), the composition offset (i8, ms), the payload length (u8) and the payload.
+/// (i16, so timestamps can go backwards), the composition offset (i8, ms), the payload length
+/// (u8) and the payload.
 pub fn frame_records(records: &[FrameRecord]) -> Vec<u8> {
     let mut out = BytesMut::new();
     let mut last = 0;
@@ -72,7 +73,8 @@ pub fn frame_records(records: &[FrameRecord]) -> Vec<u8> {
         let codec = CODECS.iter().position(|c| *c == r.frame.codec).unwrap_or(0);
         let flags = u8::from(r.frame.keyframe) | (codec as u8) << 1 | u8::from(r.cut_before) << 7;
         out.put_u8(flags);
-        out.put_u16(r.frame.dts.saturating_sub(last).min(0xffff) as u16);
+        let delta = r.frame.dts as i64 - last as i64;
+        out.put_i16(delta.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16);
         out.put_i8(r.frame.cts.clamp(-128, 127) as i8);
         let len = r.frame.data.len().min(0xff);
         out.put_u8(len as u8);
@@ -106,7 +108,7 @@ fn frames(data: &[u8]) -> Vec<FrameRecord> {
     while let Some(h) = data.get(pos..pos + 5) {
         let len = usize::from(h[4]);
         let end = (pos + 5 + len).min(data.len());
-        dts += u64::from(u16::from_be_bytes([h[1], h[2]]));
+        dts = dts.saturating_add_signed(i64::from(i16::from_be_bytes([h[1], h[2]])));
         out.push(FrameRecord {
             frame: Frame {
                 codec: CODECS[usize::from(h[0] >> 1 & 0x03)],

@@ -43,7 +43,8 @@
 //! let mut index = Progressive::new(&muxer);
 //! for i in 0..10u64 {
 //!     let data = Bytes::from_static(&[0x21, 0x10, 0x04]);
-//!     muxer.push(&Frame { codec: Codec::Aac, dts: i * 1024 * 1000 / 44100, cts: 0, keyframe: true, data });
+//!     let dts = i * 1024 * 1000 / 44100;
+//!     muxer.push(&Frame { codec: Codec::Aac, dts, cts: 0, keyframe: true, data });
 //! }
 //! let fragment = muxer.fragment().unwrap();
 //! assert_eq!(fragment.samples.len(), 10);

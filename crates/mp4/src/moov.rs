@@ -347,7 +347,11 @@ fn dops(out: &mut BytesMut, track: &TrackInfo) {
     let family0 = head.is_none_or(|h| h[10] == 0);
     write(out, b"dOps", |out| {
         out.put_u8(0); // Version
-        out.put_u8(if family0 { channels.clamp(1, 2) } else { channels });
+        out.put_u8(if family0 {
+            channels.clamp(1, 2)
+        } else {
+            channels
+        });
         out.put_u16(pre_skip);
         out.put_u32(input_rate);
         out.put_i16(gain);

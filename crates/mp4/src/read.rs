@@ -104,17 +104,15 @@ impl Boxes<'_> {
 mod tests {
     use super::*;
 
-    fn collect(data: &[u8]) -> Vec<Result<([u8; 4], Range<usize>), Error>> {
-        boxes(data).collect()
-    }
-
     #[test]
     fn reads_boxes_end_to_end() {
         let mut data = vec![0, 0, 0, 8, b'f', b'r', b'e', b'e'];
-        data.extend([0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 18, 1, 2]);
+        data.extend([
+            0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 18, 1, 2,
+        ]);
         data.extend([0, 0, 0, 0, b's', b'k', b'i', b'p', 9]);
         assert_eq!(
-            collect(&data),
+            boxes(&data).collect::<Vec<_>>(),
             vec![
                 Ok((*b"free", 0..8)),
                 Ok((*b"mdat", 8..26)),
@@ -133,13 +131,14 @@ mod tests {
             &[0, 0, 0],
         ];
         for data in cases {
-            let got = collect(data);
+            let got = boxes(data).collect::<Vec<_>>();
             assert_eq!(got.len(), 1, "{data:?}");
             assert!(got[0].is_err(), "{data:?}");
         }
-        let mut data = vec![0, 0, 0, 8, b'f', b'r', b'e', b'e', 0, 0, 1];
-        data.extend([0; 4]);
-        let got = collect(&data);
+        let data = [
+            0, 0, 0, 8, b'f', b'r', b'e', b'e', 0, 0, 1, 0, b'm', b'o', b'o', b'v',
+        ];
+        let got = boxes(&data).collect::<Vec<_>>();
         assert_eq!(got[0], Ok((*b"free", 0..8)));
         assert_eq!(got[1], Err(Error::malformed(8, "box size")));
         assert_eq!(got.len(), 2);

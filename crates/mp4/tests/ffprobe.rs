@@ -33,10 +33,28 @@ fn have_ffmpeg() -> bool {
     ok
 }
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrostream-mp4-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A directory of this test process under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("ferrostream-mp4-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, data).expect("write test file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn run(cmd: &mut Command) -> (bool, String, String) {
@@ -81,7 +99,8 @@ fn seconds_to_ms(s: &str) -> i64 {
 /// Encodes 4 s of `video` (libx264, libx265) and `audio` (aac, libopus, pcm_alaw) into an MP4
 /// and reads its packets back.
 fn encode(name: &str, video: &str, audio: &str, sample_rate: u32) -> Media {
-    let src = temp_dir().join(format!("{name}_src.mp4"));
+    let dir = TempDir::new(name);
+    let src = dir.0.join("src.mp4");
     let (ok, _, err) = run(Command::new("ffmpeg").args([
         "-v",
         "error",
@@ -163,7 +182,11 @@ fn encode(name: &str, video: &str, audio: &str, sample_rate: u32) -> Media {
     }
     assert_eq!(tracks.len(), 2, "{streams}");
     if audio == "aac" {
-        assert_eq!(&tracks[1].config[..], [0x12, 0x10], "AAC-LC 44.1 kHz stereo");
+        assert_eq!(
+            &tracks[1].config[..],
+            [0x12, 0x10],
+            "AAC-LC 44.1 kHz stereo"
+        );
     }
 
     let (ok, packets, err) = run(Command::new("ffprobe").args([
@@ -240,7 +263,9 @@ fn mux(media: &Media) -> (Fmp4Muxer, Bytes, Vec<Fragment>) {
 
 fn fragmented_file(init: &Bytes, fragments: &[Fragment]) -> Vec<u8> {
     let mut file = init.to_vec();
-    fragments.iter().for_each(|f| file.extend_from_slice(&f.data));
+    fragments
+        .iter()
+        .for_each(|f| file.extend_from_slice(&f.data));
     file
 }
 
@@ -304,12 +329,6 @@ fn expected(media: &Media) -> Vec<(String, usize)> {
         .collect()
 }
 
-fn write(name: &str, data: &[u8]) -> PathBuf {
-    let path = temp_dir().join(name);
-    std::fs::write(&path, data).expect("write test file");
-    path
-}
-
 fn top_level(data: &[u8]) -> Vec<[u8; 4]> {
     mp4::boxes(data).map(|b| b.expect("box").0).collect()
 }
@@ -320,10 +339,11 @@ fn fragmented_h264_aac_probes_and_decodes() {
         return;
     }
     let media = h264_aac();
+    let dir = TempDir::new("fragmented");
     let (_, init, fragments) = mux(media);
     assert!(fragments.len() >= 4, "{} fragments", fragments.len());
     assert!(fragments.iter().all(|f| f.independent));
-    let path = write("fragmented.mp4", &fragmented_file(&init, &fragments));
+    let path = dir.write("fragmented.mp4", &fragmented_file(&init, &fragments));
     let (streams, duration) = probe(&path);
     assert_eq!(streams, expected(media));
     assert!((duration - media.duration).abs() < 0.1, "{duration} s");
@@ -336,11 +356,16 @@ fn progressive_h264_aac_probes_and_decodes() {
         return;
     }
     let media = h264_aac();
+    let dir = TempDir::new("progressive");
     let (muxer, _, fragments) = mux(media);
     let file = progressive_file(&muxer, &fragments);
     assert_eq!(top_level(&file), [*b"ftyp", *b"moov", *b"mdat"]);
-    assert!(mp4::find(&file, &[*b"moov", *b"trak", *b"mdia", *b"minf", *b"stbl", *b"ctts"]).is_some());
-    let path = write("progressive.mp4", &file);
+    assert!(mp4::find(
+        &file,
+        &[*b"moov", *b"trak", *b"mdia", *b"minf", *b"stbl", *b"ctts"]
+    )
+    .is_some());
+    let path = dir.write("progressive.mp4", &file);
     let (streams, duration) = probe(&path);
     assert_eq!(streams, expected(media));
     assert!((duration - media.duration).abs() < 0.1, "{duration} s");
@@ -353,9 +378,14 @@ fn truncated_fragmented_file_plays_up_to_the_last_whole_fragment() {
         return;
     }
     let media = h264_aac();
+    let dir = TempDir::new("truncated");
     let (_, init, fragments) = mux(media);
     let whole = fragments.len() - 1;
-    let complete = init.len() + fragments[..whole].iter().map(|f| f.data.len()).sum::<usize>();
+    let complete = init.len()
+        + fragments[..whole]
+            .iter()
+            .map(|f| f.data.len())
+            .sum::<usize>();
     let last = &fragments[whole];
     let mut file = fragmented_file(&init, &fragments);
     file.truncate(complete + last.mdat_payload.start + last.mdat_payload.len() / 2);
@@ -368,11 +398,17 @@ fn truncated_fragmented_file_plays_up_to_the_last_whole_fragment() {
     };
 
     // As a crash leaves it: ffprobe still reads it and every whole fragment decodes.
-    let path = write("truncated.mp4", &file);
+    let path = dir.write("truncated.mp4", &file);
     let (streams, _) = probe(&path);
     assert_eq!(streams.len(), 2);
-    assert!(streams[0].1 >= frames_before(TrackKind::Video), "{streams:?}");
-    assert!(streams[1].1 >= frames_before(TrackKind::Audio), "{streams:?}");
+    assert!(
+        streams[0].1 >= frames_before(TrackKind::Video),
+        "{streams:?}"
+    );
+    assert!(
+        streams[1].1 >= frames_before(TrackKind::Audio),
+        "{streams:?}"
+    );
     let (ok, _) = decode(&path);
     assert!(ok);
 
@@ -389,7 +425,7 @@ fn truncated_fragmented_file_plays_up_to_the_last_whole_fragment() {
         .1
         .end;
     assert_eq!(good_end, complete);
-    let recovered = write("recovered.mp4", &file[..good_end]);
+    let recovered = dir.write("recovered.mp4", &file[..good_end]);
     let (streams, _) = probe(&recovered);
     assert_eq!(
         streams,
@@ -410,13 +446,18 @@ fn hevc_opus_and_h264_alaw_probe_and_decode() {
         ("h264_alaw", "libx264", "pcm_alaw", 8000),
     ] {
         let media = encode(name, video, audio, rate);
+        let dir = TempDir::new(name);
         let (muxer, init, fragments) = mux(&media);
-        let fragmented = write(&format!("{name}_fragmented.mp4"), &fragmented_file(&init, &fragments));
-        let progressive = write(&format!("{name}.mp4"), &progressive_file(&muxer, &fragments));
+        let fragmented = dir.write("fragmented.mp4", &fragmented_file(&init, &fragments));
+        let progressive = dir.write("progressive.mp4", &progressive_file(&muxer, &fragments));
         for path in [fragmented, progressive] {
             let (streams, duration) = probe(&path);
             assert_eq!(streams, expected(&media), "{}", path.display());
-            assert!((duration - media.duration).abs() < 0.1, "{}: {duration} s", path.display());
+            assert!(
+                (duration - media.duration).abs() < 0.1,
+                "{}: {duration} s",
+                path.display()
+            );
             assert_eq!(decode(&path), (true, String::new()), "{}", path.display());
         }
     }

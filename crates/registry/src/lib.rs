@@ -93,6 +93,18 @@ pub enum Protocol {
     HttpFlv,
     /// WebSocket FLV.
     WsFlv,
+    /// HLS with MPEG-TS segments.
+    Hls,
+    /// HLS with fMP4 segments (LL-HLS).
+    HlsFmp4,
+    /// HTTP MPEG-TS (`.live.ts`).
+    HttpTs,
+    /// WebSocket MPEG-TS.
+    WsTs,
+    /// HTTP fMP4 (`.live.mp4`).
+    HttpFmp4,
+    /// WebSocket fMP4.
+    WsFmp4,
 }
 
 impl Protocol {
@@ -101,6 +113,10 @@ impl Protocol {
         match self {
             Protocol::Rtmp | Protocol::HttpFlv | Protocol::WsFlv => "rtmp",
             Protocol::Rtsp => "rtsp",
+            Protocol::Hls => "hls",
+            Protocol::HlsFmp4 => "hls.fmp4",
+            Protocol::HttpTs | Protocol::WsTs => "ts",
+            Protocol::HttpFmp4 | Protocol::WsFmp4 => "fmp4",
         }
     }
 
@@ -109,8 +125,12 @@ impl Protocol {
         match self {
             Protocol::Rtmp => "rtmp",
             Protocol::Rtsp => "rtsp",
-            Protocol::HttpFlv => "http",
-            Protocol::WsFlv => "ws",
+            Protocol::HttpFlv
+            | Protocol::Hls
+            | Protocol::HlsFmp4
+            | Protocol::HttpTs
+            | Protocol::HttpFmp4 => "http",
+            Protocol::WsFlv | Protocol::WsTs | Protocol::WsFmp4 => "ws",
         }
     }
 }

@@ -69,6 +69,10 @@ impl StreamOptions {
         match protocol {
             Protocol::Rtmp | Protocol::HttpFlv | Protocol::WsFlv => self.enable_rtmp,
             Protocol::Rtsp => self.enable_rtsp,
+            Protocol::Hls => self.enable_hls,
+            Protocol::HlsFmp4 => self.enable_hls_fmp4,
+            Protocol::HttpTs | Protocol::WsTs => self.enable_ts,
+            Protocol::HttpFmp4 | Protocol::WsFmp4 => self.enable_fmp4,
         }
     }
 

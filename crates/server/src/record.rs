@@ -172,7 +172,10 @@ async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: St
                     }
                 }
                 if let Some(s) = segment.as_mut() {
-                    s.first_dts.get_or_insert(frame.dts);
+                    // Each file's timeline starts at 0.
+                    let first = *s.first_dts.get_or_insert(frame.dts);
+                    let mut frame = frame;
+                    frame.dts = frame.dts.saturating_sub(first);
                     s.muxer.push(&frame);
                     if s.muxer.buffered_ms() >= FRAGMENT_MS {
                         if let Err(e) = s.write_fragment().await {

@@ -66,6 +66,8 @@ pub struct Options {
     pub dir_menu: bool,
     /// `http.allow_ip_range`.
     pub allow_ip_range: Vec<crate::config::IpRange>,
+    /// `[hls]`.
+    pub hls: api::HlsOptions,
 }
 
 /// How long a stopping server waits for its sessions to end their streams.
@@ -200,6 +202,7 @@ impl Server {
                     allow_ip: api::IpFilter(Arc::new(move |ip| {
                         allow.iter().any(|range| range.contains(ip))
                     })),
+                    hls: options.hls.clone(),
                 },
             ));
             tasks.push(tokio::spawn(crate::http::serve(
@@ -314,6 +317,12 @@ impl Options {
             file_root: Some(config.http.root_path.clone()),
             dir_menu: config.http.dir_menu,
             allow_ip_range: config.http.allow_ip_range.clone(),
+            hls: api::HlsOptions {
+                segment: config.hls.seg_dur,
+                window: config.hls.seg_num as usize,
+                retain: config.hls.seg_retain as usize,
+                ..api::HlsOptions::default()
+            },
         }
     }
 }
@@ -366,12 +375,14 @@ fn protocol_options(p: &crate::config::Protocol) -> StreamOptions {
         hls_save_path: p.hls_save_path.clone(),
         auto_close: p.auto_close,
         continue_push: p.continue_push,
+        // Not a `[protocol]` key here: LL-HLS is muxed only while someone watches it, so it is
+        // on unless an on_publish reply turns it off.
+        enable_hls_fmp4: true,
         modify_stamp: match p.modify_stamp {
             StampMode::Absolute => 0,
             StampMode::System => 1,
             StampMode::Relative => 2,
         },
-        ..StreamOptions::default()
     }
 }
 
