@@ -14,6 +14,8 @@
 //! The crate owns no listener: the server binds the socket and serves [`router`] on it with
 //! `into_make_service_with_connect_info::<SocketAddr>()`.
 //!
+//! - `GET /{app}/{stream}.live.ts` and `.live.mp4`: MPEG-TS and fragmented MP4, plain or over
+//!   a WebSocket.
 //! - `GET /{app}/{stream}/hls.m3u8` (MPEG-TS HLS) and `/{app}/{stream}/hls.fmp4.m3u8` (LL-HLS),
 //!   with their segments and parts.
 //! - Any other path: a file under `http.rootPath` (Range requests, directory listings,
@@ -22,6 +24,7 @@
 //! Layout:
 //! - `lib.rs`: [`AppState`], [`ApiOptions`], [`router`], dispatch by path.
 //! - `flv.rs`: HTTP-FLV and WS-FLV responses.
+//! - `live.rs`: `.live.ts` and `.live.mp4`, muxed once per stream.
 //! - `hls.rs`: HLS and LL-HLS, muxed once per stream on demand, and HLS viewers.
 //! - `files.rs`: the file server.
 #![forbid(unsafe_code)]
@@ -31,6 +34,7 @@
 mod files;
 mod flv;
 mod hls;
+mod live;
 
 pub use hls::HlsOptions;
 
@@ -110,6 +114,8 @@ pub struct AppState {
     grants: Arc<files::Grants>,
     /// Every stream's HLS and its viewers.
     hls: Arc<hls::HlsOutputs>,
+    /// Every stream's `.live.ts` and `.live.mp4`.
+    live: Arc<live::LiveOutputs>,
 }
 
 impl AppState {
@@ -121,6 +127,7 @@ impl AppState {
             options,
             grants: Arc::default(),
             hls: Arc::default(),
+            live: Arc::default(),
         }
     }
 }
@@ -144,6 +151,9 @@ async fn dispatch(
     let path = req.uri().path().to_owned();
     if path.ends_with(flv::SUFFIX) {
         return flv::live(state, peer, req).await;
+    }
+    if live::Container::from_path(&path).is_some() {
+        return live::serve(state, peer, req).await;
     }
     let query = req.uri().query().unwrap_or("").to_owned();
     if req.method() == axum::http::Method::GET {

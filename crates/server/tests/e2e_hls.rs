@@ -1,7 +1,8 @@
-//! HLS and LL-HLS with real clients: ffmpeg publishes over RTMP; ffprobe and ffmpeg play the
-//! MPEG-TS HLS and the fMP4 LL-HLS playlists; the LL-HLS playlist carries parts, preload hints
-//! and answers blocking reloads; on_play is asked once per viewer, not per segment; an HLS
-//! viewer counts as a reader and is reported by on_flow_report once it stops fetching.
+//! HLS, LL-HLS, `.live.ts` and `.live.mp4` with real clients: ffmpeg publishes over RTMP;
+//! ffprobe and ffmpeg play the MPEG-TS HLS and the fMP4 LL-HLS playlists and the continuous
+//! streams; the LL-HLS playlist carries parts, preload hints and answers blocking reloads;
+//! on_play is asked once per viewer, not per segment; an HLS viewer counts as a reader and is
+//! reported by on_flow_report once it stops fetching.
 
 mod common;
 
@@ -127,5 +128,43 @@ async fn hls_viewers_are_authorized_once_counted_and_reported() {
     );
     let (status, text) = get_text(&http_url(&server, "live/auth/hls.m3u8")).await;
     assert_eq!((status, text.as_str()), (401, "no ticket"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_ts_and_live_mp4_play_over_http_and_websocket() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = start_server().await;
+    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/cont"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "cont"), 2).await;
+    for suffix in ["live.ts", "live.mp4"] {
+        let url = http_url(&server, &format!("live/cont.{suffix}"));
+        let probe = ffprobe(&url, 0).await;
+        assert_eq!(codecs(&probe), ["aac", "h264"], "{suffix}: {probe}");
+        assert!(decode_frames(&url, 50).await >= 50, "{suffix}");
+    }
+    // Over a WebSocket: the same bytes, one message per chunk.
+    use futures_util::StreamExt;
+    for (suffix, check) in [
+        (
+            "live.ts",
+            (|m: &[u8]| m.first() == Some(&0x47)) as fn(&[u8]) -> bool,
+        ),
+        ("live.mp4", |m: &[u8]| m.get(4..8) == Some(&b"ftyp"[..])),
+    ] {
+        let ws_url = format!(
+            "ws://{}/live/cont.{suffix}",
+            server.http_addr.expect("http")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("ok");
+        assert!(check(&first.into_data()), "{suffix}: first message");
+    }
     server.shutdown().await;
 }
