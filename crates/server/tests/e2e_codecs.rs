@@ -1,6 +1,7 @@
 //! Every codec and track layout ffmpeg 5.1's FLV muxer can publish reaches RTMP and HTTP-FLV
 //! players as published: audio-only AAC, video-only H.264, G.711 A-law and MP3 next to H.264,
-//! and the publisher's `onMetaData`; the codecs RTP carries reach RTSP players too.
+//! and the publisher's `onMetaData`; the codecs RTP carries reach RTSP players too, and
+//! audio-only and video-only streams play over HLS and LL-HLS.
 
 mod common;
 
@@ -74,6 +75,18 @@ async fn for_each_player_and_rtsp(server: &Server, name: &str, check: impl Async
     tokio::join!(for_each_player(server, name, &check), check(&rtsp));
 }
 
+/// Like [`for_each_player_and_rtsp`], and over HLS (MPEG-TS) and LL-HLS (fMP4) too, for
+/// H.264 and AAC.
+async fn for_every_output(server: &Server, name: &str, check: impl AsyncFn(&str)) {
+    let hls = http_url(server, &format!("live/{name}/hls.m3u8"));
+    let ll = http_url(server, &format!("live/{name}/hls.fmp4.m3u8"));
+    tokio::join!(
+        for_each_player_and_rtsp(server, name, &check),
+        check(&hls),
+        check(&ll)
+    );
+}
+
 /// Decodes `frames` audio frames of `url` with ffmpeg; returns the decoded duration (the
 /// `out_time` of `-progress`).
 async fn decode_audio(url: &str, frames: usize) -> Duration {
@@ -108,7 +121,7 @@ async fn assert_audio_decodes(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aac_audio_only_plays_over_rtmp_http_flv_and_rtsp() {
+async fn aac_audio_only_plays_over_every_output() {
     if !have_ffmpeg() {
         return;
     }
@@ -122,7 +135,7 @@ async fn aac_audio_only_plays_over_rtmp_http_flv_and_rtsp() {
     assert_eq!(tracks, [Codec::Aac]);
     assert_eq!(info.tracks[0].info.sample_rate, 44100);
 
-    for_each_player_and_rtsp(&server, "aac", async |url| {
+    for_every_output(&server, "aac", async |url| {
         let probe = ffprobe(url, 0).await;
         assert_eq!(codecs(&probe), ["aac"], "{url}: {probe}");
         assert_audio_decodes(url).await;
@@ -133,7 +146,7 @@ async fn aac_audio_only_plays_over_rtmp_http_flv_and_rtsp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h264_video_only_plays_over_rtmp_http_flv_and_rtsp() {
+async fn h264_video_only_plays_over_every_output() {
     if !have_ffmpeg() {
         return;
     }
@@ -145,7 +158,7 @@ async fn h264_video_only_plays_over_rtmp_http_flv_and_rtsp() {
     let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.info.codec).collect();
     assert_eq!(tracks, [Codec::H264]);
 
-    for_each_player_and_rtsp(&server, "h264", async |url| {
+    for_every_output(&server, "h264", async |url| {
         let probe = ffprobe(url, 0).await;
         assert_eq!(codecs(&probe), ["h264"], "{url}: {probe}");
         assert!(decode_frames(url, 30).await >= 30, "{url}");

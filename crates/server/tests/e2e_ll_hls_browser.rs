@@ -1,0 +1,297 @@
+//! ffmpeg publishes H.264 + AAC over RTMP; headless Chromium plays our LL-HLS
+//! (`hls.fmp4.m3u8`: fMP4 parts, preload hints, blocking reload) with hls.js in low-latency mode,
+//! and our MPEG-TS HLS (`hls.m3u8`) with hls.js, decoding through Media Source Extensions.
+//! hls.js is vendored in `tests/data/hls.min.js` (see its `.md`).
+//!
+//! A small axum server inside the test serves the page and hls.js from another origin than the
+//! media server (so HLS needs CORS) and takes the page's reports on `POST /report`. For LL-HLS
+//! the test also checks that hls.js saw and loaded parts, not just whole segments. hls.js's own
+//! latency estimate is printed, never asserted.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::routing::{get, post};
+use axum::Router;
+use common::*;
+use media::StreamKey;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// hls.js 1.7.4's minified browser build.
+const HLS_JS: &str = include_str!("data/hls.min.js");
+
+/// What the page reports: the MSE check (`mse`) and one report per player.
+const REPORTS: [&str; 3] = ["mse", "llhls", "hls"];
+
+/// The page gives up on a player after this long; the test waits a little longer for the report.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The page: an MSE codec check, then one muted autoplaying `<video>` per playlist, each
+/// reporting once: success when playback has advanced 1.5 s over 20 decoded 320-wide frames, or
+/// the first fatal hls.js error, `<video>` error or the timeout. Each report carries hls.js's
+/// `latency` estimate and, for LL-HLS, the most parts a playlist listed (`LEVEL_UPDATED`) and the
+/// parts loaded (`FRAG_LOADED` with `data.part`). `__LLHLS__`, `__HLS__` and `__TIMEOUT__` are
+/// filled in by [`page`].
+const PAGE: &str = r#"<!doctype html>
+<html><body>
+<video id="llhls" muted autoplay></video>
+<video id="hls" muted autoplay></video>
+<script src="/hls.min.js"></script>
+<script>
+const report = (r) => fetch('/report', { method: 'POST', body: JSON.stringify(r) });
+const codecs = 'video/mp4; codecs="avc1.42E01E,mp4a.40.2"';
+report({ name: 'mse', ok: MediaSource.isTypeSupported(codecs) && Hls.isSupported(),
+         detail: codecs + ' hls.js ' + Hls.version + ' supported=' + Hls.isSupported() });
+
+// The parts of an hls.js error event that serialize (the event holds loaders and XHRs).
+const describe = (data) => ({
+  type: data.type, details: data.details, fatal: data.fatal, reason: data.reason,
+  error: data.error ? String(data.error) : undefined,
+  response: data.response ? { code: data.response.code, text: data.response.text } : undefined,
+  url: data.url || (data.context && data.context.url) || (data.frag && data.frag.url),
+  part: data.part ? data.part.url : undefined,
+});
+
+function play(name, url, config) {
+  const video = document.getElementById(name);
+  let done = false;
+  let poll, timer;
+  let partsListed = 0, partsLoaded = 0, fragsLoaded = 0, levelUpdates = 0;
+  const errors = [];
+  const frames = () => video.getVideoPlaybackQuality().totalVideoFrames;
+  const hls = new Hls(config);
+  const finish = (ok, detail) => {
+    if (done) return;
+    done = true;
+    clearInterval(poll);
+    clearTimeout(timer);
+    report({ name, ok, detail, url, currentTime: video.currentTime, frames: frames(),
+             width: video.videoWidth, height: video.videoHeight,
+             latency: hls.latency, targetLatency: hls.targetLatency,
+             partsListed, partsLoaded, fragsLoaded, levelUpdates, errors: errors.slice(-10) });
+  };
+  hls.on(Hls.Events.LEVEL_UPDATED, (event, data) => {
+    levelUpdates++;
+    const list = data.details.partList;
+    if (list) partsListed = Math.max(partsListed, list.length);
+  });
+  hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
+    if (data.part) partsLoaded++; else fragsLoaded++;
+  });
+  hls.on(Hls.Events.ERROR, (event, data) => {
+    errors.push(describe(data));
+    if (data.fatal) finish(false, 'hls.js fatal error ' + JSON.stringify(describe(data)));
+  });
+  video.onerror = () => finish(false, 'video error ' +
+    (video.error ? video.error.code + ' ' + video.error.message : '?'));
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  const played = video.play();
+  if (played && played.catch) played.catch((e) => finish(false, 'play() rejected: ' + e));
+  poll = setInterval(() => {
+    if (video.currentTime > 1.5 && frames() > 20 && video.videoWidth === 320) {
+      finish(true, 'playing');
+    }
+  }, 100);
+  timer = setTimeout(() => finish(false, 'timeout'), __TIMEOUT__);
+}
+
+play('llhls', '__LLHLS__', { lowLatencyMode: true });
+play('hls', '__HLS__', {});
+</script>
+</body></html>
+"#;
+
+/// Whether Debian's `chromium` is installed. Missing, it skips the test locally and fails it in
+/// CI (`CI` set), where `scripts/test` must have installed it.
+fn have_chromium() -> bool {
+    let ok = std::process::Command::new("chromium")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium missing in CI: scripts/test must install it"
+        );
+        eprintln!("skipped: chromium not installed");
+    }
+    ok
+}
+
+/// The page playing `ll_hls_url` (low-latency mode) and `hls_url`.
+fn page(ll_hls_url: &str, hls_url: &str) -> String {
+    PAGE.replace("__LLHLS__", ll_hls_url)
+        .replace("__HLS__", hls_url)
+        .replace("__TIMEOUT__", &PAGE_TIMEOUT.as_millis().to_string())
+}
+
+/// The page server: `/` (the page), `/hls.min.js` and `POST /report`, whose JSON bodies go to
+/// the returned receiver. Returns its address and a handle that stops it.
+async fn serve_page(
+    html: String,
+) -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<Value>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || async move { ([(header::CONTENT_TYPE, "text/html")], html) }),
+        )
+        .route(
+            "/hls.min.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], HLS_JS) }),
+        )
+        .route(
+            "/report",
+            post(
+                |State(tx): State<mpsc::UnboundedSender<Value>>, body: String| async move {
+                    let report = serde_json::from_str(&body).unwrap_or_else(
+                        |e| serde_json::json!({ "bad": body, "error": e.to_string() }),
+                    );
+                    let _ = tx.send(report);
+                },
+            ),
+        )
+        .with_state(tx);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("page server");
+    });
+    (addr, rx, task)
+}
+
+/// Headless Chromium on `url` with a fresh profile in `dir`, its stderr in `dir/chromium.log`.
+/// The background-networking flags keep it off the (closed) network; killing this process takes
+/// its renderer and GPU processes down with it.
+fn chromium(url: &str, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn chromium")
+}
+
+/// The last lines of Chromium's stderr, for failure messages.
+fn chromium_log(dir: &Path) -> String {
+    let log = std::fs::read_to_string(dir.join("chromium.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// The playlist at `url` as a player sees it now, for failure messages.
+async fn playlist_text(url: &str) -> String {
+    match reqwest::get(url).await {
+        Ok(resp) => resp.text().await.unwrap_or_else(|e| format!("<body: {e}>")),
+        Err(e) => format!("<GET failed: {e}>"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_ll_hls_and_hls_with_hls_js() {
+    if !have_ffmpeg() || !have_chromium() {
+        return;
+    }
+    let server = start_server().await;
+    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/web"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "web"), 2).await;
+
+    let ll_hls_url = http_url(&server, "live/web/hls.fmp4.m3u8");
+    let hls_url = http_url(&server, "live/web/hls.m3u8");
+    let (addr, mut reports, page_server) = serve_page(page(&ll_hls_url, &hls_url)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut browser = chromium(&format!("http://{addr}/"), dir.path());
+
+    // One report each, or the deadline, or Chromium exiting.
+    let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT + Duration::from_secs(20);
+    let mut got: HashMap<String, Value> = HashMap::new();
+    while got.len() < REPORTS.len() {
+        tokio::select! {
+            report = reports.recv() => {
+                let report = report.expect("page server running");
+                let name = report["name"].as_str().unwrap_or_default().to_owned();
+                assert!(REPORTS.contains(&name.as_str()), "unexpected report {report}");
+                eprintln!("{name}: {report}");
+                got.insert(name, report);
+            }
+            status = browser.wait() => {
+                panic!("chromium exited ({status:?}) with reports {got:?}:\n{}",
+                    chromium_log(dir.path()));
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                panic!("no report from the page in time; got {got:?}\nchromium:\n{}",
+                    chromium_log(dir.path()));
+            }
+        }
+    }
+    let _ = browser.kill().await;
+    page_server.abort();
+
+    // The playlists as they stand, should an assertion below fail.
+    let ll_playlist = playlist_text(&ll_hls_url).await;
+    let ts_playlist = playlist_text(&hls_url).await;
+    let _ = publisher.kill().await;
+    server.shutdown().await;
+
+    for name in ["llhls", "hls"] {
+        eprintln!(
+            "{name}: hls.js latency estimate {} s (target {} s), not asserted",
+            got[name]["latency"], got[name]["targetLatency"]
+        );
+    }
+    assert_eq!(
+        got["mse"]["ok"], true,
+        "this Chromium cannot decode H.264/AAC through MSE: {}",
+        got["mse"]
+    );
+    for (name, playlist) in [("llhls", &ll_playlist), ("hls", &ts_playlist)] {
+        let report = &got[name];
+        assert_eq!(
+            report["ok"], true,
+            "{name} did not play: {report:#}\nplaylist:\n{playlist}"
+        );
+        assert_eq!(
+            (&report["width"], &report["height"]),
+            (&320.into(), &240.into())
+        );
+    }
+    let ll = &got["llhls"];
+    assert!(
+        ll["partsListed"].as_u64().unwrap_or(0) > 0,
+        "hls.js saw no EXT-X-PART in the LL-HLS playlist: {ll:#}\nplaylist:\n{ll_playlist}"
+    );
+    assert!(
+        ll["partsLoaded"].as_u64().unwrap_or(0) > 0,
+        "hls.js loaded no parts of the LL-HLS playlist: {ll:#}\nplaylist:\n{ll_playlist}"
+    );
+}
