@@ -20,11 +20,11 @@ use hls::TsMuxer;
 use hooks::PlayRefusal;
 use media::{StreamKey, TrackKind};
 use mp4::Fmp4Muxer;
-use registry::{Item, Protocol, Registry, SessionInfo, Subscription};
+use registry::{Item, LagTracker, Protocol, Registry, SessionInfo, Subscription};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
@@ -330,7 +330,7 @@ struct Reader {
     pending: VecDeque<Bytes>,
     rx: Option<broadcast::Receiver<Chunk>>,
     skipping: bool,
-    lags: VecDeque<Instant>,
+    lags: LagTracker,
 }
 
 impl Reader {
@@ -352,7 +352,7 @@ impl Reader {
             pending,
             rx,
             skipping,
-            lags: VecDeque::new(),
+            lags: LagTracker::new(MAX_LAGS, LAG_WINDOW),
         }
     }
 
@@ -369,16 +369,7 @@ impl Reader {
                     }
                     Err(RecvError::Closed) => return None,
                     Err(RecvError::Lagged(_)) => {
-                        let now = Instant::now();
-                        while self
-                            .lags
-                            .front()
-                            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
-                        {
-                            self.lags.pop_front();
-                        }
-                        self.lags.push_back(now);
-                        if self.lags.len() > MAX_LAGS {
+                        if self.lags.lagged() {
                             tracing::warn!("viewer dropped: fell behind too often");
                             return None;
                         }

@@ -33,7 +33,7 @@ mod subscription;
 
 pub use options::StreamOptions;
 pub use stream::{flv_tag, Packet, PublisherGuard, StreamInfo, Track, TrackStats};
-pub use subscription::{Ended, Item, Subscription};
+pub use subscription::{Ended, Item, LagTracker, Subscription};
 
 use media::StreamKey;
 use std::collections::HashMap;

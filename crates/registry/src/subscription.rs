@@ -34,6 +34,46 @@ pub enum Ended {
     TooSlow,
 }
 
+/// The lag policy of every fan-out ring (the registry's, and the outputs' that mux once per
+/// stream): a reader that fell behind skips ahead, and one that does so more than `max` times
+/// within `window` is dropped.
+#[derive(Debug, Clone)]
+pub struct LagTracker {
+    lags: VecDeque<Instant>,
+    max: usize,
+    window: std::time::Duration,
+}
+
+impl LagTracker {
+    /// A tracker dropping readers that lag more than `max` times within `window`.
+    pub fn new(max: usize, window: std::time::Duration) -> Self {
+        LagTracker {
+            lags: VecDeque::new(),
+            max,
+            window,
+        }
+    }
+
+    /// Records one lag; true when the reader has now lagged too often and must be dropped.
+    pub fn lagged(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .lags
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
+            self.lags.pop_front();
+        }
+        self.lags.push_back(now);
+        self.lags.len() > self.max
+    }
+
+    /// Lags within the window.
+    pub fn count(&self) -> usize {
+        self.lags.len()
+    }
+}
+
 /// A viewer's handle on a live stream. Dropping it leaves the stream (and reports the bytes the
 /// driver counted with [`Subscription::add_bytes`]).
 pub struct Subscription {
@@ -43,7 +83,7 @@ pub struct Subscription {
     pending: VecDeque<Item>,
     rx: Option<broadcast::Receiver<Item>>,
     skipping: bool,
-    lags: VecDeque<Instant>,
+    lags: LagTracker,
     bytes: AtomicU64,
     started: Instant,
     /// A viewer (counted in `readers`, reported as it joins and leaves), or an output that
@@ -78,6 +118,7 @@ impl Subscription {
                 viewer: viewer.clone(),
             });
         }
+        let lags = LagTracker::new(registry.config.max_lags, registry.config.lag_window);
         Subscription {
             stream,
             registry,
@@ -85,7 +126,7 @@ impl Subscription {
             pending,
             rx,
             skipping: false,
-            lags: VecDeque::new(),
+            lags,
             bytes: AtomicU64::new(0),
             started: Instant::now(),
             counted,
@@ -135,23 +176,13 @@ impl Subscription {
                     return Err(Ended::Unpublished);
                 }
                 Err(RecvError::Lagged(n)) => {
-                    let now = Instant::now();
-                    let window = self.registry.config.lag_window;
-                    while self
-                        .lags
-                        .front()
-                        .is_some_and(|t| now.duration_since(*t) > window)
-                    {
-                        self.lags.pop_front();
-                    }
-                    self.lags.push_back(now);
-                    if self.lags.len() > self.registry.config.max_lags {
+                    if self.lags.lagged() {
                         tracing::warn!(
                             stream = %self.stream.key,
                             viewer = self.viewer.id,
                             "viewer dropped: fell behind {} times in {:?}",
-                            self.lags.len(),
-                            window
+                            self.lags.count(),
+                            self.registry.config.lag_window
                         );
                         self.rx = None;
                         return Err(Ended::TooSlow);

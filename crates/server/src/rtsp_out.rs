@@ -12,13 +12,13 @@
 
 use bytes::Bytes;
 use media::{StreamKey, TrackKind};
-use registry::{Item, Protocol, Registry, SessionInfo};
+use registry::{Item, LagTracker, Protocol, Registry, SessionInfo};
 use rtsp::mux::{MuxPacket, Muxer};
 use rtsp::{sdp, RtspConfig};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::task::JoinHandle;
 
@@ -223,7 +223,7 @@ impl RtpOutput {
             pending,
             rx,
             skipping: false,
-            lags: VecDeque::new(),
+            lags: LagTracker::new(MAX_LAGS, LAG_WINDOW),
         };
         (reader, info)
     }
@@ -252,7 +252,7 @@ pub(crate) struct RtpReader {
     pending: VecDeque<MuxPacket>,
     rx: Option<broadcast::Receiver<MuxPacket>>,
     skipping: bool,
-    lags: VecDeque<Instant>,
+    lags: LagTracker,
 }
 
 /// Why a reader stopped.
@@ -321,16 +321,7 @@ impl RtpReader {
     /// The reader lost `n` packets: skip to the next keyframe, or give up on a viewer that
     /// keeps falling behind.
     fn lagged(&mut self, n: u64) -> Result<(), ReadEnd> {
-        let now = Instant::now();
-        while self
-            .lags
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
-        {
-            self.lags.pop_front();
-        }
-        self.lags.push_back(now);
-        if self.lags.len() > MAX_LAGS {
+        if self.lags.lagged() {
             self.rx = None;
             self.pending.clear();
             return Err(ReadEnd::TooSlow);
