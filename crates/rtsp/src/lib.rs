@@ -5,10 +5,10 @@
 //! The crate never touches a socket, a clock, a thread or a random number generator. Bytes read
 //! from the network go in, parsed values and bytes to write come out; the driver in
 //! `crates/server` owns the TCP connection, the UDP port pairs, the timers, the session ids and
-//! the nonces. The RTSP session state machine (OPTIONS, DESCRIBE, SETUP, PLAY, RECORD, …) is
-//! not here yet; it will drive these pieces with the same verbs as `rtmp::server::Session`.
-//! [`mux::Muxer`] (one per live stream, shared by its viewers) and [`demux::Demuxer`] (one per
-//! publisher) are the media side such a session uses.
+//! the nonces. [`session::Session`] is one session's state machine (which request is valid
+//! when, session ids, transports); policy (hooks, the registry, sockets) goes back into it as
+//! calls. [`mux::Muxer`] (one per live stream, shared by its viewers) and [`demux::Demuxer`]
+//! (one per publisher) are the media side a session uses.
 //!
 //! # Drive loop
 //!
@@ -106,6 +106,7 @@
 //!   reports for every viewer, with the DESCRIBE SDP and `RTP-Info`.
 //! - [`demux`]: [`demux::Demuxer`], a publisher's RTP and RTCP to track configurations and
 //!   frames on the session's timeline.
+//! - [`session`]: [`session::Session`], one server session's states and checks (RFC 2326 §A.1).
 //! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
 //! - [`RtspConfig`]: the limits and sizes, with their defaults.
 //! - [`Error`]: the crate's one error type.
@@ -126,6 +127,7 @@ pub mod mux;
 mod nal;
 pub mod rtp;
 pub mod sdp;
+pub mod session;
 
 pub use error::Error;
 pub use nal::{AccessUnit, Event};

@@ -23,6 +23,7 @@ use rtsp::auth::{self, Credentials, Password};
 use rtsp::demux::{DemuxEvent, Demuxer};
 use rtsp::message::{Decoder, Input, Request, Response, RtpInfo, Transport};
 use rtsp::sdp;
+use rtsp::session::{Session, Step};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +38,6 @@ use tracing::{field, Instrument};
 const WRITE_BATCH: usize = 128 * 1024;
 /// UDP datagrams queued from the socket tasks to the session; more are dropped.
 const UDP_QUEUE: usize = 1024;
-/// Methods we answer (OPTIONS' `Public`).
-const PUBLIC: &str =
-    "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 
 /// RTSP settings.
 #[derive(Debug, Clone)]
@@ -132,7 +130,6 @@ struct Play {
 
 struct Record {
     guard: PublisherGuard,
-    tracks: Vec<sdp::Track>,
     demuxer: Demuxer,
     flv: rtmp::flv::Muxer,
     setups: Vec<Setup>,
@@ -152,7 +149,8 @@ struct Conn {
     local: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
-    session_id: String,
+    /// Which request is valid when, the session id, the transports.
+    session: Session,
     /// The current Digest nonce (a new one with every challenge).
     nonce: String,
     role: Role,
@@ -187,7 +185,10 @@ async fn run(
         peer,
         local,
         id,
-        session_id: format!("{:016x}", rand::random::<u64>()),
+        session: Session::new(
+            format!("{:016x}", rand::random::<u64>()),
+            u32::try_from(options.keep_alive.as_secs()).unwrap_or(u32::MAX),
+        ),
         nonce: new_nonce(),
         shared,
         role: Role::Init,
@@ -330,47 +331,33 @@ impl Conn {
     }
 
     async fn handle(&mut self, req: &Request) -> Response {
-        let method = <&str>::from(req.method()).to_owned();
-        tracing::debug!(%method, uri = req.uri(), "request");
-        if req.cseq().is_none() {
-            return Response::to(req, 400);
-        }
-        let needs_session = !matches!(
-            method.as_str(),
-            "OPTIONS" | "DESCRIBE" | "ANNOUNCE" | "SETUP" | "GET_PARAMETER" | "SET_PARAMETER"
+        tracing::debug!(
+            method = <&str>::from(req.method()),
+            uri = req.uri(),
+            "request"
         );
-        if needs_session && req.session().is_some_and(|s| s != self.session_id) {
-            return Response::to(req, 454);
-        }
-        match method.as_str() {
-            "OPTIONS" => Response::to(req, 200).header("Public", PUBLIC),
-            "DESCRIBE" => self.describe(req).await,
-            "ANNOUNCE" => self.announce(req).await,
-            "SETUP" => self.setup(req).await,
-            "PLAY" => self.play(req),
-            "RECORD" => self.record(req),
-            "PAUSE" => {
-                let Role::Play(play) = &mut self.role else {
-                    return Response::to(req, 455);
-                };
-                play.paused = true;
-                self.with_session(Response::to(req, 200))
+        match self.session.request(req) {
+            Step::Answer(resp) => resp,
+            Step::Describe => self.describe(req).await,
+            Step::Announce => self.announce(req).await,
+            Step::Setup { track, transport } => self.setup(req, track, transport).await,
+            Step::Play => self.play(req),
+            Step::Record => self.record(req),
+            Step::Pause => {
+                if let Role::Play(play) = &mut self.role {
+                    play.paused = true;
+                }
+                self.session.paused();
+                self.session.ok(req)
             }
-            "TEARDOWN" => {
+            Step::Teardown => {
                 self.closing = true;
                 if let Role::Record(record) = std::mem::replace(&mut self.role, Role::Init) {
                     record.guard.finish();
                 }
-                self.with_session(Response::to(req, 200))
+                self.session.ok(req)
             }
-            "GET_PARAMETER" | "SET_PARAMETER" => self.with_session(Response::to(req, 200)),
-            _ => Response::to(req, 501),
         }
-    }
-
-    fn with_session(&self, resp: Response) -> Response {
-        let timeout = self.shared.rtsp.keep_alive.as_secs();
-        resp.session(&self.session_id, u32::try_from(timeout).ok())
     }
 
     /// A 401 with a fresh challenge.
@@ -440,9 +427,6 @@ impl Conn {
     }
 
     async fn describe(&mut self, req: &Request) -> Response {
-        if !matches!(self.role, Role::Init) {
-            return Response::to(req, 455);
-        }
         let Some((key, params)) = self.stream_key(req.uri()) else {
             return Response::to(req, 404);
         };
@@ -490,6 +474,8 @@ impl Conn {
         };
         let (sdp, tracks) = output.describe();
         tracing::info!("describe");
+        self.session
+            .described(tracks.iter().map(|t| t.control.clone()).collect());
         self.role = Role::Play(Box::new(Play {
             key,
             sub,
@@ -505,9 +491,6 @@ impl Conn {
     }
 
     async fn announce(&mut self, req: &Request) -> Response {
-        if !matches!(self.role, Role::Init) {
-            return Response::to(req, 455);
-        }
         let Some((key, params)) = self.stream_key(req.uri()) else {
             return Response::to(req, 404);
         };
@@ -544,54 +527,23 @@ impl Conn {
             }
         };
         tracing::info!(stream = %guard.key(), tracks = tracks.len(), "publish started");
+        self.session
+            .announced(tracks.iter().map(|t| t.control.clone()).collect());
         let demuxer = Demuxer::new(&tracks, &rtsp::RtspConfig::default());
         self.role = Role::Record(Box::new(Record {
             guard,
-            tracks,
             demuxer,
             flv: rtmp::flv::Muxer::default(),
             setups: Vec::new(),
             recording: false,
             started: Instant::now(),
         }));
-        self.with_session(Response::to(req, 200))
+        self.session.ok(req)
     }
 
-    async fn setup(&mut self, req: &Request) -> Response {
-        let Some(transport) = req
-            .header("Transport")
-            .and_then(|t| Transport::parse(t).ok())
-        else {
-            return Response::to(req, 461);
-        };
-        if transport.multicast {
-            return Response::to(req, 461);
-        }
-        let tracks = match &self.role {
-            Role::Play(play) => &play.tracks,
-            Role::Record(record) => &record.tracks,
-            Role::Init => return Response::to(req, 455),
-        };
-        let Some(track) = track_of(req.uri(), tracks) else {
-            return Response::to(req, 404);
-        };
+    async fn setup(&mut self, req: &Request, track: usize, transport: Transport) -> Response {
         let mut answer = transport.clone();
-        let dest = if transport.tcp {
-            let used: Vec<u8> = self
-                .setups()
-                .iter()
-                .flat_map(|s| match s.dest {
-                    Dest::Tcp { rtp, rtcp } => vec![rtp, rtcp],
-                    Dest::Udp { .. } => vec![],
-                })
-                .collect();
-            let (rtp, rtcp) = transport
-                .interleaved
-                .unwrap_or_else(|| (track as u8 * 2, track as u8 * 2 + 1));
-            if used.contains(&rtp) || used.contains(&rtcp) {
-                return Response::to(req, 461);
-            }
-            answer.interleaved = Some((rtp, rtcp));
+        let dest = if let (true, Some((rtp, rtcp))) = (transport.tcp, transport.interleaved) {
             Dest::Tcp { rtp, rtcp }
         } else {
             let Some((client_rtp, client_rtcp)) = transport.client_port else {
@@ -641,25 +593,18 @@ impl Conn {
             Role::Init => {}
         }
         tracing::debug!(track, %answer, "setup");
-        self.with_session(Response::to(req, 200).transport(&answer))
-    }
-
-    fn setups(&self) -> &[Setup] {
-        match &self.role {
-            Role::Play(play) => &play.setups,
-            Role::Record(record) => &record.setups,
-            Role::Init => &[],
-        }
+        self.session.set_up(track, answer.clone());
+        self.session.ok(req).transport(&answer)
     }
 
     fn play(&mut self, req: &Request) -> Response {
+        let first = self.session.playing();
+        let ok = self.session.ok(req).header("Range", "npt=0.000-");
         let Role::Play(play) = &mut self.role else {
             return Response::to(req, 455);
         };
-        if play.setups.is_empty() {
-            return Response::to(req, 455);
-        }
-        if play.reader.is_none() {
+        play.paused = false;
+        if first {
             let (reader, info) = play.output.reader();
             play.reader = Some(reader);
             let base = req.uri().trim_end_matches('/');
@@ -675,27 +620,19 @@ impl Conn {
                     })
                 })
                 .collect();
-            play.paused = false;
             tracing::info!(stream = %play.key, "play started");
-            return self.with_session(
-                Response::to(req, 200)
-                    .header("Range", "npt=0.000-")
-                    .rtp_info(&rtp_info),
-            );
+            return ok.rtp_info(&rtp_info);
         }
-        play.paused = false;
-        self.with_session(Response::to(req, 200).header("Range", "npt=0.000-"))
+        ok
     }
 
     fn record(&mut self, req: &Request) -> Response {
         let Role::Record(record) = &mut self.role else {
             return Response::to(req, 455);
         };
-        if record.setups.is_empty() {
-            return Response::to(req, 455);
-        }
         record.recording = true;
-        self.with_session(Response::to(req, 200))
+        self.session.recording();
+        self.session.ok(req)
     }
 
     /// An interleaved frame from the client: a publisher's RTP/RTCP, or a player's RTCP.
@@ -820,18 +757,6 @@ fn receiver_report(data: &[u8]) {
             }
         }
     }
-}
-
-/// The track a SETUP URL names: the track whose control URL it is or ends with.
-fn track_of(url: &str, tracks: &[sdp::Track]) -> Option<usize> {
-    let url = url.trim_end_matches('/');
-    tracks
-        .iter()
-        .position(|t| {
-            let control = t.control.trim_end_matches('/');
-            !control.is_empty() && (url == control || url.ends_with(&format!("/{control}")))
-        })
-        .or_else(|| (tracks.len() == 1).then_some(0))
 }
 
 /// Binds an RTP/RTCP UDP port pair (even, even + 1) on `ip`.
