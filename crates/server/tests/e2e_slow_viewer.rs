@@ -1,6 +1,6 @@
-//! Viewers that stop reading (RTMP, HTTP-FLV, RTSP over TCP) are cut off after the write timeout, and the stream goes on for
-//! everybody else. (Their backlog costs no memory meanwhile: the registry's ring is shared and
-//! bounded, and nothing is queued per viewer.)
+//! Viewers that stop reading (RTMP, HTTP-FLV, RTSP over TCP) are cut off after the write
+//! timeout, and the stream goes on for everybody else. (Their backlog costs no memory meanwhile:
+//! the rings are shared and bounded, and nothing is queued per viewer.)
 
 mod common;
 
