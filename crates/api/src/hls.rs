@@ -110,6 +110,10 @@ struct HlsStream {
 
 struct State {
     playlist: Playlist,
+    /// `hls.segNum=0` keeps every segment (a recording): they go to this directory
+    /// (`{hls_save_path}/{app}/{stream}`), and only the last few stay in memory.
+    disk: Option<std::path::PathBuf>,
+    on_disk: std::collections::BTreeSet<u64>,
     /// msn → its parts (TS: one part, the whole segment, once complete).
     segments: BTreeMap<u64, Vec<Bytes>>,
     complete: BTreeMap<u64, bool>,
@@ -427,6 +431,13 @@ impl HlsOutputs {
             local: ([0, 0, 0, 0], 0).into(),
             params: String::new(),
         };
+        let save_root = registry.stream(key)?.options.hls_save_path;
+        let disk = (options.window == 0).then(|| {
+            let mut dir = save_root;
+            dir.push(&key.app);
+            dir.push(&key.stream);
+            dir
+        });
         let sub = registry.subscribe_output(key, output)?;
         let seg_ms = options.segment.as_millis() as u64;
         let part_ms = (seg_ms / 6).clamp(200, 500);
@@ -445,6 +456,8 @@ impl HlsOutputs {
         let stream = Arc::new(HlsStream {
             state: Mutex::new(State {
                 playlist: Playlist::new(config),
+                disk,
+                on_disk: Default::default(),
                 segments: BTreeMap::new(),
                 complete: BTreeMap::new(),
                 init: None,
@@ -540,6 +553,19 @@ impl HlsStream {
     }
 
     async fn segment(&self, msn: u64) -> Option<Bytes> {
+        let on_disk = {
+            let state = lock(&self.state);
+            match (
+                &state.disk,
+                state.on_disk.contains(&msn) && !state.segments.contains_key(&msn),
+            ) {
+                (Some(dir), true) => Some(dir.join(segment_name(state.playlist.config(), msn))),
+                _ => None,
+            }
+        };
+        if let Some(path) = on_disk {
+            return tokio::fs::read(path).await.ok().map(Bytes::from);
+        }
         let state = lock(&self.state);
         if !state.complete.get(&msn).copied().unwrap_or(false) {
             return None;
@@ -603,6 +629,65 @@ fn with_id(text: &str, id: &str) -> String {
     out
 }
 
+/// The file name of segment `msn`.
+fn segment_name(config: &PlaylistConfig, msn: u64) -> String {
+    match config.map_uri {
+        Some(_) => format!("hls_{msn}.m4s"),
+        None => format!("hls_{msn}.ts"),
+    }
+}
+
+/// Segments kept in memory when every segment goes to disk (`hls.segNum=0`).
+const MEMORY_SEGMENTS: u64 = 4;
+
+/// A finished segment of a keep-all playlist goes to disk with the playlist (and the init
+/// segment), written in the background; all but the last few leave memory.
+fn save(state: &mut State, msn: u64) {
+    let Some(dir) = state.disk.clone() else {
+        return;
+    };
+    let Some(parts) = state.segments.get(&msn) else {
+        return;
+    };
+    let mut data = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in parts {
+        data.extend_from_slice(p);
+    }
+    let name = segment_name(state.playlist.config(), msn);
+    let playlist_name = match state.playlist.config().map_uri {
+        Some(_) => "hls.fmp4.m3u8",
+        None => "hls.m3u8",
+    };
+    let playlist = state.playlist.render();
+    let init = state.init.clone();
+    state.on_disk.insert(msn);
+    let old: Vec<u64> = state
+        .segments
+        .range(..msn.saturating_sub(MEMORY_SEGMENTS))
+        .map(|(m, _)| *m)
+        .filter(|m| state.on_disk.contains(m))
+        .collect();
+    for m in old {
+        state.segments.remove(&m);
+    }
+    tokio::task::spawn_blocking(move || {
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            if let Some(init) = init {
+                std::fs::write(dir.join("hls_init.mp4"), init)?;
+            }
+            std::fs::write(dir.join(&name), data)?;
+            // The playlist last, once what it lists is there.
+            let tmp = dir.join(format!(".{playlist_name}.tmp"));
+            std::fs::write(&tmp, playlist)?;
+            std::fs::rename(tmp, dir.join(playlist_name))
+        };
+        if let Err(e) = write() {
+            tracing::error!(dir = %dir.display(), "HLS recording: {e}");
+        }
+    });
+}
+
 /// Forgets the media of segments that left the playlist, `retain` of them later.
 fn drop_old(state: &mut State, dropped: Vec<u64>, retain: usize) {
     for msn in dropped {
@@ -644,6 +729,7 @@ async fn mux_ts(
                         state.complete.insert(msn, true);
                         let dropped = state.playlist.end_segment(f.dts.saturating_sub(start));
                         drop_old(&mut state, dropped, retain);
+                        save(&mut state, msn);
                     }
                     let next = state.playlist.next_msn();
                     let msn = state.playlist.start_segment(format!("hls_{next}.ts"));
@@ -722,6 +808,7 @@ async fn mux_fmp4(
                         let dropped = state.playlist.end_segment(ms);
                         state.complete.insert(msn, true);
                         drop_old(&mut state, dropped, retain);
+                        save(&mut state, msn);
                     }
                     let next = state.playlist.next_msn();
                     let msn = state.playlist.start_segment(format!("hls_{next}.m4s"));

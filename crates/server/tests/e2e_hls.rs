@@ -168,3 +168,39 @@ async fn live_ts_and_live_mp4_play_over_http_and_websocket() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_all_playlists_are_written_to_hls_save_path() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_server_with(|o| {
+        o.hls.window = 0;
+        o.protocol.hls_save_path = dir.path().to_owned();
+    })
+    .await;
+    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/keep"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "keep"), 2).await;
+    // A viewer starts the HLS; segments pile up on disk as they finish.
+    let url = http_url(&server, "live/keep/hls.m3u8");
+    assert!(decode_frames(&url, 100).await >= 100);
+    let playlist = dir.path().join("live/keep/hls.m3u8");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&playlist).unwrap_or_default();
+        if text.matches("#EXTINF").count() >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no playlist on disk: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(dir.path().join("live/keep/hls_0.ts").exists());
+    // The recording plays from disk on its own.
+    let probe = ffprobe(playlist.to_str().expect("utf-8 path"), 0).await;
+    assert_eq!(codecs(&probe), ["aac", "h264"], "{probe}");
+    server.shutdown().await;
+}
