@@ -692,7 +692,9 @@ fn save(state: &mut State, msn: u64) {
 fn drop_old(state: &mut State, dropped: Vec<u64>, retain: usize) {
     for msn in dropped {
         // Keep `retain` more for players a little behind.
-        let cutoff = msn.saturating_sub(retain as u64);
+        let Some(cutoff) = msn.checked_sub(retain as u64) else {
+            continue;
+        };
         let old: Vec<u64> = state.segments.range(..=cutoff).map(|(m, _)| *m).collect();
         for m in old {
             state.segments.remove(&m);
@@ -786,8 +788,10 @@ async fn mux_fmp4(
         lock(&out.state).init = Some(muxer.init_segment());
     }
     let has_video = tracks.iter().any(|t| t.kind() == TrackKind::Video);
-    // msn of the segment being written, its duration so far.
-    let mut current: Option<(u64, u64)> = None;
+    // The segment being written: its msn and the dts it started at; and where the current part
+    // started. Durations come from these dts (the video timeline), so parts, segments and
+    // what players buffer agree.
+    let mut current: Option<Current> = None;
     loop {
         let item = sub.recv().await;
         let Some(out) = stream.upgrade() else { return };
@@ -795,20 +799,30 @@ async fn mux_fmp4(
             Ok(Item::Packet(p)) => {
                 let f = &p.frame;
                 let boundary = (f.kind() == TrackKind::Video && f.keyframe) || !has_video;
-                let new_segment = match current {
+                let new_segment = match &current {
                     None => boundary,
-                    Some((_, ms)) => boundary && ms + muxer.buffered_ms() >= seg_ms,
+                    Some(c) => boundary && f.dts.saturating_sub(c.segment_start) >= seg_ms,
                 };
-                if current.is_some() && (new_segment || muxer.buffered_ms() >= part_ms) {
-                    cut_part(&out, &mut muxer, &mut current);
+                if let Some(c) = current.as_mut() {
+                    // Cut so no part exceeds the part target: before the frame that would
+                    // take it within PART_HEADROOM_MS of it (frames are closer than that), and
+                    // only before a video frame, so each part's video runs up to the next
+                    // part's without a hole.
+                    let cut_point = f.kind() == TrackKind::Video || !has_video;
+                    let due = f.dts + PART_HEADROOM_MS > c.part_start + part_ms;
+                    if new_segment || (cut_point && due) {
+                        cut_part(&out, &mut muxer, c, Some(f.dts));
+                    }
                 }
                 if new_segment {
                     let mut state = lock(&out.state);
-                    if let Some((msn, ms)) = current.take() {
-                        let dropped = state.playlist.end_segment(ms);
-                        state.complete.insert(msn, true);
+                    if let Some(c) = current.take() {
+                        let dropped = state
+                            .playlist
+                            .end_segment(f.dts.saturating_sub(c.segment_start));
+                        state.complete.insert(c.msn, true);
                         drop_old(&mut state, dropped, retain);
-                        save(&mut state, msn);
+                        save(&mut state, c.msn);
                     }
                     let next = state.playlist.next_msn();
                     let msn = state.playlist.start_segment(format!("hls_{next}.m4s"));
@@ -816,7 +830,11 @@ async fn mux_fmp4(
                     state
                         .playlist
                         .set_preload_hint(Some(format!("hls_{msn}.0.m4s")));
-                    current = Some((msn, 0));
+                    current = Some(Current {
+                        msn,
+                        segment_start: f.dts,
+                        part_start: f.dts,
+                    });
                     drop(state);
                     out.bump();
                 }
@@ -826,12 +844,12 @@ async fn mux_fmp4(
             }
             Ok(Item::Track(_)) | Ok(Item::Metadata(_)) => {}
             Err(_) => {
-                if current.is_some() {
-                    cut_part(&out, &mut muxer, &mut current);
+                if let Some(c) = current.as_mut() {
+                    cut_part(&out, &mut muxer, c, None);
                 }
                 let mut state = lock(&out.state);
-                if let Some((msn, _)) = current {
-                    state.complete.insert(msn, true);
+                if let Some(c) = &current {
+                    state.complete.insert(c.msn, true);
                 }
                 state.playlist.finish();
                 state.ended = true;
@@ -843,27 +861,43 @@ async fn mux_fmp4(
     }
 }
 
-/// Cuts what the muxer holds into the next part of the current segment.
-fn cut_part(out: &HlsStream, muxer: &mut Fmp4Muxer, current: &mut Option<(u64, u64)>) {
-    let Some((msn, ms)) = current.as_mut() else {
-        return;
-    };
+/// Room left under the part target when deciding to cut: more than the gap between two frames
+/// of any usual stream (40 ms at 25 fps, 23 ms of AAC).
+const PART_HEADROOM_MS: u64 = 50;
+
+/// The LL-HLS segment being written.
+struct Current {
+    msn: u64,
+    segment_start: u64,
+    part_start: u64,
+}
+
+/// Cuts what the muxer holds, up to `until` (the next frame's dts; `None` at the end), into the
+/// next part of the current segment.
+fn cut_part(out: &HlsStream, muxer: &mut Fmp4Muxer, current: &mut Current, until: Option<u64>) {
+    // Every track's last sample keeps its own length (the video frame interval, 1024 AAC
+    // samples), so neither timeline gets a hole at the cut; the playlist gets the video's.
     let Some(fragment) = muxer.fragment() else {
         return;
     };
+    let duration = match until {
+        Some(dts) => dts.saturating_sub(current.part_start),
+        None => fragment.duration_ms,
+    };
+    let msn = current.msn;
     let mut state = lock(&out.state);
-    let index = state.segments.get(msn).map_or(0, Vec::len);
+    let index = state.segments.get(&msn).map_or(0, Vec::len);
     state.playlist.add_part(
         format!("hls_{msn}.{index}.m4s"),
-        fragment.duration_ms,
+        duration,
         fragment.independent,
     );
-    state.segments.entry(*msn).or_default().push(fragment.data);
-    *ms += fragment.duration_ms;
+    state.segments.entry(msn).or_default().push(fragment.data);
     state
         .playlist
         .set_preload_hint(Some(format!("hls_{msn}.{}.m4s", index + 1)));
     drop(state);
+    current.part_start = until.unwrap_or(current.part_start);
     out.bump();
 }
 

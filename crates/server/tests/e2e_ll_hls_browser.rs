@@ -37,8 +37,9 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The page: an MSE codec check, then one muted autoplaying `<video>` per playlist, each
 /// reporting once: success when playback has advanced 1.5 s over 20 decoded 320-wide frames, or
 /// the first fatal hls.js error, `<video>` error or the timeout. Each report carries hls.js's
-/// `latency` estimate and, for LL-HLS, the most parts a playlist listed (`LEVEL_UPDATED`) and the
-/// parts loaded (`FRAG_LOADED` with `data.part`). `__LLHLS__`, `__HLS__` and `__TIMEOUT__` are
+/// `latency` estimate and, for LL-HLS, the most parts a playlist listed (`LEVEL_UPDATED`), the
+/// parts loaded (`FRAG_LOADED` with `data.part`) and how often the most re-loaded part was loaded
+/// (`partRepeats`). `__LLHLS__`, `__HLS__` and `__TIMEOUT__` are
 /// filled in by [`page`].
 const PAGE: &str = r#"<!doctype html>
 <html><body>
@@ -76,15 +77,22 @@ function play(name, url, config) {
     report({ name, ok, detail, url, currentTime: video.currentTime, frames: frames(),
              width: video.videoWidth, height: video.videoHeight,
              latency: hls.latency, targetLatency: hls.targetLatency,
-             partsListed, partsLoaded, fragsLoaded, levelUpdates, errors: errors.slice(-10) });
+             partsListed, partsLoaded, partRepeats, fragsLoaded, levelUpdates, errors: errors.slice(-10) });
   };
   hls.on(Hls.Events.LEVEL_UPDATED, (event, data) => {
     levelUpdates++;
     const list = data.details.partList;
     if (list) partsListed = Math.max(partsListed, list.length);
   });
+  // How often the most re-loaded part was loaded (1 when no part is fetched twice).
+  const loads = {};
+  let partRepeats = 0;
   hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
-    if (data.part) partsLoaded++; else fragsLoaded++;
+    if (!data.part) { fragsLoaded++; return; }
+    partsLoaded++;
+    const key = data.frag.sn + '.' + data.part.index;
+    loads[key] = (loads[key] || 0) + 1;
+    partRepeats = Math.max(partRepeats, loads[key]);
   });
   hls.on(Hls.Events.ERROR, (event, data) => {
     errors.push(describe(data));
@@ -264,9 +272,11 @@ async fn chromium_plays_ll_hls_and_hls_with_hls_js() {
     server.shutdown().await;
 
     for name in ["llhls", "hls"] {
+        let r = &got[name];
         eprintln!(
-            "{name}: hls.js latency estimate {} s (target {} s), not asserted",
-            got[name]["latency"], got[name]["targetLatency"]
+            "{name}: hls.js latency estimate {} s (target {} s), not asserted; \
+             parts loaded {}, most loads of one part {}",
+            r["latency"], r["targetLatency"], r["partsLoaded"], r["partRepeats"]
         );
     }
     assert_eq!(
@@ -293,5 +303,16 @@ async fn chromium_plays_ll_hls_and_hls_with_hls_js() {
     assert!(
         ll["partsLoaded"].as_u64().unwrap_or(0) > 0,
         "hls.js loaded no parts of the LL-HLS playlist: {ll:#}\nplaylist:\n{ll_playlist}"
+    );
+    // Parts whose playlist durations and media agree are loaded once, with no stall: a hole in
+    // the buffered media made hls.js reload the same parts dozens of times and stall.
+    assert!(
+        ll["partRepeats"].as_u64().unwrap_or(u64::MAX) <= 2,
+        "hls.js loaded the same part again and again: {ll:#}\nplaylist:\n{ll_playlist}"
+    );
+    assert_eq!(
+        ll["errors"].as_array().map(Vec::len),
+        Some(0),
+        "hls.js errors: {ll:#}\nplaylist:\n{ll_playlist}"
     );
 }
