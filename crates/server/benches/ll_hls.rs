@@ -15,16 +15,15 @@
 //! Chromium, ffmpeg and the server share this machine's cores.
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
-use axum::extract::State;
-use axum::http::header;
-use axum::routing::{get, post};
-use axum::Router;
+#[path = "../tests/common/browser.rs"]
+#[allow(dead_code)] // the tests' helpers; the bench needs two of them
+mod browser;
+
 use media::StreamKey;
 use serde_json::Value;
 use server::{Options, Server};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 const HLS_JS: &str = include_str!("../tests/data/hls.min.js");
 
@@ -130,33 +129,6 @@ fn clock_filter(offset_ms: u64) -> String {
     format!("format=yuv420p,geq=lum='if(lt(Y,16),255*{bit},p(X,Y))':cb={chroma}:cr={chroma}")
 }
 
-/// The page server: `/`, `/hls.min.js` and `POST /report` (bodies to the receiver).
-async fn serve_page(html: String) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route(
-            "/",
-            get(move || async move { ([(header::CONTENT_TYPE, "text/html")], html) }),
-        )
-        .route(
-            "/hls.min.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], HLS_JS) }),
-        )
-        .route(
-            "/report",
-            post(
-                |State(tx): State<mpsc::UnboundedSender<Value>>, body: String| async move {
-                    let _ = tx.send(serde_json::from_str(&body).unwrap_or(Value::Null));
-                },
-            ),
-        )
-        .with_state(tx);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, rx)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -247,28 +219,9 @@ async fn main() {
             &format!("http://{http}/live/clock/hls.fmp4.m3u8"),
         )
         .replace("__HLS__", &format!("http://{http}/live/clock/hls.m3u8"));
-    let (addr, mut reports) = serve_page(html).await;
+    let (addr, mut reports, _page_server) = browser::serve_page(html, "/hls.min.js", HLS_JS).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut chromium = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-        ])
-        .arg(format!("--user-data-dir={}", dir.path().display()))
-        .arg(format!("http://{addr}/"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromium");
+    let mut chromium = browser::chromium(&format!("http://{addr}/"), dir.path());
 
     let limit = Duration::from_secs(2 * (seconds + 40));
     for (name, label) in [

@@ -10,20 +10,12 @@
 
 mod common;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::routing::{get, post};
-use axum::Router;
+use common::browser::{chromium, chromium_log, have_chromium, serve_page};
 use common::*;
 use media::StreamKey;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
 /// hls.js 1.7.4's minified browser build.
 const HLS_JS: &str = include_str!("data/hls.min.js");
@@ -118,103 +110,11 @@ play('hls', '__HLS__', {});
 </body></html>
 "#;
 
-/// Whether Debian's `chromium` is installed. Missing, it skips the test locally and fails it in
-/// CI (`CI` set), where `scripts/test` must have installed it.
-fn have_chromium() -> bool {
-    let ok = std::process::Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium missing in CI: scripts/test must install it"
-        );
-        eprintln!("skipped: chromium not installed");
-    }
-    ok
-}
-
 /// The page playing `ll_hls_url` (low-latency mode) and `hls_url`.
 fn page(ll_hls_url: &str, hls_url: &str) -> String {
     PAGE.replace("__LLHLS__", ll_hls_url)
         .replace("__HLS__", hls_url)
         .replace("__TIMEOUT__", &PAGE_TIMEOUT.as_millis().to_string())
-}
-
-/// The page server: `/` (the page), `/hls.min.js` and `POST /report`, whose JSON bodies go to
-/// the returned receiver. Returns its address and a handle that stops it.
-async fn serve_page(
-    html: String,
-) -> (
-    std::net::SocketAddr,
-    mpsc::UnboundedReceiver<Value>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route(
-            "/",
-            get(move || async move { ([(header::CONTENT_TYPE, "text/html")], html) }),
-        )
-        .route(
-            "/hls.min.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], HLS_JS) }),
-        )
-        .route(
-            "/report",
-            post(
-                |State(tx): State<mpsc::UnboundedSender<Value>>, body: String| async move {
-                    let report = serde_json::from_str(&body).unwrap_or_else(
-                        |e| serde_json::json!({ "bad": body, "error": e.to_string() }),
-                    );
-                    let _ = tx.send(report);
-                },
-            ),
-        )
-        .with_state(tx);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("page server");
-    });
-    (addr, rx, task)
-}
-
-/// Headless Chromium on `url` with a fresh profile in `dir`, its stderr in `dir/chromium.log`.
-/// The background-networking flags keep it off the (closed) network; killing this process takes
-/// its renderer and GPU processes down with it.
-fn chromium(url: &str, dir: &Path) -> Child {
-    let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
-    Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-        ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn chromium")
-}
-
-/// The last lines of Chromium's stderr, for failure messages.
-fn chromium_log(dir: &Path) -> String {
-    let log = std::fs::read_to_string(dir.join("chromium.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// The playlist at `url` as a player sees it now, for failure messages.
@@ -236,7 +136,8 @@ async fn chromium_plays_ll_hls_and_hls_with_hls_js() {
 
     let ll_hls_url = http_url(&server, "live/web/hls.fmp4.m3u8");
     let hls_url = http_url(&server, "live/web/hls.m3u8");
-    let (addr, mut reports, page_server) = serve_page(page(&ll_hls_url, &hls_url)).await;
+    let (addr, mut reports, page_server) =
+        serve_page(page(&ll_hls_url, &hls_url), "/hls.min.js", HLS_JS).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut browser = chromium(&format!("http://{addr}/"), dir.path());
 

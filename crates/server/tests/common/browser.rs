@@ -1,0 +1,109 @@
+//! Headless Chromium for the browser tests (and `benches/ll_hls.rs`): a page server inside the
+//! test that serves the page and a vendored player script and collects the page's JSON reports
+//! from `POST /report`, and Chromium itself with a throwaway profile.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Whether Debian's `chromium` is installed. Missing, it skips the test locally and fails it in
+/// CI (`CI` set), where `scripts/test` must have installed it.
+pub fn have_chromium() -> bool {
+    let ok = std::process::Command::new("chromium")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium missing in CI: scripts/test must install it"
+        );
+        eprintln!("skipped: chromium not installed");
+    }
+    ok
+}
+
+/// The page server: `/` (the page), `script_path` (the player, `script`) and `POST /report`,
+/// whose JSON bodies go to the returned receiver. Returns its address and a handle that stops
+/// it.
+pub async fn serve_page(
+    html: String,
+    script_path: &'static str,
+    script: &'static str,
+) -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<Value>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || async move { ([(header::CONTENT_TYPE, "text/html")], html) }),
+        )
+        .route(
+            script_path,
+            get(move || async move { ([(header::CONTENT_TYPE, "text/javascript")], script) }),
+        )
+        .route(
+            "/report",
+            post(
+                |State(tx): State<mpsc::UnboundedSender<Value>>, body: String| async move {
+                    let report = serde_json::from_str(&body).unwrap_or_else(
+                        |e| serde_json::json!({ "bad": body, "error": e.to_string() }),
+                    );
+                    let _ = tx.send(report);
+                },
+            ),
+        )
+        .with_state(tx);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("page server");
+    });
+    (addr, rx, task)
+}
+
+/// Headless Chromium on `url` with a fresh profile in `dir`, its stderr in `dir/chromium.log`.
+/// The background-networking flags keep it off the (closed) network; killing this process takes
+/// its renderer and GPU processes down with it.
+pub fn chromium(url: &str, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn chromium")
+}
+
+/// The last lines of Chromium's stderr, for failure messages.
+pub fn chromium_log(dir: &Path) -> String {
+    let log = std::fs::read_to_string(dir.join("chromium.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
