@@ -712,6 +712,7 @@ async fn mux_ts(
 ) {
     let mut muxer = TsMuxer::new(&tracks);
     let mut current: Option<(u64, BytesMut, u64)> = None; // msn, data, first dts
+    let mut last_dts = 0;
     let has_video =
         |tracks: &[media::TrackInfo]| tracks.iter().any(|t| t.kind() == TrackKind::Video);
     loop {
@@ -720,6 +721,7 @@ async fn mux_ts(
         match item {
             Ok(Item::Packet(p)) => {
                 let f = &p.frame;
+                last_dts = f.dts;
                 let boundary = (f.kind() == TrackKind::Video && f.keyframe) || !has_video(&tracks);
                 let cut = current
                     .as_ref()
@@ -754,12 +756,23 @@ async fn mux_ts(
             }
             Ok(Item::Metadata(_)) => {}
             Err(_) => {
+                // The stream ended: its last segment ends at its last frame, the playlist with
+                // EXT-X-ENDLIST (and so do the files of a keep-all playlist).
                 let mut state = lock(&out.state);
-                if let Some((msn, data, _)) = current.take() {
-                    state.segments.insert(msn, vec![data.freeze()]);
-                    state.complete.insert(msn, true);
+                match current.take() {
+                    Some((msn, data, start)) => {
+                        state.segments.insert(msn, vec![data.freeze()]);
+                        state.complete.insert(msn, true);
+                        state
+                            .playlist
+                            .end_segment(last_dts.saturating_sub(start).max(1));
+                        state.playlist.finish();
+                        save(&mut state, msn);
+                    }
+                    None => {
+                        state.playlist.finish();
+                    }
                 }
-                state.playlist.finish();
                 state.ended = true;
                 drop(state);
                 out.bump();
@@ -848,10 +861,11 @@ async fn mux_fmp4(
                     cut_part(&out, &mut muxer, c, None);
                 }
                 let mut state = lock(&out.state);
+                state.playlist.finish();
                 if let Some(c) = &current {
                     state.complete.insert(c.msn, true);
+                    save(&mut state, c.msn);
                 }
-                state.playlist.finish();
                 state.ended = true;
                 drop(state);
                 out.bump();

@@ -178,9 +178,11 @@ async fn keep_all_playlists_are_written_to_hls_save_path() {
     let server = start_server_with(|o| {
         o.hls.window = 0;
         o.protocol.hls_save_path = dir.path().to_owned();
+        // The publisher is killed below: end its stream at once, not after continue_push_ms.
+        o.protocol.continue_push = Duration::ZERO;
     })
     .await;
-    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/keep"), &["-stream_loop", "-1"]);
+    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/keep"), &["-stream_loop", "-1"]);
     wait_live(&server, &StreamKey::new("live", "keep"), 2).await;
     // A viewer starts the HLS; segments pile up on disk as they finish.
     let url = http_url(&server, "live/keep/hls.m3u8");
@@ -202,5 +204,15 @@ async fn keep_all_playlists_are_written_to_hls_save_path() {
     // The recording plays from disk on its own.
     let probe = ffprobe(playlist.to_str().expect("utf-8 path"), 0).await;
     assert_eq!(codecs(&probe), ["aac", "h264"], "{probe}");
+    // When the stream ends, the playlist on disk is closed with EXT-X-ENDLIST.
+    let _ = publisher.kill().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&playlist)
+        .unwrap_or_default()
+        .contains("#EXT-X-ENDLIST")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no ENDLIST on disk");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.shutdown().await;
 }
