@@ -10,11 +10,9 @@
 
 mod common;
 
-use common::browser::{chromium, chromium_log, have_chromium, serve_page};
+use common::browser::{collect_reports, have_chromium, serve_page};
 use common::*;
 use media::StreamKey;
-use serde_json::Value;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// hls.js 1.7.4's minified browser build.
@@ -139,31 +137,15 @@ async fn chromium_plays_ll_hls_and_hls_with_hls_js() {
     let (addr, mut reports, page_server) =
         serve_page(page(&ll_hls_url, &hls_url), "/hls.min.js", HLS_JS).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut browser = chromium(&format!("http://{addr}/"), dir.path());
-
     // One report each, or the deadline, or Chromium exiting.
-    let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT + Duration::from_secs(20);
-    let mut got: HashMap<String, Value> = HashMap::new();
-    while got.len() < REPORTS.len() {
-        tokio::select! {
-            report = reports.recv() => {
-                let report = report.expect("page server running");
-                let name = report["name"].as_str().unwrap_or_default().to_owned();
-                assert!(REPORTS.contains(&name.as_str()), "unexpected report {report}");
-                eprintln!("{name}: {report}");
-                got.insert(name, report);
-            }
-            status = browser.wait() => {
-                panic!("chromium exited ({status:?}) with reports {got:?}:\n{}",
-                    chromium_log(dir.path()));
-            }
-            () = tokio::time::sleep_until(deadline) => {
-                panic!("no report from the page in time; got {got:?}\nchromium:\n{}",
-                    chromium_log(dir.path()));
-            }
-        }
-    }
-    let _ = browser.kill().await;
+    let got = collect_reports(
+        &format!("http://{addr}/"),
+        dir.path(),
+        &mut reports,
+        &REPORTS,
+        PAGE_TIMEOUT + Duration::from_secs(20),
+    )
+    .await;
     page_server.abort();
 
     // The playlists as they stand, should an assertion below fail.

@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use tokio::net::TcpListener;
@@ -106,4 +107,39 @@ pub fn chromium_log(dir: &Path) -> String {
     let log = std::fs::read_to_string(dir.join("chromium.log")).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Opens `url` in Chromium (profile and log in `dir`) and collects one report per name in
+/// `names` from `reports`; panics with Chromium's log if it exits first or `limit` passes.
+pub async fn collect_reports(
+    url: &str,
+    dir: &Path,
+    reports: &mut mpsc::UnboundedReceiver<Value>,
+    names: &[&str],
+    limit: std::time::Duration,
+) -> HashMap<String, Value> {
+    let mut browser = chromium(url, dir);
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut got: HashMap<String, Value> = HashMap::new();
+    while got.len() < names.len() {
+        tokio::select! {
+            report = reports.recv() => {
+                let report = report.expect("page server running");
+                let name = report["name"].as_str().unwrap_or_default().to_owned();
+                assert!(names.contains(&name.as_str()), "unexpected report {report}");
+                eprintln!("{name}: {report}");
+                got.insert(name, report);
+            }
+            status = browser.wait() => {
+                panic!("chromium exited ({status:?}) with reports {got:?}:\n{}",
+                    chromium_log(dir));
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                panic!("no report from the page in time; got {got:?}\nchromium:\n{}",
+                    chromium_log(dir));
+            }
+        }
+    }
+    let _ = browser.kill().await;
+    got
 }
