@@ -145,7 +145,9 @@ pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
             "peer_ip": publisher.peer.ip().to_canonical().to_string(),
             "peer_port": publisher.peer.port(),
         },
-        "isRecordingMP4": false,
+        // A stream with `enable_mp4` is recorded from publish on; HLS files are written only
+        // for keep-all playlists a viewer started, which this description does not track.
+        "isRecordingMP4": info.options.enable_mp4,
         "isRecordingHLS": false,
         "tracks": tracks,
     });
