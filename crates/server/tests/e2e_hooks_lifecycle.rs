@@ -379,8 +379,15 @@ async fn continue_push_keeps_viewers_through_a_reconnect() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     // The publisher's network fails: no unpublish, the socket just goes.
     first.abort();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(server.registry.stream(&key).is_some_and(|s| s.orphaned));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !server.registry.stream(&key).is_some_and(|s| s.orphaned) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream was not kept for its publisher: {:?}",
+            server.registry.stream(&key).map(|s| s.orphaned)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let second = start_publisher(&server, "flaky").await;
     let got = viewer.await.expect("viewer");
     assert!(

@@ -151,7 +151,17 @@ async fn a_clean_stop_closes_segments_before_exit() {
     .await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/stop"), &["-stream_loop", "-1"]);
     wait_live(&server, &StreamKey::new("live", "stop"), 2).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Stop once a couple of fragments are on disk.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while mp4_files(dir.path())
+        .first()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len())
+        < 100_000
+    {
+        assert!(tokio::time::Instant::now() < deadline, "nothing recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.shutdown().await;
     let hooks = backend.calls("on_record_mp4");
     assert_eq!(
