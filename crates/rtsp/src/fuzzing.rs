@@ -178,62 +178,47 @@ fn video_round_trip(
     }
 }
 
+/// The body of a video depacketizer target: `$codec`'s RTP packets cut from the input into its
+/// depacketizer, then every access unit out of it re-packetized over a 64-byte MTU and
+/// depacketized again, which must give it back.
+macro_rules! video_target {
+    ($codec:ident, $payload_type:expr, $data:expr) => {{
+        let mut d = $codec::Depacketizer::new(&[], 1 << 20);
+        let mut events = Vec::new();
+        for p in packets($data) {
+            d.push(&p);
+            events.extend(std::iter::from_fn(|| d.pull()));
+        }
+        video_round_trip(
+            events,
+            |ts, au| {
+                let mut p = $codec::Packetizer::new(64, $payload_type, 1, 0);
+                if p.push(ts, au).is_err() {
+                    return Vec::new();
+                }
+                std::iter::from_fn(|| p.pull()).collect()
+            },
+            |packets| {
+                let mut d = $codec::Depacketizer::new(&[], 1 << 20);
+                let mut out = Vec::new();
+                for p in packets {
+                    d.push(p);
+                    out.extend(std::iter::from_fn(|| d.pull()));
+                }
+                out
+            },
+        );
+    }};
+}
+
 /// H.264 RTP packets into the depacketizer.
 pub fn h264(data: &[u8]) {
-    let mut d = h264::Depacketizer::new(&[], 1 << 20);
-    let mut events = Vec::new();
-    for p in packets(data) {
-        d.push(&p);
-        events.extend(std::iter::from_fn(|| d.pull()));
-    }
-    video_round_trip(
-        events,
-        |ts, au| {
-            let mut p = h264::Packetizer::new(64, 96, 1, 0);
-            if p.push(ts, au).is_err() {
-                return Vec::new();
-            }
-            std::iter::from_fn(|| p.pull()).collect()
-        },
-        |packets| {
-            let mut d = h264::Depacketizer::new(&[], 1 << 20);
-            let mut out = Vec::new();
-            for p in packets {
-                d.push(p);
-                out.extend(std::iter::from_fn(|| d.pull()));
-            }
-            out
-        },
-    );
+    video_target!(h264, 96, data);
 }
 
 /// H.265 RTP packets into the depacketizer.
 pub fn h265(data: &[u8]) {
-    let mut d = h265::Depacketizer::new(&[], 1 << 20);
-    let mut events = Vec::new();
-    for p in packets(data) {
-        d.push(&p);
-        events.extend(std::iter::from_fn(|| d.pull()));
-    }
-    video_round_trip(
-        events,
-        |ts, au| {
-            let mut p = h265::Packetizer::new(64, 97, 1, 0);
-            if p.push(ts, au).is_err() {
-                return Vec::new();
-            }
-            std::iter::from_fn(|| p.pull()).collect()
-        },
-        |packets| {
-            let mut d = h265::Depacketizer::new(&[], 1 << 20);
-            let mut out = Vec::new();
-            for p in packets {
-                d.push(p);
-                out.extend(std::iter::from_fn(|| d.pull()));
-            }
-            out
-        },
-    );
+    video_target!(h265, 97, data);
 }
 
 /// RFC 3640 AAC-hbr RTP packets into the depacketizer; each frame must round-trip.
