@@ -12,8 +12,6 @@ use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hooks::Request as HookRequest;
-use media::StreamKey;
 use registry::{Protocol, SessionInfo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -193,7 +191,6 @@ async fn access(
         local: state.options.local_addr,
         params: query.to_owned(),
     };
-    let req = HookRequest::new(StreamKey::new("", ""), &session);
     let header_list: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((canonical_header(k.as_str()), v.to_str().ok()?.to_owned())))
@@ -201,7 +198,7 @@ async fn access(
     let file_path = file.display().to_string();
     match state
         .hooks
-        .on_http_access(&req, path, &file_path, is_dir, &header_list)
+        .on_http_access(&session, path, &file_path, is_dir, &header_list)
         .await
     {
         Ok(Some(grant)) if grant.second > 0 => {

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hooks::PlayRefusal;
-use media::{StreamKey, TrackKind};
+use media::TrackKind;
 use registry::{flv_tag, Ended, Item, Protocol, SessionInfo, Subscription};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,14 +28,9 @@ pub(crate) async fn live(state: AppState, peer: SocketAddr, req: Request<Body>) 
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
     let query = req.uri().query().unwrap_or("").to_owned();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let Some(key) = StreamKey::from_url(state.options.enable_vhost, stem, &query, host.as_deref())
-    else {
-        return (StatusCode::NOT_FOUND, "no such stream").into_response();
+    let key = match crate::stream_key(&state, stem, &query, req.headers()) {
+        Ok(key) => key,
+        Err(e) => return crate::bad_name(&e),
     };
     let (mut parts, _body) = req.into_parts();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
@@ -155,7 +150,7 @@ impl Tags {
                         };
                         break flv_tag(tag_type, self.last_ts, &t.flv);
                     }
-                    Err(Ended::Unpublished) => {
+                    Err(Ended::Closed) => {
                         tracing::info!("play ended: stream unpublished");
                         return None;
                     }

@@ -195,10 +195,10 @@ pub(crate) async fn serve(
     headers: &HeaderMap,
 ) -> Option<Response> {
     let (stem, kind, resource) = parse(path)?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let params = viewer_params(query);
-    let Some(key) = StreamKey::from_url(state.options.enable_vhost, stem, &params, host) else {
-        return Some((StatusCode::NOT_FOUND, "no such stream").into_response());
+    let key = match crate::stream_key(state, stem, &params, headers) {
+        Ok(key) => key,
+        Err(e) => return Some(crate::bad_name(&e)),
     };
     let outputs = &state.hls;
     outputs.start_janitor();
@@ -248,7 +248,13 @@ pub(crate) async fn serve(
         }
     };
     let Some(stream) = outputs
-        .stream(&state.registry, &key, kind, &state.options.hls)
+        .stream(
+            &state.registry,
+            &key,
+            kind,
+            &state.options.hls,
+            state.options.enable_vhost,
+        )
         .await
     else {
         return Some((StatusCode::NOT_FOUND, "stream not found").into_response());
@@ -413,6 +419,7 @@ impl HlsOutputs {
         key: &StreamKey,
         kind: Kind,
         options: &HlsOptions,
+        enable_vhost: bool,
     ) -> Option<Arc<HlsStream>> {
         let existing = lock(&self.streams).get(&(key.clone(), kind)).cloned();
         if let Some(s) = existing.filter(|s| !lock(&s.state).ended) {
@@ -432,12 +439,27 @@ impl HlsOutputs {
             params: String::new(),
         };
         let save_root = registry.stream(key)?.options.hls_save_path;
-        let disk = (options.window == 0).then(|| {
-            let mut dir = save_root;
-            dir.push(&key.app);
-            dir.push(&key.stream);
-            dir
-        });
+        let disk = if options.window == 0 {
+            // `{hls_save_path}/[{vhost}/]{app}/{stream}`, made and checked to stay under the
+            // save root before a file is written there.
+            let rel = key.relative_dir(enable_vhost);
+            let made =
+                tokio::task::spawn_blocking(move || crate::paths::confined_dir(&save_root, &rel))
+                    .await;
+            match made {
+                Ok(Ok(dir)) => Some(dir),
+                Ok(Err(e)) => {
+                    tracing::error!(stream = %key, "HLS not written to disk: {e}");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::error!(stream = %key, "HLS not written to disk: {e}");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         let sub = registry.subscribe_output(key, output)?;
         let seg_ms = options.segment.as_millis() as u64;
         let part_ms = (seg_ms / 6).clamp(200, 500);

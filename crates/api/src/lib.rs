@@ -35,8 +35,10 @@ mod files;
 mod flv;
 mod hls;
 mod live;
+mod paths;
 
 pub use hls::HlsOptions;
+pub use paths::confined_dir;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -165,6 +167,26 @@ async fn dispatch(
         Some(resp) => resp,
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+/// The stream an HTTP request for `stem` (the path without its output suffix) names; answer
+/// an error with [`bad_name`].
+pub(crate) fn stream_key(
+    state: &AppState,
+    stem: &str,
+    query: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<media::StreamKey, media::KeyError> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    media::StreamKey::from_url(state.options.enable_vhost, stem, query, host)
+}
+
+/// `400 Bad Request` for a path or vhost that is not a valid stream address.
+pub(crate) fn bad_name(e: &media::KeyError) -> Response {
+    tracing::info!("refused: {e}");
+    (StatusCode::BAD_REQUEST, format!("bad stream name: {e}")).into_response()
 }
 
 /// Browsers play our streams with mpegts.js from pages on other origins; they must see every

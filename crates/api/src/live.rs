@@ -20,23 +20,15 @@ use hls::TsMuxer;
 use hooks::PlayRefusal;
 use media::{StreamKey, TrackKind};
 use mp4::Fmp4Muxer;
-use registry::{Item, LagTracker, Protocol, Registry, SessionInfo, Subscription};
-use std::collections::{HashMap, VecDeque};
+use registry::{Ended, Fanout, FanoutLimits, Item, Protocol, Registry, SessionInfo, Subscription};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
-/// Chunks in each output's ring.
-const RING: usize = 1024;
-/// Most chunks and bytes kept since the last keyframe for new viewers.
-const CACHE_CHUNKS: usize = 2048;
-const CACHE_BYTES: usize = 32 << 20;
 /// fMP4 fragments are cut at least this often, for latency.
 const FRAGMENT_MS: u64 = 100;
-const MAX_LAGS: usize = 5;
-const LAG_WINDOW: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Container {
@@ -70,29 +62,18 @@ impl Container {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Chunk {
-    data: Bytes,
-    keyframe: bool,
-}
-
 /// The live outputs, by stream and container.
 #[derive(Default)]
 pub(crate) struct LiveOutputs {
     outputs: Mutex<HashMap<(StreamKey, Container), Weak<Output>>>,
 }
 
+/// One (stream, container): its chunks on a [`Fanout`] whose header is the container header
+/// (fMP4's init segment), so a new viewer gets it, then the chunks since the last keyframe.
 struct Output {
-    state: Mutex<State>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-struct State {
-    header: Bytes,
-    cache: VecDeque<Chunk>,
-    cache_bytes: usize,
+    fanout: Fanout<Bytes>,
     has_video: bool,
-    tx: Option<broadcast::Sender<Chunk>>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,14 +88,9 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
     let query = req.uri().query().unwrap_or("").to_owned();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let Some(key) = StreamKey::from_url(state.options.enable_vhost, stem, &query, host.as_deref())
-    else {
-        return (StatusCode::NOT_FOUND, "no such stream").into_response();
+    let key = match crate::stream_key(&state, stem, &query, req.headers()) {
+        Ok(key) => key,
+        Err(e) => return crate::bad_name(&e),
     };
     let (mut parts, _body) = req.into_parts();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
@@ -148,7 +124,16 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
             return (StatusCode::NOT_FOUND, "stream not found").into_response();
         }
     };
-    let Some(output) = state.live.get(&state.registry, &key, container).await else {
+    let Some(output) = state
+        .live
+        .get(
+            &state.registry,
+            &key,
+            container,
+            state.registry.fanout_limits(),
+        )
+        .await
+    else {
         return (StatusCode::NOT_FOUND, "no track this container carries").into_response();
     };
     span.in_scope(|| tracing::info!("play started"));
@@ -192,11 +177,12 @@ impl LiveOutputs {
         registry: &Registry,
         key: &StreamKey,
         container: Container,
+        limits: FanoutLimits,
     ) -> Option<Arc<Output>> {
         let existing = lock(&self.outputs)
             .get(&(key.clone(), container))
             .and_then(Weak::upgrade);
-        if let Some(o) = existing.filter(|o| lock(&o.state).tx.is_some()) {
+        if let Some(o) = existing.filter(|o| !o.fanout.is_closed()) {
             return Some(o);
         }
         let tracks: Vec<media::TrackInfo> = registry
@@ -220,15 +206,13 @@ impl LiveOutputs {
                 (m.init_segment(), Muxer::Fmp4(Box::new(m)))
             }
         };
-        let (tx, _) = broadcast::channel(RING);
+        let fanout = Fanout::new(limits);
+        if !header.is_empty() {
+            fanout.set_header(vec![header]);
+        }
         let output = Arc::new(Output {
-            state: Mutex::new(State {
-                header,
-                cache: VecDeque::new(),
-                cache_bytes: 0,
-                has_video: tracks.iter().any(|t| t.kind() == TrackKind::Video),
-                tx: Some(tx),
-            }),
+            fanout,
+            has_video: tracks.iter().any(|t| t.kind() == TrackKind::Video),
             task: Mutex::new(None),
         });
         let task = tokio::spawn(run(Arc::downgrade(&output), sub, muxer));
@@ -254,16 +238,15 @@ enum Muxer {
 }
 
 async fn run(output: Weak<Output>, mut sub: Subscription, mut muxer: Muxer) {
-    let mut has_video = None;
     loop {
         let item = sub.recv().await;
         let Some(out) = output.upgrade() else { return };
-        let has_video = *has_video.get_or_insert_with(|| lock(&out.state).has_video);
+        let has_video = out.has_video;
         let packet = match item {
             Ok(Item::Packet(p)) => p,
             Ok(_) => continue,
             Err(_) => {
-                lock(&out.state).tx = None;
+                out.fanout.close();
                 return;
             }
         };
@@ -275,108 +258,52 @@ async fn run(output: Weak<Output>, mut sub: Subscription, mut muxer: Muxer) {
                 let mut data = BytesMut::new();
                 ts.push(f, &mut data);
                 if !data.is_empty() {
-                    chunks.push(Chunk {
-                        data: data.freeze(),
-                        keyframe: starts_gop,
-                    });
+                    chunks.push((data.freeze(), starts_gop));
                 }
             }
             Muxer::Fmp4(m) => {
                 // A fragment ends before each keyframe, so a keyframe always starts one.
                 if (starts_gop && has_video) || m.buffered_ms() >= FRAGMENT_MS {
                     if let Some(fragment) = m.fragment_before(f.dts) {
-                        chunks.push(Chunk {
-                            data: fragment.data,
-                            keyframe: fragment.independent,
-                        });
+                        chunks.push((fragment.data, fragment.independent));
                     }
                 }
                 m.push(f);
             }
         }
-        let mut state = lock(&out.state);
-        for chunk in chunks {
-            state.cache(&chunk);
-            if let Some(tx) = &state.tx {
-                let _ = tx.send(chunk);
-            }
+        for (data, starts_gop) in chunks {
+            let size = data.len();
+            out.fanout.push(data, size, starts_gop);
         }
     }
 }
 
-impl State {
-    fn cache(&mut self, chunk: &Chunk) {
-        if chunk.keyframe {
-            self.cache.clear();
-            self.cache_bytes = 0;
-        } else if self.cache.is_empty() {
-            return;
-        }
-        if self.cache.len() >= CACHE_CHUNKS || self.cache_bytes + chunk.data.len() > CACHE_BYTES {
-            self.cache.clear();
-            self.cache_bytes = 0;
-            return;
-        }
-        self.cache_bytes += chunk.data.len();
-        self.cache.push_back(chunk.clone());
-    }
-}
-
-/// One viewer: the header, the cached chunks, then the live ones.
+/// One viewer: the header, the chunks since the last keyframe, then the live ones.
 struct Reader {
     /// Keeps the output alive while the viewer reads.
     _output: Arc<Output>,
     sub: Subscription,
-    pending: VecDeque<Bytes>,
-    rx: Option<broadcast::Receiver<Chunk>>,
-    skipping: bool,
-    lags: LagTracker,
+    reader: registry::Reader<Bytes>,
 }
 
 impl Reader {
     fn new(output: Arc<Output>, sub: Subscription) -> Reader {
-        let (pending, rx) = {
-            let state = lock(&output.state);
-            let mut pending = VecDeque::with_capacity(state.cache.len() + 1);
-            if !state.header.is_empty() {
-                pending.push_back(state.header.clone());
-            }
-            pending.extend(state.cache.iter().map(|c| c.data.clone()));
-            (pending, state.tx.as_ref().map(|tx| tx.subscribe()))
-        };
-        // Before the first keyframe arrives, a viewer without cached media waits for one.
-        let skipping = pending.len() <= usize::from(!lock(&output.state).header.is_empty());
+        let reader = output.fanout.reader();
         Reader {
             _output: output,
             sub,
-            pending,
-            rx,
-            skipping,
-            lags: LagTracker::new(MAX_LAGS, LAG_WINDOW),
+            reader,
         }
     }
 
     async fn next(&mut self) -> Option<Bytes> {
-        let bytes = match self.pending.pop_front() {
-            Some(b) => b,
-            None => loop {
-                let rx = self.rx.as_mut()?;
-                match rx.recv().await {
-                    Ok(chunk) if self.skipping && !chunk.keyframe => {}
-                    Ok(chunk) => {
-                        self.skipping = false;
-                        break chunk.data;
-                    }
-                    Err(RecvError::Closed) => return None,
-                    Err(RecvError::Lagged(_)) => {
-                        if self.lags.lagged() {
-                            tracing::warn!("viewer dropped: fell behind too often");
-                            return None;
-                        }
-                        self.skipping = true;
-                    }
-                }
-            },
+        let bytes = match self.reader.recv().await {
+            Ok(bytes) => bytes,
+            Err(Ended::TooSlow) => {
+                tracing::warn!("viewer dropped: fell behind too often");
+                return None;
+            }
+            Err(_) => return None,
         };
         self.sub.add_bytes(bytes.len() as u64);
         Some(bytes)

@@ -19,6 +19,10 @@ pub enum PublishRefusal {
     /// Somebody already publishes the stream (RTMP: `NetStream.Publish.BadName`).
     #[error("Already publishing")]
     AlreadyPublishing,
+    /// on_publish's `stream_replace` is not a valid stream id (RTMP:
+    /// `NetStream.Publish.BadName`).
+    #[error("stream_replace refused: {0}")]
+    BadName(media::KeyError),
 }
 
 /// Why a player was not admitted.
@@ -52,7 +56,10 @@ pub async fn admit_publish(
         None => (defaults.clone(), None),
     };
     let key = match replace {
-        Some(stream) => StreamKey { stream, ..key },
+        Some(stream) => key.with_stream(stream).map_err(|e| {
+            tracing::warn!("on_publish answered an invalid stream_replace: {e}");
+            PublishRefusal::BadName(e)
+        })?,
         None => key,
     };
     registry

@@ -52,9 +52,9 @@ impl Request {
 pub(crate) fn media_json(schema: &str, key: &StreamKey, params: &str) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("schema".into(), schema.into());
-    body.insert("vhost".into(), key.vhost.as_str().into());
-    body.insert("app".into(), key.app.as_str().into());
-    body.insert("stream".into(), key.stream.as_str().into());
+    body.insert("vhost".into(), key.vhost().into());
+    body.insert("app".into(), key.app().into());
+    body.insert("stream".into(), key.stream().into());
     body.insert("params".into(), params.into());
     body
 }
@@ -79,9 +79,9 @@ pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
     let mut origin_url = format!(
         "{}://{}/{}/{}",
         publisher.protocol.schema(),
-        key.vhost,
-        key.app,
-        key.stream
+        key.vhost(),
+        key.app(),
+        key.stream()
     );
     if !publisher.params.is_empty() {
         origin_url.push('?');

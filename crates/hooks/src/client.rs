@@ -2,8 +2,9 @@
 
 use crate::body::{origin_type, Request};
 use crate::queue::{Queue, Then};
-use crate::sign::{body_signature, signed_url, SIGNATURE_HEADER};
+use crate::sign::{body_signature, signed_url, url_path, SIGNATURE_HEADER};
 use crate::{Hook, HookConfig, HookError};
+use registry::SessionInfo;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -241,20 +242,23 @@ impl Hooks {
     /// refused with the backend's `err`.
     pub async fn on_http_access(
         &self,
-        req: &Request,
+        session: &SessionInfo,
         path: &str,
         file_path: &str,
         is_dir: bool,
         headers: &[(String, String)],
     ) -> Result<Option<HttpAccess>, Refused> {
         let mut body = Map::new();
-        body.insert("ip".into(), req.peer.ip().to_canonical().to_string().into());
-        body.insert("port".into(), req.peer.port().into());
-        body.insert("id".into(), req.id.to_string().into());
+        body.insert(
+            "ip".into(),
+            session.peer.ip().to_canonical().to_string().into(),
+        );
+        body.insert("port".into(), session.peer.port().into());
+        body.insert("id".into(), session.id.to_string().into());
         body.insert("path".into(), path.into());
         body.insert("file_path".into(), file_path.into());
         body.insert("is_dir".into(), is_dir.into());
-        body.insert("params".into(), req.params.as_str().into());
+        body.insert("params".into(), session.params.as_str().into());
         for (name, value) in headers {
             body.insert(format!("header.{name}"), value.as_str().into());
         }
@@ -392,9 +396,10 @@ impl Caller {
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                self.http
-                    .post(signed_url(url, token, now))
-                    .header(SIGNATURE_HEADER, body_signature(token, now, &body))
+                self.http.post(signed_url(url, token, now)).header(
+                    SIGNATURE_HEADER,
+                    body_signature(token, now, url_path(url), &body),
+                )
             }
             None => self.http.post(url),
         };

@@ -5,7 +5,9 @@
 //!   sender knows the token and bounds replay to the receiver's window, but does not cover the
 //!   body: a man in the middle could replay a fresh URL with another body.
 //! - Body: header `X-Ferrostream-Signature: t=<unix seconds>,v1=hex(hmac_sha256(token,
-//!   t + "." + body))` binds time and body together.
+//!   t + "." + path + "." + body))` binds time, hook and body together. `path` is the request
+//!   URL's path (`/index/hook/on_play`), so a captured call cannot be replayed to another hook
+//!   of the same receiver either.
 //!
 //! A receiver recomputes both with [`verify`] and refuses anything older than 60 s.
 
@@ -32,18 +34,29 @@ pub fn signed_url(url: &str, token: &str, request_time: u64) -> String {
     )
 }
 
-/// The value of [`SIGNATURE_HEADER`]: `t=<t>,v1=hex(hmac_sha256(token, t + "." + body))`.
-pub fn body_signature(token: &str, t: u64, body: &[u8]) -> String {
-    format!("t={t},v1={}", hex(&body_mac(token, t, body)))
+/// The value of [`SIGNATURE_HEADER`]:
+/// `t=<t>,v1=hex(hmac_sha256(token, t + "." + path + "." + body))`, `path` being the URL path
+/// the request goes to.
+pub fn body_signature(token: &str, t: u64, path: &str, body: &[u8]) -> String {
+    format!("t={t},v1={}", hex(&body_mac(token, t, path, body)))
 }
 
-fn body_mac(token: &str, t: u64, body: &[u8]) -> Vec<u8> {
+/// The path of a URL (`http://h:1/a/b?q` → `/a/b`), what [`body_signature`] covers.
+pub fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    path.split(['?', '#']).next().unwrap_or("/")
+}
+
+fn body_mac(token: &str, t: u64, path: &str, body: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = match Hmac::<Sha256>::new_from_slice(token.as_bytes()) {
         Ok(mac) => mac,
         Err(_) => return Vec::new(),
     };
     mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(path.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac.finalize().into_bytes().to_vec()
@@ -64,11 +77,12 @@ pub enum VerifyError {
     Expired,
 }
 
-/// Checks a received hook as a receiver should: `query` is the request URL's query string,
-/// `header` the [`SIGNATURE_HEADER`] value, `now` the receiver's clock (unix seconds). Both
-/// signatures must match and both times be within `max_age` seconds of `now`.
+/// Checks a received hook as a receiver should: `path` and `query` are the request URL's path
+/// and query string, `header` the [`SIGNATURE_HEADER`] value, `now` the receiver's clock (unix
+/// seconds). Both signatures must match and both times be within `max_age` seconds of `now`.
 pub fn verify(
     token: &str,
+    path: &str,
     query: &str,
     header: Option<&str>,
     body: &[u8],
@@ -100,7 +114,10 @@ pub fn verify(
         }
     }
     let (t, v1) = t.zip(v1).ok_or(VerifyError::Missing)?;
-    if !constant_time_eq(v1.as_bytes(), hex(&body_mac(token, t, body)).as_bytes()) {
+    if !constant_time_eq(
+        v1.as_bytes(),
+        hex(&body_mac(token, t, path, body)).as_bytes(),
+    ) {
         return Err(VerifyError::Mismatch);
     }
     if time.abs_diff(now) > max_age || t.abs_diff(now) > max_age {
@@ -151,26 +168,54 @@ mod tests {
     }
 
     #[test]
+    fn url_paths() {
+        assert_eq!(
+            url_path("http://h:1/index/hook/on_play?a=1"),
+            "/index/hook/on_play"
+        );
+        assert_eq!(url_path("https://h/x#frag"), "/x");
+        assert_eq!(url_path("http://h"), "/");
+        assert_eq!(url_path("http://h?q"), "/");
+    }
+
+    #[test]
     fn verify_accepts_fresh_and_refuses_tampered_or_old() {
         let body = br#"{"app":"live"}"#;
-        let url = signed_url("http://h/x", "tok", 1000);
+        let url = signed_url("http://h/on_play", "tok", 1000);
         let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-        let header = body_signature("tok", 1000, body);
-        assert_eq!(verify("tok", query, Some(&header), body, 1030, 60), Ok(()));
+        let header = body_signature("tok", 1000, url_path(&url), body);
+        let path = "/on_play";
         assert_eq!(
-            verify("tok", query, Some(&header), br#"{"app":"evil"}"#, 1030, 60),
+            verify("tok", path, query, Some(&header), body, 1030, 60),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                "tok",
+                path,
+                query,
+                Some(&header),
+                br#"{"app":"evil"}"#,
+                1030,
+                60
+            ),
+            Err(VerifyError::Mismatch)
+        );
+        // The same call replayed to another hook of the receiver.
+        assert_eq!(
+            verify("tok", "/on_publish", query, Some(&header), body, 1030, 60),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify("other", query, Some(&header), body, 1030, 60),
+            verify("other", path, query, Some(&header), body, 1030, 60),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify("tok", query, Some(&header), body, 1061, 60),
+            verify("tok", path, query, Some(&header), body, 1061, 60),
             Err(VerifyError::Expired)
         );
         assert_eq!(
-            verify("tok", query, None, body, 1000, 60),
+            verify("tok", path, query, None, body, 1000, 60),
             Err(VerifyError::Missing)
         );
     }

@@ -73,15 +73,18 @@ fn config(addr: SocketAddr, workers: usize, capacity: usize) -> HookConfig {
     config
 }
 
-fn request(stream: &str) -> Request {
-    let session = SessionInfo {
+fn session() -> SessionInfo {
+    SessionInfo {
         id: 7,
         protocol: Protocol::Rtmp,
         peer: "127.0.0.1:4000".parse().expect("addr"),
         local: "127.0.0.1:1935".parse().expect("addr"),
         params: String::new(),
-    };
-    Request::new(StreamKey::new("live", stream), &session)
+    }
+}
+
+fn request(stream: &str) -> Request {
+    Request::new(StreamKey::new("live", stream).expect("key"), &session())
 }
 
 fn body(n: u64) -> Map<String, Value> {
@@ -139,10 +142,12 @@ async fn calls_reuse_keep_alive_connections() {
     }
     let ports: std::collections::HashSet<u16> =
         log.lock().expect("lock").iter().map(|s| s.port).collect();
-    assert_eq!(
-        ports.len(),
-        1,
-        "20 sequential calls on one pooled connection: {ports:?}"
+    // hyper hands a connection back to the pool from its connection task, a moment after the
+    // caller has the whole answer; on a loaded machine the next call may already have opened a
+    // second one by then. Without pooling it would be 20.
+    assert!(
+        ports.len() <= 2,
+        "20 sequential calls on one or two pooled connections: {ports:?}"
     );
 }
 
@@ -192,7 +197,7 @@ async fn rtsp_and_http_access_calls_read_their_replies() {
     let headers = [("User-Agent".to_owned(), "curl/8".to_owned())];
     let access = hooks
         .on_http_access(
-            &req,
+            &session(),
             "/record/a.mp4",
             "/srv/www/record/a.mp4",
             false,
@@ -207,16 +212,24 @@ async fn rtsp_and_http_access_calls_read_their_replies() {
     assert_eq!(bodies[1]["user_name"], "alice");
     assert_eq!(bodies[1]["realm"], "cams");
     assert_eq!(bodies[1]["must_no_encrypt"], false);
-    assert_eq!(bodies[2]["header.User-Agent"], "curl/8");
-    assert_eq!(bodies[2]["file_path"], "/srv/www/record/a.mp4");
-    assert_eq!(bodies[2]["is_dir"], false);
+    let mut access_body = bodies[2].clone();
+    assert!(access_body["hook_index"].is_u64(), "{access_body}");
+    access_body["hook_index"] = json!(0);
+    assert_eq!(
+        access_body,
+        json!({
+            "ip": "127.0.0.1", "port": 4000, "id": "7", "path": "/record/a.mp4",
+            "file_path": "/srv/www/record/a.mp4", "is_dir": false, "params": "",
+            "header.User-Agent": "curl/8", "mediaServerId": "your_server_id", "hook_index": 0,
+        })
+    );
 
     // An `err` refuses the file; an empty realm means no RTSP auth.
     let (addr, _) = scripted(json!({"code": 0, "err": "members only", "realm": ""})).await;
     let hooks = Hooks::new(config(addr, 1, 8));
     assert_eq!(hooks.on_rtsp_realm(&req).await, Ok(None));
     let refused = hooks
-        .on_http_access(&req, "/a", "/srv/a", false, &[])
+        .on_http_access(&session(), "/a", "/srv/a", false, &[])
         .await
         .expect_err("refused");
     assert_eq!(refused.msg, "members only");

@@ -24,7 +24,7 @@ pub mod fuzzing;
 pub mod hevc;
 mod key;
 
-pub use key::{query_param, StreamKey, DEFAULT_VHOST};
+pub use key::{query_param, KeyError, Part, StreamKey, DEFAULT_VHOST, MAX_PART_LEN};
 
 use bytes::Bytes;
 

@@ -7,33 +7,39 @@
 //! [`Subscription`].
 //!
 //! ```text
-//!  publisher session ──push(Packet)──▶ Stream ──▶ ring (bounded, shared) ──▶ Subscription::recv
-//!                                       │  tracks, metadata, GOP cache ─┘ (first items of a viewer)
+//!  publisher session ──push(Packet)──▶ Stream ──▶ Fanout (bounded in bytes and count) ──▶ Subscription::recv
+//!                                       │  header: metadata, tracks; GOP start ─┘ (first items of a viewer)
 //!                                       └─ lifecycle Event ──▶ Registry::events() (hooks, API)
 //! ```
 //!
-//! Fan-out is a bounded ring of shared packets per stream (a [`tokio::sync::broadcast`]
-//! channel): memory does not grow with viewers, and a packet is never copied per viewer. A
-//! viewer that falls more than the ring behind loses its place, skips to the next video
-//! keyframe and goes on; one that falls behind too often is dropped ([`Ended::TooSlow`]).
+//! Fan-out is one [`Fanout`] per stream, a ring of shared packets bounded in bytes and in count
+//! ([`FanoutLimits`]): memory does not grow with viewers, a packet is never copied per viewer,
+//! and a viewer that stops reading holds nothing. From its last video keyframe the ring is also
+//! the GOP cache a new viewer starts with. A viewer that falls more than the ring behind loses
+//! its place, skips to the next video keyframe and goes on; one that falls behind too often is
+//! dropped ([`Ended::TooSlow`]). Every output that muxes a stream once for many viewers fans its
+//! chunks out on the same [`Fanout`] type.
 //!
 //! The registry never calls HTTP: hooks, API and metrics subscribe to [`Registry::events`].
 //!
 //! Layout:
 //! - `lib.rs`: [`Registry`], [`RegistryConfig`], [`Event`], session info types.
 //! - `stream.rs`: per-stream state, [`PublisherGuard`], GOP cache, timestamp rebasing.
-//! - `subscription.rs`: [`Subscription`] and the lag policy.
+//! - `subscription.rs`: [`Subscription`], a viewer's reader of the stream's ring.
+//! - `fanout.rs`: [`Fanout`], the bounded ring with the start and lag policy.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
+mod fanout;
 mod options;
 mod stream;
 mod subscription;
 
+pub use fanout::{Ended, Fanout, FanoutLimits, FanoutStats, LagTracker, Reader, ITEM_OVERHEAD};
 pub use options::StreamOptions;
 pub use stream::{flv_tag, Packet, PublisherGuard, StreamInfo, Track, TrackStats};
-pub use subscription::{Ended, Item, LagTracker, Subscription};
+pub use subscription::{Item, Subscription};
 
 use media::StreamKey;
 use std::collections::HashMap;
@@ -47,19 +53,15 @@ use tokio::sync::broadcast;
 /// Tunables of the registry.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    /// Packets in each stream's shared ring; a viewer further behind than this skips ahead.
-    /// Default: 1024 (about 14 s of a 30 fps stream with audio).
-    pub ring_capacity: usize,
-    /// Most packets kept in a stream's GOP cache; past it the cache is dropped until the next
-    /// keyframe. Default: 3000.
-    pub gop_max_packets: usize,
-    /// Most payload bytes kept in a stream's GOP cache. Default: 32 MiB.
-    pub gop_max_bytes: usize,
-    /// A viewer that lags this many times within [`RegistryConfig::lag_window`] is dropped.
-    /// Default: 5.
-    pub max_lags: usize,
-    /// The window over which lags are counted. Default: 30 s.
-    pub lag_window: Duration,
+    /// Bounds and lag policy of each stream's ring. Default: [`FanoutLimits::default`] (16 MiB,
+    /// 4096 frames, a viewer lagging 5 times in 30 s is dropped).
+    pub fanout: FanoutLimits,
+    /// Largest video frame accepted; a larger one is dropped and logged. Default: 8 MiB (an
+    /// 8K intra frame at a high bitrate is a few MiB).
+    pub max_video_frame: usize,
+    /// Largest audio frame accepted. Default: 64 KiB (AAC frames are at most 768 bytes per
+    /// channel; Opus and MP3 are smaller still).
+    pub max_audio_frame: usize,
     /// A timestamp step larger than this (either way) is a jump and is rebased. Default: 10 s.
     pub jump_threshold_ms: u64,
     /// Capacity of the lifecycle event channel; a subscriber further behind misses events.
@@ -70,11 +72,9 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
-            ring_capacity: 1024,
-            gop_max_packets: 3000,
-            gop_max_bytes: 32 << 20,
-            max_lags: 5,
-            lag_window: Duration::from_secs(30),
+            fanout: FanoutLimits::default(),
+            max_video_frame: 8 << 20,
+            max_audio_frame: 64 << 10,
             jump_threshold_ms: 10_000,
             event_capacity: 4096,
         }
@@ -261,6 +261,11 @@ impl Registry {
                 next_id: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// The bounds every stream's ring has; outputs that fan a stream out again use the same.
+    pub fn fanout_limits(&self) -> FanoutLimits {
+        self.inner.config.fanout
     }
 
     /// A fresh process-wide session id.

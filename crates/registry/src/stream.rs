@@ -1,14 +1,14 @@
 //! One live stream: its tracks, metadata, GOP cache, ring and publisher guard.
 
+use crate::fanout::Fanout;
 use crate::subscription::Item;
 use crate::{Event, Inner, RegistryConfig, SessionInfo, StreamOptions};
 use bytes::Bytes;
 use media::{Frame, StreamKey, TrackInfo, TrackKind};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// A track of a stream with its FLV sequence-header tag body, muxed once per stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,14 +186,16 @@ pub(crate) struct State {
     stats: Vec<TrackStats>,
     pub(crate) tracks: Vec<Track>,
     pub(crate) metadata: Option<Bytes>,
-    /// Packets since the last video keyframe (empty while broken or for audio-only streams).
-    pub(crate) gop: VecDeque<Packet>,
-    gop_bytes: usize,
-    gop_broken: bool,
-    pub(crate) tx: Option<broadcast::Sender<Item>>,
+    /// The ring every viewer and output reads, bounded in bytes and count; from its last video
+    /// keyframe it is also the GOP cache a new viewer starts with.
+    pub(crate) fanout: Fanout<Item>,
+    /// Set once the stream ended (the fan-out is closed).
+    ended: bool,
     rebase: Rebaser,
-    gop_max_packets: usize,
-    gop_max_bytes: usize,
+    max_video_frame: usize,
+    max_audio_frame: usize,
+    /// Frames refused for their size (logged on the first and every 100th).
+    oversized: u64,
 }
 
 impl Stream {
@@ -203,7 +205,6 @@ impl Stream {
         options: StreamOptions,
         config: &RegistryConfig,
     ) -> Self {
-        let (tx, _) = broadcast::channel(config.ring_capacity.max(16));
         Stream {
             key,
             created: SystemTime::now(),
@@ -217,13 +218,12 @@ impl Stream {
                 stats: Vec::new(),
                 tracks: Vec::new(),
                 metadata: None,
-                gop: VecDeque::new(),
-                gop_bytes: 0,
-                gop_broken: false,
-                tx: Some(tx),
+                fanout: Fanout::new(config.fanout),
+                ended: false,
                 rebase: Rebaser::new(config.jump_threshold_ms),
-                gop_max_packets: config.gop_max_packets,
-                gop_max_bytes: config.gop_max_bytes,
+                max_video_frame: config.max_video_frame,
+                max_audio_frame: config.max_audio_frame,
+                oversized: 0,
             }),
             readers: AtomicUsize::new(0),
             total_readers: AtomicU64::new(0),
@@ -232,16 +232,9 @@ impl Stream {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves State consistent before it can panic (push then send),
-        // so a poisoned lock is safe to keep using.
+        // Every critical section leaves State consistent before it can panic, so a poisoned
+        // lock is safe to keep using.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn has_video(&self) -> bool {
-        self.lock()
-            .tracks
-            .iter()
-            .any(|t| t.info.kind() == TrackKind::Video)
     }
 
     pub(crate) fn info(&self) -> StreamInfo {
@@ -286,7 +279,8 @@ impl Stream {
         state.publisher = publisher;
         state.options = options;
         state.rebase.resume();
-        state.clear_gop();
+        // The new publisher's first frames follow; what the old one left cannot start a viewer.
+        state.fanout.reset_gop();
         self.close.send_replace(false);
         true
     }
@@ -305,11 +299,12 @@ impl Stream {
     fn end(self: &Arc<Self>, registry: &Arc<Inner>) {
         let publisher = {
             let mut state = self.lock();
-            if state.tx.is_none() {
+            if state.ended {
                 return; // already ended
             }
             // Closing the ring ends every viewer's `recv` once it has read what is left.
-            state.tx = None;
+            state.ended = true;
+            state.fanout.close();
             state.orphaned = false;
             state.publisher.clone()
         };
@@ -387,11 +382,11 @@ impl PublisherGuard {
             }
             if kind == TrackKind::Video {
                 // Frames before the new configuration cannot be decoded with it.
-                state.clear_gop();
+                state.fanout.reset_gop();
             }
-            if let Some(tx) = &state.tx {
-                let _ = tx.send(Item::Track(track));
-            }
+            state.update_header();
+            let size = track.flv.len() + track.info.config.len();
+            state.fanout.push(Item::Track(track), size, false);
             state.tracks.clone()
         };
         self.registry.emit(Event::TracksChanged {
@@ -404,14 +399,15 @@ impl PublisherGuard {
     pub fn set_metadata(&self, metadata: Bytes) {
         let mut state = self.stream.lock();
         state.metadata = Some(metadata.clone());
-        if let Some(tx) = &state.tx {
-            let _ = tx.send(Item::Metadata(metadata));
-        }
+        state.update_header();
+        let size = metadata.len();
+        state.fanout.push(Item::Metadata(metadata), size, false);
     }
 
     /// Sends a frame to every viewer: rebases its timestamp, wraps `flv_body` (the frame's FLV
-    /// tag body, i.e. the RTMP message payload) into an FLV tag once for all viewers, and keeps
-    /// the GOP cache.
+    /// tag body, i.e. the RTMP message payload) into an FLV tag once for all viewers, and puts
+    /// it on the stream's ring. A frame larger than its codec's limit
+    /// ([`RegistryConfig::max_video_frame`], [`RegistryConfig::max_audio_frame`]) is dropped.
     pub fn push(&self, mut frame: Frame, flv_body: &[u8]) {
         self.stream
             .bytes_in
@@ -419,6 +415,24 @@ impl PublisherGuard {
         let mut state = self.stream.lock();
         let kind = frame.kind();
         if kind == TrackKind::Audio && !state.options.enable_audio {
+            return;
+        }
+        let limit = match kind {
+            TrackKind::Video => state.max_video_frame,
+            TrackKind::Audio => state.max_audio_frame,
+        };
+        if frame.data.len() > limit {
+            state.oversized += 1;
+            if state.oversized % 100 == 1 {
+                tracing::warn!(
+                    stream = %self.stream.key,
+                    codec = ?frame.codec,
+                    bytes = frame.data.len(),
+                    limit,
+                    refused = state.oversized,
+                    "frame over the size limit dropped"
+                );
+            }
             return;
         }
         frame.dts = state.rebase.rebase(frame.dts);
@@ -435,18 +449,20 @@ impl PublisherGuard {
             TrackKind::Video => 9,
         };
         let flv = flv_tag(tag_type, frame.dts as u32, flv_body);
-        let packet = Packet { frame, flv };
         let has_video = state
             .tracks
             .iter()
             .any(|t| t.info.kind() == TrackKind::Video);
-        if has_video {
-            state.cache(&packet);
-        }
-        if let Some(tx) = &state.tx {
-            // An error means no viewer right now, which is fine.
-            let _ = tx.send(Item::Packet(packet));
-        }
+        // A viewer may start at a video keyframe, or at any frame of an audio-only stream.
+        let starts_gop = if has_video {
+            kind == TrackKind::Video && frame.keyframe
+        } else {
+            true
+        };
+        let size = frame.data.len() + flv.len();
+        state
+            .fanout
+            .push(Item::Packet(Packet { frame, flv }), size, starts_gop);
     }
 }
 
@@ -483,32 +499,16 @@ impl Drop for PublisherGuard {
 }
 
 impl State {
-    fn clear_gop(&mut self) {
-        self.gop.clear();
-        self.gop_bytes = 0;
-    }
-
-    /// Keeps packets from the last video keyframe on, within the configured bounds.
-    fn cache(&mut self, packet: &Packet) {
-        let is_video = packet.frame.kind() == TrackKind::Video;
-        if is_video && packet.frame.keyframe {
-            self.clear_gop();
-            self.gop_broken = false;
-        }
-        if self.gop_broken || (self.gop.is_empty() && !(is_video && packet.frame.keyframe)) {
-            return;
-        }
-        if self.gop.len() >= self.gop_max_packets
-            || self.gop_bytes + packet.frame.data.len() > self.gop_max_bytes
-        {
-            // An endless GOP would grow without bound; give up on it until the next keyframe.
-            tracing::debug!("GOP cache over its bounds, dropped until the next keyframe");
-            self.clear_gop();
-            self.gop_broken = true;
-            return;
-        }
-        self.gop_bytes += packet.frame.data.len();
-        self.gop.push_back(packet.clone());
+    /// What a new viewer gets before the ring: the metadata and every track.
+    fn update_header(&mut self) {
+        let header = self
+            .metadata
+            .iter()
+            .cloned()
+            .map(Item::Metadata)
+            .chain(self.tracks.iter().cloned().map(Item::Track))
+            .collect();
+        self.fanout.set_header(header);
     }
 }
 

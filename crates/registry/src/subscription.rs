@@ -1,14 +1,13 @@
-//! A viewer's read side of a stream, and the policy for viewers that fall behind.
+//! A viewer's read side of a stream: a [`Reader`] of the stream's [`crate::Fanout`], which
+//! carries the lag policy.
 
+use crate::fanout::{Ended, Reader};
 use crate::stream::{Packet, Stream, Track};
 use crate::{Event, Inner, SessionInfo};
 use bytes::Bytes;
-use media::TrackKind;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::broadcast::{self, error::RecvError};
 
 /// What a viewer reads, in order: first the stream's metadata, tracks and GOP cache, then live
 /// items as the publisher sends them.
@@ -22,68 +21,13 @@ pub enum Item {
     Packet(Packet),
 }
 
-/// Why a subscription ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Ended {
-    /// The publisher left.
-    #[error("the stream was unpublished")]
-    Unpublished,
-    /// The viewer fell behind too often and was dropped.
-    #[error("the viewer fell behind too often")]
-    TooSlow,
-}
-
-/// The lag policy of every fan-out ring (the registry's, and the outputs' that mux once per
-/// stream): a reader that fell behind skips ahead, and one that does so more than `max` times
-/// within `window` is dropped.
-#[derive(Debug, Clone)]
-pub struct LagTracker {
-    lags: VecDeque<Instant>,
-    max: usize,
-    window: std::time::Duration,
-}
-
-impl LagTracker {
-    /// A tracker dropping readers that lag more than `max` times within `window`.
-    pub fn new(max: usize, window: std::time::Duration) -> Self {
-        LagTracker {
-            lags: VecDeque::new(),
-            max,
-            window,
-        }
-    }
-
-    /// Records one lag; true when the reader has now lagged too often and must be dropped.
-    pub fn lagged(&mut self) -> bool {
-        let now = Instant::now();
-        while self
-            .lags
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.window)
-        {
-            self.lags.pop_front();
-        }
-        self.lags.push_back(now);
-        self.lags.len() > self.max
-    }
-
-    /// Lags within the window.
-    pub fn count(&self) -> usize {
-        self.lags.len()
-    }
-}
-
 /// A viewer's handle on a live stream. Dropping it leaves the stream (and reports the bytes the
 /// driver counted with [`Subscription::add_bytes`]).
 pub struct Subscription {
     stream: Arc<Stream>,
     registry: Arc<Inner>,
     viewer: SessionInfo,
-    pending: VecDeque<Item>,
-    rx: Option<broadcast::Receiver<Item>>,
-    skipping: bool,
-    lags: LagTracker,
+    reader: Reader<Item>,
     bytes: AtomicU64,
     started: Instant,
     /// A viewer (counted in `readers`, reported as it joins and leaves), or an output that
@@ -98,17 +42,8 @@ impl Subscription {
         registry: Arc<Inner>,
         counted: bool,
     ) -> Self {
-        let (pending, rx) = {
-            let state = stream.lock();
-            let mut pending = VecDeque::with_capacity(state.gop.len() + 3);
-            if let Some(m) = &state.metadata {
-                pending.push_back(Item::Metadata(m.clone()));
-            }
-            pending.extend(state.tracks.iter().cloned().map(Item::Track));
-            pending.extend(state.gop.iter().cloned().map(Item::Packet));
-            // Subscribing under the same lock as the snapshot: nothing is missed or doubled.
-            (pending, state.tx.as_ref().map(|tx| tx.subscribe()))
-        };
+        // Under the stream's lock: no item is pushed between the header and the start point.
+        let reader = stream.lock().fanout.reader();
         if counted {
             stream.readers.fetch_add(1, Ordering::Relaxed);
             stream.total_readers.fetch_add(1, Ordering::Relaxed);
@@ -118,15 +53,11 @@ impl Subscription {
                 viewer: viewer.clone(),
             });
         }
-        let lags = LagTracker::new(registry.config.max_lags, registry.config.lag_window);
         Subscription {
             stream,
             registry,
             viewer,
-            pending,
-            rx,
-            skipping: false,
-            lags,
+            reader,
             bytes: AtomicU64::new(0),
             started: Instant::now(),
             counted,
@@ -153,50 +84,19 @@ impl Subscription {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// The next item. A viewer that fell more than the ring behind skips to the next video
-    /// keyframe (audio-only streams: the next packet); one that did so more than
-    /// `max_lags` times within `lag_window` gets [`Ended::TooSlow`].
+    /// The next item: the metadata and tracks first, then the stream from its last video
+    /// keyframe. A viewer that fell more than the ring behind skips to the next keyframe; one
+    /// that did so too often gets [`Ended::TooSlow`] (the [`crate::Fanout`] policy).
     pub async fn recv(&mut self) -> Result<Item, Ended> {
-        if let Some(item) = self.pending.pop_front() {
-            return Ok(item);
+        let item = self.reader.recv().await;
+        if matches!(item, Err(Ended::TooSlow)) {
+            tracing::warn!(
+                stream = %self.stream.key,
+                viewer = self.viewer.id,
+                "viewer dropped: it fell behind too often"
+            );
         }
-        loop {
-            let rx = self.rx.as_mut().ok_or(Ended::Unpublished)?;
-            match rx.recv().await {
-                Ok(Item::Packet(p)) if self.skipping => {
-                    let key = p.frame.kind() == TrackKind::Video && p.frame.keyframe;
-                    if key || !self.stream.has_video() {
-                        self.skipping = false;
-                        return Ok(Item::Packet(p));
-                    }
-                }
-                Ok(item) => return Ok(item),
-                Err(RecvError::Closed) => {
-                    self.rx = None;
-                    return Err(Ended::Unpublished);
-                }
-                Err(RecvError::Lagged(n)) => {
-                    if self.lags.lagged() {
-                        tracing::warn!(
-                            stream = %self.stream.key,
-                            viewer = self.viewer.id,
-                            "viewer dropped: fell behind {} times in {:?}",
-                            self.lags.count(),
-                            self.registry.config.lag_window
-                        );
-                        self.rx = None;
-                        return Err(Ended::TooSlow);
-                    }
-                    tracing::debug!(
-                        stream = %self.stream.key,
-                        viewer = self.viewer.id,
-                        skipped = n,
-                        "viewer fell behind, skipping to the next keyframe"
-                    );
-                    self.skipping = true;
-                }
-            }
-        }
+        item
     }
 }
 

@@ -52,7 +52,7 @@ async fn next_packet(sub: &mut Subscription) -> Packet {
 #[tokio::test]
 async fn second_publisher_is_refused_and_first_goes_on() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "a");
+    let key = StreamKey::new("live", "a").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("first");
     assert!(matches!(
         reg.publish(key.clone(), info(2)),
@@ -67,7 +67,7 @@ async fn second_publisher_is_refused_and_first_goes_on() {
 #[tokio::test]
 async fn late_viewer_starts_at_last_keyframe() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "gop");
+    let key = StreamKey::new("live", "gop").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     guard.set_metadata(Bytes::from_static(b"meta"));
     guard.set_track(video_track());
@@ -93,23 +93,26 @@ async fn late_viewer_starts_at_last_keyframe() {
 #[tokio::test]
 async fn unpublish_ends_viewers_after_what_is_queued() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "end");
+    let key = StreamKey::new("live", "end").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     let mut sub = reg.subscribe(&key, info(2)).expect("live");
     guard.push(video(0, true), b"body");
     drop(guard);
     assert_eq!(next_packet(&mut sub).await.frame.dts, 0);
-    assert!(matches!(sub.recv().await, Err(Ended::Unpublished)));
+    assert!(matches!(sub.recv().await, Err(Ended::Closed)));
 }
 
 #[tokio::test]
 async fn slow_viewer_skips_to_keyframe_then_is_dropped() {
     let reg = Registry::new(RegistryConfig {
-        ring_capacity: 16,
-        max_lags: 1,
+        fanout: FanoutLimits {
+            max_items: 16,
+            max_lags: 1,
+            ..FanoutLimits::default()
+        },
         ..RegistryConfig::default()
     });
-    let key = StreamKey::new("live", "slow");
+    let key = StreamKey::new("live", "slow").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     guard.set_track(video_track());
     let mut sub = reg.subscribe(&key, info(2)).expect("live");
@@ -142,7 +145,7 @@ async fn slow_viewer_skips_to_keyframe_then_is_dropped() {
 async fn lifecycle_events_carry_byte_counts() {
     let reg = Registry::default();
     let mut events = reg.events();
-    let key = StreamKey::new("live", "ev");
+    let key = StreamKey::new("live", "ev").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     let sub = reg.subscribe(&key, info(2)).expect("live");
     sub.add_bytes(1234);
@@ -170,7 +173,7 @@ async fn lifecycle_events_carry_byte_counts() {
 #[tokio::test]
 async fn viewer_may_arrive_before_publisher() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "wait");
+    let key = StreamKey::new("live", "wait").expect("key");
     let reg2 = reg.clone();
     let key2 = key.clone();
     let waiter = tokio::spawn(async move {
@@ -183,7 +186,7 @@ async fn viewer_may_arrive_before_publisher() {
     assert!(waiter.await.expect("join"));
     assert!(reg
         .wait_for(
-            &StreamKey::new("live", "never"),
+            &StreamKey::new("live", "never").expect("key"),
             info(3),
             Duration::from_millis(20)
         )
@@ -230,7 +233,7 @@ fn keep_for(ms: u64) -> StreamOptions {
 #[tokio::test]
 async fn a_dropped_publisher_may_resume_within_continue_push() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "resume");
+    let key = StreamKey::new("live", "resume").expect("key");
     let guard = reg
         .publish_with(key.clone(), info(1), keep_for(5_000))
         .expect("publish");
@@ -254,13 +257,13 @@ async fn a_dropped_publisher_may_resume_within_continue_push() {
 
     resumed.finish(); // an explicit unpublish ends it at once
     assert!(!reg.is_live(&key));
-    assert_eq!(sub.recv().await.err(), Some(Ended::Unpublished));
+    assert_eq!(sub.recv().await.err(), Some(Ended::Closed));
 }
 
 #[tokio::test]
 async fn an_orphaned_stream_ends_after_continue_push() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "gone");
+    let key = StreamKey::new("live", "gone").expect("key");
     let mut events = reg.events();
     let guard = reg
         .publish_with(key.clone(), info(1), keep_for(100))
@@ -271,7 +274,7 @@ async fn an_orphaned_stream_ends_after_continue_push() {
     let ended = tokio::time::timeout(Duration::from_secs(5), sub.recv())
         .await
         .expect("ends after the hold");
-    assert_eq!(ended.err(), Some(Ended::Unpublished));
+    assert_eq!(ended.err(), Some(Ended::Closed));
     assert!(!reg.is_live(&key));
     let mut unpublished = 0;
     while let Ok(e) = events.try_recv() {
@@ -283,7 +286,7 @@ async fn an_orphaned_stream_ends_after_continue_push() {
 #[tokio::test]
 async fn close_asks_the_publisher_to_leave() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "closing");
+    let key = StreamKey::new("live", "closing").expect("key");
     let mut guard = reg
         .publish_with(key.clone(), info(1), keep_for(60_000))
         .expect("publish");
@@ -299,7 +302,7 @@ async fn close_asks_the_publisher_to_leave() {
 #[tokio::test]
 async fn options_decide_outputs_and_audio() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "opts");
+    let key = StreamKey::new("live", "opts").expect("key");
     let options = StreamOptions {
         enable_rtmp: false,
         enable_audio: false,
@@ -330,7 +333,7 @@ async fn options_decide_outputs_and_audio() {
 #[test]
 fn track_stats_measure_fps_and_gop() {
     let reg = Registry::default();
-    let key = StreamKey::new("live", "stats");
+    let key = StreamKey::new("live", "stats").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     guard.set_track(video_track());
     for i in 0..51u64 {

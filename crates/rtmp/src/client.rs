@@ -452,7 +452,7 @@ impl Session {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        tracing::debug!(name = %cmd.name, "command");
+        tracing::debug!(name = ?cmd.name, "command");
         let info = cmd.arg(0);
         let text = |key| {
             info.and_then(|i| i.get(key))

@@ -293,8 +293,11 @@ impl Session {
         self.out.on_status(stream_id, "error", code, description);
     }
 
-    /// Accepts a play: StreamBegin, `NetStream.Play.Reset`, `NetStream.Play.Start`,
-    /// `|RtmpSampleAccess` and `NetStream.Data.Start`, as FMS and nginx-rtmp send them.
+    /// Accepts a play: StreamBegin, `NetStream.Play.Reset`, `NetStream.Play.Start` and
+    /// `|RtmpSampleAccess`. No `onStatus NetStream.Data.Start` data message: ffmpeg (libavformat's
+    /// FLV demuxer, 5.1 and 6.x) skips `|RtmpSampleAccess` but turns any other script-data
+    /// message into a data stream, so `ffprobe` listed a third stream of codec "none" and
+    /// `ffmpeg -map 0 -c copy out.mp4` failed on it.
     pub fn accept_play(&mut self, stream_id: u32) {
         let Some(s) = self.stream_mut(stream_id) else {
             tracing::debug!(stream_id, "accept_play for an unknown stream");
@@ -318,8 +321,6 @@ impl Session {
                 Value::Boolean(true),
             ],
         );
-        let info = Value::object([("code", Value::string("NetStream.Data.Start"))]);
-        self.out.amf(h, &[Value::string("onStatus"), info]);
     }
 
     /// Refuses a play with `onStatus` level `error`, e.g. `NetStream.Play.StreamNotFound` or
@@ -490,7 +491,7 @@ impl Session {
     }
 
     fn on_command(&mut self, stream_id: u32, cmd: Command) -> Result<(), Error> {
-        tracing::debug!(name = %cmd.name, stream_id, "command");
+        tracing::debug!(name = ?cmd.name, stream_id, "command");
         let tid = cmd.transaction_id;
         let needs_connection = matches!(
             cmd.name.as_str(),
@@ -623,7 +624,7 @@ impl Session {
             tid,
             &[Value::Object(props), info],
         );
-        tracing::debug!(app = %self.app, tc_url, "connected");
+        tracing::debug!(app = ?self.app, tc_url, "connected");
         self.events.push_back(Event::Connect {
             app: self.app.clone(),
             tc_url: tc_url.to_owned(),

@@ -103,7 +103,7 @@ async fn first_byte_run(label: &str, hooks: HookConfig, requests: u64) -> (f64, 
         .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg");
-    let key = StreamKey::new("live", "bench");
+    let key = StreamKey::new("live", "bench").expect("key");
     while server
         .registry
         .stream(&key)
@@ -132,7 +132,7 @@ fn request() -> Request {
         local: "127.0.0.1:8080".parse().unwrap(),
         params: "token=abc".into(),
     };
-    Request::new(StreamKey::new("live", "bench"), &session)
+    Request::new(StreamKey::new("live", "bench").expect("key"), &session)
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -203,7 +203,7 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg");
-    let key = StreamKey::new("live", "clock");
+    let key = StreamKey::new("live", "clock").expect("key");
     while server
         .registry
         .stream(&key)

@@ -135,7 +135,7 @@ async fn start(
         })
         .collect();
     for i in 0..streams {
-        let key = StreamKey::new("live", format!("s{i}"));
+        let key = StreamKey::new("live", format!("s{i}")).expect("key");
         while server
             .registry
             .stream(&key)

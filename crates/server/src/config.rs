@@ -670,6 +670,10 @@ sections! {
         "maxStreamWaitMS" => max_stream_wait: Duration = "15000" via Millis;
         /// A stream without readers for this long fires on_stream_none_reader (ms).
         "streamNoneReaderDelayMS" => stream_none_reader_delay: Duration = "20000" via Millis;
+        /// Most client connections over all listeners; at the cap the oldest one still in its handshake makes room; 0 = no cap.
+        "maxConnections" => max_connections: u32 = "10000" via Plain;
+        /// Most connections from one client address (refused beyond); 0 = no cap.
+        "maxConnectionsPerIp" => max_connections_per_ip: u32 = "0" via Plain;
     }
 
     /// Which outputs a published stream gets (on_publish may override them per stream).
@@ -726,6 +730,8 @@ sections! {
         "handshakeSecond" => handshake_second: Duration = "15" via Secs;
         /// A session silent for this many seconds is closed.
         "keepAliveSecond" => keep_alive_second: Duration = "15" via Secs;
+        /// Most connections on this listener (beside general.maxConnections); 0 = no own cap.
+        "maxConnections" => max_connections: u32 = "0" via Plain;
     }
 
     /// RTSP listener.
@@ -738,6 +744,8 @@ sections! {
         "handshakeSecond" => handshake_second: Duration = "15" via Secs;
         /// A session silent for this many seconds is closed.
         "keepAliveSecond" => keep_alive_second: Duration = "15" via Secs;
+        /// Most connections on this listener (beside general.maxConnections); 0 = no own cap.
+        "maxConnections" => max_connections: u32 = "0" via Plain;
     }
 
     /// HTTP listener: FLV, HLS, files, REST API, web console.
@@ -750,6 +758,8 @@ sections! {
         "allow_ip_range" => allow_ip_range: Vec<IpRange> = "::1,127.0.0.1,172.16.0.0-172.31.255.255,192.168.0.0-192.168.255.255,10.0.0.0-10.255.255.255" via CommaList;
         /// 1 = list directory contents under rootPath.
         "dirMenu" => dir_menu: bool = "1" via Flag;
+        /// Most connections on this listener (beside general.maxConnections); 0 = no own cap.
+        "maxConnections" => max_connections: u32 = "0" via Plain;
     }
 
     /// REST API (`/index/api/*`).
@@ -771,7 +781,7 @@ sections! {
         /// Seconds between on_server_keepalive calls.
         "alive_interval" => alive_interval: Duration = "10" via FracSecs;
         /// Publish/play URLs whose query has every key=value of this skip auth; empty = none.
-        "admin_params" => admin_params: String = "" via Plain;
+        "admin_params" => admin_params: Secret = "" via SecretText;
         /// Schemas reported by on_stream_changed, `/`-separated.
         "stream_changed_schemas" => stream_changed_schemas: Vec<String> = "rtsp/rtmp/fmp4/ts/hls/hls.fmp4" via SlashList;
         /// 1 = clients on 127.0.0.1 skip the auth hooks (unsafe behind a reverse proxy).
@@ -832,6 +842,8 @@ sections! {
         "max_lifetime" => max_lifetime: Duration = "3600" via Secs;
         /// Bytes per second one allocation may relay (each way counted); 0 = unlimited.
         "max_bytes_per_second" => max_bytes_per_second: u64 = "0" via Plain;
+        /// Most TCP connections on the TURN port (beside general.maxConnections); 0 = no own cap.
+        "max_tcp_connections" => max_tcp_connections: u32 = "0" via Plain;
     }
 
     /// Lifecycle events in the `{uuid, node, ts, event, payload}` envelope.

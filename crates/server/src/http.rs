@@ -1,6 +1,7 @@
 //! The HTTP listener: each connection served by hyper with the api crate's routes, behind a
 //! [`StallGuard`] so a viewer that stops reading an endless FLV body is cut off.
 
+use crate::limits::{Limits, Listener};
 use crate::stall::StallGuard;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -20,29 +21,26 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     write_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::error!("HTTP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = socket.set_nodelay(true);
-        let app = app.clone();
-        let mut shutdown = shutdown.clone();
-        let span = tracing::debug_span!("http", %peer);
-        tokio::spawn(
+    let sessions = shutdown.clone();
+    crate::limits::accept_loop(
+        listener,
+        Listener::Http,
+        limits,
+        shutdown,
+        move |socket, peer, guard| {
+            let _ = socket.set_nodelay(true);
+            let app = app.clone();
+            let mut shutdown = sessions.clone();
+            let span = tracing::debug_span!("http", %peer);
             async move {
+                let guard = std::sync::Arc::new(guard);
                 let service =
                     tower::service_fn(move |mut req: axum::extract::Request<Incoming>| {
+                        // A request head arrived: the connection is no longer a silent one.
+                        guard.established();
                         // What `into_make_service_with_connect_info` would insert.
                         req.extensions_mut().insert(ConnectInfo(peer));
                         app.clone().oneshot(req)
@@ -58,7 +56,8 @@ pub(crate) async fn serve(
                     _ = shutdown.changed() => {}
                 }
             }
-            .instrument(span),
-        );
-    }
+            .instrument(span)
+        },
+    )
+    .await;
 }

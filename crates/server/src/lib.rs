@@ -16,12 +16,15 @@
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
 //! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
+//! - `limits.rs`: connection caps (process, listener, client address) and the accept loop
+//!   every TCP listener shares.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
 pub mod config;
 mod http;
+mod limits;
 mod record;
 mod rtmp;
 mod rtsp;
@@ -30,5 +33,6 @@ mod server;
 mod stall;
 mod turn;
 
+pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
 pub use server::{Options, RtmpOptions, RtspOptions, Server, TurnOptions};

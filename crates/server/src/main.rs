@@ -109,6 +109,7 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         Some(path) => tracing::info!("config read from {}", path.display()),
         None => tracing::info!("running on embedded defaults (no -c given)"),
     }
+    raise_fd_limit(u64::from(config.general.max_connections));
     let server = Server::start(Options::from_config(&config))
         .await
         .context("start-up failed")?;
@@ -116,6 +117,26 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one (as nginx's `worker_rlimit_nofile` and
+/// Go's runtime do): the usual soft default of 1024 would make `accept` fail with `EMFILE` long
+/// before `general.maxConnections`. Warns when even the hard limit leaves no room for the cap
+/// (each connection holds one descriptor, RTSP over UDP two per track more, plus files and
+/// relay sockets).
+fn raise_fd_limit(max_connections: u64) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!("open file limit: {limit}");
+            if max_connections == 0 || limit < max_connections.saturating_add(1024) {
+                tracing::warn!(
+                    "the open file limit ({limit}) leaves little room for general.maxConnections \
+                     ({max_connections}); raise `ulimit -n` or lower the cap"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("could not raise the open file limit: {e}"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -94,8 +94,9 @@ struct Segment {
     media: Vec<Range<u64>>,
     started: SystemTime,
     first_dts: Option<u64>,
-    /// `mp4_save_path`, which `url` is relative to.
-    save_root: PathBuf,
+    /// The file relative to `mp4_save_path` (`record/app/stream/date/file.mp4`, ZLMediaKit's
+    /// `url`).
+    url: String,
 }
 
 /// Records `key` until it ends, segment after segment.
@@ -118,9 +119,9 @@ async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: St
         return;
     };
     let mut tracks: Vec<media::TrackInfo> = tracks.into_iter().map(|t| t.info).collect();
-    let root = record_root(&shared, &options, &key);
+    let root = record_dir(&shared, &key);
     let mut segment: Option<Segment> = None;
-    tracing::info!(stream = %key, dir = %root.display(), "recording");
+    tracing::info!(stream = %key, dir = %options.mp4_save_path.join(&root).display(), "recording");
     loop {
         let item = match sub.recv().await {
             Ok(item) => item,
@@ -194,19 +195,15 @@ async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: St
     tracing::info!(stream = %key, "recording ended");
 }
 
-/// `{mp4_save_path}/record/[{vhost}/]{app}/{stream}`.
-fn record_root(shared: &Shared, options: &StreamOptions, key: &StreamKey) -> PathBuf {
-    let mut dir = options.mp4_save_path.join(&shared.record_app);
-    if shared.enable_vhost {
-        dir.push(&key.vhost);
-    }
-    dir.push(&key.app);
-    dir.push(&key.stream);
-    dir
+/// `record/[{vhost}/]{app}/{stream}`, relative to `mp4_save_path`.
+fn record_dir(shared: &Shared, key: &StreamKey) -> PathBuf {
+    Path::new(&shared.record_app).join(key.relative_dir(shared.enable_vhost))
 }
 
+/// Opens a new segment under `{save_root}/{dir}/{date}/`, a directory made and checked to stay
+/// under `save_root` before the file is created.
 async fn open(
-    root: &Path,
+    dir: &Path,
     save_root: &Path,
     tracks: &[media::TrackInfo],
 ) -> std::io::Result<Segment> {
@@ -214,14 +211,22 @@ async fn open(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let started = SystemTime::now();
     let (date, time) = utc_date_time(started);
-    let dir = root.join(&date);
-    tokio::fs::create_dir_all(&dir).await?;
-    let mut path = dir.join(format!("{time}.mp4"));
+    let rel = dir.join(&date);
+    let (root, made) = (save_root.to_owned(), rel.clone());
+    let dir = tokio::task::spawn_blocking(move || api::confined_dir(&root, &made))
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut name = format!("{time}.mp4");
     let mut n = 1;
-    while tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        path = dir.join(format!("{time}-{n}.mp4"));
+    while tokio::fs::try_exists(dir.join(&name))
+        .await
+        .unwrap_or(false)
+    {
+        name = format!("{time}-{n}.mp4");
         n += 1;
     }
+    let path = dir.join(&name);
+    let url = rel.join(&name).to_string_lossy().replace('\\', "/");
     let mut file = tokio::fs::File::create(&path).await?;
     let init = muxer.init_segment();
     file.write_all(&init).await?;
@@ -237,7 +242,7 @@ async fn open(
         media: Vec::new(),
         started,
         first_dts: None,
-        save_root: save_root.to_owned(),
+        url,
     })
 }
 
@@ -305,11 +310,7 @@ async fn close(shared: &Shared, key: &StreamKey, params: &str, mut segment: Segm
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // `record/app/stream/date/file.mp4`, relative to the save root (ZLMediaKit's `url`).
-    let url = path
-        .strip_prefix(&segment.save_root)
-        .map(|rel| rel.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_default();
+    let url = std::mem::take(&mut segment.url);
     let body = serde_json::json!({
         "start_time": start_time,
         "file_size": size,
@@ -318,9 +319,9 @@ async fn close(shared: &Shared, key: &StreamKey, params: &str, mut segment: Segm
         "file_name": file_name,
         "folder": folder,
         "url": url,
-        "vhost": key.vhost,
-        "app": key.app,
-        "stream": key.stream,
+        "vhost": key.vhost(),
+        "app": key.app(),
+        "stream": key.stream(),
         "params": params,
     });
     if let serde_json::Value::Object(body) = body {

@@ -5,6 +5,7 @@
 //! goes back in as `accept_*`/`reject_*`) → write `take_output`; while playing, the next
 //! registry item is raced against the next read.
 
+use crate::limits::{ConnGuard, Listener};
 use crate::stall::StallGuard;
 use crate::Shared;
 use ::rtmp::flv::{DemuxEvent, Demuxer};
@@ -32,38 +33,33 @@ const READ_BUF_SMALL: usize = 4 * 1024;
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let id = shared.registry.next_session_id();
-                    let span = tracing::info_span!("session", proto = "rtmp", id, %peer, stream = field::Empty);
-                    let shared = Arc::clone(&shared);
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(
-                        async move {
-                            match run(socket, peer, id, shared, shutdown).await {
-                                Ok(()) => tracing::debug!("session closed"),
-                                Err(e) if e.is_disconnect() => {
-                                    tracing::debug!("session closed by the peer: {e}")
-                                }
-                                Err(e) => tracing::warn!("session closed: {e}"),
-                            }
-                        }
-                        .instrument(span),
-                    );
+    let limits = shared.limits.clone();
+    let sessions = shutdown.clone();
+    crate::limits::accept_loop(
+        listener,
+        Listener::Rtmp,
+        limits,
+        shutdown,
+        move |socket, peer, guard| {
+            let id = shared.registry.next_session_id();
+            let span =
+                tracing::info_span!("session", proto = "rtmp", id, %peer, stream = field::Empty);
+            let (shared, shutdown) = (Arc::clone(&shared), sessions.clone());
+            async move {
+                match run(socket, peer, id, shared, shutdown, guard).await {
+                    Ok(()) => tracing::debug!("session closed"),
+                    Err(e) if e.is_disconnect() => {
+                        tracing::debug!("session closed by the peer: {e}")
+                    }
+                    Err(e) => tracing::warn!("session closed: {e}"),
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::error!("RTMP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
+            }
+            .instrument(span)
+        },
+    )
+    .await;
 }
 
 /// What a connection is doing.
@@ -135,6 +131,7 @@ async fn run(
     id: u64,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    guard: ConnGuard,
 ) -> Result<(), SessionError> {
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
@@ -178,6 +175,7 @@ async fn run(
                 while let Some(event) = conn.session.poll_event() {
                     if matches!(event, Event::Connect { .. }) {
                         connected = true;
+                        guard.established();
                     }
                     on_event(&mut conn, &mut role, event, &shared).await;
                 }
@@ -207,7 +205,7 @@ async fn run(
                     }
                     Err(ended) => {
                         match ended {
-                            Ended::Unpublished => tracing::info!("play ended: stream unpublished"),
+                            Ended::Closed => tracing::info!("play ended: stream unpublished"),
                             other => tracing::warn!("play ended: {other}"),
                         }
                         conn.session.send_eof(stream_id);
@@ -288,7 +286,12 @@ fn send_item(session: &mut Session, stream_id: u32, last_ts: &mut u32, item: &It
     }
 }
 
-fn stream_key(shared: &Shared, conn: &Conn, name: &str, query: &str) -> Option<StreamKey> {
+fn stream_key(
+    shared: &Shared,
+    conn: &Conn,
+    name: &str,
+    query: &str,
+) -> Result<StreamKey, media::KeyError> {
     let host = conn
         .tc_url
         .split_once("://")
@@ -304,11 +307,14 @@ fn request(
     shared: &Shared,
     name: &str,
     query: String,
-) -> Result<(StreamKey, SessionInfo), &'static str> {
+) -> Result<(StreamKey, SessionInfo), String> {
     if !matches!(role, Role::Idle) {
-        return Err("session is already publishing or playing");
+        return Err("session is already publishing or playing".into());
     }
-    let key = stream_key(shared, conn, name, &query).ok_or("bad stream name")?;
+    let key = stream_key(shared, conn, name, &query).map_err(|e| {
+        tracing::info!("refused: {e}");
+        e.to_string()
+    })?;
     tracing::Span::current().record("stream", field::display(&key));
     let info = SessionInfo {
         id: conn.id,
@@ -323,7 +329,8 @@ fn request(
 async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Shared) {
     match event {
         Event::Connect { app, tc_url } => {
-            tracing::debug!(%app, %tc_url, "connect");
+            // Peer text: `?` escapes it, so it cannot forge a log line.
+            tracing::debug!(?app, ?tc_url, "connect");
             conn.app = app;
             conn.tc_url = tc_url;
         }
@@ -337,7 +344,7 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                 Ok(request) => request,
                 Err(why) => {
                     conn.session
-                        .reject_publish(stream_id, "NetStream.Publish.BadName", why);
+                        .reject_publish(stream_id, "NetStream.Publish.BadName", &why);
                     conn.closing = true;
                     return;
                 }
@@ -376,7 +383,7 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                 Ok(request) => request,
                 Err(why) => {
                     conn.session
-                        .reject_play(stream_id, "NetStream.Play.StreamNotFound", why);
+                        .reject_play(stream_id, "NetStream.Play.Failed", &why);
                     conn.closing = true;
                     return;
                 }

@@ -12,6 +12,7 @@
 //! RTP/RTCP frame and pass it on → while playing, the next shared packet is raced against the
 //! next read; UDP datagrams come in through a bounded channel from one task per socket.
 
+use crate::limits::{ConnGuard, Listener};
 use crate::rtsp_out::{RtpOutput, RtpReader};
 use crate::stall::StallGuard;
 use crate::Shared;
@@ -54,34 +55,30 @@ pub struct RtspOptions {
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let id = shared.registry.next_session_id();
-                    let span = tracing::info_span!("session", proto = "rtsp", id, %peer, stream = field::Empty);
-                    let shared = Arc::clone(&shared);
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(
-                        async move {
-                            match run(socket, peer, id, shared, shutdown).await {
-                                Ok(()) => tracing::debug!("session closed"),
-                                Err(e) => tracing::info!("session closed: {e}"),
-                            }
-                        }
-                        .instrument(span),
-                    );
+    let limits = shared.limits.clone();
+    let sessions = shutdown.clone();
+    crate::limits::accept_loop(
+        listener,
+        Listener::Rtsp,
+        limits,
+        shutdown,
+        move |socket, peer, guard| {
+            let id = shared.registry.next_session_id();
+            let span =
+                tracing::info_span!("session", proto = "rtsp", id, %peer, stream = field::Empty);
+            let (shared, shutdown) = (Arc::clone(&shared), sessions.clone());
+            async move {
+                match run(socket, peer, id, shared, shutdown, guard).await {
+                    Ok(()) => tracing::debug!("session closed"),
+                    Err(e) => tracing::info!("session closed: {e}"),
                 }
-                Err(e) => {
-                    tracing::error!("RTSP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
+            }
+            .instrument(span)
+        },
+    )
+    .await;
 }
 
 /// Why a session ended.
@@ -175,6 +172,7 @@ async fn run(
     id: u64,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    guard: ConnGuard,
 ) -> Result<(), SessionError> {
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
@@ -217,6 +215,7 @@ async fn run(
                 loop {
                     match decoder.poll() {
                         Ok(Some(Input::Request(req))) => {
+                            guard.established();
                             let resp = conn.handle(&req).await;
                             resp.write(&mut conn.out);
                         }
@@ -265,7 +264,7 @@ enum RoleEvent {
     /// The next shared packet for a player.
     Packet(rtsp::mux::MuxPacket),
     /// A player's stream ended (or the player fell behind too often).
-    Ended(crate::rtsp_out::ReadEnd),
+    Ended(registry::Ended),
     /// A publisher's stream was closed (on_stream_none_reader, the API).
     Closed,
 }
@@ -324,16 +323,22 @@ impl Conn {
         }
     }
 
-    fn stream_key(&self, url: &str) -> Option<(StreamKey, String)> {
-        let (path, query, host) = split_url(url);
-        let key = StreamKey::from_url(self.shared.enable_vhost, path, query, host)?;
-        Some((key, query.to_owned()))
+    /// The stream a Request-URI names, or the 400 to answer when it is not a valid name.
+    fn stream_key(&self, req: &Request) -> Result<(StreamKey, String), Response> {
+        let (path, query, host) = split_url(req.uri());
+        match StreamKey::from_url(self.shared.enable_vhost, path, query, host) {
+            Ok(key) => Ok((key, query.to_owned())),
+            Err(e) => {
+                tracing::info!("refused: {e}");
+                Err(Response::to(req, 400))
+            }
+        }
     }
 
     async fn handle(&mut self, req: &Request) -> Response {
         tracing::debug!(
             method = <&str>::from(req.method()),
-            uri = req.uri(),
+            uri = ?req.uri(),
             "request"
         );
         match self.session.request(req) {
@@ -427,8 +432,9 @@ impl Conn {
     }
 
     async fn describe(&mut self, req: &Request) -> Response {
-        let Some((key, params)) = self.stream_key(req.uri()) else {
-            return Response::to(req, 404);
+        let (key, params) = match self.stream_key(req) {
+            Ok(found) => found,
+            Err(resp) => return resp,
         };
         tracing::Span::current().record("stream", field::display(&key));
         let viewer = self.session_info(&params);
@@ -491,8 +497,9 @@ impl Conn {
     }
 
     async fn announce(&mut self, req: &Request) -> Response {
-        let Some((key, params)) = self.stream_key(req.uri()) else {
-            return Response::to(req, 404);
+        let (key, params) = match self.stream_key(req) {
+            Ok(found) => found,
+            Err(resp) => return resp,
         };
         tracing::Span::current().record("stream", field::display(&key));
         let tracks = match sdp::parse(req.body()) {

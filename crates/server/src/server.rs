@@ -68,6 +68,9 @@ pub struct Options {
     pub allow_ip_range: Vec<crate::config::IpRange>,
     /// `[hls]`.
     pub hls: api::HlsOptions,
+    /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
+    /// `maxConnections`).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// How long a stopping server waits for its sessions to end their streams.
@@ -92,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) enable_vhost: bool,
     pub(crate) max_stream_wait: Duration,
     pub(crate) write_timeout: Duration,
+    /// Connection caps of every listener.
+    pub(crate) limits: crate::limits::Limits,
 }
 
 /// A running server; [`Server::shutdown`] stops it.
@@ -146,6 +151,7 @@ impl Server {
             enable_vhost: options.enable_vhost,
             max_stream_wait: options.max_stream_wait,
             write_timeout: options.write_timeout,
+            limits: crate::limits::Limits::new(options.limits),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -209,6 +215,7 @@ impl Server {
                 listener,
                 app,
                 options.write_timeout,
+                shared.limits.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -323,6 +330,14 @@ impl Options {
                 retain: config.hls.seg_retain as usize,
                 ..api::HlsOptions::default()
             },
+            limits: crate::limits::LimitsConfig {
+                max_total: config.general.max_connections as usize,
+                max_per_ip: config.general.max_connections_per_ip as usize,
+                rtmp: config.rtmp.max_connections as usize,
+                rtsp: config.rtsp.max_connections as usize,
+                http: config.http.max_connections as usize,
+                turn_tcp: config.turn.max_tcp_connections as usize,
+            },
         }
     }
 }
@@ -337,7 +352,7 @@ fn hook_config(config: &Config) -> HookConfig {
     c.retry_delay = h.retry_delay;
     c.media_server_id = config.general.media_server_id.clone();
     c.sign_token = (!h.sign_token.is_empty()).then(|| h.sign_token.expose().to_owned());
-    c.admin_params = h.admin_params.clone();
+    c.admin_params = h.admin_params.expose().to_owned();
     c.local_bypass = h.local_bypass;
     c.stream_changed_schemas = h.stream_changed_schemas.clone();
     for (hook, url) in [

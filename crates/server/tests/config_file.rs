@@ -221,7 +221,7 @@ fn ini_details() {
     let loaded = Config::from_ini(text).expect("loads");
     assert_eq!(loaded.warnings, Vec::<String>::new());
     assert_eq!(loaded.config.rtmp.port, 1938, "last duplicate wins");
-    assert_eq!(loaded.config.hook.admin_params, "secret=abc");
+    assert_eq!(loaded.config.hook.admin_params.expose(), "secret=abc");
     assert_eq!(loaded.config.hook.on_play, None);
 }
 
@@ -460,6 +460,9 @@ fn flat_view_and_redaction() {
     let mut config = Config::default();
     config.set("api.secret", "s3cret").expect("set");
     config.set("turn.users", "alice:pw").expect("set");
+    config
+        .set("hook.admin_params", "secret=bypass")
+        .expect("set");
     let flat = config.to_flat();
     assert_eq!(flat.len(), Config::keys().len());
     let get = |flat: &[(String, String)], key: &str| {
@@ -477,6 +480,7 @@ fn flat_view_and_redaction() {
     let redacted = config.to_flat_redacted();
     for key in [
         "api.secret",
+        "hook.admin_params",
         "hook.sign_token",
         "turn.auth_secret",
         "turn.users",

@@ -31,7 +31,7 @@ async fn garbage_and_silence_are_survived() {
     let server = start_server_with(|o| o.rtmp.handshake_timeout = Duration::from_secs(1)).await;
     let addr = server.rtmp_addr.expect("rtmp");
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/ok"), &["-stream_loop", "-1"]);
-    let key = StreamKey::new("live", "ok");
+    let key = StreamKey::new("live", "ok").expect("key");
     wait_live(&server, &key, 2).await;
 
     // Not RTMP at all (an HTTP request).

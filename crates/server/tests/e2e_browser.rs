@@ -89,7 +89,7 @@ async fn chromium_plays_ws_flv_and_http_flv_with_mpegts_js() {
     }
     let server = start_server().await;
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/web"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "web"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "web").expect("key"), 2).await;
 
     let ws_url = format!("ws://{}/live/web.live.flv", server.http_addr.expect("http"));
     let http_flv_url = http_url(&server, "live/web.live.flv");

@@ -55,7 +55,7 @@ async fn publish(
         sources,
         codec_args,
     );
-    wait_live(&server, &StreamKey::new("live", name), tracks).await;
+    wait_live(&server, &StreamKey::new("live", name).expect("key"), tracks).await;
     (server, publisher)
 }
 
@@ -129,7 +129,7 @@ async fn aac_audio_only_plays_over_every_output() {
     let (server, mut publisher) = publish("aac", &[AUDIO_SOURCE], &codec_args, 1).await;
     let info = server
         .registry
-        .stream(&StreamKey::new("live", "aac"))
+        .stream(&StreamKey::new("live", "aac").expect("key"))
         .expect("live");
     let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.info.codec).collect();
     assert_eq!(tracks, [Codec::Aac]);
@@ -153,7 +153,7 @@ async fn h264_video_only_plays_over_every_output() {
     let (server, mut publisher) = publish("h264", &[VIDEO_SOURCE], H264, 1).await;
     let info = server
         .registry
-        .stream(&StreamKey::new("live", "h264"))
+        .stream(&StreamKey::new("live", "h264").expect("key"))
         .expect("live");
     let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.info.codec).collect();
     assert_eq!(tracks, [Codec::H264]);
@@ -178,7 +178,7 @@ async fn g711_alaw_with_h264_plays_over_rtmp_http_flv_and_rtsp() {
     let (server, mut publisher) = publish("alaw", &sources, &codec_args, 2).await;
     let info = server
         .registry
-        .stream(&StreamKey::new("live", "alaw"))
+        .stream(&StreamKey::new("live", "alaw").expect("key"))
         .expect("live");
     let audio = info
         .tracks
@@ -207,7 +207,7 @@ async fn mp3_with_h264_plays_over_rtmp_and_http_flv() {
     let (server, mut publisher) = publish("mp3", &sources, &codec_args, 2).await;
     let info = server
         .registry
-        .stream(&StreamKey::new("live", "mp3"))
+        .stream(&StreamKey::new("live", "mp3").expect("key"))
         .expect("live");
     assert!(
         info.tracks.iter().any(|t| t.info.codec == Codec::Mp3),

@@ -116,7 +116,7 @@ async fn gst_decode(
 async fn publish() -> (server::Server, tokio::process::Child) {
     let server = start_server().await;
     let publisher = ffmpeg_publish(&rtmp_url(&server, "live/gst"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "gst"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "gst").expect("key"), 2).await;
     (server, publisher)
 }
 

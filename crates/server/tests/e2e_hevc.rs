@@ -70,7 +70,7 @@ async fn hevc_round_trip(legacy_hevc: bool, name: &str) {
     )
     .await;
 
-    let key = StreamKey::new("live", name);
+    let key = StreamKey::new("live", name).expect("key");
     wait_live(&server, &key, 1).await;
     let info = server.registry.stream(&key).expect("live");
     let video = info
@@ -114,7 +114,14 @@ async fn hevc_round_trip(legacy_hevc: bool, name: &str) {
     let out = output_within(&mut cmd, Duration::from_secs(30)).await;
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "RTSP: {log}");
-    assert!(log.contains("hevc"), "RTSP: {log}");
+    // Exactly one stream, HEVC, as ffprobe sees the RTSP output.
+    let mut probe = tokio::process::Command::new("ffprobe");
+    probe
+        .args(["-v", "error", "-of", "json", "-show_streams"])
+        .args(["-rtsp_transport", "tcp", &rtsp]);
+    let probed = output_within(&mut probe, Duration::from_secs(30)).await;
+    let probed: serde_json::Value = serde_json::from_slice(&probed.stdout).expect("ffprobe json");
+    assert_eq!(codecs(&probed), ["hevc"], "RTSP: {probed}");
     let decoded = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))

@@ -29,7 +29,7 @@ async fn hls_and_ll_hls_play_in_ffmpeg() {
     }
     let server = start_server().await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/hls"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "hls"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "hls").expect("key"), 2).await;
 
     let ts = http_url(&server, "live/hls/hls.m3u8");
     let (status, text) = get_text(&ts).await;
@@ -93,7 +93,7 @@ async fn hls_viewers_are_authorized_once_counted_and_reported() {
     })
     .await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/auth"), &["-stream_loop", "-1"]);
-    let key = StreamKey::new("live", "auth");
+    let key = StreamKey::new("live", "auth").expect("key");
     wait_live(&server, &key, 2).await;
 
     let url = http_url(&server, "live/auth/hls.m3u8?token=t1");
@@ -138,7 +138,7 @@ async fn live_ts_and_live_mp4_play_over_http_and_websocket() {
     }
     let server = start_server().await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/cont"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "cont"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "cont").expect("key"), 2).await;
     for suffix in ["live.ts", "live.mp4"] {
         let url = http_url(&server, &format!("live/cont.{suffix}"));
         let probe = ffprobe(&url, 0).await;
@@ -183,7 +183,7 @@ async fn keep_all_playlists_are_written_to_hls_save_path() {
     })
     .await;
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/keep"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "keep"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "keep").expect("key"), 2).await;
     // A viewer starts the HLS; segments pile up on disk as they finish.
     let url = http_url(&server, "live/keep/hls.m3u8");
     assert!(decode_frames(&url, 100).await >= 100);

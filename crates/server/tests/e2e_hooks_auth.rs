@@ -12,6 +12,46 @@ use media::StreamKey;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Runs the README's Python receiver (the code block under "Signed hooks") on a request: prints
+/// its verdict for the request's own path and for another hook's path.
+fn readme_receiver(
+    path: &str,
+    query: &serde_json::Map<String, Value>,
+    header: &str,
+    body: &str,
+) -> String {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("### Signed hooks").expect("README section")..];
+    let code = section
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("python block");
+    let script = format!(
+        "{code}\nimport json, sys\na = json.loads(sys.stdin.read())\n\
+         ok = verify('hook-token', a['path'], a['query'], a['header'], a['body'].encode())\n\
+         other = verify('hook-token', '/index/hook/other', a['query'], a['header'], \
+         a['body'].encode())\nprint(ok, other)\n"
+    );
+    let input = json!({"path": path, "query": query, "header": header, "body": body});
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3 ran");
+    assert!(out.status.success(), "python3 failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 async fn http_get(url: &str) -> (u16, String) {
     let resp = reqwest::Client::new()
         .get(url)
@@ -46,7 +86,7 @@ async fn publish_and_play_are_authorized_with_zlm_bodies() {
         &rtmp_url(&server, "live/obs?token=abc"),
         &["-stream_loop", "-1"],
     );
-    let key = StreamKey::new("live", "obs");
+    let key = StreamKey::new("live", "obs").expect("key");
     let publish = backend
         .wait_for("on_publish", 1, Duration::from_secs(15), |_| true)
         .await;
@@ -138,7 +178,9 @@ async fn denials_reach_rtmp_and_http_flv_clients() {
         refused,
         ("NetStream.Publish.BadAuth".into(), "bad token".into())
     );
-    assert!(!server.registry.is_live(&StreamKey::new("live", "cam")));
+    assert!(!server
+        .registry
+        .is_live(&StreamKey::new("live", "cam").expect("key")));
 
     let mut client = RtmpClient::connect(rtmp, "live").await;
     let refused = client.try_play("cam").await.expect_err("play refused");
@@ -285,8 +327,11 @@ async fn signed_hooks_verify_as_a_receiver_would() {
             .headers
             .get(hooks::sign::SIGNATURE_HEADER)
             .and_then(|h| h.to_str().ok());
+        let verify = |path: &str, body: &[u8], now: u64| {
+            hooks::sign::verify("hook-token", path, &call.query, header, body, now, 60)
+        };
         assert_eq!(
-            hooks::sign::verify("hook-token", &call.query, header, &call.raw, now, 60),
+            verify(&call.path, &call.raw, now),
             Ok(()),
             "{} {}",
             call.hook,
@@ -296,11 +341,39 @@ async fn signed_hooks_verify_as_a_receiver_would() {
         let mut forged: Value = call.body.clone();
         forged["stream"] = json!("other");
         let forged = serde_json::to_vec(&forged).expect("json");
-        assert!(hooks::sign::verify("hook-token", &call.query, header, &forged, now, 60).is_err());
-        // And so is a replay two minutes later.
-        assert!(
-            hooks::sign::verify("hook-token", &call.query, header, &call.raw, now + 120, 60)
-                .is_err()
+        assert_eq!(
+            verify(&call.path, &forged, now),
+            Err(hooks::sign::VerifyError::Mismatch)
+        );
+        // So is the same request replayed to another hook of the receiver.
+        let other = if call.hook == "on_play" {
+            "/index/hook/on_publish"
+        } else {
+            "/index/hook/on_play"
+        };
+        assert_eq!(
+            verify(other, &call.raw, now),
+            Err(hooks::sign::VerifyError::Mismatch)
+        );
+        // And a replay two minutes later.
+        assert_eq!(
+            verify(&call.path, &call.raw, now + 120),
+            Err(hooks::sign::VerifyError::Expired)
+        );
+        // The README's Python receiver agrees, on the real request.
+        let query: serde_json::Map<String, Value> = call
+            .query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), Value::from(v)))
+            .collect();
+        let header = header.unwrap_or_default();
+        let body = String::from_utf8(call.raw.to_vec()).expect("utf-8 body");
+        assert_eq!(
+            readme_receiver(&call.path, &query, header, &body),
+            "True False",
+            "README receiver on {}",
+            call.hook
         );
     }
     assert!(backend.url(Hook::OnPlay).starts_with("http://127.0.0.1:"));

@@ -29,7 +29,7 @@ async fn stream_changed_and_flow_report_arrive_in_order() {
     })
     .await;
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/life?k=v"), &[]);
-    let key = StreamKey::new("live", "life");
+    let key = StreamKey::new("live", "life").expect("key");
     // Both outputs registered (rtmp, rtsp) before anyone plays, so the order below is fixed.
     let regist = backend
         .wait_for("on_stream_changed", 2, WAIT, |c| c.body["regist"] == true)
@@ -192,7 +192,7 @@ async fn none_reader_close_ends_the_stream() {
         o.lifecycle.none_reader_delay = Duration::from_millis(800);
     })
     .await;
-    let key = StreamKey::new("live", "idle");
+    let key = StreamKey::new("live", "idle").expect("key");
     let publisher = start_publisher(&server, "idle").await;
     wait_live(&server, &key, 1).await;
     let calls = backend
@@ -213,7 +213,7 @@ async fn none_reader_close_ends_the_stream() {
 
     // Without `close`, the stream stays (and the backend is asked again later).
     backend.reply("on_stream_none_reader", Reply::Json(json!({"code": 0})));
-    let key = StreamKey::new("live", "kept");
+    let key = StreamKey::new("live", "kept").expect("key");
     let publisher = start_publisher(&server, "kept").await;
     wait_live(&server, &key, 1).await;
     backend
@@ -283,6 +283,8 @@ async fn server_started_keepalive_and_exited() {
     let backend = Backend::start().await;
     let mut config = server::config::Config::default();
     config.api.secret = server::config::Secret::new("top-secret");
+    config.hook.admin_params = server::config::Secret::new("secret=bypass");
+    config.hook.sign_token = server::config::Secret::new("sign-me");
     let mut options = server::Options::from_config(&config);
     options.rtmp_addr = Some("127.0.0.1:0".parse().expect("addr"));
     options.http_addr = None;
@@ -300,7 +302,10 @@ async fn server_started_keepalive_and_exited() {
         "flat config: {body}"
     );
     assert_eq!(body["rtmp.port"], "1935");
-    assert_ne!(body["api.secret"], "top-secret", "secrets are redacted");
+    // Credentials and the auth bypass are blanked, not sent in clear.
+    for key in ["api.secret", "hook.admin_params", "hook.sign_token"] {
+        assert_eq!(body[key], "", "{key} is not blanked: {body}");
+    }
     assert_eq!(body["mediaServerId"], "test-server");
     let alive = backend
         .wait_for("on_server_keepalive", 2, WAIT, |_| true)
@@ -344,9 +349,11 @@ async fn on_publish_reply_sets_stream_options() {
     })
     .await;
     let publisher = start_publisher(&server, "orig").await;
-    let key = StreamKey::new("live", "renamed");
+    let key = StreamKey::new("live", "renamed").expect("key");
     wait_live(&server, &key, 1).await;
-    assert!(!server.registry.is_live(&StreamKey::new("live", "orig")));
+    assert!(!server
+        .registry
+        .is_live(&StreamKey::new("live", "orig").expect("key")));
     let info = server.registry.stream(&key).expect("live");
     assert!(!info.options.enable_rtmp);
     // RTMP/FLV output is off for this stream: players find nothing.
@@ -366,7 +373,7 @@ async fn continue_push_keeps_viewers_through_a_reconnect() {
         Reply::Json(json!({"code": 0, "continue_push_ms": 5000})),
     );
     let server = start_server_with(|o| o.hooks = backend.config()).await;
-    let key = StreamKey::new("live", "flaky");
+    let key = StreamKey::new("live", "flaky").expect("key");
     let first = start_publisher(&server, "flaky").await;
     wait_live(&server, &key, 1).await;
     let rtmp = server.rtmp_addr.expect("rtmp");

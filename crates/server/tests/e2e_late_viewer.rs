@@ -14,7 +14,7 @@ async fn late_viewer_starts_at_a_keyframe() {
     }
     let server = start_server().await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/late"), &["-stream_loop", "-1"]);
-    let key = StreamKey::new("live", "late");
+    let key = StreamKey::new("live", "late").expect("key");
     wait_live(&server, &key, 2).await;
     // Join well after the first keyframe, at some point inside a 1 s GOP.
     tokio::time::sleep(Duration::from_millis(2600)).await;

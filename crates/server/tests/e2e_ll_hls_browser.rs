@@ -130,7 +130,7 @@ async fn chromium_plays_ll_hls_and_hls_with_hls_js() {
     }
     let server = start_server().await;
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/web"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "web"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "web").expect("key"), 2).await;
 
     let ll_hls_url = http_url(&server, "live/web/hls.fmp4.m3u8");
     let hls_url = http_url(&server, "live/web/hls.m3u8");

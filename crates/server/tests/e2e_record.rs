@@ -150,7 +150,7 @@ async fn a_clean_stop_closes_segments_before_exit() {
     })
     .await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/stop"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "stop"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "stop").expect("key"), 2).await;
     // Stop once a couple of fragments are on disk.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while mp4_files(dir.path())

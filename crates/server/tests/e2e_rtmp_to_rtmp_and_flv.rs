@@ -18,7 +18,7 @@ async fn rtmp_publish_plays_over_rtmp_http_flv_and_ws_flv() {
         &rtmp_url(&server, "live/obs?token=abc"),
         &["-stream_loop", "-1"],
     );
-    let key = StreamKey::new("live", "obs");
+    let key = StreamKey::new("live", "obs").expect("key");
     wait_live(&server, &key, 2).await;
     let info = server.registry.stream(&key).expect("live");
     assert_eq!(info.publisher.params, "token=abc");
@@ -29,11 +29,26 @@ async fn rtmp_publish_plays_over_rtmp_http_flv_and_ws_flv() {
         .expect("h264 track");
     assert_eq!((video.info.width, video.info.height), (320, 240));
 
-    // RTMP playback.
+    // RTMP playback: exactly the two tracks (no data stream beside them).
     let rtmp = rtmp_url(&server, "live/obs");
     let probe = ffprobe(&rtmp, 0).await;
     assert_eq!(codecs(&probe), ["aac", "h264"], "{probe}");
     assert!(decode_frames(&rtmp, 30).await >= 30);
+    // …so every stream of it remuxes into MP4 as is.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("copy.mp4");
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-i", &rtmp])
+        .args(["-map", "0", "-c", "copy", "-t", "2"])
+        .arg(&copy);
+    let out = output_within(&mut cmd, Duration::from_secs(30)).await;
+    assert!(
+        out.status.success(),
+        "ffmpeg -map 0 -c copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = ffprobe(copy.to_str().expect("utf-8 path"), 0).await;
+    assert_eq!(codecs(&copied), ["aac", "h264"], "{copied}");
 
     // HTTP-FLV playback.
     let flv = http_url(&server, "live/obs.live.flv");

@@ -94,7 +94,7 @@ async fn rtmp_publish_plays_over_rtsp_tcp_and_udp() {
     }
     let server = start_server().await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/obs"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "obs"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "obs").expect("key"), 2).await;
     let url = rtsp_url(&server, "live/obs");
     for transport in ["tcp", "udp"] {
         assert_eq!(
@@ -118,7 +118,7 @@ async fn rtsp_publish_plays_over_rtmp_flv_and_rtsp() {
         let name = format!("cam_{transport}");
         let mut publisher =
             ffmpeg_publish_rtsp(&rtsp_url(&server, &format!("live/{name}")), transport);
-        let key = StreamKey::new("live", &name);
+        let key = StreamKey::new("live", &name).expect("key");
         wait_live(&server, &key, 2).await;
         let info = server.registry.stream(&key).expect("live");
         let video = info
@@ -160,7 +160,7 @@ async fn digest_and_basic_credentials_through_hooks() {
     );
     let server = start_server_with(|o| o.hooks = backend.config()).await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/secure"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "secure"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "secure").expect("key"), 2).await;
     let addr = server.rtsp_addr.expect("rtsp");
 
     let good = format!("rtsp://alice:s3cret@{addr}/live/secure");
@@ -200,7 +200,7 @@ async fn digest_and_basic_credentials_through_hooks() {
     })
     .await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/secure"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "secure"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "secure").expect("key"), 2).await;
     let addr = server.rtsp_addr.expect("rtsp");
     let good = format!("rtsp://alice:s3cret@{addr}/live/secure");
     assert_eq!(rtsp_codecs(&good, "tcp").await, ["aac", "h264"]);
@@ -214,7 +214,7 @@ async fn malformed_requests_get_400_and_others_go_on() {
     }
     let server = start_server().await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/ok"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "ok"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "ok").expect("key"), 2).await;
     let addr = server.rtsp_addr.expect("rtsp");
     for garbage in [
         &b"\x00\x01\x02garbage\r\n\r\n"[..],
@@ -330,7 +330,7 @@ async fn methods_sessions_and_rtp_info() {
     }
     let server = start_server().await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/raw"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "raw"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "raw").expect("key"), 2).await;
     let addr = server.rtsp_addr.expect("rtsp");
     let url = format!("rtsp://{addr}/live/raw");
     let mut c = RawRtsp::connect(addr).await;

@@ -15,7 +15,7 @@ async fn second_publisher_refused_first_goes_on() {
     let server = start_server().await;
     let url = rtmp_url(&server, "live/dup");
     let _first = ffmpeg_publish(&url, &["-stream_loop", "-1"]);
-    let key = StreamKey::new("live", "dup");
+    let key = StreamKey::new("live", "dup").expect("key");
     wait_live(&server, &key, 2).await;
     let first_id = server.registry.stream(&key).expect("live").publisher.id;
 
@@ -43,7 +43,7 @@ async fn players_get_end_of_stream_when_publisher_leaves() {
     let server = start_server().await;
     // A 10 s sample, published once.
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/eos"), &[]);
-    let key = StreamKey::new("live", "eos");
+    let key = StreamKey::new("live", "eos").expect("key");
     wait_live(&server, &key, 2).await;
     // Both players read to the end; they must exit by themselves once the publisher is gone.
     let mut rtmp = tokio::process::Command::new("ffmpeg");

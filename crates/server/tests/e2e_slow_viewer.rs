@@ -26,7 +26,7 @@ async fn stalled_viewers_are_dropped_and_others_play_on() {
     }
     let server = start_server_with(|o| o.write_timeout = Duration::from_secs(2)).await;
     let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/slow"), &["-stream_loop", "-1"]);
-    wait_live(&server, &StreamKey::new("live", "slow"), 2).await;
+    wait_live(&server, &StreamKey::new("live", "slow").expect("key"), 2).await;
 
     // A second stream at about 10 MB/s, so stalled viewers fill every kernel buffer in well
     // under a second: 64 KiB H.264 frames (their content is never decoded) every 5 ms.
@@ -58,7 +58,7 @@ async fn stalled_viewers_are_dropped_and_others_play_on() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let key = StreamKey::new("live", "heavy");
+    let key = StreamKey::new("live", "heavy").expect("key");
     wait_live(&server, &key, 1).await;
 
     // An HTTP-FLV viewer that reads the response head and then nothing.

@@ -17,6 +17,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Call {
     pub hook: String,
+    /// The request's URL path (`/index/hook/on_play`).
+    pub path: String,
     pub query: String,
     pub headers: HeaderMap,
     pub raw: Bytes,
@@ -157,6 +159,7 @@ async fn handle(
         let mut inner = inner.lock().expect("lock");
         inner.calls.push(Call {
             hook: hook.clone(),
+            path: uri.path().to_owned(),
             query: uri.query().unwrap_or("").to_owned(),
             headers,
             raw,

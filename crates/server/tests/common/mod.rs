@@ -170,13 +170,17 @@ pub async fn ffprobe(url: &str, frames: usize) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("ffprobe json")
 }
 
-/// The codec names ffprobe reports, sorted.
+/// The codec of every stream ffprobe reports, sorted: one entry per stream, so a stream
+/// without a codec (a data stream) shows up as `"none (data)"` instead of being left out.
 pub fn codecs(probe: &serde_json::Value) -> Vec<String> {
     let mut names: Vec<String> = probe["streams"]
         .as_array()
         .map(|s| {
             s.iter()
-                .filter_map(|st| st["codec_name"].as_str().map(str::to_owned))
+                .map(|st| match st["codec_name"].as_str() {
+                    Some(name) => name.to_owned(),
+                    None => format!("none ({})", st["codec_type"].as_str().unwrap_or("?")),
+                })
                 .collect()
         })
         .unwrap_or_default();
