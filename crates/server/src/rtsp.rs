@@ -99,16 +99,28 @@ enum SessionError {
 
 /// Where one track's packets go (playing) or come from (recording).
 enum Dest {
-    Tcp {
-        rtp: u8,
-        rtcp: u8,
-    },
-    Udp {
-        rtp: Arc<UdpSocket>,
-        rtcp: Arc<UdpSocket>,
-        client_rtp: SocketAddr,
-        client_rtcp: SocketAddr,
-    },
+    Tcp { rtp: u8, rtcp: u8 },
+    Udp(UdpPair),
+}
+
+/// A track's UDP transport: the server's port pair, the client's ports, and the two tasks
+/// reading the pair. The tasks hold the only other references to the sockets, so dropping the
+/// pair (a repeated SETUP of the track replacing it, or the session ending) closes both
+/// sockets at once instead of when the session ends.
+struct UdpPair {
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    client_rtp: SocketAddr,
+    client_rtcp: SocketAddr,
+    readers: [JoinHandle<()>; 2],
+}
+
+impl Drop for UdpPair {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
 }
 
 struct Setup {
@@ -158,15 +170,6 @@ struct Conn {
     closing: bool,
     /// Datagrams from this session's UDP sockets: (track, rtcp, bytes).
     udp_tx: mpsc::Sender<(usize, bool, Bytes)>,
-    udp_tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        for task in &self.udp_tasks {
-            task.abort();
-        }
-    }
 }
 
 async fn run(
@@ -188,6 +191,7 @@ async fn run(
         session: Session::new(
             format!("{:016x}", rand::random::<u64>()),
             u32::try_from(options.keep_alive.as_secs()).unwrap_or(u32::MAX),
+            &rtsp::RtspConfig::default(),
         ),
         nonce: new_nonce(),
         shared,
@@ -195,7 +199,6 @@ async fn run(
         out: BytesMut::new(),
         closing: false,
         udp_tx,
-        udp_tasks: Vec::new(),
     };
     let mut decoder = Decoder::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -563,24 +566,27 @@ impl Conn {
             answer.server_port = Some(server);
             answer.client_port = Some((client_rtp, client_rtcp));
             let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
-            for (socket, is_rtcp) in [(&rtp, false), (&rtcp, true)] {
-                let task = tokio::spawn(udp_reader(
+            let reader = |socket: &Arc<UdpSocket>, rtcp: bool| {
+                tokio::spawn(udp_reader(
                     Arc::clone(socket),
                     self.peer.ip(),
                     track,
-                    is_rtcp,
+                    rtcp,
                     self.udp_tx.clone(),
-                ));
-                self.udp_tasks.push(task);
-            }
-            Dest::Udp {
+                ))
+            };
+            let readers = [reader(&rtp, false), reader(&rtcp, true)];
+            Dest::Udp(UdpPair {
                 rtp,
                 rtcp,
                 client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
                 client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
-            }
+                readers,
+            })
         };
         let setup = Setup { track, dest };
+        // A repeated SETUP of a track replaces its transport; dropping the old one closes its
+        // port pair (the session's cap on SETUPs bounds how often this can happen).
         match &mut self.role {
             Role::Play(play) => {
                 play.setups.retain(|s| s.track != track);
@@ -677,12 +683,13 @@ impl Conn {
                             sent += packet.data.len() as u64 + 4;
                         }
                     }
-                    Dest::Udp {
+                    Dest::Udp(UdpPair {
                         rtp,
                         rtcp,
                         client_rtp,
                         client_rtcp,
-                    } => {
+                        ..
+                    }) => {
                         let (socket, to) = if packet.rtcp {
                             (rtcp, client_rtcp)
                         } else {
