@@ -11,6 +11,11 @@
 //! Drive loop: read → `Decoder::push` → `poll` each request and answer it, or each interleaved
 //! RTP/RTCP frame and pass it on → while playing, the next shared packet is raced against the
 //! next read; UDP datagrams come in through a bounded channel from one task per socket.
+//!
+//! Timers: the keep-alive (`rtsp.keepAliveSecond`, `rtsp.handshakeSecond` for the first
+//! request) restarts on each complete request, interleaved frame or UDP datagram, never on
+//! partial bytes; and a request, once its first byte is in, must be complete within
+//! `rtsp.handshakeSecond` or it is answered 408 and the connection closed.
 
 use crate::rtsp_out::{RtpOutput, RtpReader};
 use crate::stall::StallGuard;
@@ -42,7 +47,8 @@ const UDP_QUEUE: usize = 1024;
 /// RTSP settings.
 #[derive(Debug, Clone)]
 pub struct RtspOptions {
-    /// `rtsp.handshakeSecond`: the first request must arrive within this.
+    /// `rtsp.handshakeSecond`: the first request must arrive within this, and every request
+    /// within this of its first byte.
     pub handshake_timeout: Duration,
     /// `rtsp.keepAliveSecond`: a session with no request, RTP or RTCP this long is closed.
     pub keep_alive: Duration,
@@ -93,6 +99,8 @@ enum SessionError {
     Protocol(#[from] rtsp::Error),
     #[error("no request within {0:?}")]
     HandshakeTimeout(Duration),
+    #[error("a request took longer than {0:?} to arrive")]
+    RequestTimeout(Duration),
     #[error("nothing received for {0:?}")]
     Idle(Duration),
 }
@@ -202,28 +210,31 @@ async fn run(
     };
     let mut decoder = Decoder::default();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut deadline = Instant::now() + options.handshake_timeout;
-    let mut started = false;
+    let mut timers = Timers::new(Instant::now(), &options);
+    let timeout = tokio::time::sleep_until(timers.deadline());
+    tokio::pin!(timeout);
     loop {
+        if timeout.deadline() != timers.deadline() {
+            timeout.as_mut().reset(timers.deadline());
+        }
         tokio::select! {
-            read = tokio::time::timeout_at(deadline, conn.socket.read(&mut buf)) => {
-                let n = match read {
-                    Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(n)) => n,
-                    Ok(Err(e)) => return Err(e.into()),
-                    Err(_) if !started => return Err(SessionError::HandshakeTimeout(options.handshake_timeout)),
-                    Err(_) => return Err(SessionError::Idle(options.keep_alive)),
-                };
-                started = true;
-                deadline = Instant::now() + options.keep_alive;
+            read = conn.socket.read(&mut buf) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(());
+                }
+                let now = Instant::now();
                 decoder.push(&buf[..n]);
+                let mut complete = false;
                 loop {
                     match decoder.poll() {
                         Ok(Some(Input::Request(req))) => {
+                            complete = true;
                             let resp = conn.handle(&req).await;
                             resp.write(&mut conn.out);
                         }
                         Ok(Some(Input::Interleaved { channel, payload })) => {
+                            complete = true;
                             conn.interleaved(channel, payload);
                         }
                         Ok(None) => break,
@@ -234,13 +245,26 @@ async fn run(
                         }
                     }
                 }
+                if complete {
+                    timers.alive(Instant::now());
+                }
+                timers.read(now, complete, decoder.buffered() > 0);
                 conn.flush().await?;
                 if conn.closing {
                     return Ok(());
                 }
             }
+            () = &mut timeout => {
+                if decoder.buffered() > 0 {
+                    // RFC 2326 §7.1.1 and RFC 2616 §10.4.9: the client did not produce a
+                    // request within the time the server was prepared to wait.
+                    Response::new(408, None).write(&mut conn.out);
+                    let _ = conn.flush().await;
+                }
+                return Err(timers.expired(Instant::now()));
+            }
             Some((track, rtcp, data)) = udp_rx.recv() => {
-                deadline = Instant::now() + options.keep_alive;
+                timers.alive(Instant::now());
                 conn.udp(track, rtcp, data);
             }
             next = next_for_role(&mut conn.role) => match next {
@@ -260,6 +284,65 @@ async fn run(
                 }
                 return Ok(());
             }
+        }
+    }
+}
+
+/// A session's two clocks: when it is closed for silence, and by when the request now arriving
+/// must be complete.
+struct Timers {
+    handshake: Duration,
+    keep_alive: Duration,
+    /// `handshake` after the connection opened, then `keep_alive` after the last complete
+    /// request, interleaved frame or UDP datagram.
+    idle: Instant,
+    /// Whether anything complete has come in yet.
+    started: bool,
+    /// `handshake` after the first byte of the request (or interleaved frame) the decoder holds
+    /// part of; `None` when it holds nothing.
+    partial: Option<Instant>,
+}
+
+impl Timers {
+    fn new(now: Instant, options: &RtspOptions) -> Timers {
+        Timers {
+            handshake: options.handshake_timeout,
+            keep_alive: options.keep_alive,
+            idle: now + options.handshake_timeout,
+            started: false,
+            partial: None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.partial.map_or(self.idle, |p| p.min(self.idle))
+    }
+
+    /// A complete request, interleaved frame or UDP datagram came in.
+    fn alive(&mut self, now: Instant) {
+        self.started = true;
+        self.idle = now + self.keep_alive;
+    }
+
+    /// Bytes were read at `now`: they completed an input (`complete`), and the decoder still
+    /// holds the start of another (`partial`).
+    fn read(&mut self, now: Instant, complete: bool, partial: bool) {
+        self.partial = match (partial, self.partial) {
+            (false, _) => None,
+            // What is held began in this read: the earlier input ended in it.
+            (true, _) if complete => Some(now + self.handshake),
+            (true, pending) => Some(pending.unwrap_or(now + self.handshake)),
+        };
+    }
+
+    /// Why the session ends once [`Timers::deadline`] has passed at `now`.
+    fn expired(&self, now: Instant) -> SessionError {
+        if self.partial.is_some_and(|p| p <= now) {
+            SessionError::RequestTimeout(self.handshake)
+        } else if !self.started {
+            SessionError::HandshakeTimeout(self.handshake)
+        } else {
+            SessionError::Idle(self.keep_alive)
         }
     }
 }
