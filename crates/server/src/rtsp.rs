@@ -15,7 +15,9 @@
 //! Timers: the keep-alive (`rtsp.keepAliveSecond`, `rtsp.handshakeSecond` for the first
 //! request) restarts on each complete request, interleaved frame or UDP datagram, never on
 //! partial bytes; and a request, once its first byte is in, must be complete within
-//! `rtsp.handshakeSecond` or it is answered 408 and the connection closed.
+//! `rtsp.handshakeSecond` or it is answered 408 and the connection closed. Buffers start small
+//! and grow on demand: 4 KiB to read with, doubled while reads fill it, up to the decoder's
+//! 64 KiB message cap.
 
 use crate::rtsp_out::{RtpOutput, RtpReader};
 use crate::stall::StallGuard;
@@ -43,6 +45,17 @@ use tracing::{field, Instrument};
 const WRITE_BATCH: usize = 128 * 1024;
 /// UDP datagrams queued from the socket tasks to the session; more are dropped.
 const UDP_QUEUE: usize = 1024;
+/// A connection's first read buffer: requests are a few hundred bytes, so this is what an idle
+/// session holds. A read that fills it doubles it, up to [`READ_BUF_MAX`].
+const READ_BUF_MIN: usize = 4 * 1024;
+/// The largest read buffer, the decoder's cap on one message: a publisher's interleaved frames
+/// (up to 64 KiB + 4) come in a few reads at most.
+const READ_BUF_MAX: usize = rtsp::message::MAX_MESSAGE;
+/// Receive buffer of a UDP socket only RTCP arrives on, or a player's RTP socket (NAT punches
+/// at most): RTCP compounds stay within the path MTU (RFC 3550 §6.1).
+const UDP_BUF_SMALL: usize = 2 * 1024;
+/// Receive buffer of a publisher's RTP socket: any UDP payload (65 507 bytes at most) fits.
+const UDP_BUF_RTP: usize = 64 * 1024;
 
 /// RTSP settings.
 #[derive(Debug, Clone)]
@@ -176,8 +189,18 @@ struct Conn {
     role: Role,
     out: BytesMut,
     closing: bool,
-    /// Datagrams from this session's UDP sockets: (track, rtcp, bytes).
-    udp_tx: mpsc::Sender<(usize, bool, Bytes)>,
+    /// Datagrams from this session's UDP sockets. Made by the first UDP SETUP, so a TCP session
+    /// holds no queue.
+    udp_tx: Option<mpsc::Sender<Datagram>>,
+    udp_rx: Option<mpsc::Receiver<Datagram>>,
+}
+
+/// A datagram from one of a session's UDP sockets.
+struct Datagram {
+    track: usize,
+    /// From the RTCP socket of the pair.
+    rtcp: bool,
+    data: Bytes,
 }
 
 async fn run(
@@ -189,7 +212,6 @@ async fn run(
 ) -> Result<(), SessionError> {
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
-    let (udp_tx, mut udp_rx) = mpsc::channel(UDP_QUEUE);
     let options = shared.rtsp.clone();
     let mut conn = Conn {
         socket: StallGuard::new(socket, shared.write_timeout),
@@ -206,10 +228,13 @@ async fn run(
         role: Role::Init,
         out: BytesMut::new(),
         closing: false,
-        udp_tx,
+        udp_tx: None,
+        udp_rx: None,
     };
     let mut decoder = Decoder::default();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Read with `read_buf` into spare capacity: nothing is zeroed, and an idle session holds
+    // READ_BUF_MIN bytes rather than the largest message a publisher may send.
+    let mut buf = BytesMut::with_capacity(READ_BUF_MIN);
     let mut timers = Timers::new(Instant::now(), &options);
     let timeout = tokio::time::sleep_until(timers.deadline());
     tokio::pin!(timeout);
@@ -218,19 +243,26 @@ async fn run(
             timeout.as_mut().reset(timers.deadline());
         }
         tokio::select! {
-            read = conn.socket.read(&mut buf) => {
-                let n = read?;
-                if n == 0 {
+            read = conn.socket.read_buf(&mut buf) => {
+                if read? == 0 {
                     return Ok(());
                 }
                 let now = Instant::now();
-                decoder.push(&buf[..n]);
+                decoder.push(&buf);
+                let filled = buf.len() == buf.capacity();
+                buf.clear();
+                if filled && buf.capacity() < READ_BUF_MAX {
+                    // The peer sends more than this buffer holds per read: media, not requests.
+                    buf.reserve((buf.capacity() * 2).min(READ_BUF_MAX));
+                }
                 let mut complete = false;
                 loop {
                     match decoder.poll() {
                         Ok(Some(Input::Request(req))) => {
                             complete = true;
-                            let resp = conn.handle(&req).await;
+                            // Boxed: answering (hooks, auth, the registry) is most of this
+                            // future's size, which an idle session would otherwise hold.
+                            let resp = Box::pin(conn.handle(&req)).await;
                             resp.write(&mut conn.out);
                         }
                         Ok(Some(Input::Interleaved { channel, payload })) => {
@@ -263,9 +295,9 @@ async fn run(
                 }
                 return Err(timers.expired(Instant::now()));
             }
-            Some((track, rtcp, data)) = udp_rx.recv() => {
+            Some(datagram) = next_datagram(&mut conn.udp_rx) => {
                 timers.alive(Instant::now());
-                conn.udp(track, rtcp, data);
+                conn.udp(datagram);
             }
             next = next_for_role(&mut conn.role) => match next {
                 RoleEvent::Packet(packet) => conn.send(packet).await?,
@@ -354,6 +386,14 @@ enum RoleEvent {
     Ended(crate::rtsp_out::ReadEnd),
     /// A publisher's stream was closed (on_stream_none_reader, the API).
     Closed,
+}
+
+/// The next datagram from the session's UDP sockets; never, while it has none.
+async fn next_datagram(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What a playing (unpaused) or publishing session must act on besides its socket.
@@ -649,16 +689,30 @@ impl Conn {
             answer.server_port = Some(server);
             answer.client_port = Some((client_rtp, client_rtcp));
             let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
-            let reader = |socket: &Arc<UdpSocket>, rtcp: bool| {
+            // Only a publisher's RTP needs room for large datagrams.
+            let rtp_buf = match self.role {
+                Role::Record(_) => UDP_BUF_RTP,
+                _ => UDP_BUF_SMALL,
+            };
+            let tx = self.udp_tx.get_or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(UDP_QUEUE);
+                self.udp_rx = Some(rx);
+                tx
+            });
+            let reader = |socket: &Arc<UdpSocket>, rtcp: bool, size: usize| {
                 tokio::spawn(udp_reader(
                     Arc::clone(socket),
                     self.peer.ip(),
                     track,
                     rtcp,
-                    self.udp_tx.clone(),
+                    size,
+                    tx.clone(),
                 ))
             };
-            let readers = [reader(&rtp, false), reader(&rtcp, true)];
+            let readers = [
+                reader(&rtp, false, rtp_buf),
+                reader(&rtcp, true, UDP_BUF_SMALL),
+            ];
             Dest::Udp(UdpPair {
                 rtp,
                 rtcp,
@@ -740,7 +794,7 @@ impl Conn {
         }
     }
 
-    fn udp(&mut self, track: usize, rtcp: bool, data: Bytes) {
+    fn udp(&mut self, Datagram { track, rtcp, data }: Datagram) {
         match &mut self.role {
             Role::Record(record) => record.ingest(track, rtcp, data),
             _ if rtcp => receiver_report(&data),
@@ -867,24 +921,27 @@ async fn udp_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
     ))
 }
 
-/// Forwards datagrams from the client's address to the session, dropping what does not fit.
+/// Forwards datagrams from the client's address to the session, dropping what does not fit in
+/// the queue. Datagrams are read into `buf_size` bytes; one that fills them may have been cut
+/// short by the kernel and is dropped.
 async fn udp_reader(
     socket: Arc<UdpSocket>,
     client: IpAddr,
     track: usize,
     rtcp: bool,
-    tx: mpsc::Sender<(usize, bool, Bytes)>,
+    buf_size: usize,
+    tx: mpsc::Sender<Datagram>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; buf_size];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
             return;
         };
-        if from.ip() != client {
-            continue; // not our client: ignore, never forward
+        if from.ip() != client || n == buf.len() {
+            continue; // not our client (ignore, never forward), or truncated
         }
         let data = Bytes::copy_from_slice(&buf[..n]);
-        if tx.try_send((track, rtcp, data)).is_err() && tx.is_closed() {
+        if tx.try_send(Datagram { track, rtcp, data }).is_err() && tx.is_closed() {
             return;
         }
     }
