@@ -144,6 +144,10 @@ pub struct RtspConfig {
     /// Largest video access unit a depacketizer gathers before dropping it, in bytes.
     /// Default: 8 MiB.
     pub max_access_unit: usize,
+    /// SETUPs one session may complete, repeats of a track included; later ones are answered
+    /// 453 (RFC 2326 §11.3.3). Each UDP SETUP costs the server a port pair, and real clients
+    /// send one per track. Default: 16.
+    pub max_setups: usize,
 }
 
 impl Default for RtspConfig {
@@ -152,6 +156,7 @@ impl Default for RtspConfig {
             max_message: message::MAX_MESSAGE,
             max_rtp_payload: 1400,
             max_access_unit: 8 << 20,
+            max_setups: 16,
         }
     }
 }

@@ -376,6 +376,8 @@ fn reason_phrase(status: u16) -> Option<&'static str> {
         404 => "Not Found",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
+        408 => "Request Time-out",
+        453 => "Not Enough Bandwidth",
         454 => "Session Not Found",
         455 => "Method Not Valid in This State",
         459 => "Aggregate operation not allowed",

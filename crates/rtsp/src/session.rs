@@ -15,6 +15,7 @@
 //! ```
 
 use crate::message::{Request, Response, Transport};
+use crate::RtspConfig;
 
 /// The methods the server answers, for OPTIONS' `Public`.
 pub const PUBLIC: &str =
@@ -64,20 +65,29 @@ pub struct Session {
     /// Track controls, once described or announced.
     controls: Vec<String>,
     setups: Vec<(usize, Transport)>,
+    /// SETUPs completed, repeats included, against `max_setups`.
+    setups_done: usize,
+    max_setups: usize,
+    /// SETUPs refused for the cap: the first is logged as a warning, the rest at debug.
+    setups_refused: usize,
     started: bool,
     paused: bool,
 }
 
 impl Session {
     /// A session with id `id` (random, from the driver) that times out after `timeout_secs`
-    /// without requests or media, as its `Session` header says.
-    pub fn new(id: String, timeout_secs: u32) -> Session {
+    /// without requests or media, as its `Session` header says, and takes at most
+    /// `config.max_setups` SETUPs.
+    pub fn new(id: String, timeout_secs: u32, config: &RtspConfig) -> Session {
         Session {
             id,
             timeout_secs,
             mode: Mode::Init,
             controls: Vec::new(),
             setups: Vec::new(),
+            setups_done: 0,
+            max_setups: config.max_setups,
+            setups_refused: 0,
             started: false,
             paused: false,
         }
@@ -135,13 +145,29 @@ impl Session {
         }
     }
 
-    fn setup(&self, req: &Request) -> Step {
+    fn setup(&mut self, req: &Request) -> Step {
         if self.mode == Mode::Init {
             return Step::Answer(Response::to(req, 455));
         }
         let Some(track) = track_of(req.uri(), &self.controls) else {
             return Step::Answer(Response::to(req, 404));
         };
+        if self.setups_done >= self.max_setups {
+            // Every UDP SETUP binds a port pair; a client repeating them without end is
+            // refused the way RFC 2326 §11.3.3 refuses a failed resource reservation.
+            let cseq = req.cseq();
+            if self.setups_refused == 0 {
+                tracing::warn!(
+                    cseq,
+                    max = self.max_setups,
+                    "SETUP refused: too many SETUPs"
+                );
+            } else {
+                tracing::debug!(cseq, "SETUP refused: too many SETUPs");
+            }
+            self.setups_refused = self.setups_refused.saturating_add(1);
+            return Step::Answer(Response::to(req, 453)); // Not Enough Bandwidth
+        }
         let unsupported = || Step::Answer(Response::to(req, 461)); // Unsupported Transport
         let Some(mut transport) = req
             .header("Transport")
@@ -189,6 +215,7 @@ impl Session {
 
     /// SETUP of `track` is done with `transport` (the answer, server ports filled in).
     pub fn set_up(&mut self, track: usize, transport: Transport) {
+        self.setups_done += 1;
         self.setups.retain(|(t, _)| *t != track);
         self.setups.push((track, transport));
     }
@@ -248,7 +275,7 @@ mod tests {
 
     #[test]
     fn play_session_in_order() {
-        let mut s = Session::new("abc".into(), 60);
+        let mut s = Session::new("abc".into(), 60, &RtspConfig::default());
         assert_eq!(
             status(s.request(&req(&format!("OPTIONS {URL} RTSP/1.0\nCSeq: 1\n\n")))),
             200
@@ -326,7 +353,7 @@ mod tests {
 
     #[test]
     fn record_session_and_odd_requests() {
-        let mut s = Session::new("x".into(), 60);
+        let mut s = Session::new("x".into(), 60, &RtspConfig::default());
         assert_eq!(
             s.request(&req(&format!("ANNOUNCE {URL} RTSP/1.0\nCSeq: 1\n\n"))),
             Step::Announce
@@ -365,6 +392,48 @@ mod tests {
         assert_eq!(
             status(s.request(&req(&format!("OPTIONS {URL} RTSP/1.0\n\n")))),
             400
+        );
+    }
+
+    #[test]
+    fn setups_are_capped_and_repeats_replace() {
+        let config = RtspConfig {
+            max_setups: 3,
+            ..RtspConfig::default()
+        };
+        let mut s = Session::new("abc".into(), 60, &config);
+        s.described(vec!["trackID=0".into(), "trackID=1".into()]);
+        let setup = |cseq: u32| {
+            req(&format!(
+                "SETUP {URL}/trackID=0 RTSP/1.0\nCSeq: {cseq}\nTransport: RTP/AVP;unicast;client_port=5000-5001\n\n"
+            ))
+        };
+        for cseq in 1..=3 {
+            let step = s.request(&setup(cseq));
+            let Step::Setup { track, transport } = step else {
+                panic!("{step:?}")
+            };
+            s.set_up(track, transport);
+            assert_eq!(
+                s.setups().len(),
+                1,
+                "a repeat replaces the track's transport"
+            );
+        }
+        assert_eq!(status(s.request(&setup(4))), 453);
+        assert_eq!(status(s.request(&setup(5))), 453);
+        // A track the SDP does not have is still a 404, and the session goes on.
+        assert_eq!(
+            status(s.request(&req(&format!(
+                "SETUP {URL}/trackID=9 RTSP/1.0\nCSeq: 6\nTransport: RTP/AVP;unicast;client_port=5000-5001\n\n"
+            )))),
+            404
+        );
+        assert_eq!(
+            s.request(&req(&format!(
+                "PLAY {URL} RTSP/1.0\nCSeq: 7\nSession: abc\n\n"
+            ))),
+            Step::Play
         );
     }
 

@@ -740,7 +740,7 @@ sections! {
         "port" => port: u16 = "8554" via Plain;
         /// 1 = RTSP auth (on_rtsp_realm) uses Basic instead of Digest.
         "authBasic" => auth_basic: bool = "0" via Flag;
-        /// The session must be set up within this many seconds.
+        /// Seconds a request may take from its first byte (the first request: from connecting).
         "handshakeSecond" => handshake_second: Duration = "15" via Secs;
         /// A session silent for this many seconds is closed.
         "keepAliveSecond" => keep_alive_second: Duration = "15" via Secs;

@@ -11,6 +11,13 @@
 //! Drive loop: read → `Decoder::push` → `poll` each request and answer it, or each interleaved
 //! RTP/RTCP frame and pass it on → while playing, the next shared packet is raced against the
 //! next read; UDP datagrams come in through a bounded channel from one task per socket.
+//!
+//! Timers: the keep-alive (`rtsp.keepAliveSecond`, `rtsp.handshakeSecond` for the first
+//! request) restarts on each complete request, interleaved frame or UDP datagram, never on
+//! partial bytes; and a request, once its first byte is in, must be complete within
+//! `rtsp.handshakeSecond` or it is answered 408 and the connection closed. Buffers start small
+//! and grow on demand: 4 KiB to read with, doubled while reads fill it, up to the decoder's
+//! 64 KiB message cap.
 
 use crate::limits::{ConnGuard, Listener};
 use crate::rtsp_out::{RtpOutput, RtpReader};
@@ -39,11 +46,23 @@ use tracing::{field, Instrument};
 const WRITE_BATCH: usize = 128 * 1024;
 /// UDP datagrams queued from the socket tasks to the session; more are dropped.
 const UDP_QUEUE: usize = 1024;
+/// A connection's first read buffer: requests are a few hundred bytes, so this is what an idle
+/// session holds. A read that fills it doubles it, up to [`READ_BUF_MAX`].
+const READ_BUF_MIN: usize = 4 * 1024;
+/// The largest read buffer, the decoder's cap on one message: a publisher's interleaved frames
+/// (up to 64 KiB + 4) come in a few reads at most.
+const READ_BUF_MAX: usize = rtsp::message::MAX_MESSAGE;
+/// Receive buffer of a UDP socket only RTCP arrives on, or a player's RTP socket (NAT punches
+/// at most): RTCP compounds stay within the path MTU (RFC 3550 §6.1).
+const UDP_BUF_SMALL: usize = 2 * 1024;
+/// Receive buffer of a publisher's RTP socket: any UDP payload (65 507 bytes at most) fits.
+const UDP_BUF_RTP: usize = 64 * 1024;
 
 /// RTSP settings.
 #[derive(Debug, Clone)]
 pub struct RtspOptions {
-    /// `rtsp.handshakeSecond`: the first request must arrive within this.
+    /// `rtsp.handshakeSecond`: the first request must arrive within this, and every request
+    /// within this of its first byte.
     pub handshake_timeout: Duration,
     /// `rtsp.keepAliveSecond`: a session with no request, RTP or RTCP this long is closed.
     pub keep_alive: Duration,
@@ -90,22 +109,36 @@ enum SessionError {
     Protocol(#[from] rtsp::Error),
     #[error("no request within {0:?}")]
     HandshakeTimeout(Duration),
+    #[error("a request took longer than {0:?} to arrive")]
+    RequestTimeout(Duration),
     #[error("nothing received for {0:?}")]
     Idle(Duration),
 }
 
 /// Where one track's packets go (playing) or come from (recording).
 enum Dest {
-    Tcp {
-        rtp: u8,
-        rtcp: u8,
-    },
-    Udp {
-        rtp: Arc<UdpSocket>,
-        rtcp: Arc<UdpSocket>,
-        client_rtp: SocketAddr,
-        client_rtcp: SocketAddr,
-    },
+    Tcp { rtp: u8, rtcp: u8 },
+    Udp(UdpPair),
+}
+
+/// A track's UDP transport: the server's port pair, the client's ports, and the two tasks
+/// reading the pair. The tasks hold the only other references to the sockets, so dropping the
+/// pair (a repeated SETUP of the track replacing it, or the session ending) closes both
+/// sockets at once instead of when the session ends.
+struct UdpPair {
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    client_rtp: SocketAddr,
+    client_rtcp: SocketAddr,
+    readers: [JoinHandle<()>; 2],
+}
+
+impl Drop for UdpPair {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
 }
 
 struct Setup {
@@ -153,17 +186,18 @@ struct Conn {
     role: Role,
     out: BytesMut,
     closing: bool,
-    /// Datagrams from this session's UDP sockets: (track, rtcp, bytes).
-    udp_tx: mpsc::Sender<(usize, bool, Bytes)>,
-    udp_tasks: Vec<JoinHandle<()>>,
+    /// Datagrams from this session's UDP sockets. Made by the first UDP SETUP, so a TCP session
+    /// holds no queue.
+    udp_tx: Option<mpsc::Sender<Datagram>>,
+    udp_rx: Option<mpsc::Receiver<Datagram>>,
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        for task in &self.udp_tasks {
-            task.abort();
-        }
-    }
+/// A datagram from one of a session's UDP sockets.
+struct Datagram {
+    track: usize,
+    /// From the RTCP socket of the pair.
+    rtcp: bool,
+    data: Bytes,
 }
 
 async fn run(
@@ -176,7 +210,6 @@ async fn run(
 ) -> Result<(), SessionError> {
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
-    let (udp_tx, mut udp_rx) = mpsc::channel(UDP_QUEUE);
     let options = shared.rtsp.clone();
     let mut conn = Conn {
         socket: StallGuard::new(socket, shared.write_timeout),
@@ -186,40 +219,53 @@ async fn run(
         session: Session::new(
             format!("{:016x}", rand::random::<u64>()),
             u32::try_from(options.keep_alive.as_secs()).unwrap_or(u32::MAX),
+            &rtsp::RtspConfig::default(),
         ),
         nonce: new_nonce(),
         shared,
         role: Role::Init,
         out: BytesMut::new(),
         closing: false,
-        udp_tx,
-        udp_tasks: Vec::new(),
+        udp_tx: None,
+        udp_rx: None,
     };
     let mut decoder = Decoder::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut deadline = Instant::now() + options.handshake_timeout;
-    let mut started = false;
+    // Read with `read_buf` into spare capacity: nothing is zeroed, and an idle session holds
+    // READ_BUF_MIN bytes rather than the largest message a publisher may send.
+    let mut buf = BytesMut::with_capacity(READ_BUF_MIN);
+    let mut timers = Timers::new(Instant::now(), &options);
+    let timeout = tokio::time::sleep_until(timers.deadline());
+    tokio::pin!(timeout);
     loop {
+        if timeout.deadline() != timers.deadline() {
+            timeout.as_mut().reset(timers.deadline());
+        }
         tokio::select! {
-            read = tokio::time::timeout_at(deadline, conn.socket.read(&mut buf)) => {
-                let n = match read {
-                    Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(n)) => n,
-                    Ok(Err(e)) => return Err(e.into()),
-                    Err(_) if !started => return Err(SessionError::HandshakeTimeout(options.handshake_timeout)),
-                    Err(_) => return Err(SessionError::Idle(options.keep_alive)),
-                };
-                started = true;
-                deadline = Instant::now() + options.keep_alive;
-                decoder.push(&buf[..n]);
+            read = conn.socket.read_buf(&mut buf) => {
+                if read? == 0 {
+                    return Ok(());
+                }
+                let now = Instant::now();
+                decoder.push(&buf);
+                let filled = buf.len() == buf.capacity();
+                buf.clear();
+                if filled && buf.capacity() < READ_BUF_MAX {
+                    // The peer sends more than this buffer holds per read: media, not requests.
+                    buf.reserve((buf.capacity() * 2).min(READ_BUF_MAX));
+                }
+                let mut complete = false;
                 loop {
                     match decoder.poll() {
                         Ok(Some(Input::Request(req))) => {
+                            complete = true;
                             guard.established();
-                            let resp = conn.handle(&req).await;
+                            // Boxed: answering (hooks, auth, the registry) is most of this
+                            // future's size, which an idle session would otherwise hold.
+                            let resp = Box::pin(conn.handle(&req)).await;
                             resp.write(&mut conn.out);
                         }
                         Ok(Some(Input::Interleaved { channel, payload })) => {
+                            complete = true;
                             conn.interleaved(channel, payload);
                         }
                         Ok(None) => break,
@@ -230,14 +276,27 @@ async fn run(
                         }
                     }
                 }
+                if complete {
+                    timers.alive(Instant::now());
+                }
+                timers.read(now, complete, decoder.buffered() > 0);
                 conn.flush().await?;
                 if conn.closing {
                     return Ok(());
                 }
             }
-            Some((track, rtcp, data)) = udp_rx.recv() => {
-                deadline = Instant::now() + options.keep_alive;
-                conn.udp(track, rtcp, data);
+            () = &mut timeout => {
+                if decoder.buffered() > 0 {
+                    // RFC 2326 §7.1.1 and RFC 2616 §10.4.9: the client did not produce a
+                    // request within the time the server was prepared to wait.
+                    Response::new(408, None).write(&mut conn.out);
+                    let _ = conn.flush().await;
+                }
+                return Err(timers.expired(Instant::now()));
+            }
+            Some(datagram) = next_datagram(&mut conn.udp_rx) => {
+                timers.alive(Instant::now());
+                conn.udp(datagram);
             }
             next = next_for_role(&mut conn.role) => match next {
                 RoleEvent::Packet(packet) => conn.send(packet).await?,
@@ -260,6 +319,65 @@ async fn run(
     }
 }
 
+/// A session's two clocks: when it is closed for silence, and by when the request now arriving
+/// must be complete.
+struct Timers {
+    handshake: Duration,
+    keep_alive: Duration,
+    /// `handshake` after the connection opened, then `keep_alive` after the last complete
+    /// request, interleaved frame or UDP datagram.
+    idle: Instant,
+    /// Whether anything complete has come in yet.
+    started: bool,
+    /// `handshake` after the first byte of the request (or interleaved frame) the decoder holds
+    /// part of; `None` when it holds nothing.
+    partial: Option<Instant>,
+}
+
+impl Timers {
+    fn new(now: Instant, options: &RtspOptions) -> Timers {
+        Timers {
+            handshake: options.handshake_timeout,
+            keep_alive: options.keep_alive,
+            idle: now + options.handshake_timeout,
+            started: false,
+            partial: None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.partial.map_or(self.idle, |p| p.min(self.idle))
+    }
+
+    /// A complete request, interleaved frame or UDP datagram came in.
+    fn alive(&mut self, now: Instant) {
+        self.started = true;
+        self.idle = now + self.keep_alive;
+    }
+
+    /// Bytes were read at `now`: they completed an input (`complete`), and the decoder still
+    /// holds the start of another (`partial`).
+    fn read(&mut self, now: Instant, complete: bool, partial: bool) {
+        self.partial = match (partial, self.partial) {
+            (false, _) => None,
+            // What is held began in this read: the earlier input ended in it.
+            (true, _) if complete => Some(now + self.handshake),
+            (true, pending) => Some(pending.unwrap_or(now + self.handshake)),
+        };
+    }
+
+    /// Why the session ends once [`Timers::deadline`] has passed at `now`.
+    fn expired(&self, now: Instant) -> SessionError {
+        if self.partial.is_some_and(|p| p <= now) {
+            SessionError::RequestTimeout(self.handshake)
+        } else if !self.started {
+            SessionError::HandshakeTimeout(self.handshake)
+        } else {
+            SessionError::Idle(self.keep_alive)
+        }
+    }
+}
+
 enum RoleEvent {
     /// The next shared packet for a player.
     Packet(rtsp::mux::MuxPacket),
@@ -267,6 +385,14 @@ enum RoleEvent {
     Ended(registry::Ended),
     /// A publisher's stream was closed (on_stream_none_reader, the API).
     Closed,
+}
+
+/// The next datagram from the session's UDP sockets; never, while it has none.
+async fn next_datagram(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What a playing (unpaused) or publishing session must act on besides its socket.
@@ -570,24 +696,41 @@ impl Conn {
             answer.server_port = Some(server);
             answer.client_port = Some((client_rtp, client_rtcp));
             let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
-            for (socket, is_rtcp) in [(&rtp, false), (&rtcp, true)] {
-                let task = tokio::spawn(udp_reader(
+            // Only a publisher's RTP needs room for large datagrams.
+            let rtp_buf = match self.role {
+                Role::Record(_) => UDP_BUF_RTP,
+                _ => UDP_BUF_SMALL,
+            };
+            let tx = self.udp_tx.get_or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(UDP_QUEUE);
+                self.udp_rx = Some(rx);
+                tx
+            });
+            let reader = |socket: &Arc<UdpSocket>, rtcp: bool, size: usize| {
+                tokio::spawn(udp_reader(
                     Arc::clone(socket),
                     self.peer.ip(),
                     track,
-                    is_rtcp,
-                    self.udp_tx.clone(),
-                ));
-                self.udp_tasks.push(task);
-            }
-            Dest::Udp {
+                    rtcp,
+                    size,
+                    tx.clone(),
+                ))
+            };
+            let readers = [
+                reader(&rtp, false, rtp_buf),
+                reader(&rtcp, true, UDP_BUF_SMALL),
+            ];
+            Dest::Udp(UdpPair {
                 rtp,
                 rtcp,
                 client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
                 client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
-            }
+                readers,
+            })
         };
         let setup = Setup { track, dest };
+        // A repeated SETUP of a track replaces its transport; dropping the old one closes its
+        // port pair (the session's cap on SETUPs bounds how often this can happen).
         match &mut self.role {
             Role::Play(play) => {
                 play.setups.retain(|s| s.track != track);
@@ -658,7 +801,7 @@ impl Conn {
         }
     }
 
-    fn udp(&mut self, track: usize, rtcp: bool, data: Bytes) {
+    fn udp(&mut self, Datagram { track, rtcp, data }: Datagram) {
         match &mut self.role {
             Role::Record(record) => record.ingest(track, rtcp, data),
             _ if rtcp => receiver_report(&data),
@@ -684,12 +827,13 @@ impl Conn {
                             sent += packet.data.len() as u64 + 4;
                         }
                     }
-                    Dest::Udp {
+                    Dest::Udp(UdpPair {
                         rtp,
                         rtcp,
                         client_rtp,
                         client_rtcp,
-                    } => {
+                        ..
+                    }) => {
                         let (socket, to) = if packet.rtcp {
                             (rtcp, client_rtcp)
                         } else {
@@ -784,24 +928,27 @@ async fn udp_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
     ))
 }
 
-/// Forwards datagrams from the client's address to the session, dropping what does not fit.
+/// Forwards datagrams from the client's address to the session, dropping what does not fit in
+/// the queue. Datagrams are read into `buf_size` bytes; one that fills them may have been cut
+/// short by the kernel and is dropped.
 async fn udp_reader(
     socket: Arc<UdpSocket>,
     client: IpAddr,
     track: usize,
     rtcp: bool,
-    tx: mpsc::Sender<(usize, bool, Bytes)>,
+    buf_size: usize,
+    tx: mpsc::Sender<Datagram>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; buf_size];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
             return;
         };
-        if from.ip() != client {
-            continue; // not our client: ignore, never forward
+        if from.ip() != client || n == buf.len() {
+            continue; // not our client (ignore, never forward), or truncated
         }
         let data = Bytes::copy_from_slice(&buf[..n]);
-        if tx.try_send((track, rtcp, data)).is_err() && tx.is_closed() {
+        if tx.try_send(Datagram { track, rtcp, data }).is_err() && tx.is_closed() {
             return;
         }
     }

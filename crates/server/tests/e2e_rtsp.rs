@@ -394,19 +394,32 @@ async fn methods_sessions_and_rtp_info() {
         rtp_info.contains("trackID=0;seq=") && rtp_info.contains("rtptime="),
         "{rtp_info}"
     );
-    let (status, _, _) = c
-        .request("GET_PARAMETER", &url, 7, &format!("Session: {id}\r\n"))
-        .await;
-    assert_eq!(status, 200);
+    // Keep-alives are answered, and RTP comes interleaved between the answers. The first RTP may
+    // come after the first answer: the server takes the request and the stream's packets in
+    // whichever order they are ready, and this DESCRIBE made the stream's RTSP output, whose
+    // cache may still be empty. So ask again until RTP has come, within a deadline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut cseq = 7;
+    loop {
+        let (status, _, _) = c
+            .request("GET_PARAMETER", &url, cseq, &format!("Session: {id}\r\n"))
+            .await;
+        assert_eq!(status, 200);
+        cseq += 1;
+        if c.interleaved > 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(c.interleaved > 0, "RTP arrived interleaved after PLAY");
     assert_eq!(
-        c.request("PAUSE", &url, 8, &format!("Session: {id}\r\n"))
+        c.request("PAUSE", &url, cseq, &format!("Session: {id}\r\n"))
             .await
             .0,
         200
     );
     assert_eq!(
-        c.request("TEARDOWN", &url, 9, &format!("Session: {id}\r\n"))
+        c.request("TEARDOWN", &url, cseq + 1, &format!("Session: {id}\r\n"))
             .await
             .0,
         200
