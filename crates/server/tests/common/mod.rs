@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod browser;
 pub mod client;
+pub mod http1;
 
 use media::StreamKey;
 use server::{Options, RtmpOptions, Server};
