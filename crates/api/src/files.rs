@@ -332,6 +332,11 @@ async fn send_file(path: &Path, method: &Method, headers: &HeaderMap) -> Respons
     resp
 }
 
+/// A directory's listing as HTML. Entry names are the file system's, so anyone who can create
+/// a file (an app or stream name ends up in a recording's path) chooses them: each href is the
+/// name percent-encoded as one path segment (RFC 3986 §2.1, §3.3) behind `./`, so that no name
+/// can be read as a scheme (`javascript:…`, §4.2) or as a query or fragment, and each text is
+/// HTML-escaped.
 async fn listing(dir: &Path, url_path: &str) -> Response {
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
@@ -340,27 +345,47 @@ async fn listing(dir: &Path, url_path: &str) -> Response {
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
-        names.push(if is_dir { format!("{name}/") } else { name });
+        names.push((name, is_dir));
     }
     names.sort();
-    let title = escape(url_path);
+    let title = escape(&percent_decode(url_path).unwrap_or_else(|| url_path.to_owned()));
     let mut html = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body><h1>{title}</h1><ul><li><a href=\"../\">../</a></li>"
     );
-    for name in names {
-        let n = escape(&name);
-        html.push_str(&format!("<li><a href=\"{n}\">{n}</a></li>"));
+    for (name, is_dir) in names {
+        let slash = if is_dir { "/" } else { "" };
+        html.push_str(&format!(
+            "<li><a href=\"./{}{slash}\">{}{slash}</a></li>",
+            encode_segment(&name),
+            escape(&name)
+        ));
     }
     html.push_str("</ul></body></html>");
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
+/// `segment` percent-encoded (RFC 3986 §2.1): every byte but the unreserved characters
+/// (§2.3), so the result is one path segment whatever the name holds (`/`, `:`, `?`, `#`, `%`).
+fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for &b in segment.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `s` as HTML text or attribute value (the five characters HTML gives meaning to).
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -397,6 +422,18 @@ mod tests {
         assert_eq!(byte_range("bytes=5-1", 1000), None);
         assert_eq!(byte_range("bytes=0-1,5-6", 1000), None);
         assert_eq!(byte_range("items=0-1", 1000), None);
+    }
+
+    #[test]
+    fn segments_are_encoded_whole_and_decode_back() {
+        let name = "javascript:alert(1) <a href=\"x\">&#?%/ü";
+        let encoded = encode_segment(name);
+        assert_eq!(
+            encoded,
+            "javascript%3Aalert%281%29%20%3Ca%20href%3D%22x%22%3E%26%23%3F%25%2F%C3%BC"
+        );
+        assert_eq!(percent_decode(&encoded).as_deref(), Some(name));
+        assert_eq!(encode_segment("a-b.c_d~1"), "a-b.c_d~1");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -70,11 +70,8 @@ pub(crate) async fn live(state: AppState, peer: SocketAddr, req: Request<Body>) 
     };
     span.in_scope(|| tracing::info!("play started"));
     match ws {
-        Some(ws) => ws
-            .on_upgrade(move |socket| {
-                let _enter = span.entered();
-                serve_ws(socket, sub)
-            })
+        Some(ws) => crate::ws::bounded(ws)
+            .on_upgrade(move |socket| tracing::Instrument::instrument(serve_ws(socket, sub), span))
             .into_response(),
         None => http_response(sub),
     }
@@ -95,14 +92,14 @@ fn http_response(sub: Subscription) -> Response {
     resp
 }
 
-async fn serve_ws(mut socket: WebSocket, sub: Subscription) {
-    let mut tags = Tags::new(sub);
-    while let Some(bytes) = tags.next().await {
-        if socket.send(Message::Binary(bytes)).await.is_err() {
-            break;
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
+/// WS-FLV: one tag per message, until the stream ends or the viewer leaves (a Close frame, a
+/// read error, EOF: see [`crate::ws::send_live`]).
+async fn serve_ws(socket: WebSocket, sub: Subscription) {
+    let tags = futures_util::stream::unfold(Tags::new(sub), |mut tags| async move {
+        let bytes = tags.next().await?;
+        Some((bytes, tags))
+    });
+    crate::ws::send_live(socket, tags).await;
 }
 
 /// A subscription as a sequence of FLV byte chunks: the file header, then one tag per item.

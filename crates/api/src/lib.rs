@@ -27,6 +27,8 @@
 //! - `live.rs`: `.live.ts` and `.live.mp4`, muxed once per stream.
 //! - `hls.rs`: HLS and LL-HLS, muxed once per stream on demand, and HLS viewers.
 //! - `files.rs`: the file server.
+//! - `ws.rs`: the WebSocket send loop of the live outputs, which also reads what the viewer
+//!   sends (Close, ping, EOF).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
@@ -36,6 +38,7 @@ mod flv;
 mod hls;
 mod live;
 mod paths;
+mod ws;
 
 pub use hls::HlsOptions;
 pub use paths::confined_dir;

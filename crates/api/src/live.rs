@@ -11,7 +11,7 @@
 
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -139,10 +139,9 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
     span.in_scope(|| tracing::info!("play started"));
     let reader = Reader::new(output, sub);
     match ws {
-        Some(ws) => ws
+        Some(ws) => crate::ws::bounded(ws)
             .on_upgrade(move |socket| {
-                let _enter = span.entered();
-                serve_ws(socket, reader)
+                tracing::Instrument::instrument(serve_ws(socket, reader), span)
             })
             .into_response(),
         None => {
@@ -162,13 +161,14 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
     }
 }
 
-async fn serve_ws(mut socket: WebSocket, mut reader: Reader) {
-    while let Some(bytes) = reader.next().await {
-        if socket.send(Message::Binary(bytes)).await.is_err() {
-            break;
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
+/// One message per chunk, until the stream ends or the viewer leaves (a Close frame, a read
+/// error, EOF: see [`crate::ws::send_live`]).
+async fn serve_ws(socket: WebSocket, reader: Reader) {
+    let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
+        let bytes = reader.next().await?;
+        Some((bytes, reader))
+    });
+    crate::ws::send_live(socket, chunks).await;
 }
 
 impl LiveOutputs {

@@ -758,6 +758,8 @@ sections! {
         "allow_ip_range" => allow_ip_range: Vec<IpRange> = "::1,127.0.0.1,172.16.0.0-172.31.255.255,192.168.0.0-192.168.255.255,10.0.0.0-10.255.255.255" via CommaList;
         /// 1 = list directory contents under rootPath.
         "dirMenu" => dir_menu: bool = "1" via Flag;
+        /// A connection with no request in flight is closed after this many quiet seconds.
+        "keepAliveSecond" => keep_alive_second: Duration = "15" via Secs;
         /// Most connections on this listener (beside general.maxConnections); 0 = no own cap.
         "maxConnections" => max_connections: u32 = "0" via Plain;
     }

@@ -12,7 +12,8 @@
 //! - `rtsp.rs`: the RTSP listener and session driver (play and record, TCP and UDP, Digest).
 //! - `rtsp_out.rs`: RTP packetized once per stream and shared by its RTSP viewers.
 //! - `record.rs`: crash-safe MP4 recording and on_record_mp4.
-//! - `http.rs`: the HTTP listener serving the `api` routes with hyper.
+//! - `http.rs`: the HTTP listener serving the `api` routes with hyper, with the request head
+//!   deadline and the idle keep-alive timeout.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
 //! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
@@ -35,4 +36,4 @@ mod turn;
 
 pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
-pub use server::{Options, RtmpOptions, RtspOptions, Server, TurnOptions};
+pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions};

@@ -1,6 +1,7 @@
 //! Starting and stopping the listeners.
 
 use crate::config::{Config, StampMode};
+pub use crate::http::HttpOptions;
 pub use crate::rtsp::RtspOptions;
 pub use crate::turn::TurnOptions;
 use anyhow::Context;
@@ -31,6 +32,8 @@ pub struct Options {
     pub rtmp_addr: Option<SocketAddr>,
     /// HTTP listener (HTTP-FLV, WS-FLV).
     pub http_addr: Option<SocketAddr>,
+    /// HTTP connection limits (`http.keepAliveSecond`, the request head deadline).
+    pub http: HttpOptions,
     /// RTMP settings.
     pub rtmp: RtmpOptions,
     /// RTSP listener.
@@ -215,6 +218,7 @@ impl Server {
                 listener,
                 app,
                 options.write_timeout,
+                options.http.clone(),
                 shared.limits.clone(),
                 shutdown_rx.clone(),
             )));
@@ -295,6 +299,10 @@ impl Options {
         Options {
             rtmp_addr: listen(config.rtmp.port),
             http_addr: listen(config.http.port),
+            http: HttpOptions {
+                keep_alive: config.http.keep_alive_second,
+                header_timeout: crate::http::HEADER_TIMEOUT,
+            },
             rtmp: RtmpOptions {
                 handshake_timeout: config.rtmp.handshake_second,
                 keep_alive: config.rtmp.keep_alive_second,

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod browser;
 pub mod client;
+pub mod http1;
 pub mod raw_rtsp;
 
 use media::StreamKey;
