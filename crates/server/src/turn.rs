@@ -74,6 +74,32 @@ fn grow_recv_buffer(socket: socket2::SockRef<'_>) {
     }
 }
 
+/// How often the interface addresses are read again for the peer policy: a DHCP lease or a
+/// hot-plugged interface changes them, and the policy must know the host's addresses to keep
+/// relays off its other services.
+const OWN_ADDRESSES_EVERY: Duration = Duration::from_secs(60);
+
+/// The host's own addresses for the peer policy (`turn::server::Config::own_addresses`):
+/// every interface's (getifaddrs(3)) and `extra` (the listener's and the advertised relay
+/// address, in case listing fails).
+fn own_addresses(extra: &[IpAddr]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.iter().map(if_addrs::Interface::ip).collect(),
+        Err(e) => {
+            tracing::warn!(
+                "TURN cannot list the interface addresses ({e}): only the listener's count as \
+                 the server's own"
+            );
+            Vec::new()
+        }
+    };
+    out.extend(extra.iter().copied());
+    out.retain(|ip| !ip.is_unspecified());
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// A TCP client must send its first bytes within this, or the connection is closed: a
 /// connection that never speaks would otherwise hold a task and a socket for ever.
 const TCP_FIRST_MESSAGE: Duration = Duration::from_secs(10);
@@ -128,6 +154,8 @@ pub(crate) async fn start(
     );
     let mut config = options.server.clone();
     config.password_hook = options.hook_url.is_some();
+    config.own_addresses = own_addresses(&[bound.ip(), relay_ip]);
+    tracing::debug!(own = ?config.own_addresses, "TURN peer policy: the server's own addresses");
     let (hooks, events) = match &options.hook_url {
         Some(url) => {
             let (hooks, events) = Hooks::start(url, &config.realm, options.hook_timeout)?;
@@ -265,6 +293,8 @@ impl Owner {
         let mut armed = self.server.poll_timeout().map(Instant::from_std);
         let timer = tokio::time::sleep_until(armed.unwrap_or_else(far));
         tokio::pin!(timer);
+        let mut reread =
+            tokio::time::interval_at(Instant::now() + OWN_ADDRESSES_EVERY, OWN_ADDRESSES_EVERY);
         loop {
             let deadline = self.server.poll_timeout().map(Instant::from_std);
             if deadline != armed {
@@ -336,6 +366,13 @@ impl Owner {
                 }
                 () = &mut timer, if armed.is_some() => {
                     self.server.handle_timeout(clocks().0);
+                }
+                _ = reread.tick() => {
+                    let own = own_addresses(&[self.local.ip(), self.relay_ip]);
+                    if own != self.server.config().own_addresses {
+                        tracing::info!(?own, "TURN: the server's addresses changed");
+                        self.server.set_own_addresses(own);
+                    }
                 }
                 Some(_) = conns.join_next() => {}
                 _ = shutdown.changed() => break,
@@ -835,6 +872,18 @@ mod tests {
         assert_eq!(none.password("u", "r", client), Authorization::Unknown);
         // Vetoes keep the accepting defaults.
         assert!(none.before_allocate("u", client, client));
+    }
+
+    #[test]
+    fn own_addresses_are_the_interfaces_and_the_listener() {
+        let extra: IpAddr = "192.0.2.44".parse().expect("ip");
+        let own = own_addresses(&[extra, IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
+        assert!(own.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{own:?}");
+        assert!(own.contains(&extra), "{own:?}");
+        assert!(!own.iter().any(IpAddr::is_unspecified), "{own:?}");
+        let mut sorted = own.clone();
+        sorted.dedup();
+        assert_eq!(sorted, own);
     }
 
     #[test]

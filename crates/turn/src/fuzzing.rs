@@ -127,11 +127,18 @@ pub fn server_step(kind: u8, bytes: &[u8], out: &mut Vec<u8>) {
 /// is granted, every password request answered. Checks that the server never panics and that
 /// after `handle_timeout(now)` the next timeout is in the future. Returns the final counters.
 pub fn server(mut data: &[u8]) -> crate::server::Stats {
+    let peer = SocketAddr::from(([203, 0, 113, 9], 6000));
     let config = Config {
         users: vec![(SERVER_USER.0.into(), SERVER_USER.1.into())],
         password_hook: true,
         bytes_per_second_per_allocation: 100_000,
         max_allocations: 4,
+        // The peer below sits in TEST-NET-3, which the peer policy refuses; listing it keeps
+        // the committed seeds reaching the permission and relay paths.
+        allow_peers: vec![crate::policy::Cidr {
+            addr: std::net::IpAddr::from([203, 0, 113, 0]),
+            prefix: 24,
+        }],
         ..Config::default()
     };
     let mut s = Server::new(config, [3; 32]);
@@ -148,7 +155,6 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
         protocol: Protocol::Tcp,
         ..udp
     };
-    let peer = SocketAddr::from(([203, 0, 113, 9], 6000));
     let mut relay = SocketAddr::from(([198, 51, 100, 1], 49152));
     let mut nonce = String::new();
     let mut ports = 49152u16;

@@ -89,8 +89,17 @@ pub struct Config {
     /// holding one second); excess packets are dropped and counted. 0 = unlimited.
     /// Default: 0.
     pub bytes_per_second_per_allocation: u64,
-    /// Peers allowed even though [`policy::is_restricted`] refuses them. Default: none.
+    /// Peers allowed although [`policy::check_peer`] refuses them (special-purpose ranges, the
+    /// server's own addresses). Default: none.
     pub allow_peers: Vec<Cidr>,
+    /// The server's own addresses (every local interface's, filled in by the driver; see
+    /// [`Server::set_own_addresses`]). Together with [`Config::external_ip`] and the relay
+    /// addresses, peers there are refused except on a relay's port or an
+    /// [`own_media_ports`](Config::own_media_ports) port. Default: none.
+    pub own_addresses: Vec<IpAddr>,
+    /// The server's own media ports (the WebRTC port, filled in by the server) that relays may
+    /// always reach on its own addresses. Default: none.
+    pub own_media_ports: Vec<u16>,
     /// Static `(username, password)` pairs. Default: none.
     pub users: Vec<(String, String)>,
     /// Shared secret of REST credentials (`expiry:name`, password
@@ -124,6 +133,8 @@ impl Default for Config {
             max_allocations_per_user: 10,
             bytes_per_second_per_allocation: 0,
             allow_peers: Vec::new(),
+            own_addresses: Vec::new(),
+            own_media_ports: Vec::new(),
             users: Vec::new(),
             auth_secret: None,
             password_hook: false,
@@ -251,6 +262,9 @@ pub struct Stats {
 struct Channel {
     peer: SocketAddr,
     expires: Instant,
+    /// The peer is one of the server's own addresses, allowed for its port: checked again per
+    /// packet, since the relay or media port may be gone.
+    own: bool,
 }
 
 #[derive(Debug)]
@@ -327,6 +341,9 @@ pub struct Server {
     nonce_counter: u64,
     allocations: HashMap<Transport, Allocation>,
     by_relay: HashMap<SocketAddr, Transport>,
+    /// The ports of `by_relay`, with how many relays use each (an IPv4 and an IPv6 relay may
+    /// share one): the peer policy's "own relay port" without a scan per packet.
+    relay_ports: HashMap<u16, u32>,
     pending: HashMap<RelayRequestId, PendingAllocate>,
     parked: HashMap<AuthRequestId, Parked>,
     /// Hook passwords: username → (password, kept until).
@@ -392,6 +409,7 @@ impl Server {
             nonce_counter: 0,
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
+            relay_ports: HashMap::new(),
             pending: HashMap::new(),
             parked: HashMap::new(),
             passwords: HashMap::new(),
@@ -413,6 +431,13 @@ impl Server {
             parked_auth: self.parked.len(),
             ..self.stats
         }
+    }
+
+    /// Replaces [`Config::own_addresses`] (the driver re-reads the interfaces now and then).
+    /// Permissions already granted stay; channels to an address that became the server's own
+    /// are not re-checked.
+    pub fn set_own_addresses(&mut self, addresses: Vec<IpAddr>) {
+        self.config.own_addresses = addresses;
     }
 
     /// The next thing for the driver to do; call until `None` after every input.

@@ -56,6 +56,7 @@ impl Server {
         let expires = now + p.lifetime;
         self.extend_password(&p.username, expires);
         self.by_relay.insert(relay, p.transport);
+        *self.relay_ports.entry(relay.port()).or_insert(0) += 1;
         self.allocations.insert(
             p.transport,
             Allocation {
@@ -211,6 +212,12 @@ impl Server {
             return;
         };
         self.by_relay.remove(&a.relay);
+        if let Some(n) = self.relay_ports.get_mut(&a.relay.port()) {
+            *n -= 1;
+            if *n == 0 {
+                self.relay_ports.remove(&a.relay.port());
+            }
+        }
         if !self.allocations.values().any(|o| o.username == a.username) {
             self.passwords.remove(&a.username);
         }

@@ -15,15 +15,41 @@ impl Server {
             self.error(reply, 443, Vec::new());
             return false;
         }
-        let own = self.by_relay.contains_key(&peer)
-            || self.config.external_ip.is_some_and(|ip| {
-                ip == peer.ip() && self.by_relay.keys().any(|r| r.port() == peer.port())
-            });
-        if !own && !policy::is_peer_allowed(peer.ip(), &self.config.allow_peers) {
+        if let Err(why) = self.check_peer(peer) {
+            tracing::debug!(%peer, "peer refused: {why}");
             self.error(reply, 403, Vec::new());
             return false;
         }
         true
+    }
+
+    /// [`policy::check_peer`] with this server's facts: its own addresses are
+    /// [`Config::own_addresses`], [`Config::external_ip`] and the relays' own addresses; its
+    /// own ports are the relays' and [`Config::own_media_ports`].
+    pub(super) fn check_peer(&self, peer: SocketAddr) -> Result<(), policy::Refusal> {
+        // Another allocation's relay, exactly: a relay of this server whatever its range.
+        if self.by_relay.contains_key(&peer) {
+            return Ok(());
+        }
+        let own_ip = |ip: IpAddr| {
+            self.config.own_addresses.contains(&ip) || self.config.external_ip == Some(ip)
+        };
+        let own_port = |port: u16| {
+            self.relay_ports.contains_key(&port) || self.config.own_media_ports.contains(&port)
+        };
+        policy::check_peer(peer, &self.config.allow_peers, own_ip, own_port)
+    }
+
+    /// True when `peer` is a relay or one of the server's own addresses (which the policy
+    /// allows for the port alone, so a channel to it is checked again per packet).
+    pub(super) fn is_own_address(&self, peer: SocketAddr) -> bool {
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
+            ip => ip,
+        };
+        self.by_relay.contains_key(&peer)
+            || self.config.own_addresses.contains(&ip)
+            || self.config.external_ip == Some(ip)
     }
 
     pub(super) fn create_permission(&mut self, now: Instant, reply: Reply<'_>, auth: &Auth) {
@@ -75,6 +101,7 @@ impl Server {
         if !self.peer_ok(reply, relay, peer) {
             return;
         }
+        let own = self.is_own_address(peer);
         let conflict = self.allocations.get(&t).is_some_and(|a| {
             a.channels
                 .iter()
@@ -93,6 +120,7 @@ impl Server {
                 Channel {
                     peer,
                     expires: channel_expires,
+                    own,
                 },
             );
             let p = a.permissions.entry(peer.ip()).or_insert(permission_expires);

@@ -77,7 +77,7 @@ impl Server {
             self.discard(from.client, DiscardReason::Malformed);
             return;
         };
-        let Some(a) = self.allocations.get_mut(&from) else {
+        let Some(a) = self.allocations.get(&from) else {
             self.discard(from.client, DiscardReason::NoAllocation);
             return;
         };
@@ -85,6 +85,16 @@ impl Server {
             self.discard(from.client, DiscardReason::NoPermission);
             return;
         }
+        // Permissions are per IP (RFC 8656 §9), but the policy also looks at the port: a
+        // permission for one of the server's own addresses, granted for a relay's port, must
+        // not carry packets to its other ports (ssh, DNS, a database).
+        if self.check_peer(peer).is_err() {
+            self.discard(from.client, DiscardReason::PeerRefused);
+            return;
+        }
+        let Some(a) = self.allocations.get_mut(&from) else {
+            return;
+        };
         let relay = a.relay;
         if !take_tokens(&mut a.bucket, rate, now, data.len()) {
             self.stats.rate_limited += 1;
@@ -119,12 +129,21 @@ impl Server {
                     } else if !take_tokens(&mut a.bucket, rate, now, cd.data.len()) {
                         Err(DiscardReason::RateLimited)
                     } else {
-                        Ok((a.relay, peer))
+                        Ok((a.relay, peer, c.own))
                     }
                 }
                 _ => Err(DiscardReason::UnboundChannel),
             },
         };
+        let found = found.and_then(|(relay, peer, own)| {
+            // A channel to one of the server's own addresses was allowed for its port, which
+            // may since have stopped being a relay's.
+            if own && self.check_peer(peer).is_err() {
+                Err(DiscardReason::PeerRefused)
+            } else {
+                Ok((relay, peer))
+            }
+        });
         let found = found.and_then(|(relay, peer)| {
             if self
                 .handler

@@ -324,7 +324,9 @@ fn split(outs: Vec<Output>) -> (Message, Vec<u8>, Vec<Output>) {
     (Message::decode(&bytes).unwrap(), bytes, rest)
 }
 
-const PEER: &str = "203.0.113.9:6000";
+/// A global unicast peer (nothing is sent: the tests play the driver). The documentation
+/// ranges are refused peers, so they serve only as client and server addresses here.
+const PEER: &str = "8.8.4.4:6000";
 
 #[test]
 fn binding_returns_mapped_address_and_event() {

@@ -3,7 +3,7 @@
 use super::*;
 
 #[derive(Default)]
-struct Log(Vec<String>);
+pub(super) struct Log(pub(super) Vec<String>);
 
 struct Recording {
     log: Arc<Mutex<Log>>,
@@ -63,13 +63,22 @@ impl Handler for Recording {
 }
 
 fn recording(veto_allocate: bool, veto_send: bool) -> (Pair, Arc<Mutex<Log>>) {
+    recording_with(Config::default(), veto_allocate, veto_send)
+}
+
+/// A [`Pair`] whose server has `config` and logs every handler call.
+pub(super) fn recording_with(
+    config: Config,
+    veto_allocate: bool,
+    veto_send: bool,
+) -> (Pair, Arc<Mutex<Log>>) {
     let log = Arc::new(Mutex::new(Log::default()));
     let h = Recording {
         log: log.clone(),
         veto_allocate,
         veto_send,
     };
-    let s = Server::with_handler(Config::default(), [1; 32], Box::new(h));
+    let s = Server::with_handler(config, [1; 32], Box::new(h));
     (Pair::with(s), log)
 }
 

@@ -26,7 +26,7 @@ fn send_and_receive_through_relay() {
         }]
     );
     // Any port of a permitted IP may answer (permissions are per IP).
-    let peer_other_port = addr("203.0.113.9:6001");
+    let peer_other_port = addr("8.8.4.4:6001");
     p.s.handle_peer(p.now, relay, peer_other_port, b"data!");
     let outs = p.drain();
     let [Output::ToClient { to, bytes }] = outs.as_slice() else {
@@ -97,7 +97,7 @@ fn permission_and_channel_expiry() {
     });
     let relay = p.allocate();
     let peer = addr(PEER);
-    let peer2 = addr("203.0.113.10:1");
+    let peer2 = addr("8.8.4.5:1");
     assert_eq!(p.bind(0x4000, peer).class, Class::Success);
     assert_eq!(p.permit(peer2).class, Class::Success);
     let (_, raw) = p.authed(Method::Refresh, &[Attribute::Lifetime(3600)]);
