@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::attr::{self, Attribute};
 use crate::channel::{self, ChannelData, Frame};
-use crate::server::{Config, Output, Protocol, Server, Transport};
+use crate::server::{Config, Output, Protocol, RelayPort, Server, Transport};
 use crate::stun::{Class, Limits, Message, MessageBuilder};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
@@ -189,9 +189,15 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
         }
         while let Some(out) = s.poll_output() {
             match out {
-                Output::AllocateRelay { request, .. } => {
-                    relay = SocketAddr::new(server_addr.ip(), ports);
-                    ports = ports.wrapping_add(1);
+                Output::AllocateRelay { request, port, .. } => {
+                    relay = match port {
+                        RelayPort::Reserved(reserved) => reserved,
+                        RelayPort::Any => SocketAddr::new(server_addr.ip(), ports),
+                        RelayPort::Even | RelayPort::EvenReserveNext => {
+                            SocketAddr::new(server_addr.ip(), ports & !1)
+                        }
+                    };
+                    ports = ports.wrapping_add(2);
                     s.relay_allocated(now, request, Ok(relay));
                 }
                 Output::PasswordRequest { request, .. } => {

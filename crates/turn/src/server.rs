@@ -41,10 +41,12 @@
 //! # Choices
 //!
 //! - Only UDP relaying (REQUESTED-TRANSPORT 17; anything else is 442).
-//! - EVEN-PORT with the R bit (reserve the next port) and RESERVATION-TOKEN are answered 508
-//!   Insufficient Capacity: the driver picks ports from a range and keeps no reservations
-//!   (RFC 8656 §7.2 allows the rejection). EVEN-PORT without it is passed on as
-//!   [`Output::AllocateRelay`]'s `even_port`.
+//! - Port reservations (RFC 8656 §7.2): EVEN-PORT with the R bit asks the driver for an even
+//!   port N with N+1 bound too ([`RelayPort::EvenReserveNext`]); N+1 is kept for
+//!   [`Config::reservation_lifetime`] under the RESERVATION-TOKEN of the success response, and
+//!   a later Allocate carrying the token gets it ([`RelayPort::Reserved`]), once. An unused
+//!   reservation ends with [`Output::ReleaseRelay`]. Reservations count against both quotas
+//!   (they hold a socket), so they are bounded like allocations.
 //!   ADDITIONAL-ADDRESS-FAMILY (dual allocation) is ignored: one relay of the requested family.
 //! - DONT-FRAGMENT is accepted and not acted on.
 //! - Only MESSAGE-INTEGRITY (HMAC-SHA1, MD5 key) is supported; PASSWORD-ALGORITHMS is not
@@ -81,10 +83,13 @@ pub struct Config {
     pub permission_lifetime: Duration,
     /// Channel binding lifetime (RFC 8656 §12). Default: 600 s.
     pub channel_lifetime: Duration,
-    /// Most allocations at once (pending ones included). Default: 1000.
+    /// Most allocations at once (pending ones and port reservations included). Default: 1000.
     pub max_allocations: usize,
-    /// Most allocations per username. Default: 10.
+    /// Most allocations per username (port reservations included). Default: 10.
     pub max_allocations_per_user: usize,
+    /// How long a port reserved by EVEN-PORT with the R bit waits for the Allocate that
+    /// redeems its RESERVATION-TOKEN (RFC 8656 §7.2: at least 30 s). Default: 30 s.
+    pub reservation_lifetime: Duration,
     /// Relayed bytes per second per allocation, both directions together (a token bucket
     /// holding one second); excess packets are dropped and counted. 0 = unlimited.
     /// Default: 0.
@@ -131,6 +136,7 @@ impl Default for Config {
             channel_lifetime: Duration::from_secs(600),
             max_allocations: 1000,
             max_allocations_per_user: 10,
+            reservation_lifetime: Duration::from_secs(30),
             bytes_per_second_per_allocation: 0,
             allow_peers: Vec::new(),
             own_addresses: Vec::new(),
@@ -185,6 +191,23 @@ pub enum RelayError {
     Failed,
 }
 
+/// Which port [`Output::AllocateRelay`] asks for (RFC 8656 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayPort {
+    /// Any free port of the relay range.
+    Any,
+    /// An even port (EVEN-PORT without the R bit).
+    Even,
+    /// An even port N, with N+1 on the same IP bound as well and kept (EVEN-PORT with the R
+    /// bit): answer with N's address. The server owns the N+1 socket from then on, and ends it
+    /// with [`Output::ReleaseRelay`] unless a RESERVATION-TOKEN redeems it.
+    EvenReserveNext,
+    /// The socket kept at this address by an earlier [`RelayPort::EvenReserveNext`] (a
+    /// RESERVATION-TOKEN was redeemed): answer with this address, or an error if the socket is
+    /// gone.
+    Reserved(SocketAddr),
+}
+
 /// Something for the driver to do, from [`Server::poll_output`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -209,10 +232,12 @@ pub enum Output {
     AllocateRelay {
         /// Pass back to [`Server::relay_allocated`].
         request: RelayRequestId,
+        /// The client the relay is for (a TCP connection with an allocation may live longer).
+        transport: Transport,
         /// The address family asked for.
         family: AddressFamily,
-        /// EVEN-PORT (without the R bit) was asked for: bind an even port (RFC 8656 §7.2).
-        even_port: bool,
+        /// Which port.
+        port: RelayPort,
     },
     /// Close the relay socket bound at `relay`.
     ReleaseRelay {
@@ -256,6 +281,8 @@ pub struct Stats {
     pub quota_rejections: u64,
     /// Packets dropped by the rate limit.
     pub rate_limited: u64,
+    /// Ports reserved now (EVEN-PORT with the R bit), waiting for their RESERVATION-TOKEN.
+    pub reservations: usize,
 }
 
 #[derive(Debug)]
@@ -306,6 +333,17 @@ struct PendingAllocate {
     key: [u8; 16],
     lifetime: Duration,
     fingerprint: bool,
+    /// EVEN-PORT with the R bit: the driver binds N+1 too, and it becomes a reservation.
+    reserve: bool,
+}
+
+/// A port kept by EVEN-PORT with the R bit for the Allocate carrying its token.
+#[derive(Debug)]
+struct Reservation {
+    relay: SocketAddr,
+    /// Who reserved it (counted in their quota until it is redeemed or ends).
+    username: String,
+    expires: Instant,
 }
 
 #[derive(Debug)]
@@ -345,6 +383,11 @@ pub struct Server {
     /// share one): the peer policy's "own relay port" without a scan per packet.
     relay_ports: HashMap<u16, u32>,
     pending: HashMap<RelayRequestId, PendingAllocate>,
+    /// Relay requests whose client went away before the driver answered, with whether a
+    /// reservation was asked for (so both sockets are released when the answer comes).
+    cancelled: HashMap<RelayRequestId, bool>,
+    /// RESERVATION-TOKEN → the reserved port.
+    reservations: HashMap<[u8; 8], Reservation>,
     parked: HashMap<AuthRequestId, Parked>,
     /// Hook passwords: username → (password, kept until).
     passwords: HashMap<String, (String, Instant)>,
@@ -411,6 +454,8 @@ impl Server {
             by_relay: HashMap::new(),
             relay_ports: HashMap::new(),
             pending: HashMap::new(),
+            cancelled: HashMap::new(),
+            reservations: HashMap::new(),
             parked: HashMap::new(),
             passwords: HashMap::new(),
             next_id: 0,
@@ -429,6 +474,7 @@ impl Server {
         Stats {
             allocations: self.allocations.len(),
             parked_auth: self.parked.len(),
+            reservations: self.reservations.len(),
             ..self.stats
         }
     }
@@ -453,6 +499,7 @@ impl Server {
                 .chain(a.channels.values().map(|c| c.expires))
         });
         allocs
+            .chain(self.reservations.values().map(|r| r.expires))
             .chain(self.parked.values().map(|p| p.deadline))
             .chain(self.passwords.values().map(|(_, t)| *t))
             .min()
@@ -472,6 +519,7 @@ impl Server {
         for t in expired {
             self.delete_allocation(t);
         }
+        self.expire_reservations(now);
         for a in self.allocations.values_mut() {
             a.permissions.retain(|_, t| *t > now);
             a.channels.retain(|_, c| c.expires > now);
@@ -507,12 +555,28 @@ impl Server {
 
     /// The client's TCP connection ended: its allocation is deleted (RFC 8656: over TCP the
     /// allocation lives only as long as its connection), with [`Output::ReleaseRelay`] and
-    /// [`Handler::allocation_deleted`], and an Allocate still waiting for its relay is forgotten (the relay,
-    /// when it comes, is released).
+    /// [`Handler::allocation_deleted`], and an Allocate still waiting for its relay is
+    /// forgotten (the relay, and a reserved next port, are released when they come). A port the
+    /// client reserved stays reserved: a reservation is server-wide (RFC 8656 §7.2).
     pub fn close_transport(&mut self, now: Instant, transport: Transport) {
         self.touch(now);
-        self.pending.retain(|_, p| p.transport != transport);
+        let gone: Vec<RelayRequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.transport == transport)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(p) = self.pending.remove(&id) {
+                self.cancelled.insert(id, p.reserve);
+            }
+        }
         self.delete_allocation(transport);
+    }
+
+    /// True when `transport` has an allocation (not one still waiting for its relay).
+    pub fn has_allocation(&self, transport: &Transport) -> bool {
+        self.allocations.contains_key(transport)
     }
 
     fn touch(&mut self, now: Instant) {

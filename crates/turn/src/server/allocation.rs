@@ -14,8 +14,12 @@ impl Server {
     ) {
         self.touch(now);
         let Some(p) = self.pending.remove(&request) else {
+            let reserved = self.cancelled.remove(&request).unwrap_or(false);
             if let Ok(relay) = result {
                 self.out.push_back(Output::ReleaseRelay { relay });
+                if let Some(next) = reserved.then(|| next_port(relay)).flatten() {
+                    self.out.push_back(Output::ReleaseRelay { relay: next });
+                }
             }
             return;
         };
@@ -38,20 +42,53 @@ impl Server {
             }
         };
         let client = p.transport.client;
+        // The reserved port is N+1 of an even N (RFC 8656 §7.2); a driver that answered
+        // otherwise gets both sockets back.
+        let reserved = if p.reserve {
+            match next_port(relay) {
+                Some(next) if relay.port() % 2 == 0 => Some(next),
+                next => {
+                    tracing::warn!(%relay, "relay for a reservation is not an even port below 65535");
+                    self.out.push_back(Output::ReleaseRelay { relay });
+                    if let Some(relay) = next {
+                        self.out.push_back(Output::ReleaseRelay { relay });
+                    }
+                    self.error(reply, 508, Vec::new());
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         if self.by_relay.contains_key(&relay)
             || !self.handler.before_allocate(&p.username, client, relay)
         {
             self.out.push_back(Output::ReleaseRelay { relay });
+            if let Some(relay) = reserved {
+                self.out.push_back(Output::ReleaseRelay { relay });
+            }
             self.error(reply, 403, Vec::new());
             return;
         }
         let advertised =
             SocketAddr::new(self.config.external_ip.unwrap_or(relay.ip()), relay.port());
-        let attrs = vec![
+        let mut attrs = vec![
             Attribute::XorRelayedAddress(advertised),
             Attribute::XorMappedAddress(client),
             Attribute::Lifetime(secs(p.lifetime)),
         ];
+        if let Some(reserved) = reserved {
+            let token = self.reservation_token();
+            self.reservations.insert(
+                token,
+                Reservation {
+                    relay: reserved,
+                    username: p.username.clone(),
+                    expires: now + self.config.reservation_lifetime,
+                },
+            );
+            attrs.push(Attribute::ReservationToken(token));
+        }
         let response = self.success(reply, attrs).unwrap_or_default();
         let expires = now + p.lifetime;
         self.extend_password(&p.username, expires);
@@ -107,38 +144,67 @@ impl Server {
                 return;
             }
         }
-        // EVEN-PORT without the R bit only asks for an even port, which the driver can pick
-        // (coturn 4.6's turnutils_uclient adds it to half its Allocates); reserving the next
-        // port, and redeeming a reservation, is not supported.
-        let reserve = matches!(
-            msg.attribute(attr::EVEN_PORT),
-            Some(Attribute::EvenPort(true))
-        );
-        let even_port = msg.attribute(attr::EVEN_PORT).is_some();
-        if reserve || msg.attribute(attr::RESERVATION_TOKEN).is_some() {
-            self.error(reply, 508, Vec::new());
+        // RFC 8656 §7.2 steps 5 and 6: a token excludes EVEN-PORT and the address family
+        // attributes (the reserved port has its own), and an invalid or expired token is 508.
+        let even = match msg.attribute(attr::EVEN_PORT) {
+            Some(Attribute::EvenPort(reserve)) => Some(*reserve),
+            _ => None,
+        };
+        let token = match msg.attribute(attr::RESERVATION_TOKEN) {
+            Some(Attribute::ReservationToken(t)) => Some(*t),
+            _ => None,
+        };
+        let additional = msg.attribute(attr::ADDITIONAL_ADDRESS_FAMILY).is_some();
+        let requested_family = msg.attribute(attr::REQUESTED_ADDRESS_FAMILY).is_some();
+        if token.is_some() && (even.is_some() || requested_family || additional)
+            || even == Some(true) && additional
+        {
+            self.error(reply, 400, Vec::new());
             return;
         }
-        let family = match msg.attribute(attr::REQUESTED_ADDRESS_FAMILY) {
-            Some(Attribute::RequestedAddressFamily(f)) => *f,
+        let redeemed = match token {
+            Some(t) => match self.reservations.get(&t) {
+                Some(r) if r.expires > now => Some((t, r.relay, r.username.clone())),
+                _ => {
+                    tracing::debug!("Allocate refused: unknown or expired RESERVATION-TOKEN");
+                    self.error(reply, 508, Vec::new());
+                    return;
+                }
+            },
+            None => None,
+        };
+        let family = match (msg.attribute(attr::REQUESTED_ADDRESS_FAMILY), &redeemed) {
+            (_, Some((_, relay, _))) => family_of(*relay),
+            (Some(Attribute::RequestedAddressFamily(f)), None) => *f,
             _ => AddressFamily::Ipv4,
         };
-        let user_count = self
-            .allocations
-            .values()
-            .filter(|a| a.username == auth.username)
-            .count()
-            + self
-                .pending
-                .values()
-                .filter(|p| p.username == auth.username)
-                .count();
-        if self.allocations.len() + self.pending.len() >= self.config.max_allocations
-            || user_count >= self.config.max_allocations_per_user
+        let reserve = even == Some(true);
+        // A reservation holds a socket, so it counts like an allocation; the one being redeemed
+        // becomes this allocation and is not counted twice.
+        let needed = if reserve { 2 } else { 1 };
+        let (mut total, mut user) = self.usage(&auth.username);
+        if let Some((_, _, owner)) = &redeemed {
+            total -= 1;
+            if *owner == auth.username {
+                user -= 1;
+            }
+        }
+        if total + needed > self.config.max_allocations
+            || user + needed > self.config.max_allocations_per_user
         {
             self.error(reply, 486, Vec::new());
             return;
         }
+        let port = match redeemed {
+            Some((t, relay, _)) => {
+                // Used once: a second Allocate with the token gets 508.
+                self.reservations.remove(&t);
+                RelayPort::Reserved(relay)
+            }
+            None if reserve => RelayPort::EvenReserveNext,
+            None if even.is_some() => RelayPort::Even,
+            None => RelayPort::Any,
+        };
         let requested = match msg.attribute(attr::LIFETIME) {
             Some(Attribute::Lifetime(s)) => Duration::from_secs(u64::from(*s)),
             _ => self.config.default_lifetime,
@@ -157,14 +223,67 @@ impl Server {
                 key: auth.key,
                 lifetime,
                 fingerprint: reply.fingerprint,
+                reserve,
             },
         );
-        let _ = now;
         self.out.push_back(Output::AllocateRelay {
             request,
+            transport: reply.to,
             family,
-            even_port,
+            port,
         });
+    }
+
+    /// Relays, relays being bound and reserved ports: in all, and of `username`.
+    fn usage(&self, username: &str) -> (usize, usize) {
+        let total = self.allocations.len() + self.pending.len() + self.reservations.len();
+        let user = self
+            .allocations
+            .values()
+            .filter(|a| a.username == username)
+            .count()
+            + self
+                .pending
+                .values()
+                .filter(|p| p.username == username)
+                .count()
+            + self
+                .reservations
+                .values()
+                .filter(|r| r.username == username)
+                .count();
+        (total, user)
+    }
+
+    /// A fresh RESERVATION-TOKEN: unguessable (an HMAC under the seed) so that only the client
+    /// it was given to can redeem it, and unique among the live ones.
+    fn reservation_token(&mut self) -> [u8; 8] {
+        loop {
+            let id = self.next_id;
+            self.next_id += 1;
+            let mac = self.mac(b"reservation", &id.to_be_bytes());
+            let mut token = [0u8; 8];
+            token.copy_from_slice(&mac[..8]);
+            if !self.reservations.contains_key(&token) {
+                return token;
+            }
+        }
+    }
+
+    /// Ends the reservations nobody redeemed in time, releasing their sockets.
+    pub(super) fn expire_reservations(&mut self, now: Instant) {
+        let mut released = Vec::new();
+        self.reservations.retain(|_, r| {
+            let keep = r.expires > now;
+            if !keep {
+                released.push(r.relay);
+            }
+            keep
+        });
+        for relay in released {
+            tracing::debug!(%relay, "port reservation expired");
+            self.out.push_back(Output::ReleaseRelay { relay });
+        }
     }
 
     /// The allocation of the 5-tuple, checked against the request's username; answers 437 or
@@ -225,4 +344,12 @@ impl Server {
         self.handler
             .allocation_deleted(&a.username, t.client, a.relay);
     }
+}
+
+/// The address after `relay` on the same IP: the port a reservation keeps.
+fn next_port(relay: SocketAddr) -> Option<SocketAddr> {
+    relay
+        .port()
+        .checked_add(1)
+        .map(|port| SocketAddr::new(relay.ip(), port))
 }
