@@ -22,13 +22,20 @@
 //! lookups with [`Authorization::Ask`] when a hook is configured, which the state machine
 //! turns into [`Output::PasswordRequest`] (the lookup is async, the handler is not).
 //!
+//! A TCP connection must send a complete message within `tcp_first_message_timeout` (5 s) of
+//! its accept and have an allocation within `tcp_allocation_timeout` (20 s), and at most
+//! `tcp_max_unallocated` (256) connections wait for theirs at once: until a client has spent
+//! valid credentials it holds a socket only briefly. With an allocation it may stay silent for
+//! `turn.max_lifetime` + 60 s. Relay sockets kept for a port reservation (EVEN-PORT with the
+//! R bit) are bound and read like any relay until the state machine releases them.
+//!
 //! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
 //! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
 //! read, or a hook backend that does not keep up, loses messages, which are counted.
 
 use ::turn::attr::AddressFamily;
 use ::turn::handler::{Authorization, Handler};
-use ::turn::server::{AuthRequestId, Output, Protocol, RelayError, Transport};
+use ::turn::server::{AuthRequestId, Output, Protocol, RelayError, RelayPort, Transport};
 use anyhow::Context;
 use serde_json::json;
 use std::collections::HashMap;
@@ -38,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -100,13 +107,13 @@ fn own_addresses(extra: &[IpAddr]) -> Vec<IpAddr> {
     out
 }
 
-/// A TCP client must send its first bytes within this, or the connection is closed: a
-/// connection that never speaks would otherwise hold a task and a socket for ever.
-const TCP_FIRST_MESSAGE: Duration = Duration::from_secs(10);
-/// A TCP client silent for `turn.max_lifetime` plus this is closed. Clients with an allocation
-/// send a Refresh within its lifetime, so only dead connections reach it; their allocation is
-/// deleted with them.
+/// A TCP client with an allocation silent for `turn.max_lifetime` plus this is closed. Clients
+/// with an allocation send a Refresh within its lifetime, so only dead connections reach it;
+/// their allocation is deleted with them.
 const TCP_IDLE_MARGIN: Duration = Duration::from_secs(60);
+/// The warning about TCP connections refused at accept (the cap on connections without an
+/// allocation) is logged at most once per this, with the count so far.
+const TCP_REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Largest TCP read buffer: a STUN message or ChannelData frame is at most 64 KiB.
 const TCP_MAX_FRAME: usize = 0x1_0004;
@@ -123,6 +130,20 @@ pub struct TurnOptions {
     pub hook_url: Option<String>,
     /// How long a hook call may take. Default: 5 s.
     pub hook_timeout: Duration,
+    /// A TCP client's first complete STUN message (or ChannelData frame) must arrive within
+    /// this of the accept, or the connection is closed: a client that connects and sends
+    /// nothing, or one byte, holds a task, a socket and a 64 KiB buffer. Default: 5 s.
+    pub tcp_first_message_timeout: Duration,
+    /// A TCP client must have an allocation within this of the accept, or the connection is
+    /// closed, however much it sends: a 401 round trip, the Allocate and a password hook
+    /// (`hook_timeout`) fit well inside. After its allocation the connection lives until it
+    /// is silent for `turn.max_lifetime` + 60 s. Default: 20 s.
+    pub tcp_allocation_timeout: Duration,
+    /// Most TCP connections without an allocation at once; a new one past it is closed at
+    /// accept (and counted in a warning logged at most every 10 s). Clients that allocate
+    /// leave the count at once, so a flood of idle connections cannot hold more than this
+    /// many sockets, for at most `tcp_allocation_timeout` each. Default: 256.
+    pub tcp_max_unallocated: usize,
 }
 
 impl Default for TurnOptions {
@@ -132,6 +153,9 @@ impl Default for TurnOptions {
             relay_port_range: 49152..=65535,
             hook_url: None,
             hook_timeout: Duration::from_secs(5),
+            tcp_first_message_timeout: Duration::from_secs(5),
+            tcp_allocation_timeout: Duration::from_secs(20),
+            tcp_max_unallocated: 256,
         }
     }
 }
@@ -175,6 +199,15 @@ pub(crate) async fn start(
         relay_ports: options.relay_port_range,
         relays: HashMap::new(),
         tcp_clients: HashMap::new(),
+        tcp_unallocated: 0,
+        tcp_max_unallocated: options.tcp_max_unallocated,
+        tcp_refused: 0,
+        tcp_refusal_logged: None,
+        tcp_limits: TcpLimits {
+            first_message: options.tcp_first_message_timeout,
+            allocation: options.tcp_allocation_timeout,
+            idle: options.server.max_lifetime + TCP_IDLE_MARGIN,
+        },
         peer_tx,
         pw_tx,
         hooks,
@@ -233,10 +266,6 @@ fn relay_ip(listener: IpAddr) -> IpAddr {
 
 /// From the TCP connection tasks to the owner.
 enum TcpMsg {
-    Opened {
-        client: SocketAddr,
-        out: mpsc::Sender<Vec<u8>>,
-    },
     Frame {
         transport: Transport,
         bytes: Vec<u8>,
@@ -258,6 +287,25 @@ struct Relay {
     reader: JoinHandle<()>,
 }
 
+/// The owner's side of one TCP connection.
+struct TcpClient {
+    /// Frames to write.
+    out: mpsc::Sender<Vec<u8>>,
+    /// Fired when the connection gets its allocation; `None` once it has one.
+    allocated: Option<oneshot::Sender<()>>,
+}
+
+/// The deadlines of a TCP connection (see [`TurnOptions`]).
+#[derive(Debug, Clone, Copy)]
+struct TcpLimits {
+    /// From accept to the first complete frame.
+    first_message: Duration,
+    /// From accept to the allocation.
+    allocation: Duration,
+    /// Silence allowed once allocated.
+    idle: Duration,
+}
+
 struct Owner {
     server: ::turn::server::Server,
     udp: Arc<UdpSocket>,
@@ -265,7 +313,14 @@ struct Owner {
     relay_ip: IpAddr,
     relay_ports: RangeInclusive<u16>,
     relays: HashMap<SocketAddr, Relay>,
-    tcp_clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    tcp_clients: HashMap<SocketAddr, TcpClient>,
+    /// Entries of `tcp_clients` without an allocation yet.
+    tcp_unallocated: usize,
+    tcp_max_unallocated: usize,
+    /// Connections closed at accept because `tcp_unallocated` was at the cap.
+    tcp_refused: u64,
+    tcp_refusal_logged: Option<Instant>,
+    tcp_limits: TcpLimits,
     peer_tx: mpsc::Sender<PeerPacket>,
     pw_tx: mpsc::Sender<(AuthRequestId, Option<String>)>,
     hooks: Option<Hooks>,
@@ -330,10 +385,9 @@ impl Owner {
                 }
                 accepted = tcp.accept() => match accepted {
                     Ok((socket, client)) => {
-                        let id = registry.next_session_id();
-                        let span = tracing::info_span!("session", proto = "turn", id, peer = %client);
-                        let idle = self.server.config().max_lifetime + TCP_IDLE_MARGIN;
-                        conns.spawn(tcp_conn(socket, client, idle, tcp_tx.clone()).instrument(span));
+                        if let Some(conn) = self.tcp_accept(socket, client, &registry, &tcp_tx) {
+                            conns.spawn(conn);
+                        }
                     }
                     Err(e) => {
                         tracing::error!("TURN accept failed: {e}");
@@ -341,15 +395,16 @@ impl Owner {
                     }
                 },
                 Some(msg) = tcp_rx.recv() => match msg {
-                    TcpMsg::Opened { client, out } => {
-                        self.tcp_clients.insert(client, out);
-                    }
                     TcpMsg::Frame { transport, bytes } => {
                         let (now, unix) = clocks();
                         self.server.handle_client(now, unix, transport, &bytes);
                     }
                     TcpMsg::Closed { transport } => {
-                        self.tcp_clients.remove(&transport.client);
+                        if let Some(c) = self.tcp_clients.remove(&transport.client) {
+                            if c.allocated.is_some() {
+                                self.tcp_unallocated -= 1;
+                            }
+                        }
                         self.server.close_transport(clocks().0, transport);
                     }
                 },
@@ -399,17 +454,18 @@ impl Owner {
                 }
                 Output::AllocateRelay {
                     request,
+                    transport,
                     family,
-                    even_port,
+                    port,
                 } => {
-                    let result = self.bind_relay(family, even_port);
+                    let result = self.bind_relay(family, port);
                     self.server.relay_allocated(clocks().0, request, result);
-                }
-                Output::ReleaseRelay { relay } => {
-                    if let Some(r) = self.relays.remove(&relay) {
-                        r.reader.abort();
+                    if transport.protocol == Protocol::Tcp && self.server.has_allocation(&transport)
+                    {
+                        self.tcp_allocated(transport.client);
                     }
                 }
+                Output::ReleaseRelay { relay } => self.release(relay),
                 Output::PasswordRequest {
                     request,
                     username,
@@ -431,10 +487,10 @@ impl Owner {
                 }
             }
             Protocol::Tcp => {
-                let Some(out) = self.tcp_clients.get(&to.client) else {
+                let Some(c) = self.tcp_clients.get(&to.client) else {
                     return;
                 };
-                if out.try_send(bytes).is_err() {
+                if c.out.try_send(bytes).is_err() {
                     self.tcp_dropped += 1;
                     if self.tcp_dropped % WARN_EVERY == 1 {
                         tracing::warn!(
@@ -447,9 +503,95 @@ impl Owner {
         }
     }
 
-    /// A UDP socket on a random free port (an even one if `even`) of the relay range, its
-    /// reader task started.
-    fn bind_relay(&mut self, family: AddressFamily, even: bool) -> Result<SocketAddr, RelayError> {
+    /// A new TCP connection: refused (closed at once) when [`TurnOptions::tcp_max_unallocated`]
+    /// connections are waiting for their allocation, else registered and returned as the
+    /// connection task to spawn.
+    fn tcp_accept(
+        &mut self,
+        socket: TcpStream,
+        client: SocketAddr,
+        registry: &registry::Registry,
+        tcp_tx: &mpsc::Sender<TcpMsg>,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        if self.tcp_unallocated >= self.tcp_max_unallocated {
+            self.tcp_refused += 1;
+            let now = Instant::now();
+            if self
+                .tcp_refusal_logged
+                .is_none_or(|t| now.duration_since(t) >= TCP_REFUSAL_LOG_EVERY)
+            {
+                self.tcp_refusal_logged = Some(now);
+                tracing::warn!(
+                    refused = self.tcp_refused,
+                    cap = self.tcp_max_unallocated,
+                    "TURN TCP: too many connections without an allocation, closing new ones \
+                     (latest from {client})"
+                );
+            }
+            return None;
+        }
+        let server = socket.local_addr().ok()?;
+        let transport = Transport {
+            protocol: Protocol::Tcp,
+            client,
+            server,
+        };
+        let (out, out_rx) = mpsc::channel(TCP_OUT_QUEUE);
+        let (allocated, allocated_rx) = oneshot::channel();
+        let entry = TcpClient {
+            out,
+            allocated: Some(allocated),
+        };
+        if let Some(old) = self.tcp_clients.insert(client, entry) {
+            // The same address and port again before the old connection's end was seen.
+            if old.allocated.is_some() {
+                self.tcp_unallocated -= 1;
+            }
+        }
+        self.tcp_unallocated += 1;
+        let id = registry.next_session_id();
+        let span = tracing::info_span!("session", proto = "turn", id, peer = %client);
+        let conn = tcp_conn(
+            socket,
+            transport,
+            self.tcp_limits,
+            out_rx,
+            allocated_rx,
+            tcp_tx.clone(),
+        );
+        Some(conn.instrument(span))
+    }
+
+    /// The TCP client at `client` has its allocation: it leaves the unallocated count and its
+    /// connection task switches to the idle rule.
+    fn tcp_allocated(&mut self, client: SocketAddr) {
+        if let Some(tx) = self
+            .tcp_clients
+            .get_mut(&client)
+            .and_then(|c| c.allocated.take())
+        {
+            self.tcp_unallocated -= 1;
+            let _ = tx.send(());
+        }
+    }
+
+    /// A UDP socket on a random free port of the relay range (even, or even with the next one
+    /// bound too and kept for a reservation, as `port` asks), its reader task started; or the
+    /// socket a reservation kept.
+    fn bind_relay(
+        &mut self,
+        family: AddressFamily,
+        port: RelayPort,
+    ) -> Result<SocketAddr, RelayError> {
+        if let RelayPort::Reserved(relay) = port {
+            // Kept since the reservation was made, its reader running (what peers sent it
+            // meanwhile was dropped: no allocation had it).
+            return if self.relays.contains_key(&relay) {
+                Ok(relay)
+            } else {
+                Err(RelayError::Failed)
+            };
+        }
         // A wildcard listener gets wildcard relays (peers may come in on any interface); the
         // advertised address is `relay_ip` either way.
         let bind_ip = self.local.ip();
@@ -460,51 +602,90 @@ impl Owner {
         if !family_ok {
             return Err(RelayError::FamilyUnsupported);
         }
+        let even = port != RelayPort::Any;
+        let pair = port == RelayPort::EvenReserveNext;
         let (first, last) = (*self.relay_ports.start(), *self.relay_ports.end());
         let span = usize::from(last - first) + 1;
         for _ in 0..BIND_ATTEMPTS.min(span.saturating_mul(2)) {
             let mut port = rand::random_range(first..=last);
             if even && port % 2 == 1 {
-                if port == last {
-                    port -= 1;
-                } else {
-                    port += 1;
-                }
-                if port < first {
-                    break;
-                }
+                port = if port == last { port - 1 } else { port + 1 };
             }
-            let socket = match std::net::UdpSocket::bind(SocketAddr::new(bind_ip, port)) {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-                Err(e) => {
-                    tracing::warn!("TURN relay bind on {bind_ip}:{port}: {e}");
-                    return Err(RelayError::Failed);
-                }
+            if pair && port == last {
+                port = port.saturating_sub(2);
+            }
+            if port < first || (pair && port >= last) {
+                continue;
+            }
+            let Some(socket) = bind_port(bind_ip, port)? else {
+                continue;
             };
-            grow_recv_buffer(socket2::SockRef::from(&socket));
-            let socket = match socket
-                .set_nonblocking(true)
-                .and_then(|()| UdpSocket::from_std(socket))
-            {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    tracing::warn!("TURN relay socket: {e}");
-                    return Err(RelayError::Failed);
+            let next = if pair {
+                match bind_port(bind_ip, port + 1)? {
+                    Some(next) => Some(next),
+                    None => continue,
                 }
+            } else {
+                None
             };
-            let relay = SocketAddr::new(self.relay_ip, port);
-            let reader = tokio::spawn(
-                relay_reader(Arc::clone(&socket), relay, self.peer_tx.clone())
-                    .instrument(tracing::Span::current()),
-            );
-            if let Some(old) = self.relays.insert(relay, Relay { socket, reader }) {
-                old.reader.abort();
+            let relay = self.register(port, socket)?;
+            if let Some(next) = next {
+                if let Err(e) = self.register(port + 1, next) {
+                    self.release(relay);
+                    return Err(e);
+                }
             }
             return Ok(relay);
         }
         tracing::warn!("TURN relay ports {first}-{last} exhausted");
         Err(RelayError::Exhausted)
+    }
+
+    /// Starts the reader of a bound relay socket and keeps it under its advertised address.
+    fn register(
+        &mut self,
+        port: u16,
+        socket: std::net::UdpSocket,
+    ) -> Result<SocketAddr, RelayError> {
+        grow_recv_buffer(socket2::SockRef::from(&socket));
+        let socket = match socket
+            .set_nonblocking(true)
+            .and_then(|()| UdpSocket::from_std(socket))
+        {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!("TURN relay socket: {e}");
+                return Err(RelayError::Failed);
+            }
+        };
+        let relay = SocketAddr::new(self.relay_ip, port);
+        let reader = tokio::spawn(
+            relay_reader(Arc::clone(&socket), relay, self.peer_tx.clone())
+                .instrument(tracing::Span::current()),
+        );
+        if let Some(old) = self.relays.insert(relay, Relay { socket, reader }) {
+            old.reader.abort();
+        }
+        Ok(relay)
+    }
+
+    /// Closes the relay socket at `relay` (its reader holds the other reference).
+    fn release(&mut self, relay: SocketAddr) {
+        if let Some(r) = self.relays.remove(&relay) {
+            r.reader.abort();
+        }
+    }
+}
+
+/// A UDP socket on `ip:port`, or `None` when the port is taken.
+fn bind_port(ip: IpAddr, port: u16) -> Result<Option<std::net::UdpSocket>, RelayError> {
+    match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => {
+            tracing::warn!("TURN relay bind on {ip}:{port}: {e}");
+            Err(RelayError::Failed)
+        }
     }
 }
 
@@ -535,30 +716,20 @@ async fn relay_reader(socket: Arc<UdpSocket>, relay: SocketAddr, tx: mpsc::Sende
     }
 }
 
-/// One TCP client: frames in to the owner, frames out from its queue.
-async fn tcp_conn(socket: TcpStream, client: SocketAddr, idle: Duration, tx: mpsc::Sender<TcpMsg>) {
-    let server = match socket.local_addr() {
-        Ok(a) => a,
-        Err(_) => return,
-    };
+/// One TCP client: frames in to the owner, frames out from its queue, and the deadlines of
+/// [`TcpLimits`]: the first complete frame, then the allocation, within their time of the
+/// accept (absolute deadlines, so trickling bytes does not extend them), then the idle rule.
+async fn tcp_conn(
+    socket: TcpStream,
+    transport: Transport,
+    limits: TcpLimits,
+    mut out_rx: mpsc::Receiver<Vec<u8>>,
+    mut allocated: oneshot::Receiver<()>,
+    tx: mpsc::Sender<TcpMsg>,
+) {
+    let accepted = Instant::now();
     let _ = socket.set_nodelay(true);
-    let transport = Transport {
-        protocol: Protocol::Tcp,
-        client,
-        server,
-    };
     let (mut rd, mut wr) = socket.into_split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TCP_OUT_QUEUE);
-    if tx
-        .send(TcpMsg::Opened {
-            client,
-            out: out_tx,
-        })
-        .await
-        .is_err()
-    {
-        return;
-    }
     tracing::debug!("TURN TCP connection opened");
     let writer = tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {
@@ -567,17 +738,43 @@ async fn tcp_conn(socket: TcpStream, client: SocketAddr, idle: Duration, tx: mps
             }
         }
     });
+    let first_frame_by = accepted + limits.first_message;
+    let allocation_by = accepted + limits.allocation;
+    let mut framed = false;
+    let mut has_allocation = false;
+    // The owner drops its sender when it forgets the connection; stop polling then.
+    let mut waiting = true;
+    let mut last_read = accepted;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut idle_limit = TCP_FIRST_MESSAGE;
     let end = loop {
         if buf.len() >= TCP_MAX_FRAME {
             break "frame too long".to_owned();
         }
-        match tokio::time::timeout(idle_limit, rd.read_buf(&mut buf)).await {
-            Err(_) => break format!("silent for {idle_limit:?}"),
-            Ok(Ok(0)) => break "closed by the peer".to_owned(),
-            Ok(Ok(_)) => idle_limit = idle,
-            Ok(Err(e)) => break e.to_string(),
+        let (deadline, why) = if has_allocation {
+            (
+                last_read + limits.idle,
+                format!("silent for {:?}", limits.idle),
+            )
+        } else if !framed && first_frame_by <= allocation_by {
+            let why = format!("no complete message within {:?}", limits.first_message);
+            (first_frame_by, why)
+        } else {
+            let why = format!("no allocation within {:?}", limits.allocation);
+            (allocation_by, why)
+        };
+        tokio::select! {
+            // Cancel-safe: when another branch wins, nothing was read.
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) => break "closed by the peer".to_owned(),
+                Ok(_) => last_read = Instant::now(),
+                Err(e) => break e.to_string(),
+            },
+            got = &mut allocated, if waiting => {
+                waiting = false;
+                has_allocation = got.is_ok();
+                continue;
+            }
+            () = tokio::time::sleep_until(deadline) => break why,
         }
         let mut used = 0;
         let framing = loop {
@@ -585,6 +782,7 @@ async fn tcp_conn(socket: TcpStream, client: SocketAddr, idle: Duration, tx: mps
                 Ok(Some((_, n))) => {
                     let bytes = buf[used..used + n].to_vec();
                     used += n;
+                    framed = true;
                     if tx.send(TcpMsg::Frame { transport, bytes }).await.is_err() {
                         break Err("server stopped".to_owned());
                     }
