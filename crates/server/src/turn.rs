@@ -29,15 +29,16 @@
 //! `turn.max_lifetime` + 60 s. Relay sockets kept for a port reservation (EVEN-PORT with the
 //! R bit) are bound and read like any relay until the state machine releases them.
 //!
+//! Layout: this file has the listener, the owner task and the relay sockets; `tcp` the TCP
+//! connections (accept, cap, deadlines); `hooks` the seed 000 password and events hooks.
+//!
 //! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
 //! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
 //! read, or a hook backend that does not keep up, loses messages, which are counted.
 
 use ::turn::attr::AddressFamily;
-use ::turn::handler::{Authorization, Handler};
 use ::turn::server::{AuthRequestId, Output, Protocol, RelayError, RelayPort, Transport};
 use anyhow::Context;
-use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -50,6 +51,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod hooks;
+mod tcp;
+
+use hooks::{Hooks, WebhookHandler};
+use tcp::{TcpClient, TcpLimits, TcpMsg};
+
 /// Largest datagram read from the listener (the UDP maximum).
 const LISTENER_BUF: usize = 0xFFFF;
 /// Largest datagram read from a peer. WebRTC keeps packets under the path MTU; anything longer
@@ -61,8 +68,6 @@ const TCP_IN_QUEUE: usize = 256;
 const TCP_OUT_QUEUE: usize = 256;
 /// Datagrams from all relay sockets waiting for the owner.
 const PEER_QUEUE: usize = 1024;
-/// Events waiting to be POSTed; past it they are dropped.
-const EVENT_QUEUE: usize = 1024;
 /// Datagrams handled per wake-up of the owner task before it looks at its other inputs.
 const BATCH: usize = 32;
 /// A dropped-message warning is logged once per this many drops.
@@ -111,12 +116,6 @@ fn own_addresses(extra: &[IpAddr]) -> Vec<IpAddr> {
 /// with an allocation send a Refresh within its lifetime, so only dead connections reach it;
 /// their allocation is deleted with them.
 const TCP_IDLE_MARGIN: Duration = Duration::from_secs(60);
-/// The warning about TCP connections refused at accept (the cap on connections without an
-/// allocation) is logged at most once per this, with the count so far.
-const TCP_REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Largest TCP read buffer: a STUN message or ChannelData frame is at most 64 KiB.
-const TCP_MAX_FRAME: usize = 0x1_0004;
 
 /// TURN settings beyond the listener address.
 #[derive(Debug, Clone)]
@@ -264,17 +263,6 @@ fn relay_ip(listener: IpAddr) -> IpAddr {
         .unwrap_or(loopback)
 }
 
-/// From the TCP connection tasks to the owner.
-enum TcpMsg {
-    Frame {
-        transport: Transport,
-        bytes: Vec<u8>,
-    },
-    Closed {
-        transport: Transport,
-    },
-}
-
 /// A datagram a relay socket received.
 struct PeerPacket {
     relay: SocketAddr,
@@ -285,25 +273,6 @@ struct PeerPacket {
 struct Relay {
     socket: Arc<UdpSocket>,
     reader: JoinHandle<()>,
-}
-
-/// The owner's side of one TCP connection.
-struct TcpClient {
-    /// Frames to write.
-    out: mpsc::Sender<Vec<u8>>,
-    /// Fired when the connection gets its allocation; `None` once it has one.
-    allocated: Option<oneshot::Sender<()>>,
-}
-
-/// The deadlines of a TCP connection (see [`TurnOptions`]).
-#[derive(Debug, Clone, Copy)]
-struct TcpLimits {
-    /// From accept to the first complete frame.
-    first_message: Duration,
-    /// From accept to the allocation.
-    allocation: Duration,
-    /// Silence allowed once allocated.
-    idle: Duration,
 }
 
 struct Owner {
@@ -503,78 +472,6 @@ impl Owner {
         }
     }
 
-    /// A new TCP connection: refused (closed at once) when [`TurnOptions::tcp_max_unallocated`]
-    /// connections are waiting for their allocation, else registered and returned as the
-    /// connection task to spawn.
-    fn tcp_accept(
-        &mut self,
-        socket: TcpStream,
-        client: SocketAddr,
-        registry: &registry::Registry,
-        tcp_tx: &mpsc::Sender<TcpMsg>,
-    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-        if self.tcp_unallocated >= self.tcp_max_unallocated {
-            self.tcp_refused += 1;
-            let now = Instant::now();
-            if self
-                .tcp_refusal_logged
-                .is_none_or(|t| now.duration_since(t) >= TCP_REFUSAL_LOG_EVERY)
-            {
-                self.tcp_refusal_logged = Some(now);
-                tracing::warn!(
-                    refused = self.tcp_refused,
-                    cap = self.tcp_max_unallocated,
-                    "TURN TCP: too many connections without an allocation, closing new ones \
-                     (latest from {client})"
-                );
-            }
-            return None;
-        }
-        let server = socket.local_addr().ok()?;
-        let transport = Transport {
-            protocol: Protocol::Tcp,
-            client,
-            server,
-        };
-        let (out, out_rx) = mpsc::channel(TCP_OUT_QUEUE);
-        let (allocated, allocated_rx) = oneshot::channel();
-        let entry = TcpClient {
-            out,
-            allocated: Some(allocated),
-        };
-        if let Some(old) = self.tcp_clients.insert(client, entry) {
-            // The same address and port again before the old connection's end was seen.
-            if old.allocated.is_some() {
-                self.tcp_unallocated -= 1;
-            }
-        }
-        self.tcp_unallocated += 1;
-        let id = registry.next_session_id();
-        let span = tracing::info_span!("session", proto = "turn", id, peer = %client);
-        let conn = tcp_conn(
-            socket,
-            transport,
-            self.tcp_limits,
-            out_rx,
-            allocated_rx,
-            tcp_tx.clone(),
-        );
-        Some(conn.instrument(span))
-    }
-
-    /// The TCP client at `client` has its allocation: it leaves the unallocated count and its
-    /// connection task switches to the idle rule.
-    fn tcp_allocated(&mut self, client: SocketAddr) {
-        if let Some(tx) = self
-            .tcp_clients
-            .get_mut(&client)
-            .and_then(|c| c.allocated.take())
-        {
-            self.tcp_unallocated -= 1;
-            let _ = tx.send(());
-        }
-    }
-
     /// A UDP socket on a random free port of the relay range (even, or even with the next one
     /// bound too and kept for a reservation, as `port` asks), its reader task started; or the
     /// socket a reservation kept.
@@ -716,361 +613,9 @@ async fn relay_reader(socket: Arc<UdpSocket>, relay: SocketAddr, tx: mpsc::Sende
     }
 }
 
-/// One TCP client: frames in to the owner, frames out from its queue, and the deadlines of
-/// [`TcpLimits`]: the first complete frame, then the allocation, within their time of the
-/// accept (absolute deadlines, so trickling bytes does not extend them), then the idle rule.
-async fn tcp_conn(
-    socket: TcpStream,
-    transport: Transport,
-    limits: TcpLimits,
-    mut out_rx: mpsc::Receiver<Vec<u8>>,
-    mut allocated: oneshot::Receiver<()>,
-    tx: mpsc::Sender<TcpMsg>,
-) {
-    let accepted = Instant::now();
-    let _ = socket.set_nodelay(true);
-    let (mut rd, mut wr) = socket.into_split();
-    tracing::debug!("TURN TCP connection opened");
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = out_rx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-    });
-    let first_frame_by = accepted + limits.first_message;
-    let allocation_by = accepted + limits.allocation;
-    let mut framed = false;
-    let mut has_allocation = false;
-    // The owner drops its sender when it forgets the connection; stop polling then.
-    let mut waiting = true;
-    let mut last_read = accepted;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let end = loop {
-        if buf.len() >= TCP_MAX_FRAME {
-            break "frame too long".to_owned();
-        }
-        let (deadline, why) = if has_allocation {
-            (
-                last_read + limits.idle,
-                format!("silent for {:?}", limits.idle),
-            )
-        } else if !framed && first_frame_by <= allocation_by {
-            let why = format!("no complete message within {:?}", limits.first_message);
-            (first_frame_by, why)
-        } else {
-            let why = format!("no allocation within {:?}", limits.allocation);
-            (allocation_by, why)
-        };
-        tokio::select! {
-            // Cancel-safe: when another branch wins, nothing was read.
-            read = rd.read_buf(&mut buf) => match read {
-                Ok(0) => break "closed by the peer".to_owned(),
-                Ok(_) => last_read = Instant::now(),
-                Err(e) => break e.to_string(),
-            },
-            got = &mut allocated, if waiting => {
-                waiting = false;
-                has_allocation = got.is_ok();
-                continue;
-            }
-            () = tokio::time::sleep_until(deadline) => break why,
-        }
-        let mut used = 0;
-        let framing = loop {
-            match ::turn::channel::next_frame(&buf[used..]) {
-                Ok(Some((_, n))) => {
-                    let bytes = buf[used..used + n].to_vec();
-                    used += n;
-                    framed = true;
-                    if tx.send(TcpMsg::Frame { transport, bytes }).await.is_err() {
-                        break Err("server stopped".to_owned());
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("framing lost: {e}")),
-            }
-        };
-        buf.drain(..used);
-        if let Err(e) = framing {
-            break e;
-        }
-    };
-    tracing::debug!("TURN TCP connection ended: {end}");
-    writer.abort();
-    let _ = tx.send(TcpMsg::Closed { transport }).await;
-}
-
-/// The seed 000 hooks: `GET {hook_url}/password`, `POST {hook_url}/events`.
-struct Hooks {
-    client: reqwest::Client,
-    base: String,
-    realm: String,
-    rid: String,
-}
-
-impl Hooks {
-    /// The hook client, and the queue of `POST /events` bodies drained by a sender task.
-    fn start(
-        url: &str,
-        realm: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<(Hooks, mpsc::Sender<serde_json::Value>)> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .context("TURN hook HTTP client")?;
-        let rid: String = {
-            use rand::Rng;
-            rand::rng()
-                .sample_iter(rand::distr::Alphanumeric)
-                .take(16)
-                .map(char::from)
-                .collect()
-        };
-        let base = url.trim_end_matches('/').to_owned();
-        let (events, rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(
-            post_events(
-                client.clone(),
-                format!("{base}/events"),
-                realm.to_owned(),
-                rid.clone(),
-                rx,
-            )
-            .instrument(tracing::Span::current()),
-        );
-        let hooks = Hooks {
-            client,
-            base,
-            realm: realm.to_owned(),
-            rid,
-        };
-        Ok((hooks, events))
-    }
-
-    /// Asks the backend for `name`'s password off the owner task; the answer comes back on
-    /// `answer`. Anything but a 200 (or no answer in time) is an unknown user.
-    fn password(
-        &self,
-        request: AuthRequestId,
-        name: String,
-        client: SocketAddr,
-        answer: mpsc::Sender<(AuthRequestId, Option<String>)>,
-    ) {
-        let call = self
-            .client
-            .get(format!("{}/password", self.base))
-            .query(&[("addr", client.to_string()), ("name", name)])
-            .header("realm", &self.realm)
-            .header("rid", &self.rid);
-        tokio::spawn(
-            async move {
-                let password = match call.send().await {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => match r.text().await {
-                        Ok(body) => Some(body.trim().to_owned()),
-                        Err(e) => {
-                            tracing::warn!("TURN password hook body: {e}");
-                            None
-                        }
-                    },
-                    Ok(r) => {
-                        tracing::debug!("TURN password hook answered {}", r.status());
-                        None
-                    }
-                    Err(e) => {
-                        tracing::warn!("TURN password hook failed: {e}");
-                        None
-                    }
-                };
-                let _ = answer.send((request, password)).await;
-            }
-            .instrument(tracing::Span::current()),
-        );
-    }
-}
-
-/// Sends queued events one at a time, in order.
-async fn post_events(
-    client: reqwest::Client,
-    url: String,
-    realm: String,
-    rid: String,
-    mut rx: mpsc::Receiver<serde_json::Value>,
-) {
-    let mut failures = 0u64;
-    while let Some(body) = rx.recv().await {
-        let sent = client
-            .post(&url)
-            .header("realm", &realm)
-            .header("rid", &rid)
-            .json(&body)
-            .send()
-            .await;
-        let problem = match sent {
-            Ok(r) if r.status().is_success() => None,
-            Ok(r) => Some(format!("status {}", r.status())),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(problem) = problem {
-            failures += 1;
-            if failures % WARN_EVERY == 1 {
-                tracing::warn!(failures, "TURN events hook failed: {problem}");
-            }
-        }
-    }
-}
-
-/// The server's webhook as a [`Handler`] of the state machine: the lifecycle notifications
-/// become seed 000's `POST {hook_url}/events` bodies, queued without waiting (a full queue
-/// drops the event, counted, with a warning once per [`WARN_EVERY`]), and passwords are asked
-/// of `GET {hook_url}/password` when a hook is configured. Vetoes and discards keep the
-/// accepting defaults.
-struct WebhookHandler {
-    /// The bounded queue of the sender task; `None` without a hook URL (events go nowhere).
-    events: Option<mpsc::Sender<serde_json::Value>>,
-    /// Events dropped because the queue was full.
-    dropped: u64,
-    /// A password hook is configured: unknown users are asked of it.
-    password_hook: bool,
-}
-
-impl WebhookHandler {
-    fn new(events: Option<mpsc::Sender<serde_json::Value>>, password_hook: bool) -> Self {
-        WebhookHandler {
-            events,
-            dropped: 0,
-            password_hook,
-        }
-    }
-
-    /// Queues the body `event` builds; never waits.
-    fn queue(&mut self, event: impl FnOnce() -> serde_json::Value) {
-        let Some(events) = &self.events else {
-            return;
-        };
-        if events.try_send(event()).is_err() {
-            self.dropped += 1;
-            if self.dropped % WARN_EVERY == 1 {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "TURN events backend not keeping up: events dropped"
-                );
-            }
-        }
-    }
-}
-
-impl Handler for WebhookHandler {
-    fn password(&mut self, username: &str, realm: &str, client: SocketAddr) -> Authorization {
-        let _ = (username, realm, client);
-        if self.password_hook {
-            Authorization::Ask
-        } else {
-            Authorization::Unknown
-        }
-    }
-
-    fn binding(&mut self, client: SocketAddr) {
-        self.queue(|| json!({"kind": "binding", "addr": client.to_string()}));
-    }
-
-    fn allocation_created(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
-        self.queue(|| {
-            json!({
-                "kind": "allocated", "name": name, "addr": client.to_string(),
-                "port": relay.port(),
-            })
-        });
-    }
-
-    fn refreshed(&mut self, name: &str, client: SocketAddr, expiration_secs: u32) {
-        self.queue(|| {
-            json!({
-                "kind": "refresh", "name": name, "addr": client.to_string(),
-                "expiration": expiration_secs,
-            })
-        });
-    }
-
-    fn permission_created(&mut self, name: &str, client: SocketAddr, peer: SocketAddr) {
-        self.queue(|| {
-            json!({
-                "kind": "create_permission", "name": name, "addr": client.to_string(),
-                "relay": peer.port(),
-            })
-        });
-    }
-
-    fn channel_bound(&mut self, name: &str, client: SocketAddr, channel: u16, peer: SocketAddr) {
-        let _ = peer;
-        self.queue(|| {
-            json!({
-                "kind": "channel_bind", "name": name, "addr": client.to_string(),
-                "channel": channel,
-            })
-        });
-    }
-
-    fn allocation_deleted(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
-        let _ = relay;
-        self.queue(|| json!({"kind": "abort", "name": name, "addr": client.to_string()}));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn drained(rx: &mut mpsc::Receiver<serde_json::Value>) -> Vec<serde_json::Value> {
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
-    }
-
-    #[test]
-    fn webhook_bodies_follow_seed_000() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let mut h = WebhookHandler::new(Some(tx), true);
-        let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
-        let relay: SocketAddr = "198.51.100.1:50000".parse().expect("addr");
-        let peer: SocketAddr = "203.0.113.9:6000".parse().expect("addr");
-        h.binding(client);
-        h.allocation_created("alice", client, relay);
-        h.refreshed("alice", client, 600);
-        h.permission_created("alice", client, peer);
-        h.channel_bound("alice", client, 0x4000, peer);
-        h.allocation_deleted("alice", client, relay);
-        let addr = "192.0.2.7:5000";
-        assert_eq!(
-            drained(&mut rx),
-            vec![
-                json!({"kind": "binding", "addr": addr}),
-                json!({"kind": "allocated", "name": "alice", "addr": addr, "port": 50000}),
-                json!({"kind": "refresh", "name": "alice", "addr": addr, "expiration": 600}),
-                json!({"kind": "create_permission", "name": "alice", "addr": addr, "relay": 6000}),
-                json!({"kind": "channel_bind", "name": "alice", "addr": addr, "channel": 0x4000}),
-                json!({"kind": "abort", "name": "alice", "addr": addr}),
-            ]
-        );
-        assert_eq!(h.dropped, 0);
-    }
-
-    #[test]
-    fn webhook_drops_when_full_and_asks_only_with_a_hook() {
-        let (tx, mut rx) = mpsc::channel(1);
-        let mut h = WebhookHandler::new(Some(tx), true);
-        let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
-        h.binding(client);
-        h.binding(client);
-        h.binding(client);
-        assert_eq!((drained(&mut rx).len(), h.dropped), (1, 2));
-        assert_eq!(h.password("u", "r", client), Authorization::Ask);
-        let mut none = WebhookHandler::new(None, false);
-        none.binding(client);
-        assert_eq!(none.dropped, 0);
-        assert_eq!(none.password("u", "r", client), Authorization::Unknown);
-        // Vetoes keep the accepting defaults.
-        assert!(none.before_allocate("u", client, client));
-    }
 
     #[test]
     fn own_addresses_are_the_interfaces_and_the_listener() {
