@@ -122,8 +122,10 @@ pub fn server_step(kind: u8, bytes: &[u8], out: &mut Vec<u8>) {
 /// A TURN server fed a sequence of steps, each `kind, len (u16 BE), bytes`. Kind modulo 5:
 /// 0 = datagram from a UDP client, 1 = frame from a TCP client, 2 = datagram from a peer to
 /// the last relay, 3 = a STUN message re-signed as [`SERVER_USER`] with the last NONCE the
-/// server handed out (so the fuzzer reaches the authenticated paths), 4 = advance the clock
-/// by `len` seconds (no bytes follow). The driver's part is played here: every relay request
+/// server handed out, and its RESERVATION-TOKEN (if any) replaced by the last one handed out
+/// (so the fuzzer reaches the authenticated and reservation paths), sent from the UDP client
+/// when `kind / 5` is even and the TCP client when odd, 4 = advance the clock by `len`
+/// seconds (no bytes follow). The driver's part is played here: every relay request
 /// is granted, every password request answered. Checks that the server never panics and that
 /// after `handle_timeout(now)` the next timeout is in the future. Returns the final counters.
 pub fn server(mut data: &[u8]) -> crate::server::Stats {
@@ -157,6 +159,7 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
     };
     let mut relay = SocketAddr::from(([198, 51, 100, 1], 49152));
     let mut nonce = String::new();
+    let mut token = None;
     let mut ports = 49152u16;
     while let (Some(&kind), Some(len)) = (data.first(), data.get(1..3)) {
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
@@ -180,8 +183,9 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
                     1 => s.handle_client(now, unix + elapsed, tcp, bytes),
                     2 => s.handle_peer(now, relay, peer, bytes),
                     _ => {
-                        if let Some(signed) = sign(bytes, &nonce) {
-                            s.handle_client(now, unix + elapsed, udp, &signed);
+                        let from = if (kind / 5) % 2 == 0 { udp } else { tcp };
+                        if let Some(signed) = sign(bytes, &nonce, token) {
+                            s.handle_client(now, unix + elapsed, from, &signed);
                         }
                     }
                 }
@@ -208,6 +212,11 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
                         if let Some(n) = m.nonce() {
                             nonce = n.to_owned();
                         }
+                        if let Some(Attribute::ReservationToken(t)) =
+                            m.attribute(attr::RESERVATION_TOKEN)
+                        {
+                            token = Some(*t);
+                        }
                     }
                 }
                 _ => {}
@@ -217,8 +226,9 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
     s.stats()
 }
 
-/// `raw` decoded and rebuilt with USERNAME, REALM, NONCE, MESSAGE-INTEGRITY and FINGERPRINT.
-fn sign(raw: &[u8], nonce: &str) -> Option<Vec<u8>> {
+/// `raw` decoded and rebuilt with USERNAME, REALM, NONCE, MESSAGE-INTEGRITY and FINGERPRINT,
+/// and `token` in place of its RESERVATION-TOKEN.
+fn sign(raw: &[u8], nonce: &str, token: Option<[u8; 8]>) -> Option<Vec<u8>> {
     let m = Message::decode(raw).ok()?;
     let mut b = MessageBuilder::new(Class::Request, m.method, m.transaction_id);
     for a in &m.attributes {
@@ -231,7 +241,14 @@ fn sign(raw: &[u8], nonce: &str) -> Option<Vec<u8>> {
                 | attr::MESSAGE_INTEGRITY_SHA256
                 | attr::FINGERPRINT
         ) {
-            b.add(a).ok()?;
+            match (a, token) {
+                (Attribute::ReservationToken(_), Some(t)) => {
+                    b.add(&Attribute::ReservationToken(t)).ok()?;
+                }
+                _ => {
+                    b.add(a).ok()?;
+                }
+            }
         }
     }
     let (user, pw) = SERVER_USER;
