@@ -26,7 +26,7 @@
 //! its accept and have an allocation within `tcp_allocation_timeout` (20 s), and at most
 //! `tcp_max_unallocated` (256) connections wait for theirs at once: until a client has spent
 //! valid credentials it holds a socket only briefly. With an allocation it may stay silent for
-//! `turn.max_lifetime` + 60 s. Relay sockets kept for a port reservation (EVEN-PORT with the
+//! `turn.max_lifetime` + 60 s; one whose allocation ends is back to an allocation deadline. Relay sockets kept for a port reservation (EVEN-PORT with the
 //! R bit) are bound and read like any relay until the state machine releases them.
 //!
 //! Layout: this file has the listener, the owner task and the relay sockets; `tcp` the TCP
@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -136,7 +136,8 @@ pub struct TurnOptions {
     /// A TCP client must have an allocation within this of the accept, or the connection is
     /// closed, however much it sends: a 401 round trip, the Allocate and a password hook
     /// (`hook_timeout`) fit well inside. After its allocation the connection lives until it
-    /// is silent for `turn.max_lifetime` + 60 s. Default: 20 s.
+    /// is silent for `turn.max_lifetime` + 60 s; when the allocation ends (a Refresh to 0,
+    /// expiry) and the connection stays, it gets this long again to allocate. Default: 20 s.
     pub tcp_allocation_timeout: Duration,
     /// Most TCP connections without an allocation at once; a new one past it is closed at
     /// accept (and counted in a warning logged at most every 10 s). Clients that allocate
@@ -367,10 +368,12 @@ impl Owner {
                     TcpMsg::Frame { transport, bytes } => {
                         let (now, unix) = clocks();
                         self.server.handle_client(now, unix, transport, &bytes);
+                        // A Refresh to 0 deletes the allocation at once.
+                        self.tcp_allocations_lost(Some(transport.client));
                     }
                     TcpMsg::Closed { transport } => {
                         if let Some(c) = self.tcp_clients.remove(&transport.client) {
-                            if c.allocated.is_some() {
+                            if !c.has_allocation() {
                                 self.tcp_unallocated -= 1;
                             }
                         }
@@ -390,6 +393,7 @@ impl Owner {
                 }
                 () = &mut timer, if armed.is_some() => {
                     self.server.handle_timeout(clocks().0);
+                    self.tcp_allocations_lost(None);
                 }
                 _ = reread.tick() => {
                     let own = own_addresses(&[self.local.ip(), self.relay_ip]);

@@ -734,3 +734,31 @@ async fn tcp_cap_refuses_unallocated_connections_past_it() {
     }
     server.shutdown().await;
 }
+
+/// A TCP client that deletes its allocation (Refresh to 0) and stays connected is back to the
+/// allocation deadline instead of `max_lifetime` + 60 s of idling.
+#[tokio::test]
+async fn tcp_client_that_deletes_its_allocation_gets_the_deadline_again() {
+    use tokio::io::AsyncWriteExt;
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server_with(|o| o.tcp_allocation_timeout = Duration::from_secs(2)).await;
+    let turn = server.turn_addr.expect("turn on");
+    let (mut tcp, mut buf, nonce) = tcp_allocation(turn).await;
+    // Past the deadline counted from the accept: the allocation keeps the connection.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let delete = request(
+        turn::stun::Method::Refresh,
+        3,
+        &[turn::attr::Attribute::Lifetime(0)],
+        Some(&nonce),
+    );
+    tcp.write_all(&delete).await.expect("write");
+    let answer = read_stun(&mut tcp, &mut buf).await;
+    assert_eq!(answer.class, turn::stun::Class::Success, "{answer:?}");
+    let took = closed_within(&mut tcp, Duration::from_secs(6)).await;
+    let took = took.expect("closed after its allocation ended");
+    assert!(took >= Duration::from_millis(1500), "closed after {took:?}");
+    server.shutdown().await;
+}

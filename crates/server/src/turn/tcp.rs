@@ -26,8 +26,18 @@ pub(super) enum TcpMsg {
 pub(super) struct TcpClient {
     /// Frames to write.
     pub(super) out: mpsc::Sender<Vec<u8>>,
-    /// Fired when the connection gets its allocation; `None` once it has one.
-    pub(super) allocated: Option<oneshot::Sender<()>>,
+    /// The 5-tuple.
+    transport: Transport,
+    /// Whether the connection has an allocation, as its task sees it: true moves it to the
+    /// idle rule, false (the allocation was deleted or expired) back to an allocation deadline.
+    allocated: watch::Sender<bool>,
+}
+
+impl TcpClient {
+    /// Whether the connection is counted as having an allocation.
+    pub(super) fn has_allocation(&self) -> bool {
+        *self.allocated.borrow()
+    }
 }
 
 /// The deadlines of a TCP connection (see [`TurnOptions`]).
@@ -76,14 +86,15 @@ impl Owner {
             server,
         };
         let (out, out_rx) = mpsc::channel(TCP_OUT_QUEUE);
-        let (allocated, allocated_rx) = oneshot::channel();
+        let (allocated, allocated_rx) = watch::channel(false);
         let entry = TcpClient {
             out,
-            allocated: Some(allocated),
+            transport,
+            allocated,
         };
         if let Some(old) = self.tcp_clients.insert(client, entry) {
             // The same address and port again before the old connection's end was seen.
-            if old.allocated.is_some() {
+            if !old.has_allocation() {
                 self.tcp_unallocated -= 1;
             }
         }
@@ -104,14 +115,33 @@ impl Owner {
     /// The TCP client at `client` has its allocation: it leaves the unallocated count and its
     /// connection task switches to the idle rule.
     pub(super) fn tcp_allocated(&mut self, client: SocketAddr) {
-        if let Some(tx) = self
-            .tcp_clients
-            .get_mut(&client)
-            .and_then(|c| c.allocated.take())
-        {
-            self.tcp_unallocated -= 1;
-            let _ = tx.send(());
+        if let Some(c) = self.tcp_clients.get(&client) {
+            if !c.has_allocation() {
+                c.allocated.send_replace(true);
+                self.tcp_unallocated -= 1;
+            }
         }
+    }
+
+    /// Connections whose allocation is gone (a Refresh to 0, expiry) count as unallocated
+    /// again and get a fresh allocation deadline: otherwise an authenticated client could
+    /// allocate, delete the allocation and keep an idle socket for `max_lifetime` + 60 s, as
+    /// many times as it opens connections. `only` limits the check to one client.
+    pub(super) fn tcp_allocations_lost(&mut self, only: Option<SocketAddr>) {
+        let mut lost = 0;
+        let server = &self.server;
+        let clients = self
+            .tcp_clients
+            .iter()
+            .filter(|(a, _)| only.is_none_or(|o| o == **a))
+            .map(|(_, c)| c);
+        for c in clients {
+            if c.has_allocation() && !server.has_allocation(&c.transport) {
+                c.allocated.send_replace(false);
+                lost += 1;
+            }
+        }
+        self.tcp_unallocated += lost;
     }
 }
 
@@ -123,7 +153,7 @@ pub(super) async fn tcp_conn(
     transport: Transport,
     limits: TcpLimits,
     mut out_rx: mpsc::Receiver<Vec<u8>>,
-    mut allocated: oneshot::Receiver<()>,
+    mut allocated: watch::Receiver<bool>,
     tx: mpsc::Sender<TcpMsg>,
 ) {
     let accepted = Instant::now();
@@ -138,7 +168,7 @@ pub(super) async fn tcp_conn(
         }
     });
     let first_frame_by = accepted + limits.first_message;
-    let allocation_by = accepted + limits.allocation;
+    let mut allocation_by = accepted + limits.allocation;
     let mut framed = false;
     let mut has_allocation = false;
     // The owner drops its sender when it forgets the connection; stop polling then.
@@ -168,9 +198,17 @@ pub(super) async fn tcp_conn(
                 Ok(_) => last_read = Instant::now(),
                 Err(e) => break e.to_string(),
             },
-            got = &mut allocated, if waiting => {
-                waiting = false;
-                has_allocation = got.is_ok();
+            changed = allocated.changed(), if waiting => {
+                match changed {
+                    Ok(()) => {
+                        let now_allocated = *allocated.borrow_and_update();
+                        if has_allocation && !now_allocated {
+                            allocation_by = Instant::now() + limits.allocation;
+                        }
+                        has_allocation = now_allocated;
+                    }
+                    Err(_) => waiting = false,
+                }
                 continue;
             }
             () = tokio::time::sleep_until(deadline) => break why,
