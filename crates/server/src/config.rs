@@ -834,7 +834,7 @@ sections! {
         "auth_secret" => auth_secret: Secret = "" via SecretText;
         /// Base URL of the TURN hooks (`{hook_url}/password`, `{hook_url}/events`).
         "hook_url" => hook_url: Option<String> = "" via OptText;
-        /// Peer addresses allowed although private or reserved, comma-separated CIDR list.
+        /// Peers allowed although in a special-purpose range or the server's own, CIDR list.
         "allow_peers" => allow_peers: Vec<IpRange> = "" via CommaList;
         /// Most allocations one user may hold at once.
         "max_allocations_per_user" => max_allocations_per_user: u32 = "10" via Plain;

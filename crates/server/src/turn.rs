@@ -22,15 +22,23 @@
 //! lookups with [`Authorization::Ask`] when a hook is configured, which the state machine
 //! turns into [`Output::PasswordRequest`] (the lookup is async, the handler is not).
 //!
+//! A TCP connection must send a complete message within `tcp_first_message_timeout` (5 s) of
+//! its accept and have an allocation within `tcp_allocation_timeout` (20 s), and at most
+//! `tcp_max_unallocated` (256) connections wait for theirs at once: until a client has spent
+//! valid credentials it holds a socket only briefly. With an allocation it may stay silent for
+//! `turn.max_lifetime` + 60 s; one whose allocation ends is back to an allocation deadline. Relay sockets kept for a port reservation (EVEN-PORT with the
+//! R bit) are bound and read like any relay until the state machine releases them.
+//!
+//! Layout: this file has the listener, the owner task and the relay sockets; `tcp` the TCP
+//! connections (accept, cap, deadlines); `hooks` the seed 000 password and events hooks.
+//!
 //! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
 //! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
 //! read, or a hook backend that does not keep up, loses messages, which are counted.
 
 use ::turn::attr::AddressFamily;
-use ::turn::handler::{Authorization, Handler};
-use ::turn::server::{AuthRequestId, Output, Protocol, RelayError, Transport};
+use ::turn::server::{AuthRequestId, Output, Protocol, RelayError, RelayPort, Transport};
 use anyhow::Context;
-use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -43,6 +51,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod hooks;
+mod tcp;
+
+use hooks::{Hooks, WebhookHandler};
+use tcp::{TcpClient, TcpLimits, TcpMsg};
+
 /// Largest datagram read from the listener (the UDP maximum).
 const LISTENER_BUF: usize = 0xFFFF;
 /// Largest datagram read from a peer. WebRTC keeps packets under the path MTU; anything longer
@@ -54,8 +68,6 @@ const TCP_IN_QUEUE: usize = 256;
 const TCP_OUT_QUEUE: usize = 256;
 /// Datagrams from all relay sockets waiting for the owner.
 const PEER_QUEUE: usize = 1024;
-/// Events waiting to be POSTed; past it they are dropped.
-const EVENT_QUEUE: usize = 1024;
 /// Datagrams handled per wake-up of the owner task before it looks at its other inputs.
 const BATCH: usize = 32;
 /// A dropped-message warning is logged once per this many drops.
@@ -74,16 +86,36 @@ fn grow_recv_buffer(socket: socket2::SockRef<'_>) {
     }
 }
 
-/// A TCP client must send its first bytes within this, or the connection is closed: a
-/// connection that never speaks would otherwise hold a task and a socket for ever.
-const TCP_FIRST_MESSAGE: Duration = Duration::from_secs(10);
-/// A TCP client silent for `turn.max_lifetime` plus this is closed. Clients with an allocation
-/// send a Refresh within its lifetime, so only dead connections reach it; their allocation is
-/// deleted with them.
-const TCP_IDLE_MARGIN: Duration = Duration::from_secs(60);
+/// How often the interface addresses are read again for the peer policy: a DHCP lease or a
+/// hot-plugged interface changes them, and the policy must know the host's addresses to keep
+/// relays off its other services.
+const OWN_ADDRESSES_EVERY: Duration = Duration::from_secs(60);
 
-/// Largest TCP read buffer: a STUN message or ChannelData frame is at most 64 KiB.
-const TCP_MAX_FRAME: usize = 0x1_0004;
+/// The host's own addresses for the peer policy (`turn::server::Config::own_addresses`):
+/// every interface's (getifaddrs(3)) and `extra` (the listener's and the advertised relay
+/// address, in case listing fails).
+fn own_addresses(extra: &[IpAddr]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.iter().map(if_addrs::Interface::ip).collect(),
+        Err(e) => {
+            tracing::warn!(
+                "TURN cannot list the interface addresses ({e}): only the listener's count as \
+                 the server's own"
+            );
+            Vec::new()
+        }
+    };
+    out.extend(extra.iter().copied());
+    out.retain(|ip| !ip.is_unspecified());
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// A TCP client with an allocation silent for `turn.max_lifetime` plus this is closed. Clients
+/// with an allocation send a Refresh within its lifetime, so only dead connections reach it;
+/// their allocation is deleted with them.
+const TCP_IDLE_MARGIN: Duration = Duration::from_secs(60);
 
 /// TURN settings beyond the listener address.
 #[derive(Debug, Clone)]
@@ -97,6 +129,21 @@ pub struct TurnOptions {
     pub hook_url: Option<String>,
     /// How long a hook call may take. Default: 5 s.
     pub hook_timeout: Duration,
+    /// A TCP client's first complete STUN message (or ChannelData frame) must arrive within
+    /// this of the accept, or the connection is closed: a client that connects and sends
+    /// nothing, or one byte, holds a task, a socket and a 64 KiB buffer. Default: 5 s.
+    pub tcp_first_message_timeout: Duration,
+    /// A TCP client must have an allocation within this of the accept, or the connection is
+    /// closed, however much it sends: a 401 round trip, the Allocate and a password hook
+    /// (`hook_timeout`) fit well inside. After its allocation the connection lives until it
+    /// is silent for `turn.max_lifetime` + 60 s; when the allocation ends (a Refresh to 0,
+    /// expiry) and the connection stays, it gets this long again to allocate. Default: 20 s.
+    pub tcp_allocation_timeout: Duration,
+    /// Most TCP connections without an allocation at once; a new one past it is closed at
+    /// accept (and counted in a warning logged at most every 10 s). Clients that allocate
+    /// leave the count at once, so a flood of idle connections cannot hold more than this
+    /// many sockets, for at most `tcp_allocation_timeout` each. Default: 256.
+    pub tcp_max_unallocated: usize,
 }
 
 impl Default for TurnOptions {
@@ -106,6 +153,9 @@ impl Default for TurnOptions {
             relay_port_range: 49152..=65535,
             hook_url: None,
             hook_timeout: Duration::from_secs(5),
+            tcp_first_message_timeout: Duration::from_secs(5),
+            tcp_allocation_timeout: Duration::from_secs(20),
+            tcp_max_unallocated: 256,
         }
     }
 }
@@ -128,6 +178,8 @@ pub(crate) async fn start(
     );
     let mut config = options.server.clone();
     config.password_hook = options.hook_url.is_some();
+    config.own_addresses = own_addresses(&[bound.ip(), relay_ip]);
+    tracing::debug!(own = ?config.own_addresses, "TURN peer policy: the server's own addresses");
     let (hooks, events) = match &options.hook_url {
         Some(url) => {
             let (hooks, events) = Hooks::start(url, &config.realm, options.hook_timeout)?;
@@ -147,6 +199,15 @@ pub(crate) async fn start(
         relay_ports: options.relay_port_range,
         relays: HashMap::new(),
         tcp_clients: HashMap::new(),
+        tcp_unallocated: 0,
+        tcp_max_unallocated: options.tcp_max_unallocated,
+        tcp_refused: 0,
+        tcp_refusal_logged: None,
+        tcp_limits: TcpLimits {
+            first_message: options.tcp_first_message_timeout,
+            allocation: options.tcp_allocation_timeout,
+            idle: options.server.max_lifetime + TCP_IDLE_MARGIN,
+        },
         peer_tx,
         pw_tx,
         hooks,
@@ -203,21 +264,6 @@ fn relay_ip(listener: IpAddr) -> IpAddr {
         .unwrap_or(loopback)
 }
 
-/// From the TCP connection tasks to the owner.
-enum TcpMsg {
-    Opened {
-        client: SocketAddr,
-        out: mpsc::Sender<Vec<u8>>,
-    },
-    Frame {
-        transport: Transport,
-        bytes: Vec<u8>,
-    },
-    Closed {
-        transport: Transport,
-    },
-}
-
 /// A datagram a relay socket received.
 struct PeerPacket {
     relay: SocketAddr,
@@ -237,7 +283,14 @@ struct Owner {
     relay_ip: IpAddr,
     relay_ports: RangeInclusive<u16>,
     relays: HashMap<SocketAddr, Relay>,
-    tcp_clients: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    tcp_clients: HashMap<SocketAddr, TcpClient>,
+    /// Entries of `tcp_clients` without an allocation yet.
+    tcp_unallocated: usize,
+    tcp_max_unallocated: usize,
+    /// Connections closed at accept because `tcp_unallocated` was at the cap.
+    tcp_refused: u64,
+    tcp_refusal_logged: Option<Instant>,
+    tcp_limits: TcpLimits,
     peer_tx: mpsc::Sender<PeerPacket>,
     pw_tx: mpsc::Sender<(AuthRequestId, Option<String>)>,
     hooks: Option<Hooks>,
@@ -265,6 +318,8 @@ impl Owner {
         let mut armed = self.server.poll_timeout().map(Instant::from_std);
         let timer = tokio::time::sleep_until(armed.unwrap_or_else(far));
         tokio::pin!(timer);
+        let mut reread =
+            tokio::time::interval_at(Instant::now() + OWN_ADDRESSES_EVERY, OWN_ADDRESSES_EVERY);
         loop {
             let deadline = self.server.poll_timeout().map(Instant::from_std);
             if deadline != armed {
@@ -300,10 +355,9 @@ impl Owner {
                 }
                 accepted = tcp.accept() => match accepted {
                     Ok((socket, client)) => {
-                        let id = registry.next_session_id();
-                        let span = tracing::info_span!("session", proto = "turn", id, peer = %client);
-                        let idle = self.server.config().max_lifetime + TCP_IDLE_MARGIN;
-                        conns.spawn(tcp_conn(socket, client, idle, tcp_tx.clone()).instrument(span));
+                        if let Some(conn) = self.tcp_accept(socket, client, &registry, &tcp_tx) {
+                            conns.spawn(conn);
+                        }
                     }
                     Err(e) => {
                         tracing::error!("TURN accept failed: {e}");
@@ -311,15 +365,18 @@ impl Owner {
                     }
                 },
                 Some(msg) = tcp_rx.recv() => match msg {
-                    TcpMsg::Opened { client, out } => {
-                        self.tcp_clients.insert(client, out);
-                    }
                     TcpMsg::Frame { transport, bytes } => {
                         let (now, unix) = clocks();
                         self.server.handle_client(now, unix, transport, &bytes);
+                        // A Refresh to 0 deletes the allocation at once.
+                        self.tcp_allocations_lost(Some(transport.client));
                     }
                     TcpMsg::Closed { transport } => {
-                        self.tcp_clients.remove(&transport.client);
+                        if let Some(c) = self.tcp_clients.remove(&transport.client) {
+                            if !c.has_allocation() {
+                                self.tcp_unallocated -= 1;
+                            }
+                        }
                         self.server.close_transport(clocks().0, transport);
                     }
                 },
@@ -336,6 +393,14 @@ impl Owner {
                 }
                 () = &mut timer, if armed.is_some() => {
                     self.server.handle_timeout(clocks().0);
+                    self.tcp_allocations_lost(None);
+                }
+                _ = reread.tick() => {
+                    let own = own_addresses(&[self.local.ip(), self.relay_ip]);
+                    if own != self.server.config().own_addresses {
+                        tracing::info!(?own, "TURN: the server's addresses changed");
+                        self.server.set_own_addresses(own);
+                    }
                 }
                 Some(_) = conns.join_next() => {}
                 _ = shutdown.changed() => break,
@@ -362,17 +427,18 @@ impl Owner {
                 }
                 Output::AllocateRelay {
                     request,
+                    transport,
                     family,
-                    even_port,
+                    port,
                 } => {
-                    let result = self.bind_relay(family, even_port);
+                    let result = self.bind_relay(family, port);
                     self.server.relay_allocated(clocks().0, request, result);
-                }
-                Output::ReleaseRelay { relay } => {
-                    if let Some(r) = self.relays.remove(&relay) {
-                        r.reader.abort();
+                    if transport.protocol == Protocol::Tcp && self.server.has_allocation(&transport)
+                    {
+                        self.tcp_allocated(transport.client);
                     }
                 }
+                Output::ReleaseRelay { relay } => self.release(relay),
                 Output::PasswordRequest {
                     request,
                     username,
@@ -394,10 +460,10 @@ impl Owner {
                 }
             }
             Protocol::Tcp => {
-                let Some(out) = self.tcp_clients.get(&to.client) else {
+                let Some(c) = self.tcp_clients.get(&to.client) else {
                     return;
                 };
-                if out.try_send(bytes).is_err() {
+                if c.out.try_send(bytes).is_err() {
                     self.tcp_dropped += 1;
                     if self.tcp_dropped % WARN_EVERY == 1 {
                         tracing::warn!(
@@ -410,9 +476,23 @@ impl Owner {
         }
     }
 
-    /// A UDP socket on a random free port (an even one if `even`) of the relay range, its
-    /// reader task started.
-    fn bind_relay(&mut self, family: AddressFamily, even: bool) -> Result<SocketAddr, RelayError> {
+    /// A UDP socket on a random free port of the relay range (even, or even with the next one
+    /// bound too and kept for a reservation, as `port` asks), its reader task started; or the
+    /// socket a reservation kept.
+    fn bind_relay(
+        &mut self,
+        family: AddressFamily,
+        port: RelayPort,
+    ) -> Result<SocketAddr, RelayError> {
+        if let RelayPort::Reserved(relay) = port {
+            // Kept since the reservation was made, its reader running (what peers sent it
+            // meanwhile was dropped: no allocation had it).
+            return if self.relays.contains_key(&relay) {
+                Ok(relay)
+            } else {
+                Err(RelayError::Failed)
+            };
+        }
         // A wildcard listener gets wildcard relays (peers may come in on any interface); the
         // advertised address is `relay_ip` either way.
         let bind_ip = self.local.ip();
@@ -423,51 +503,90 @@ impl Owner {
         if !family_ok {
             return Err(RelayError::FamilyUnsupported);
         }
+        let even = port != RelayPort::Any;
+        let pair = port == RelayPort::EvenReserveNext;
         let (first, last) = (*self.relay_ports.start(), *self.relay_ports.end());
         let span = usize::from(last - first) + 1;
         for _ in 0..BIND_ATTEMPTS.min(span.saturating_mul(2)) {
             let mut port = rand::random_range(first..=last);
             if even && port % 2 == 1 {
-                if port == last {
-                    port -= 1;
-                } else {
-                    port += 1;
-                }
-                if port < first {
-                    break;
-                }
+                port = if port == last { port - 1 } else { port + 1 };
             }
-            let socket = match std::net::UdpSocket::bind(SocketAddr::new(bind_ip, port)) {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-                Err(e) => {
-                    tracing::warn!("TURN relay bind on {bind_ip}:{port}: {e}");
-                    return Err(RelayError::Failed);
-                }
+            if pair && port == last {
+                port = port.saturating_sub(2);
+            }
+            if port < first || (pair && port >= last) {
+                continue;
+            }
+            let Some(socket) = bind_port(bind_ip, port)? else {
+                continue;
             };
-            grow_recv_buffer(socket2::SockRef::from(&socket));
-            let socket = match socket
-                .set_nonblocking(true)
-                .and_then(|()| UdpSocket::from_std(socket))
-            {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    tracing::warn!("TURN relay socket: {e}");
-                    return Err(RelayError::Failed);
+            let next = if pair {
+                match bind_port(bind_ip, port + 1)? {
+                    Some(next) => Some(next),
+                    None => continue,
                 }
+            } else {
+                None
             };
-            let relay = SocketAddr::new(self.relay_ip, port);
-            let reader = tokio::spawn(
-                relay_reader(Arc::clone(&socket), relay, self.peer_tx.clone())
-                    .instrument(tracing::Span::current()),
-            );
-            if let Some(old) = self.relays.insert(relay, Relay { socket, reader }) {
-                old.reader.abort();
+            let relay = self.register(port, socket)?;
+            if let Some(next) = next {
+                if let Err(e) = self.register(port + 1, next) {
+                    self.release(relay);
+                    return Err(e);
+                }
             }
             return Ok(relay);
         }
         tracing::warn!("TURN relay ports {first}-{last} exhausted");
         Err(RelayError::Exhausted)
+    }
+
+    /// Starts the reader of a bound relay socket and keeps it under its advertised address.
+    fn register(
+        &mut self,
+        port: u16,
+        socket: std::net::UdpSocket,
+    ) -> Result<SocketAddr, RelayError> {
+        grow_recv_buffer(socket2::SockRef::from(&socket));
+        let socket = match socket
+            .set_nonblocking(true)
+            .and_then(|()| UdpSocket::from_std(socket))
+        {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!("TURN relay socket: {e}");
+                return Err(RelayError::Failed);
+            }
+        };
+        let relay = SocketAddr::new(self.relay_ip, port);
+        let reader = tokio::spawn(
+            relay_reader(Arc::clone(&socket), relay, self.peer_tx.clone())
+                .instrument(tracing::Span::current()),
+        );
+        if let Some(old) = self.relays.insert(relay, Relay { socket, reader }) {
+            old.reader.abort();
+        }
+        Ok(relay)
+    }
+
+    /// Closes the relay socket at `relay` (its reader holds the other reference).
+    fn release(&mut self, relay: SocketAddr) {
+        if let Some(r) = self.relays.remove(&relay) {
+            r.reader.abort();
+        }
+    }
+}
+
+/// A UDP socket on `ip:port`, or `None` when the port is taken.
+fn bind_port(ip: IpAddr, port: u16) -> Result<Option<std::net::UdpSocket>, RelayError> {
+    match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => {
+            tracing::warn!("TURN relay bind on {ip}:{port}: {e}");
+            Err(RelayError::Failed)
+        }
     }
 }
 
@@ -498,343 +617,20 @@ async fn relay_reader(socket: Arc<UdpSocket>, relay: SocketAddr, tx: mpsc::Sende
     }
 }
 
-/// One TCP client: frames in to the owner, frames out from its queue.
-async fn tcp_conn(socket: TcpStream, client: SocketAddr, idle: Duration, tx: mpsc::Sender<TcpMsg>) {
-    let server = match socket.local_addr() {
-        Ok(a) => a,
-        Err(_) => return,
-    };
-    let _ = socket.set_nodelay(true);
-    let transport = Transport {
-        protocol: Protocol::Tcp,
-        client,
-        server,
-    };
-    let (mut rd, mut wr) = socket.into_split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TCP_OUT_QUEUE);
-    if tx
-        .send(TcpMsg::Opened {
-            client,
-            out: out_tx,
-        })
-        .await
-        .is_err()
-    {
-        return;
-    }
-    tracing::debug!("TURN TCP connection opened");
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = out_rx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut idle_limit = TCP_FIRST_MESSAGE;
-    let end = loop {
-        if buf.len() >= TCP_MAX_FRAME {
-            break "frame too long".to_owned();
-        }
-        match tokio::time::timeout(idle_limit, rd.read_buf(&mut buf)).await {
-            Err(_) => break format!("silent for {idle_limit:?}"),
-            Ok(Ok(0)) => break "closed by the peer".to_owned(),
-            Ok(Ok(_)) => idle_limit = idle,
-            Ok(Err(e)) => break e.to_string(),
-        }
-        let mut used = 0;
-        let framing = loop {
-            match ::turn::channel::next_frame(&buf[used..]) {
-                Ok(Some((_, n))) => {
-                    let bytes = buf[used..used + n].to_vec();
-                    used += n;
-                    if tx.send(TcpMsg::Frame { transport, bytes }).await.is_err() {
-                        break Err("server stopped".to_owned());
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("framing lost: {e}")),
-            }
-        };
-        buf.drain(..used);
-        if let Err(e) = framing {
-            break e;
-        }
-    };
-    tracing::debug!("TURN TCP connection ended: {end}");
-    writer.abort();
-    let _ = tx.send(TcpMsg::Closed { transport }).await;
-}
-
-/// The seed 000 hooks: `GET {hook_url}/password`, `POST {hook_url}/events`.
-struct Hooks {
-    client: reqwest::Client,
-    base: String,
-    realm: String,
-    rid: String,
-}
-
-impl Hooks {
-    /// The hook client, and the queue of `POST /events` bodies drained by a sender task.
-    fn start(
-        url: &str,
-        realm: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<(Hooks, mpsc::Sender<serde_json::Value>)> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .context("TURN hook HTTP client")?;
-        let rid: String = {
-            use rand::Rng;
-            rand::rng()
-                .sample_iter(rand::distr::Alphanumeric)
-                .take(16)
-                .map(char::from)
-                .collect()
-        };
-        let base = url.trim_end_matches('/').to_owned();
-        let (events, rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(
-            post_events(
-                client.clone(),
-                format!("{base}/events"),
-                realm.to_owned(),
-                rid.clone(),
-                rx,
-            )
-            .instrument(tracing::Span::current()),
-        );
-        let hooks = Hooks {
-            client,
-            base,
-            realm: realm.to_owned(),
-            rid,
-        };
-        Ok((hooks, events))
-    }
-
-    /// Asks the backend for `name`'s password off the owner task; the answer comes back on
-    /// `answer`. Anything but a 200 (or no answer in time) is an unknown user.
-    fn password(
-        &self,
-        request: AuthRequestId,
-        name: String,
-        client: SocketAddr,
-        answer: mpsc::Sender<(AuthRequestId, Option<String>)>,
-    ) {
-        let call = self
-            .client
-            .get(format!("{}/password", self.base))
-            .query(&[("addr", client.to_string()), ("name", name)])
-            .header("realm", &self.realm)
-            .header("rid", &self.rid);
-        tokio::spawn(
-            async move {
-                let password = match call.send().await {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => match r.text().await {
-                        Ok(body) => Some(body.trim().to_owned()),
-                        Err(e) => {
-                            tracing::warn!("TURN password hook body: {e}");
-                            None
-                        }
-                    },
-                    Ok(r) => {
-                        tracing::debug!("TURN password hook answered {}", r.status());
-                        None
-                    }
-                    Err(e) => {
-                        tracing::warn!("TURN password hook failed: {e}");
-                        None
-                    }
-                };
-                let _ = answer.send((request, password)).await;
-            }
-            .instrument(tracing::Span::current()),
-        );
-    }
-}
-
-/// Sends queued events one at a time, in order.
-async fn post_events(
-    client: reqwest::Client,
-    url: String,
-    realm: String,
-    rid: String,
-    mut rx: mpsc::Receiver<serde_json::Value>,
-) {
-    let mut failures = 0u64;
-    while let Some(body) = rx.recv().await {
-        let sent = client
-            .post(&url)
-            .header("realm", &realm)
-            .header("rid", &rid)
-            .json(&body)
-            .send()
-            .await;
-        let problem = match sent {
-            Ok(r) if r.status().is_success() => None,
-            Ok(r) => Some(format!("status {}", r.status())),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(problem) = problem {
-            failures += 1;
-            if failures % WARN_EVERY == 1 {
-                tracing::warn!(failures, "TURN events hook failed: {problem}");
-            }
-        }
-    }
-}
-
-/// The server's webhook as a [`Handler`] of the state machine: the lifecycle notifications
-/// become seed 000's `POST {hook_url}/events` bodies, queued without waiting (a full queue
-/// drops the event, counted, with a warning once per [`WARN_EVERY`]), and passwords are asked
-/// of `GET {hook_url}/password` when a hook is configured. Vetoes and discards keep the
-/// accepting defaults.
-struct WebhookHandler {
-    /// The bounded queue of the sender task; `None` without a hook URL (events go nowhere).
-    events: Option<mpsc::Sender<serde_json::Value>>,
-    /// Events dropped because the queue was full.
-    dropped: u64,
-    /// A password hook is configured: unknown users are asked of it.
-    password_hook: bool,
-}
-
-impl WebhookHandler {
-    fn new(events: Option<mpsc::Sender<serde_json::Value>>, password_hook: bool) -> Self {
-        WebhookHandler {
-            events,
-            dropped: 0,
-            password_hook,
-        }
-    }
-
-    /// Queues the body `event` builds; never waits.
-    fn queue(&mut self, event: impl FnOnce() -> serde_json::Value) {
-        let Some(events) = &self.events else {
-            return;
-        };
-        if events.try_send(event()).is_err() {
-            self.dropped += 1;
-            if self.dropped % WARN_EVERY == 1 {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "TURN events backend not keeping up: events dropped"
-                );
-            }
-        }
-    }
-}
-
-impl Handler for WebhookHandler {
-    fn password(&mut self, username: &str, realm: &str, client: SocketAddr) -> Authorization {
-        let _ = (username, realm, client);
-        if self.password_hook {
-            Authorization::Ask
-        } else {
-            Authorization::Unknown
-        }
-    }
-
-    fn binding(&mut self, client: SocketAddr) {
-        self.queue(|| json!({"kind": "binding", "addr": client.to_string()}));
-    }
-
-    fn allocation_created(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
-        self.queue(|| {
-            json!({
-                "kind": "allocated", "name": name, "addr": client.to_string(),
-                "port": relay.port(),
-            })
-        });
-    }
-
-    fn refreshed(&mut self, name: &str, client: SocketAddr, expiration_secs: u32) {
-        self.queue(|| {
-            json!({
-                "kind": "refresh", "name": name, "addr": client.to_string(),
-                "expiration": expiration_secs,
-            })
-        });
-    }
-
-    fn permission_created(&mut self, name: &str, client: SocketAddr, peer: SocketAddr) {
-        self.queue(|| {
-            json!({
-                "kind": "create_permission", "name": name, "addr": client.to_string(),
-                "relay": peer.port(),
-            })
-        });
-    }
-
-    fn channel_bound(&mut self, name: &str, client: SocketAddr, channel: u16, peer: SocketAddr) {
-        let _ = peer;
-        self.queue(|| {
-            json!({
-                "kind": "channel_bind", "name": name, "addr": client.to_string(),
-                "channel": channel,
-            })
-        });
-    }
-
-    fn allocation_deleted(&mut self, name: &str, client: SocketAddr, relay: SocketAddr) {
-        let _ = relay;
-        self.queue(|| json!({"kind": "abort", "name": name, "addr": client.to_string()}));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn drained(rx: &mut mpsc::Receiver<serde_json::Value>) -> Vec<serde_json::Value> {
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
-    }
-
     #[test]
-    fn webhook_bodies_follow_seed_000() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let mut h = WebhookHandler::new(Some(tx), true);
-        let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
-        let relay: SocketAddr = "198.51.100.1:50000".parse().expect("addr");
-        let peer: SocketAddr = "203.0.113.9:6000".parse().expect("addr");
-        h.binding(client);
-        h.allocation_created("alice", client, relay);
-        h.refreshed("alice", client, 600);
-        h.permission_created("alice", client, peer);
-        h.channel_bound("alice", client, 0x4000, peer);
-        h.allocation_deleted("alice", client, relay);
-        let addr = "192.0.2.7:5000";
-        assert_eq!(
-            drained(&mut rx),
-            vec![
-                json!({"kind": "binding", "addr": addr}),
-                json!({"kind": "allocated", "name": "alice", "addr": addr, "port": 50000}),
-                json!({"kind": "refresh", "name": "alice", "addr": addr, "expiration": 600}),
-                json!({"kind": "create_permission", "name": "alice", "addr": addr, "relay": 6000}),
-                json!({"kind": "channel_bind", "name": "alice", "addr": addr, "channel": 0x4000}),
-                json!({"kind": "abort", "name": "alice", "addr": addr}),
-            ]
-        );
-        assert_eq!(h.dropped, 0);
-    }
-
-    #[test]
-    fn webhook_drops_when_full_and_asks_only_with_a_hook() {
-        let (tx, mut rx) = mpsc::channel(1);
-        let mut h = WebhookHandler::new(Some(tx), true);
-        let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
-        h.binding(client);
-        h.binding(client);
-        h.binding(client);
-        assert_eq!((drained(&mut rx).len(), h.dropped), (1, 2));
-        assert_eq!(h.password("u", "r", client), Authorization::Ask);
-        let mut none = WebhookHandler::new(None, false);
-        none.binding(client);
-        assert_eq!(none.dropped, 0);
-        assert_eq!(none.password("u", "r", client), Authorization::Unknown);
-        // Vetoes keep the accepting defaults.
-        assert!(none.before_allocate("u", client, client));
+    fn own_addresses_are_the_interfaces_and_the_listener() {
+        let extra: IpAddr = "192.0.2.44".parse().expect("ip");
+        let own = own_addresses(&[extra, IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
+        assert!(own.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{own:?}");
+        assert!(own.contains(&extra), "{own:?}");
+        assert!(!own.iter().any(IpAddr::is_unspecified), "{own:?}");
+        let mut sorted = own.clone();
+        sorted.dedup();
+        assert_eq!(sorted, own);
     }
 
     #[test]

@@ -57,12 +57,17 @@ fn have_coturn() -> bool {
 
 /// A server with only TURN on, on 127.0.0.1 (UDP and TCP on one ephemeral port).
 async fn turn_server(tweak: impl FnOnce(&mut ::turn::server::Config)) -> Server {
+    turn_server_with(|o| tweak(&mut o.server)).await
+}
+
+/// Like [`turn_server`], with the driver's options (TCP deadlines and cap) at hand.
+async fn turn_server_with(tweak: impl FnOnce(&mut server::TurnOptions)) -> Server {
     start_server_with(|o| {
         o.rtmp_addr = None;
         o.http_addr = None;
         o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
         o.turn.server.users = vec![("alice".into(), "alicepw".into())];
-        tweak(&mut o.turn.server);
+        tweak(&mut o.turn);
     })
     .await
 }
@@ -141,11 +146,25 @@ async fn uclient_channels(server: &Server, peer_port: u16, args: &[&str]) -> Run
 }
 
 async fn uclient_with(server: &Server, peer_port: u16, mode: &[&str], args: &[&str]) -> Run {
+    uclient_run(server, peer_port, mode, &["-c"], args).await
+}
+
+/// `turnutils_uclient` with `rtcp` either `["-c"]` (no RTCP allocation) or empty: its default
+/// mode, an RTP allocation with EVEN-PORT R=1 and an RTCP one redeeming the
+/// RESERVATION-TOKEN (RFC 8656 §7.2).
+async fn uclient_run(
+    server: &Server,
+    peer_port: u16,
+    mode: &[&str],
+    rtcp: &[&str],
+    args: &[&str],
+) -> Run {
     let turn = server.turn_addr.expect("turn on");
     let mut cmd = Command::new("turnutils_uclient");
-    // -s: Send indications (else channels); -c: no RTCP allocation; -z 5: 5 ms apart.
+    // -s: Send indications (else channels); -z 5: 5 ms apart.
     cmd.args(mode)
-        .args(["-c", "-m", "1", "-z", "5"])
+        .args(rtcp)
+        .args(["-m", "1", "-z", "5"])
         .args(["-n", &MESSAGES.to_string(), "-l", &LEN.to_string()])
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
         .args(["-p", &turn.port().to_string()])
@@ -429,7 +448,7 @@ async fn hook_password_and_events() {
     assert!(find("refresh")["expiration"].as_u64().is_some());
 }
 
-/// A TCP client that connects and never speaks is closed (after 10 s), and garbage on TCP or
+/// A TCP client that connects and never speaks is closed (after 5 s), and garbage on TCP or
 /// UDP is dropped without disturbing a real client.
 #[tokio::test]
 async fn silent_and_garbage_clients_are_dropped() {
@@ -467,5 +486,279 @@ async fn silent_and_garbage_clients_are_dropped() {
         matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
         "silent TCP connection closed: {closed:?}"
     );
+    server.shutdown().await;
+}
+
+/// Issue 10 item 7: coturn's uclient in its default mode reserves the RTCP port next to the
+/// RTP one (EVEN-PORT with the R bit) and allocates it with the RESERVATION-TOKEN; both were
+/// answered 508 before, so the run failed.
+#[tokio::test]
+async fn uclient_default_mode_gets_its_rtcp_port_reservation() {
+    if !have_coturn() {
+        return;
+    }
+    let (_peer, port) = start_peer().await;
+    for transport in [&[][..], &["-t"][..]] {
+        let server = turn_server(allow_loopback).await;
+        let mut args = transport.to_vec();
+        args.extend(["-u", "alice", "-w", "alicepw"]);
+        let run = uclient_run(&server, port, &["-s"], &[], &args).await;
+        assert!(run.success, "{args:?}:\n{}", run.text);
+        assert_eq!(run.lost(), Some(0), "{}", run.text);
+        // The RTP and the RTCP allocation each relay every message and get it echoed.
+        assert_eq!(
+            run.received_bytes(),
+            Some(2 * MESSAGES * LEN),
+            "{}",
+            run.text
+        );
+        server.shutdown().await;
+    }
+}
+
+/// Reads one STUN message from a TURN TCP connection (RFC 8656 §12.5 framing).
+async fn read_stun(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> turn::stun::Message {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Ok(Some((turn::channel::Frame::Stun(raw), used))) = turn::channel::next_frame(buf) {
+            let msg = turn::stun::Message::decode(raw).expect("STUN from the server");
+            buf.drain(..used);
+            return msg;
+        }
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_buf(buf)).await;
+        assert!(matches!(read, Ok(Ok(n)) if n > 0), "no answer: {read:?}");
+    }
+}
+
+/// A request as alice (long-term credentials under `nonce`), or unauthenticated.
+fn request(
+    method: turn::stun::Method,
+    n: u8,
+    attrs: &[turn::attr::Attribute],
+    nonce: Option<&str>,
+) -> Vec<u8> {
+    use turn::attr::Attribute;
+    let mut b = turn::stun::MessageBuilder::new(
+        turn::stun::Class::Request,
+        method,
+        turn::stun::TransactionId([n; 12]),
+    );
+    for a in attrs {
+        b.add(a).expect("attribute");
+    }
+    if let Some(nonce) = nonce {
+        b.add(&Attribute::Username("alice".into()))
+            .expect("attribute");
+        b.add(&Attribute::Realm("ferrostream".into()))
+            .expect("attribute");
+        b.add(&Attribute::Nonce(nonce.into())).expect("attribute");
+        b.add_message_integrity(&turn::auth::long_term_key(
+            "alice",
+            "ferrostream",
+            "alicepw",
+        ))
+        .expect("integrity");
+    }
+    b.finish()
+}
+
+/// A TCP connection holding an allocation (401 challenge, then the authenticated Allocate),
+/// and the nonce for further requests.
+async fn tcp_allocation(turn: SocketAddr) -> (tokio::net::TcpStream, Vec<u8>, String) {
+    use tokio::io::AsyncWriteExt;
+    use turn::attr::Attribute;
+    let mut tcp = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    let mut buf = Vec::new();
+    let udp = [Attribute::RequestedTransport(17)];
+    tcp.write_all(&request(turn::stun::Method::Allocate, 1, &udp, None))
+        .await
+        .expect("write");
+    let challenge = read_stun(&mut tcp, &mut buf).await;
+    assert_eq!(challenge.error_code().map(|e| e.code), Some(401));
+    let nonce = challenge.nonce().expect("nonce").to_owned();
+    tcp.write_all(&request(
+        turn::stun::Method::Allocate,
+        2,
+        &udp,
+        Some(&nonce),
+    ))
+    .await
+    .expect("write");
+    let allocated = read_stun(&mut tcp, &mut buf).await;
+    assert_eq!(allocated.class, turn::stun::Class::Success, "{allocated:?}");
+    (tcp, buf, nonce)
+}
+
+/// Waits for the server to close `tcp`; returns how long that took, or `None` past `limit`.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout_at(start + limit, tcp.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Issue 10 item 4: a TCP client that sent one byte was then allowed `max_lifetime` + 60 s
+/// of silence (3660 s by default). Now the first complete message is due 5 s after the accept.
+#[tokio::test]
+async fn tcp_client_sending_one_byte_is_closed_at_the_first_message_deadline() {
+    use tokio::io::AsyncWriteExt;
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server(|_| {}).await;
+    let turn = server.turn_addr.expect("turn on");
+    let mut tcp = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    tcp.write_all(&[0x00]).await.expect("write");
+    let took = closed_within(&mut tcp, Duration::from_secs(10)).await;
+    eprintln!("1-byte-then-silent TURN TCP client closed after {took:?}");
+    let took = took.expect("closed within 10 s");
+    assert!(
+        took >= Duration::from_millis(4500),
+        "closed after {took:?}, before the deadline"
+    );
+    server.shutdown().await;
+}
+
+/// A TCP client that keeps sending complete messages (Binding requests, each answered) but
+/// never allocates is closed at the allocation deadline; one with an allocation is not, and
+/// keeps its allocation past it.
+#[tokio::test]
+async fn tcp_client_without_allocation_is_closed_at_the_allocation_deadline() {
+    use tokio::io::AsyncWriteExt;
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server_with(|o| {
+        o.tcp_first_message_timeout = Duration::from_secs(1);
+        o.tcp_allocation_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let turn = server.turn_addr.expect("turn on");
+    let (mut allocated, mut allocated_buf, nonce) = tcp_allocation(turn).await;
+    let mut chatty = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    let start = tokio::time::Instant::now();
+    let mut buf = Vec::new();
+    let mut n = 10;
+    let closed = loop {
+        n += 1;
+        let binding = request(turn::stun::Method::Binding, n, &[], None);
+        if chatty.write_all(&binding).await.is_err() {
+            break start.elapsed();
+        }
+        let mut answer = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(500), {
+            use tokio::io::AsyncReadExt;
+            chatty.read(&mut answer)
+        })
+        .await
+        {
+            Ok(Ok(0) | Err(_)) => break start.elapsed(),
+            Ok(Ok(got)) => buf.extend_from_slice(&answer[..got]),
+            Err(_) => {}
+        }
+        assert!(start.elapsed() < Duration::from_secs(8), "never closed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(!buf.is_empty(), "the Bindings were answered");
+    assert!(
+        (Duration::from_millis(2500)..Duration::from_secs(6)).contains(&closed),
+        "closed after {closed:?}"
+    );
+    // The allocated connection outlived the deadline and still has its allocation.
+    let refresh = request(
+        turn::stun::Method::Refresh,
+        3,
+        &[turn::attr::Attribute::Lifetime(600)],
+        Some(&nonce),
+    );
+    allocated.write_all(&refresh).await.expect("write");
+    let answer = read_stun(&mut allocated, &mut allocated_buf).await;
+    assert_eq!(answer.class, turn::stun::Class::Success, "{answer:?}");
+    server.shutdown().await;
+}
+
+/// The cap on TCP connections without an allocation: past it a new connection is closed at
+/// once, a client allocating below it succeeds, and allocated clients do not count.
+#[tokio::test]
+async fn tcp_cap_refuses_unallocated_connections_past_it() {
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server_with(|o| {
+        allow_loopback(&mut o.server);
+        o.tcp_first_message_timeout = Duration::from_secs(30);
+        o.tcp_allocation_timeout = Duration::from_secs(30);
+        o.tcp_max_unallocated = 2;
+    })
+    .await;
+    let turn = server.turn_addr.expect("turn on");
+    let (_peer, port) = start_peer().await;
+    let _silent1 = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    // One place left: a real client allocates (and leaves the count) and relays.
+    let run = uclient(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
+    assert_relayed(&run);
+    // Allocated connections do not count either.
+    let (_allocated, _, _) = tcp_allocation(turn).await;
+    let mut silent2 = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    // The accept queue is served in order: the third connection without an allocation is
+    // closed at accept, the second is not.
+    let mut excess = tokio::net::TcpStream::connect(turn).await.expect("connect");
+    let refused = closed_within(&mut excess, Duration::from_secs(2)).await;
+    assert!(refused.is_some(), "the connection past the cap was kept");
+    assert_eq!(
+        closed_within(&mut silent2, Duration::from_millis(500)).await,
+        None
+    );
+    let run = uclient(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
+    assert!(
+        !run.success,
+        "a TCP client past the cap must be refused:\n{}",
+        run.text
+    );
+    // Once a silent connection goes, a client gets in again.
+    drop(silent2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let run = uclient(&server, port, &["-t", "-u", "alice", "-w", "alicepw"]).await;
+        if run.success {
+            assert_relayed(&run);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", run.text);
+    }
+    server.shutdown().await;
+}
+
+/// A TCP client that deletes its allocation (Refresh to 0) and stays connected is back to the
+/// allocation deadline instead of `max_lifetime` + 60 s of idling.
+#[tokio::test]
+async fn tcp_client_that_deletes_its_allocation_gets_the_deadline_again() {
+    use tokio::io::AsyncWriteExt;
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server_with(|o| o.tcp_allocation_timeout = Duration::from_secs(2)).await;
+    let turn = server.turn_addr.expect("turn on");
+    let (mut tcp, mut buf, nonce) = tcp_allocation(turn).await;
+    // Past the deadline counted from the accept: the allocation keeps the connection.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let delete = request(
+        turn::stun::Method::Refresh,
+        3,
+        &[turn::attr::Attribute::Lifetime(0)],
+        Some(&nonce),
+    );
+    tcp.write_all(&delete).await.expect("write");
+    let answer = read_stun(&mut tcp, &mut buf).await;
+    assert_eq!(answer.class, turn::stun::Class::Success, "{answer:?}");
+    let took = closed_within(&mut tcp, Duration::from_secs(6)).await;
+    let took = took.expect("closed after its allocation ended");
+    assert!(took >= Duration::from_millis(1500), "closed after {took:?}");
     server.shutdown().await;
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::attr::{self, Attribute};
 use crate::channel::{self, ChannelData, Frame};
-use crate::server::{Config, Output, Protocol, Server, Transport};
+use crate::server::{Config, Output, Protocol, RelayPort, Server, Transport};
 use crate::stun::{Class, Limits, Message, MessageBuilder};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
@@ -122,16 +122,25 @@ pub fn server_step(kind: u8, bytes: &[u8], out: &mut Vec<u8>) {
 /// A TURN server fed a sequence of steps, each `kind, len (u16 BE), bytes`. Kind modulo 5:
 /// 0 = datagram from a UDP client, 1 = frame from a TCP client, 2 = datagram from a peer to
 /// the last relay, 3 = a STUN message re-signed as [`SERVER_USER`] with the last NONCE the
-/// server handed out (so the fuzzer reaches the authenticated paths), 4 = advance the clock
-/// by `len` seconds (no bytes follow). The driver's part is played here: every relay request
+/// server handed out, and its RESERVATION-TOKEN (if any) replaced by the last one handed out
+/// (so the fuzzer reaches the authenticated and reservation paths), sent from the UDP client
+/// when `kind / 5` is even and the TCP client when odd, 4 = advance the clock by `len`
+/// seconds (no bytes follow). The driver's part is played here: every relay request
 /// is granted, every password request answered. Checks that the server never panics and that
 /// after `handle_timeout(now)` the next timeout is in the future. Returns the final counters.
 pub fn server(mut data: &[u8]) -> crate::server::Stats {
+    let peer = SocketAddr::from(([203, 0, 113, 9], 6000));
     let config = Config {
         users: vec![(SERVER_USER.0.into(), SERVER_USER.1.into())],
         password_hook: true,
         bytes_per_second_per_allocation: 100_000,
         max_allocations: 4,
+        // The peer below sits in TEST-NET-3, which the peer policy refuses; listing it keeps
+        // the committed seeds reaching the permission and relay paths.
+        allow_peers: vec![crate::policy::Cidr {
+            addr: std::net::IpAddr::from([203, 0, 113, 0]),
+            prefix: 24,
+        }],
         ..Config::default()
     };
     let mut s = Server::new(config, [3; 32]);
@@ -148,9 +157,9 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
         protocol: Protocol::Tcp,
         ..udp
     };
-    let peer = SocketAddr::from(([203, 0, 113, 9], 6000));
     let mut relay = SocketAddr::from(([198, 51, 100, 1], 49152));
     let mut nonce = String::new();
+    let mut token = None;
     let mut ports = 49152u16;
     while let (Some(&kind), Some(len)) = (data.first(), data.get(1..3)) {
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
@@ -174,8 +183,9 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
                     1 => s.handle_client(now, unix + elapsed, tcp, bytes),
                     2 => s.handle_peer(now, relay, peer, bytes),
                     _ => {
-                        if let Some(signed) = sign(bytes, &nonce) {
-                            s.handle_client(now, unix + elapsed, udp, &signed);
+                        let from = if (kind / 5) % 2 == 0 { udp } else { tcp };
+                        if let Some(signed) = sign(bytes, &nonce, token) {
+                            s.handle_client(now, unix + elapsed, from, &signed);
                         }
                     }
                 }
@@ -183,9 +193,15 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
         }
         while let Some(out) = s.poll_output() {
             match out {
-                Output::AllocateRelay { request, .. } => {
-                    relay = SocketAddr::new(server_addr.ip(), ports);
-                    ports = ports.wrapping_add(1);
+                Output::AllocateRelay { request, port, .. } => {
+                    relay = match port {
+                        RelayPort::Reserved(reserved) => reserved,
+                        RelayPort::Any => SocketAddr::new(server_addr.ip(), ports),
+                        RelayPort::Even | RelayPort::EvenReserveNext => {
+                            SocketAddr::new(server_addr.ip(), ports & !1)
+                        }
+                    };
+                    ports = ports.wrapping_add(2);
                     s.relay_allocated(now, request, Ok(relay));
                 }
                 Output::PasswordRequest { request, .. } => {
@@ -196,6 +212,11 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
                         if let Some(n) = m.nonce() {
                             nonce = n.to_owned();
                         }
+                        if let Some(Attribute::ReservationToken(t)) =
+                            m.attribute(attr::RESERVATION_TOKEN)
+                        {
+                            token = Some(*t);
+                        }
                     }
                 }
                 _ => {}
@@ -205,8 +226,9 @@ pub fn server(mut data: &[u8]) -> crate::server::Stats {
     s.stats()
 }
 
-/// `raw` decoded and rebuilt with USERNAME, REALM, NONCE, MESSAGE-INTEGRITY and FINGERPRINT.
-fn sign(raw: &[u8], nonce: &str) -> Option<Vec<u8>> {
+/// `raw` decoded and rebuilt with USERNAME, REALM, NONCE, MESSAGE-INTEGRITY and FINGERPRINT,
+/// and `token` in place of its RESERVATION-TOKEN.
+fn sign(raw: &[u8], nonce: &str, token: Option<[u8; 8]>) -> Option<Vec<u8>> {
     let m = Message::decode(raw).ok()?;
     let mut b = MessageBuilder::new(Class::Request, m.method, m.transaction_id);
     for a in &m.attributes {
@@ -219,7 +241,14 @@ fn sign(raw: &[u8], nonce: &str) -> Option<Vec<u8>> {
                 | attr::MESSAGE_INTEGRITY_SHA256
                 | attr::FINGERPRINT
         ) {
-            b.add(a).ok()?;
+            match (a, token) {
+                (Attribute::ReservationToken(_), Some(t)) => {
+                    b.add(&Attribute::ReservationToken(t)).ok()?;
+                }
+                _ => {
+                    b.add(a).ok()?;
+                }
+            }
         }
     }
     let (user, pw) = SERVER_USER;

@@ -45,6 +45,10 @@ pub enum DiscardReason {
     NoPermission,
     /// [`Handler::before_relay_channel_data`] or [`Handler::before_relay_send`] refused it.
     Vetoed,
+    /// The peer policy refuses the peer (a Send indication to one of the server's own
+    /// addresses on a port that is no relay's or media port, or a channel to a relay since
+    /// gone).
+    PeerRefused,
     /// The allocation's byte rate limit was exceeded.
     RateLimited,
     /// The bytes did not decode.

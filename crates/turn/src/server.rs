@@ -30,13 +30,23 @@
 //! (STUN message, or ChannelData with its padding) to `handle_client` with
 //! [`Protocol::Tcp`]; ChannelData sent to a TCP client is padded to 4 bytes.
 //!
+//! # Layout
+//!
+//! This file holds the types, the public entry points and the STUN dispatch; the methods
+//! behind them live by concept in `allocation` (Allocate, Refresh, the relay answer),
+//! `credentials` (nonces, password sources, parked requests), `permission` (CreatePermission,
+//! ChannelBind, the peer checks) and `relay` (Send, ChannelData, peer datagrams, rate limit).
+//! The tests (`tests.rs`, with `tests/` by the same concepts) drive it on a simulated clock.
+//!
 //! # Choices
 //!
 //! - Only UDP relaying (REQUESTED-TRANSPORT 17; anything else is 442).
-//! - EVEN-PORT with the R bit (reserve the next port) and RESERVATION-TOKEN are answered 508
-//!   Insufficient Capacity: the driver picks ports from a range and keeps no reservations
-//!   (RFC 8656 §7.2 allows the rejection). EVEN-PORT without it is passed on as
-//!   [`Output::AllocateRelay`]'s `even_port`.
+//! - Port reservations (RFC 8656 §7.2): EVEN-PORT with the R bit asks the driver for an even
+//!   port N with N+1 bound too ([`RelayPort::EvenReserveNext`]); N+1 is kept for
+//!   [`Config::reservation_lifetime`] under the RESERVATION-TOKEN of the success response, and
+//!   a later Allocate carrying the token gets it ([`RelayPort::Reserved`]), once. An unused
+//!   reservation ends with [`Output::ReleaseRelay`]. Reservations count against both quotas
+//!   (they hold a socket), so they are bounded like allocations.
 //!   ADDITIONAL-ADDRESS-FAMILY (dual allocation) is ignored: one relay of the requested family.
 //! - DONT-FRAGMENT is accepted and not acted on.
 //! - Only MESSAGE-INTEGRITY (HMAC-SHA1, MD5 key) is supported; PASSWORD-ALGORITHMS is not
@@ -73,16 +83,28 @@ pub struct Config {
     pub permission_lifetime: Duration,
     /// Channel binding lifetime (RFC 8656 §12). Default: 600 s.
     pub channel_lifetime: Duration,
-    /// Most allocations at once (pending ones included). Default: 1000.
+    /// Most allocations at once (pending ones and port reservations included). Default: 1000.
     pub max_allocations: usize,
-    /// Most allocations per username. Default: 10.
+    /// Most allocations per username (port reservations included). Default: 10.
     pub max_allocations_per_user: usize,
+    /// How long a port reserved by EVEN-PORT with the R bit waits for the Allocate that
+    /// redeems its RESERVATION-TOKEN (RFC 8656 §7.2: at least 30 s). Default: 30 s.
+    pub reservation_lifetime: Duration,
     /// Relayed bytes per second per allocation, both directions together (a token bucket
     /// holding one second); excess packets are dropped and counted. 0 = unlimited.
     /// Default: 0.
     pub bytes_per_second_per_allocation: u64,
-    /// Peers allowed even though [`policy::is_restricted`] refuses them. Default: none.
+    /// Peers allowed although [`policy::check_peer`] refuses them (special-purpose ranges, the
+    /// server's own addresses). Default: none.
     pub allow_peers: Vec<Cidr>,
+    /// The server's own addresses (every local interface's, filled in by the driver; see
+    /// [`Server::set_own_addresses`]). Together with [`Config::external_ip`] and the relay
+    /// addresses, peers there are refused except on a relay's port or an
+    /// [`own_media_ports`](Config::own_media_ports) port. Default: none.
+    pub own_addresses: Vec<IpAddr>,
+    /// The server's own media ports (the WebRTC port, filled in by the server) that relays may
+    /// always reach on its own addresses. Default: none.
+    pub own_media_ports: Vec<u16>,
     /// Static `(username, password)` pairs. Default: none.
     pub users: Vec<(String, String)>,
     /// Shared secret of REST credentials (`expiry:name`, password
@@ -114,8 +136,11 @@ impl Default for Config {
             channel_lifetime: Duration::from_secs(600),
             max_allocations: 1000,
             max_allocations_per_user: 10,
+            reservation_lifetime: Duration::from_secs(30),
             bytes_per_second_per_allocation: 0,
             allow_peers: Vec::new(),
+            own_addresses: Vec::new(),
+            own_media_ports: Vec::new(),
             users: Vec::new(),
             auth_secret: None,
             password_hook: false,
@@ -166,6 +191,23 @@ pub enum RelayError {
     Failed,
 }
 
+/// Which port [`Output::AllocateRelay`] asks for (RFC 8656 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayPort {
+    /// Any free port of the relay range.
+    Any,
+    /// An even port (EVEN-PORT without the R bit).
+    Even,
+    /// An even port N, with N+1 on the same IP bound as well and kept (EVEN-PORT with the R
+    /// bit): answer with N's address. The server owns the N+1 socket from then on, and ends it
+    /// with [`Output::ReleaseRelay`] unless a RESERVATION-TOKEN redeems it.
+    EvenReserveNext,
+    /// The socket kept at this address by an earlier [`RelayPort::EvenReserveNext`] (a
+    /// RESERVATION-TOKEN was redeemed): answer with this address, or an error if the socket is
+    /// gone.
+    Reserved(SocketAddr),
+}
+
 /// Something for the driver to do, from [`Server::poll_output`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -190,10 +232,12 @@ pub enum Output {
     AllocateRelay {
         /// Pass back to [`Server::relay_allocated`].
         request: RelayRequestId,
+        /// The client the relay is for (a TCP connection with an allocation may live longer).
+        transport: Transport,
         /// The address family asked for.
         family: AddressFamily,
-        /// EVEN-PORT (without the R bit) was asked for: bind an even port (RFC 8656 §7.2).
-        even_port: bool,
+        /// Which port.
+        port: RelayPort,
     },
     /// Close the relay socket bound at `relay`.
     ReleaseRelay {
@@ -237,12 +281,17 @@ pub struct Stats {
     pub quota_rejections: u64,
     /// Packets dropped by the rate limit.
     pub rate_limited: u64,
+    /// Ports reserved now (EVEN-PORT with the R bit), waiting for their RESERVATION-TOKEN.
+    pub reservations: usize,
 }
 
 #[derive(Debug)]
 struct Channel {
     peer: SocketAddr,
     expires: Instant,
+    /// The peer is one of the server's own addresses, allowed for its port: checked again per
+    /// packet, since the relay or media port may be gone.
+    own: bool,
 }
 
 #[derive(Debug)]
@@ -284,6 +333,17 @@ struct PendingAllocate {
     key: [u8; 16],
     lifetime: Duration,
     fingerprint: bool,
+    /// EVEN-PORT with the R bit: the driver binds N+1 too, and it becomes a reservation.
+    reserve: bool,
+}
+
+/// A port kept by EVEN-PORT with the R bit for the Allocate carrying its token.
+#[derive(Debug)]
+struct Reservation {
+    relay: SocketAddr,
+    /// Who reserved it (counted in their quota until it is redeemed or ends).
+    username: String,
+    expires: Instant,
 }
 
 #[derive(Debug)]
@@ -319,7 +379,15 @@ pub struct Server {
     nonce_counter: u64,
     allocations: HashMap<Transport, Allocation>,
     by_relay: HashMap<SocketAddr, Transport>,
+    /// The ports of `by_relay`, with how many relays use each (an IPv4 and an IPv6 relay may
+    /// share one): the peer policy's "own relay port" without a scan per packet.
+    relay_ports: HashMap<u16, u32>,
     pending: HashMap<RelayRequestId, PendingAllocate>,
+    /// Relay requests whose client went away before the driver answered, with whether a
+    /// reservation was asked for (so both sockets are released when the answer comes).
+    cancelled: HashMap<RelayRequestId, bool>,
+    /// RESERVATION-TOKEN → the reserved port.
+    reservations: HashMap<[u8; 8], Reservation>,
     parked: HashMap<AuthRequestId, Parked>,
     /// Hook passwords: username → (password, kept until).
     passwords: HashMap<String, (String, Instant)>,
@@ -384,7 +452,10 @@ impl Server {
             nonce_counter: 0,
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
+            relay_ports: HashMap::new(),
             pending: HashMap::new(),
+            cancelled: HashMap::new(),
+            reservations: HashMap::new(),
             parked: HashMap::new(),
             passwords: HashMap::new(),
             next_id: 0,
@@ -403,8 +474,16 @@ impl Server {
         Stats {
             allocations: self.allocations.len(),
             parked_auth: self.parked.len(),
+            reservations: self.reservations.len(),
             ..self.stats
         }
+    }
+
+    /// Replaces [`Config::own_addresses`] (the driver re-reads the interfaces now and then).
+    /// Permissions already granted stay; channels to an address that became the server's own
+    /// are not re-checked.
+    pub fn set_own_addresses(&mut self, addresses: Vec<IpAddr>) {
+        self.config.own_addresses = addresses;
     }
 
     /// The next thing for the driver to do; call until `None` after every input.
@@ -420,6 +499,7 @@ impl Server {
                 .chain(a.channels.values().map(|c| c.expires))
         });
         allocs
+            .chain(self.reservations.values().map(|r| r.expires))
             .chain(self.parked.values().map(|p| p.deadline))
             .chain(self.passwords.values().map(|(_, t)| *t))
             .min()
@@ -439,6 +519,7 @@ impl Server {
         for t in expired {
             self.delete_allocation(t);
         }
+        self.expire_reservations(now);
         for a in self.allocations.values_mut() {
             a.permissions.retain(|_, t| *t > now);
             a.channels.retain(|_, c| c.expires > now);
@@ -472,178 +553,30 @@ impl Server {
         }
     }
 
-    /// A datagram from `peer` on the relay socket bound at `relay`: relayed to the client as
-    /// ChannelData (when a channel is bound to the peer) or a Data indication, if the peer's IP
-    /// has a permission; dropped and counted otherwise.
-    pub fn handle_peer(&mut self, now: Instant, relay: SocketAddr, peer: SocketAddr, bytes: &[u8]) {
-        self.touch(now);
-        let rate = self.config.bytes_per_second_per_allocation;
-        let Some(&transport) = self.by_relay.get(&relay) else {
-            self.discard(peer, DiscardReason::NoAllocation);
-            return;
-        };
-        let Some(a) = self.allocations.get_mut(&transport) else {
-            self.discard(peer, DiscardReason::NoAllocation);
-            return;
-        };
-        if !a.permitted(now, peer.ip()) {
-            self.discard(peer, DiscardReason::NoPermission);
-            return;
-        }
-        if !take_tokens(&mut a.bucket, rate, now, bytes.len()) {
-            self.stats.rate_limited += 1;
-            self.handler
-                .message_discarded(peer, DiscardReason::RateLimited);
-            return;
-        }
-        let out = match a.channel_of(now, peer) {
-            Some(channel) => {
-                let mut out = Vec::with_capacity(bytes.len() + 8);
-                let cd = ChannelData {
-                    channel,
-                    data: bytes,
-                };
-                if cd
-                    .encode(transport.protocol == Protocol::Tcp, &mut out)
-                    .is_err()
-                {
-                    self.discard(peer, DiscardReason::Malformed);
-                    return;
-                }
-                out
-            }
-            None => {
-                let mut tid = [0u8; 12];
-                tid.copy_from_slice(&self.mac(b"tid", &self.next_id.to_be_bytes())[..12]);
-                self.next_id += 1;
-                let mut b =
-                    MessageBuilder::new(Class::Indication, Method::Data, TransactionId(tid));
-                let built = b
-                    .add(&Attribute::XorPeerAddress(peer))
-                    .and_then(|b| b.add(&Attribute::Data(bytes.to_vec())))
-                    .is_ok();
-                if !built {
-                    self.discard(peer, DiscardReason::Malformed);
-                    return;
-                }
-                b.finish()
-            }
-        };
-        self.stats.relayed_packets += 1;
-        self.stats.relayed_bytes += bytes.len() as u64;
-        self.out.push_back(Output::ToClient {
-            to: transport,
-            bytes: out,
-        });
-    }
-
     /// The client's TCP connection ended: its allocation is deleted (RFC 8656: over TCP the
     /// allocation lives only as long as its connection), with [`Output::ReleaseRelay`] and
-    /// [`Handler::allocation_deleted`], and an Allocate still waiting for its relay is forgotten (the relay,
-    /// when it comes, is released).
+    /// [`Handler::allocation_deleted`], and an Allocate still waiting for its relay is
+    /// forgotten (the relay, and a reserved next port, are released when they come). A port the
+    /// client reserved stays reserved: a reservation is server-wide (RFC 8656 §7.2).
     pub fn close_transport(&mut self, now: Instant, transport: Transport) {
         self.touch(now);
-        self.pending.retain(|_, p| p.transport != transport);
+        let gone: Vec<RelayRequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.transport == transport)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(p) = self.pending.remove(&id) {
+                self.cancelled.insert(id, p.reserve);
+            }
+        }
         self.delete_allocation(transport);
     }
 
-    /// The driver's answer to [`Output::AllocateRelay`]: the relay socket's bound address, or
-    /// why there is none. Sends the Allocate response.
-    pub fn relay_allocated(
-        &mut self,
-        now: Instant,
-        request: RelayRequestId,
-        result: Result<SocketAddr, RelayError>,
-    ) {
-        self.touch(now);
-        let Some(p) = self.pending.remove(&request) else {
-            if let Ok(relay) = result {
-                self.out.push_back(Output::ReleaseRelay { relay });
-            }
-            return;
-        };
-        let req = Message::new(Class::Request, Method::Allocate, p.tid);
-        let reply = Reply {
-            to: p.transport,
-            req: &req,
-            key: Some(p.key),
-            fingerprint: p.fingerprint,
-        };
-        let relay = match result {
-            Ok(relay) => relay,
-            Err(RelayError::FamilyUnsupported) => {
-                self.error(reply, 440, Vec::new());
-                return;
-            }
-            Err(_) => {
-                self.error(reply, 508, Vec::new());
-                return;
-            }
-        };
-        let client = p.transport.client;
-        if self.by_relay.contains_key(&relay)
-            || !self.handler.before_allocate(&p.username, client, relay)
-        {
-            self.out.push_back(Output::ReleaseRelay { relay });
-            self.error(reply, 403, Vec::new());
-            return;
-        }
-        let advertised =
-            SocketAddr::new(self.config.external_ip.unwrap_or(relay.ip()), relay.port());
-        let attrs = vec![
-            Attribute::XorRelayedAddress(advertised),
-            Attribute::XorMappedAddress(client),
-            Attribute::Lifetime(secs(p.lifetime)),
-        ];
-        let response = self.success(reply, attrs).unwrap_or_default();
-        let expires = now + p.lifetime;
-        self.extend_password(&p.username, expires);
-        self.by_relay.insert(relay, p.transport);
-        self.allocations.insert(
-            p.transport,
-            Allocation {
-                username: p.username.clone(),
-                relay,
-                expires,
-                permissions: HashMap::new(),
-                channels: HashMap::new(),
-                allocate_tid: p.tid,
-                allocate_response: response,
-                bucket: Bucket {
-                    tokens: self.config.bytes_per_second_per_allocation,
-                    last: now,
-                },
-            },
-        );
-        self.handler.allocation_created(&p.username, client, relay);
-    }
-
-    /// The driver's answer to [`Output::PasswordRequest`]: the password, or `None` for an
-    /// unknown user (or a failed hook). The parked request is processed now; a password is
-    /// cached for the user while it has allocations.
-    pub fn provide_password(
-        &mut self,
-        now: Instant,
-        request: AuthRequestId,
-        password: Option<String>,
-    ) {
-        self.touch(now);
-        let Some(p) = self.parked.remove(&request) else {
-            return;
-        };
-        match password {
-            Some(pw) => {
-                let keep = now + self.config.nonce_lifetime;
-                self.passwords.insert(p.username.clone(), (pw, keep));
-            }
-            None => {
-                self.passwords.remove(&p.username);
-            }
-        }
-        let Ok(msg) = Message::decode(&p.raw) else {
-            return;
-        };
-        self.handle_stun(now, p.unix_now, p.from, &p.raw, msg, true);
+    /// True when `transport` has an allocation (not one still waiting for its relay).
+    pub fn has_allocation(&self, transport: &Transport) -> bool {
+        self.allocations.contains_key(transport)
     }
 
     fn touch(&mut self, now: Instant) {
@@ -666,46 +599,6 @@ impl Server {
             .map_or(0, |b| now.saturating_duration_since(b).as_secs())
     }
 
-    /// A fresh nonce: issue time (seconds since the server's first input), a counter, and an
-    /// HMAC of both under the seed, in hex.
-    fn nonce(&mut self, now: Instant) -> String {
-        let t = self.elapsed_secs(now);
-        let c = self.nonce_counter;
-        self.nonce_counter += 1;
-        let mut data = [0u8; 16];
-        data[..8].copy_from_slice(&t.to_be_bytes());
-        data[8..].copy_from_slice(&c.to_be_bytes());
-        let mac = self.mac(b"nonce", &data);
-        let mut s = format!("{t:016x}{c:016x}");
-        for b in &mac[..8] {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
-    }
-
-    /// True when `nonce` is one of ours and younger than `nonce_lifetime`.
-    fn nonce_valid(&self, now: Instant, nonce: &str) -> bool {
-        if nonce.len() != 48 || !nonce.is_ascii() {
-            return false;
-        }
-        let (Ok(t), Ok(c)) = (
-            u64::from_str_radix(&nonce[..16], 16),
-            u64::from_str_radix(&nonce[16..32], 16),
-        ) else {
-            return false;
-        };
-        let mut data = [0u8; 16];
-        data[..8].copy_from_slice(&t.to_be_bytes());
-        data[8..].copy_from_slice(&c.to_be_bytes());
-        let mac = self.mac(b"nonce", &data);
-        let mut want = String::new();
-        for b in &mac[..8] {
-            want.push_str(&format!("{b:02x}"));
-        }
-        want == nonce[32..]
-            && self.elapsed_secs(now).saturating_sub(t) < self.config.nonce_lifetime.as_secs()
-    }
-
     fn malformed(&mut self, from: SocketAddr) {
         self.stats.malformed += 1;
         self.handler
@@ -715,12 +608,6 @@ impl Server {
     fn discard(&mut self, from: SocketAddr, reason: DiscardReason) {
         self.stats.discarded += 1;
         self.handler.message_discarded(from, reason);
-    }
-
-    fn extend_password(&mut self, username: &str, until: Instant) {
-        if let Some((_, t)) = self.passwords.get_mut(username) {
-            *t = (*t).max(until);
-        }
     }
 
     /// `replay`: true when replaying a request that waited for a password.
@@ -799,135 +686,6 @@ impl Server {
         true
     }
 
-    /// Long-term credential check (RFC 8489 §9.2.4). Answers and returns `None` on failure,
-    /// or parks the request.
-    fn authenticate(
-        &mut self,
-        now: Instant,
-        unix_now: u64,
-        from: Transport,
-        raw: &[u8],
-        msg: &Message,
-        replay: bool,
-    ) -> Option<Auth> {
-        let fingerprint = msg.attribute(attr::FINGERPRINT).is_some();
-        let reply = Reply {
-            to: from,
-            req: msg,
-            key: None,
-            fingerprint,
-        };
-        if msg.attribute(attr::MESSAGE_INTEGRITY).is_none() {
-            self.challenge(now, reply, 401);
-            return None;
-        }
-        let (Some(username), Some(realm), Some(nonce)) = (msg.username(), msg.realm(), msg.nonce())
-        else {
-            self.error(reply, 400, Vec::new());
-            return None;
-        };
-        if !self.nonce_valid(now, nonce) {
-            self.challenge(now, reply, 438);
-            return None;
-        }
-        if realm != self.config.realm {
-            self.stats.auth_failures += 1;
-            self.challenge(now, reply, 401);
-            return None;
-        }
-        let password = if let Some((_, pw)) = self.config.users.iter().find(|(u, _)| u == username)
-        {
-            Some(pw.clone())
-        } else if let (Some(secret), Some(rest)) =
-            (&self.config.auth_secret, RestUsername::parse(username))
-        {
-            (!rest.is_expired(unix_now)).then(|| auth::rest_password(secret.as_bytes(), username))
-        } else if let Some((pw, _)) = self.passwords.get(username) {
-            Some(pw.clone())
-        } else if replay {
-            None
-        } else {
-            match self.handler.password(username, realm, from.client) {
-                Authorization::Password(pw) => Some(pw),
-                Authorization::Unknown => None,
-                Authorization::Ask if self.config.password_hook => {
-                    self.park(now, unix_now, from, raw, msg, username);
-                    return None;
-                }
-                Authorization::Ask => None,
-            }
-        };
-        let key = password.map(|pw| auth::long_term_key(username, realm, &pw));
-        match key {
-            Some(key) if Message::check_integrity(raw, &key) => Some(Auth {
-                username: username.to_owned(),
-                key,
-            }),
-            _ => {
-                self.stats.auth_failures += 1;
-                self.challenge(now, reply, 401);
-                None
-            }
-        }
-    }
-
-    fn park(
-        &mut self,
-        now: Instant,
-        unix_now: u64,
-        from: Transport,
-        raw: &[u8],
-        msg: &Message,
-        username: &str,
-    ) {
-        // A retransmission of a request already waiting: the answer comes with the first.
-        if self.parked.values().any(|p| {
-            p.from == from
-                && Message::decode(&p.raw).is_ok_and(|m| m.transaction_id == msg.transaction_id)
-        }) {
-            return;
-        }
-        if self.parked.len() >= self.config.max_parked_auth {
-            self.stats.parked_overflow += 1;
-            let reply = Reply {
-                to: from,
-                req: msg,
-                key: None,
-                fingerprint: msg.attribute(attr::FINGERPRINT).is_some(),
-            };
-            self.error(reply, 500, Vec::new());
-            return;
-        }
-        let request = AuthRequestId(self.next_id);
-        self.next_id += 1;
-        self.parked.insert(
-            request,
-            Parked {
-                from,
-                raw: raw.to_vec(),
-                unix_now,
-                username: username.to_owned(),
-                deadline: now + self.config.password_timeout,
-            },
-        );
-        self.out.push_back(Output::PasswordRequest {
-            request,
-            username: username.to_owned(),
-            realm: self.config.realm.clone(),
-            client: from.client,
-        });
-    }
-
-    /// 401 or 438 with REALM and a fresh NONCE.
-    fn challenge(&mut self, now: Instant, reply: Reply<'_>, code: u16) {
-        let nonce = self.nonce(now);
-        let attrs = vec![
-            Attribute::Realm(self.config.realm.clone()),
-            Attribute::Nonce(nonce),
-        ];
-        self.error(reply, code, attrs);
-    }
-
     fn success(&mut self, reply: Reply<'_>, attrs: Vec<Attribute>) -> Option<Vec<u8>> {
         self.respond(reply, Class::Success, attrs, None)
     }
@@ -981,348 +739,11 @@ impl Server {
         });
         Some(bytes)
     }
-
-    fn allocate(&mut self, now: Instant, reply: Reply<'_>, auth: Auth) {
-        let msg = reply.req;
-        if let Some(a) = self.allocations.get(&reply.to) {
-            if a.allocate_tid == msg.transaction_id {
-                let bytes = a.allocate_response.clone();
-                self.out.push_back(Output::ToClient {
-                    to: reply.to,
-                    bytes,
-                });
-            } else {
-                self.error(reply, 437, Vec::new());
-            }
-            return;
-        }
-        if let Some(p) = self.pending.values().find(|p| p.transport == reply.to) {
-            if p.tid != msg.transaction_id {
-                self.error(reply, 437, Vec::new());
-            }
-            return;
-        }
-        match msg.attribute(attr::REQUESTED_TRANSPORT) {
-            Some(Attribute::RequestedTransport(17)) => {}
-            Some(_) => {
-                self.error(reply, 442, Vec::new());
-                return;
-            }
-            None => {
-                self.error(reply, 400, Vec::new());
-                return;
-            }
-        }
-        // EVEN-PORT without the R bit only asks for an even port, which the driver can pick
-        // (coturn 4.6's turnutils_uclient adds it to half its Allocates); reserving the next
-        // port, and redeeming a reservation, is not supported.
-        let reserve = matches!(
-            msg.attribute(attr::EVEN_PORT),
-            Some(Attribute::EvenPort(true))
-        );
-        let even_port = msg.attribute(attr::EVEN_PORT).is_some();
-        if reserve || msg.attribute(attr::RESERVATION_TOKEN).is_some() {
-            self.error(reply, 508, Vec::new());
-            return;
-        }
-        let family = match msg.attribute(attr::REQUESTED_ADDRESS_FAMILY) {
-            Some(Attribute::RequestedAddressFamily(f)) => *f,
-            _ => AddressFamily::Ipv4,
-        };
-        let user_count = self
-            .allocations
-            .values()
-            .filter(|a| a.username == auth.username)
-            .count()
-            + self
-                .pending
-                .values()
-                .filter(|p| p.username == auth.username)
-                .count();
-        if self.allocations.len() + self.pending.len() >= self.config.max_allocations
-            || user_count >= self.config.max_allocations_per_user
-        {
-            self.error(reply, 486, Vec::new());
-            return;
-        }
-        let requested = match msg.attribute(attr::LIFETIME) {
-            Some(Attribute::Lifetime(s)) => Duration::from_secs(u64::from(*s)),
-            _ => self.config.default_lifetime,
-        };
-        let lifetime = requested
-            .max(self.config.default_lifetime)
-            .min(self.config.max_lifetime);
-        let request = RelayRequestId(self.next_id);
-        self.next_id += 1;
-        self.pending.insert(
-            request,
-            PendingAllocate {
-                transport: reply.to,
-                tid: msg.transaction_id,
-                username: auth.username,
-                key: auth.key,
-                lifetime,
-                fingerprint: reply.fingerprint,
-            },
-        );
-        let _ = now;
-        self.out.push_back(Output::AllocateRelay {
-            request,
-            family,
-            even_port,
-        });
-    }
-
-    /// The allocation of the 5-tuple, checked against the request's username; answers 437 or
-    /// 441 and returns `None` when it does not fit.
-    fn allocation_for(&mut self, reply: Reply<'_>, auth: &Auth) -> Option<Transport> {
-        match self.allocations.get(&reply.to) {
-            None => {
-                self.error(reply, 437, Vec::new());
-                None
-            }
-            Some(a) if a.username != auth.username => {
-                self.error(reply, 441, Vec::new());
-                None
-            }
-            Some(_) => Some(reply.to),
-        }
-    }
-
-    fn refresh(&mut self, now: Instant, reply: Reply<'_>, auth: &Auth) {
-        let Some(t) = self.allocation_for(reply, auth) else {
-            return;
-        };
-        let requested = match reply.req.attribute(attr::LIFETIME) {
-            Some(Attribute::Lifetime(s)) => Duration::from_secs(u64::from(*s)),
-            _ => self.config.default_lifetime,
-        };
-        if requested.is_zero() {
-            self.delete_allocation(t);
-            self.success(reply, vec![Attribute::Lifetime(0)]);
-            return;
-        }
-        let lifetime = requested.min(self.config.max_lifetime);
-        let expires = now + lifetime;
-        if let Some(a) = self.allocations.get_mut(&t) {
-            a.expires = expires;
-        }
-        self.extend_password(&auth.username, expires);
-        self.success(reply, vec![Attribute::Lifetime(secs(lifetime))]);
-        self.handler
-            .refreshed(&auth.username, t.client, secs(lifetime));
-    }
-
-    /// Checks a peer against the relay's family and the peer policy; answers 443 or 403.
-    fn peer_ok(&mut self, reply: Reply<'_>, relay: SocketAddr, peer: SocketAddr) -> bool {
-        if family_of(peer) != family_of(relay) {
-            self.error(reply, 443, Vec::new());
-            return false;
-        }
-        let own = self.by_relay.contains_key(&peer)
-            || self.config.external_ip.is_some_and(|ip| {
-                ip == peer.ip() && self.by_relay.keys().any(|r| r.port() == peer.port())
-            });
-        if !own && !policy::is_peer_allowed(peer.ip(), &self.config.allow_peers) {
-            self.error(reply, 403, Vec::new());
-            return false;
-        }
-        true
-    }
-
-    fn create_permission(&mut self, now: Instant, reply: Reply<'_>, auth: &Auth) {
-        let Some(t) = self.allocation_for(reply, auth) else {
-            return;
-        };
-        let peers: Vec<SocketAddr> = reply.req.xor_peer_addresses().collect();
-        if peers.is_empty() {
-            self.error(reply, 400, Vec::new());
-            return;
-        }
-        let relay = self.allocations.get(&t).map_or(t.server, |a| a.relay);
-        for &peer in &peers {
-            if !self.peer_ok(reply, relay, peer) {
-                return;
-            }
-        }
-        let expires = now + self.config.permission_lifetime;
-        if let Some(a) = self.allocations.get_mut(&t) {
-            for peer in &peers {
-                a.permissions.insert(peer.ip(), expires);
-            }
-        }
-        self.success(reply, Vec::new());
-        for peer in peers {
-            self.handler
-                .permission_created(&auth.username, t.client, peer);
-        }
-    }
-
-    fn channel_bind(&mut self, now: Instant, reply: Reply<'_>, auth: &Auth) {
-        let Some(t) = self.allocation_for(reply, auth) else {
-            return;
-        };
-        let channel = match reply.req.attribute(attr::CHANNEL_NUMBER) {
-            Some(Attribute::ChannelNumber(c)) if channel::is_valid_channel(*c) => *c,
-            other => {
-                tracing::debug!(?other, "ChannelBind refused: bad or missing CHANNEL-NUMBER");
-                self.error(reply, 400, Vec::new());
-                return;
-            }
-        };
-        let Some(peer) = reply.req.xor_peer_addresses().next() else {
-            tracing::debug!("ChannelBind refused: no XOR-PEER-ADDRESS");
-            self.error(reply, 400, Vec::new());
-            return;
-        };
-        let relay = self.allocations.get(&t).map_or(t.server, |a| a.relay);
-        if !self.peer_ok(reply, relay, peer) {
-            return;
-        }
-        let conflict = self.allocations.get(&t).is_some_and(|a| {
-            a.channels
-                .iter()
-                .any(|(&n, c)| (n == channel) != (c.peer == peer))
-        });
-        if conflict {
-            tracing::debug!(channel, %peer, "ChannelBind refused: channel or peer bound otherwise");
-            self.error(reply, 400, Vec::new());
-            return;
-        }
-        let channel_expires = now + self.config.channel_lifetime;
-        let permission_expires = now + self.config.permission_lifetime;
-        if let Some(a) = self.allocations.get_mut(&t) {
-            a.channels.insert(
-                channel,
-                Channel {
-                    peer,
-                    expires: channel_expires,
-                },
-            );
-            let p = a.permissions.entry(peer.ip()).or_insert(permission_expires);
-            *p = (*p).max(permission_expires);
-        }
-        self.success(reply, Vec::new());
-        self.handler
-            .channel_bound(&auth.username, t.client, channel, peer);
-    }
-
-    fn send_indication(&mut self, now: Instant, from: Transport, msg: &Message) {
-        let rate = self.config.bytes_per_second_per_allocation;
-        let (Some(peer), Some(Attribute::Data(data))) =
-            (msg.xor_peer_addresses().next(), msg.attribute(attr::DATA))
-        else {
-            self.discard(from.client, DiscardReason::Malformed);
-            return;
-        };
-        let Some(a) = self.allocations.get_mut(&from) else {
-            self.discard(from.client, DiscardReason::NoAllocation);
-            return;
-        };
-        if !a.permitted(now, peer.ip()) {
-            self.discard(from.client, DiscardReason::NoPermission);
-            return;
-        }
-        let relay = a.relay;
-        if !take_tokens(&mut a.bucket, rate, now, data.len()) {
-            self.stats.rate_limited += 1;
-            self.handler
-                .message_discarded(from.client, DiscardReason::RateLimited);
-            return;
-        }
-        if !self
-            .handler
-            .before_relay_send(from.client, peer, data.len())
-        {
-            self.discard(from.client, DiscardReason::Vetoed);
-            return;
-        }
-        self.relay_to_peer(relay, peer, data.clone());
-    }
-
-    fn client_channel_data(&mut self, now: Instant, from: Transport, cd: ChannelData<'_>) {
-        let rate = self.config.bytes_per_second_per_allocation;
-        let found = match self.allocations.get_mut(&from) {
-            None => Err(DiscardReason::NoAllocation),
-            Some(a) => match a.channels.get(&cd.channel) {
-                Some(c) if c.expires > now => {
-                    let peer = c.peer;
-                    if !a.permitted(now, peer.ip()) {
-                        Err(DiscardReason::NoPermission)
-                    } else if !take_tokens(&mut a.bucket, rate, now, cd.data.len()) {
-                        Err(DiscardReason::RateLimited)
-                    } else {
-                        Ok((a.relay, peer))
-                    }
-                }
-                _ => Err(DiscardReason::UnboundChannel),
-            },
-        };
-        let found = found.and_then(|(relay, peer)| {
-            if self
-                .handler
-                .before_relay_channel_data(from.client, peer, cd.channel, cd.data.len())
-            {
-                Ok((relay, peer))
-            } else {
-                Err(DiscardReason::Vetoed)
-            }
-        });
-        match found {
-            Ok((relay, peer)) => self.relay_to_peer(relay, peer, cd.data.to_vec()),
-            Err(reason) => {
-                if reason == DiscardReason::RateLimited {
-                    self.stats.rate_limited += 1;
-                } else {
-                    self.stats.discarded += 1;
-                }
-                self.handler
-                    .channel_data_discarded(from.client, cd.channel, reason);
-            }
-        }
-    }
-
-    fn relay_to_peer(&mut self, relay: SocketAddr, peer: SocketAddr, bytes: Vec<u8>) {
-        self.stats.relayed_packets += 1;
-        self.stats.relayed_bytes += bytes.len() as u64;
-        self.out.push_back(Output::ToPeer { relay, peer, bytes });
-    }
-
-    fn delete_allocation(&mut self, t: Transport) {
-        let Some(a) = self.allocations.remove(&t) else {
-            return;
-        };
-        self.by_relay.remove(&a.relay);
-        if !self.allocations.values().any(|o| o.username == a.username) {
-            self.passwords.remove(&a.username);
-        }
-        self.out.push_back(Output::ReleaseRelay { relay: a.relay });
-        self.handler
-            .allocation_deleted(&a.username, t.client, a.relay);
-    }
 }
 
-/// Takes `len` tokens from a bucket refilled at `rate` bytes per second, holding at most one
-/// second's worth. `rate` 0 = unlimited.
-fn take_tokens(bucket: &mut Bucket, rate: u64, now: Instant, len: usize) -> bool {
-    if rate == 0 {
-        return true;
-    }
-    let elapsed = now.saturating_duration_since(bucket.last);
-    let refill = u64::try_from(elapsed.as_micros().saturating_mul(u128::from(rate)) / 1_000_000)
-        .unwrap_or(u64::MAX);
-    if refill > 0 {
-        bucket.tokens = bucket.tokens.saturating_add(refill).min(rate);
-        bucket.last = now;
-    }
-    let len = len as u64;
-    if bucket.tokens >= len {
-        bucket.tokens -= len;
-        true
-    } else {
-        false
-    }
-}
-
+mod allocation;
+mod credentials;
+mod permission;
+mod relay;
 #[cfg(test)]
 mod tests;

@@ -54,3 +54,20 @@ fn server_flow_seed_relays() {
     let stats = fuzzing::server(&data);
     assert_eq!(stats.allocations, 0, "{stats:?}");
 }
+
+/// The reservation seed reaches EVEN-PORT R=1, the token's redemption from another 5-tuple,
+/// and a reservation's expiry.
+#[test]
+fn server_reservation_seed_reserves_redeems_and_expires() {
+    let data = std::fs::read(fuzzkit::fuzz_dir().join("corpus/turn_server/reserve_and_redeem.bin"))
+        .expect("seed");
+    let stats = fuzzing::server(&data);
+    // The redeemed allocation (TCP) and the second reserving one (UDP); its reservation
+    // expired after 31 s.
+    assert_eq!((stats.allocations, stats.reservations), (2, 0), "{stats:?}");
+    assert_eq!(
+        (stats.auth_failures, stats.quota_rejections),
+        (0, 0),
+        "{stats:?}"
+    );
+}

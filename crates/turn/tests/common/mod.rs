@@ -408,8 +408,41 @@ fn server_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     step(2, b"x", &mut tcp);
     tcp.extend_from_slice(&[4, 0x0E, 0x10, 4, 0x0E, 0x10]);
 
+    // EVEN-PORT R=1 from the UDP client, its token redeemed from the TCP client (kind 8: a
+    // signed message from TCP), retransmitted, refused to the UDP client (437), then a second
+    // reservation left to expire.
+    let reserve = req(
+        Method::Allocate,
+        7,
+        &[Attribute::RequestedTransport(17), Attribute::EvenPort(true)],
+    );
+    let redeem = req(
+        Method::Allocate,
+        8,
+        &[
+            Attribute::RequestedTransport(17),
+            Attribute::ReservationToken([0; 8]),
+        ],
+    );
+    let refresh_udp = req(Method::Refresh, 9, &[Attribute::Lifetime(0)]);
+    let reserve_again = req(
+        Method::Allocate,
+        10,
+        &[Attribute::RequestedTransport(17), Attribute::EvenPort(true)],
+    );
+    let mut reservation = Vec::new();
+    step(0, &allocate, &mut reservation);
+    step(3, &reserve, &mut reservation);
+    step(8, &redeem, &mut reservation);
+    step(8, &redeem, &mut reservation);
+    step(3, &redeem, &mut reservation);
+    step(3, &refresh_udp, &mut reservation);
+    step(3, &reserve_again, &mut reservation);
+    reservation.extend_from_slice(&[4, 0x00, 0x1F]);
+
     vec![
         ("turn_server", "allocate_relay_expire.bin", flow),
+        ("turn_server", "reserve_and_redeem.bin", reservation),
         ("turn_server", "tcp_and_timeouts.bin", tcp),
         (
             "turn_server",
