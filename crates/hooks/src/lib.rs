@@ -23,7 +23,7 @@
 //!
 //! With a `sign_token`, each URL gets `RequestTime` and `Sign=hex(sha256(token + RequestTime))`
 //! (seed 003) and the request `X-Ferrostream-Signature: t=<unix s>,v1=hex(hmac_sha256(token,
-//! t + "." + body))`, which binds the body too ([`sign`]).
+//! t + "." + path + "." + body))`, which binds the hook's URL path and the body too ([`sign`]).
 //!
 //! Layout:
 //! - `lib.rs`: [`HookConfig`], [`Hook`], errors.

@@ -282,6 +282,12 @@ impl ConnGuard {
     pub(crate) fn established(&self) {
         self.inner.table().pending.remove(&self.id);
     }
+
+    /// Resolves when the connection is closed to make room for a newer one (for a driver that
+    /// does not run its connections through [`accept_loop`]).
+    pub(crate) async fn evicted(&self) {
+        self.evict.cancelled().await;
+    }
 }
 
 impl Drop for ConnGuard {

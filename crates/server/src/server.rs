@@ -230,6 +230,7 @@ impl Server {
                 addr,
                 options.turn.clone(),
                 registry.clone(),
+                shared.limits.clone(),
                 shutdown_rx.clone(),
             )
             .await?;

@@ -166,6 +166,7 @@ pub(crate) async fn start(
     addr: SocketAddr,
     options: TurnOptions,
     registry: registry::Registry,
+    limits: crate::limits::Limits,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let (udp, tcp) = bind_pair(addr).await?;
@@ -199,6 +200,7 @@ pub(crate) async fn start(
         relay_ports: options.relay_port_range,
         relays: HashMap::new(),
         tcp_clients: HashMap::new(),
+        limits,
         tcp_unallocated: 0,
         tcp_max_unallocated: options.tcp_max_unallocated,
         tcp_refused: 0,
@@ -284,6 +286,8 @@ struct Owner {
     relay_ports: RangeInclusive<u16>,
     relays: HashMap<SocketAddr, Relay>,
     tcp_clients: HashMap<SocketAddr, TcpClient>,
+    /// The process-wide connection caps every TCP listener shares.
+    limits: crate::limits::Limits,
     /// Entries of `tcp_clients` without an allocation yet.
     tcp_unallocated: usize,
     tcp_max_unallocated: usize,

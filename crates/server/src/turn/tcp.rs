@@ -3,6 +3,7 @@
 //! each connection.
 
 use super::*;
+use crate::limits::{ConnGuard, Listener};
 
 /// The warning about TCP connections refused at accept (the cap on connections without an
 /// allocation) is logged at most once per this, with the count so far.
@@ -62,6 +63,8 @@ impl Owner {
         registry: &registry::Registry,
         tcp_tx: &mpsc::Sender<TcpMsg>,
     ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        // The process-wide, listener and address caps first (they log their own refusals).
+        let guard = self.limits.admit(Listener::TurnTcp, client.ip()).ok()?;
         if self.tcp_unallocated >= self.tcp_max_unallocated {
             self.tcp_refused += 1;
             let now = Instant::now();
@@ -108,6 +111,7 @@ impl Owner {
             out_rx,
             allocated_rx,
             tcp_tx.clone(),
+            guard,
         );
         Some(conn.instrument(span))
     }
@@ -155,6 +159,7 @@ pub(super) async fn tcp_conn(
     mut out_rx: mpsc::Receiver<Vec<u8>>,
     mut allocated: watch::Receiver<bool>,
     tx: mpsc::Sender<TcpMsg>,
+    guard: ConnGuard,
 ) {
     let accepted = Instant::now();
     let _ = socket.set_nodelay(true);
@@ -205,6 +210,10 @@ pub(super) async fn tcp_conn(
                         if has_allocation && !now_allocated {
                             allocation_by = Instant::now() + limits.allocation;
                         }
+                        if now_allocated {
+                            // An allocated client is a real one: never evicted for newcomers.
+                            guard.established();
+                        }
                         has_allocation = now_allocated;
                     }
                     Err(_) => waiting = false,
@@ -212,6 +221,7 @@ pub(super) async fn tcp_conn(
                 continue;
             }
             () = tokio::time::sleep_until(deadline) => break why,
+            () = guard.evicted() => break "closed to make room for a newer connection".to_owned(),
         }
         let mut used = 0;
         let framing = loop {
