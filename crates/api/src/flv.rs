@@ -1,4 +1,5 @@
-//! HTTP-FLV and WS-FLV: a live stream as an FLV byte stream (Adobe FLV spec v10.1 Annex E).
+//! HTTP-FLV and WS-FLV: a live stream as an FLV byte stream (Adobe FLV spec v10.1 Annex E),
+//! the stream's [`outputs::FlvOutput`] tags as they are, after a file header.
 
 use crate::AppState;
 use axum::body::Body;
@@ -8,15 +9,12 @@ use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hooks::PlayRefusal;
-use media::TrackKind;
-use registry::{flv_tag, Ended, Item, Protocol, SessionInfo, Subscription};
+use outputs::FlvReader;
+use registry::{Ended, Protocol, SessionInfo, Viewer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 pub(crate) const SUFFIX: &str = ".live.flv";
-const TAG_AUDIO: u8 = 0x08;
-const TAG_VIDEO: u8 = 0x09;
-const TAG_SCRIPT: u8 = 0x12;
 
 /// Serves `GET …/stream.live.flv` (plain or WebSocket).
 pub(crate) async fn live(state: AppState, peer: SocketAddr, req: Request<Body>) -> Response {
@@ -57,8 +55,8 @@ pub(crate) async fn live(state: AppState, peer: SocketAddr, req: Request<Body>) 
         state.options.max_stream_wait,
     )
     .await;
-    let sub = match admitted {
-        Ok(sub) => sub,
+    let viewer = match admitted {
+        Ok(viewer) => viewer,
         Err(PlayRefusal::Denied(msg)) => {
             span.in_scope(|| tracing::info!("play refused: {msg}"));
             return (StatusCode::UNAUTHORIZED, msg).into_response();
@@ -68,17 +66,25 @@ pub(crate) async fn live(state: AppState, peer: SocketAddr, req: Request<Body>) 
             return (StatusCode::NOT_FOUND, "stream not found").into_response();
         }
     };
+    let Some(output) = state.outputs.flv(&key).await else {
+        return (StatusCode::NOT_FOUND, "stream not found").into_response();
+    };
+    let tags = Tags {
+        viewer,
+        reader: output.reader(),
+        header_sent: false,
+    };
     span.in_scope(|| tracing::info!("play started"));
     match ws {
         Some(ws) => crate::ws::bounded(ws)
-            .on_upgrade(move |socket| tracing::Instrument::instrument(serve_ws(socket, sub), span))
+            .on_upgrade(move |socket| tracing::Instrument::instrument(serve_ws(socket, tags), span))
             .into_response(),
-        None => http_response(sub),
+        None => http_response(tags),
     }
 }
 
-fn http_response(sub: Subscription) -> Response {
-    let body = futures_util::stream::unfold(Tags::new(sub), |mut tags| async move {
+fn http_response(tags: Tags) -> Response {
+    let body = futures_util::stream::unfold(tags, |mut tags| async move {
         let bytes = tags.next().await?;
         Some((Ok::<Bytes, Infallible>(bytes), tags))
     });
@@ -94,77 +100,47 @@ fn http_response(sub: Subscription) -> Response {
 
 /// WS-FLV: one tag per message, until the stream ends or the viewer leaves (a Close frame, a
 /// read error, EOF: see [`crate::ws::send_live`]).
-async fn serve_ws(socket: WebSocket, sub: Subscription) {
-    let tags = futures_util::stream::unfold(Tags::new(sub), |mut tags| async move {
+async fn serve_ws(socket: WebSocket, tags: Tags) {
+    let tags = futures_util::stream::unfold(tags, |mut tags| async move {
         let bytes = tags.next().await?;
         Some((bytes, tags))
     });
     crate::ws::send_live(socket, tags).await;
 }
 
-/// A subscription as a sequence of FLV byte chunks: the file header, then one tag per item.
+/// A viewer's FLV as a sequence of byte chunks: the file header, then one tag per chunk.
 struct Tags {
-    sub: Subscription,
+    viewer: Viewer,
+    reader: FlvReader,
     header_sent: bool,
-    last_ts: u32,
 }
 
 impl Tags {
-    fn new(sub: Subscription) -> Self {
-        Tags {
-            sub,
-            header_sent: false,
-            last_ts: 0,
-        }
-    }
-
     async fn next(&mut self) -> Option<Bytes> {
         let bytes = if !self.header_sent {
             self.header_sent = true;
-            let tracks = self.sub.tracks();
-            let has = |kind| tracks.iter().any(|t| t.info.kind() == kind);
-            // Before any track is known, announce both: players then wait for what comes.
-            let (audio, video) = if tracks.is_empty() {
-                (true, true)
-            } else {
-                (has(TrackKind::Audio), has(TrackKind::Video))
-            };
-            file_header(audio, video)
+            self.reader.file_header()
         } else {
-            loop {
-                match self.sub.recv().await {
-                    Ok(Item::Packet(p)) => {
-                        self.last_ts = p.frame.dts as u32;
-                        break p.flv;
-                    }
-                    Ok(Item::Metadata(m)) => break flv_tag(TAG_SCRIPT, 0, &m),
-                    // Codecs without a sequence header (G.711, MP3) announce nothing.
-                    Ok(Item::Track(t)) if t.flv.is_empty() => continue,
-                    Ok(Item::Track(t)) => {
-                        let tag_type = match t.info.kind() {
-                            TrackKind::Audio => TAG_AUDIO,
-                            TrackKind::Video => TAG_VIDEO,
-                        };
-                        break flv_tag(tag_type, self.last_ts, &t.flv);
-                    }
-                    Err(Ended::Closed) => {
-                        tracing::info!("play ended: stream unpublished");
-                        return None;
-                    }
-                    Err(e) => {
-                        tracing::warn!("play ended: {e}");
-                        return None;
-                    }
+            let tag = tokio::select! {
+                tag = self.reader.recv() => tag,
+                () = self.viewer.kicked() => {
+                    tracing::info!("play ended: the session was kicked");
+                    return None;
+                }
+            };
+            match tag {
+                Ok(tag) => tag.tag,
+                Err(Ended::Closed) => {
+                    tracing::info!("play ended: stream unpublished");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!("play ended: {e}");
+                    return None;
                 }
             }
         };
-        self.sub.add_bytes(bytes.len() as u64);
+        self.viewer.add_bytes(bytes.len() as u64);
         Some(bytes)
     }
-}
-
-/// The FLV file header (§E.2) followed by PreviousTagSize0.
-fn file_header(audio: bool, video: bool) -> Bytes {
-    let flags = (u8::from(audio) << 2) | u8::from(video);
-    Bytes::from(vec![b'F', b'L', b'V', 0x01, flags, 0, 0, 0, 9, 0, 0, 0, 0])
 }

@@ -37,11 +37,7 @@ mod files;
 mod flv;
 mod hls;
 mod live;
-mod paths;
 mod ws;
-
-pub use hls::HlsOptions;
-pub use paths::confined_dir;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -71,8 +67,9 @@ pub struct ApiOptions {
     pub dir_menu: bool,
     /// `http.allow_ip_range`: who may read files when on_http_access is off. Default: nobody.
     pub allow_ip: IpFilter,
-    /// `[hls]`.
-    pub hls: HlsOptions,
+    /// `hls`: how long an HLS viewer is remembered after its last request (its on_play
+    /// decision is reused until then). Default: 60 s (ZLMediaKit's).
+    pub hls_idle: Duration,
 }
 
 /// A predicate on client addresses (`http.allow_ip_range`).
@@ -101,7 +98,7 @@ impl Default for ApiOptions {
             file_root: None,
             dir_menu: true,
             allow_ip: IpFilter(Arc::new(|_| false)),
-            hls: HlsOptions::default(),
+            hls_idle: Duration::from_secs(60),
         }
     }
 }
@@ -111,28 +108,28 @@ impl Default for ApiOptions {
 pub struct AppState {
     /// The live streams.
     pub registry: Registry,
+    /// Every stream's outputs (FLV, `.live.ts`/`.live.mp4`, HLS).
+    pub outputs: outputs::Outputs,
     /// The hook client (on_play, on_stream_not_found, on_http_access).
     pub hooks: hooks::Hooks,
     /// Settings.
     pub options: ApiOptions,
     /// on_http_access decisions remembered per client cookie.
     grants: Arc<files::Grants>,
-    /// Every stream's HLS and its viewers.
-    hls: Arc<hls::HlsOutputs>,
-    /// Every stream's `.live.ts` and `.live.mp4`.
-    live: Arc<live::LiveOutputs>,
+    /// Every HLS viewer.
+    hls: Arc<hls::HlsViewers>,
 }
 
 impl AppState {
-    /// The state of a router serving `registry` with `hooks` and `options`.
-    pub fn new(registry: Registry, hooks: hooks::Hooks, options: ApiOptions) -> Self {
+    /// The state of a router serving `outputs`' streams with `hooks` and `options`.
+    pub fn new(outputs: outputs::Outputs, hooks: hooks::Hooks, options: ApiOptions) -> Self {
         AppState {
-            registry,
+            registry: outputs.registry().clone(),
+            outputs,
             hooks,
             options,
             grants: Arc::default(),
             hls: Arc::default(),
-            live: Arc::default(),
         }
     }
 }
@@ -157,7 +154,7 @@ async fn dispatch(
     if path.ends_with(flv::SUFFIX) {
         return flv::live(state, peer, req).await;
     }
-    if live::Container::from_path(&path).is_some() {
+    if live::from_path(&path).is_some() {
         return live::serve(state, peer, req).await;
     }
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -212,7 +209,7 @@ mod tests {
 
     fn app() -> Router {
         router(AppState::new(
-            Registry::default(),
+            outputs::Outputs::new(Registry::default(), outputs::OutputsConfig::default()),
             hooks::Hooks::new(hooks::HookConfig::default()),
             ApiOptions {
                 max_stream_wait: Duration::from_millis(10),

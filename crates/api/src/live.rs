@@ -1,13 +1,7 @@
 //! Continuous HTTP streams in other containers: `/{app}/{stream}.live.ts` (MPEG-TS) and
 //! `/{app}/{stream}.live.mp4` (fragmented MP4), plain or over a WebSocket (one message per
-//! chunk), as ZLMediaKit serves them.
-//!
-//! Each (stream, container) is muxed once, by a task the first viewer starts, into chunks
-//! shared by every viewer: a fragment or a frame's TS packets, flagged when it starts with a
-//! keyframe. A new viewer gets the container header (fMP4's init segment), the chunks since the
-//! last keyframe, then the live ones. A viewer that falls more than the ring behind skips to
-//! the next keyframe; one that does so too often is dropped. The output ends with its stream or
-//! its last viewer.
+//! chunk), as ZLMediaKit serves them: the chunks of the stream's [`outputs::LiveOutput`], muxed
+//! once for every viewer.
 
 use crate::AppState;
 use axum::body::Body;
@@ -15,76 +9,34 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use hls::TsMuxer;
+use bytes::Bytes;
 use hooks::PlayRefusal;
-use media::{StreamKey, TrackKind};
-use mp4::Fmp4Muxer;
-use registry::{Ended, Fanout, FanoutLimits, Item, Protocol, Registry, SessionInfo, Subscription};
-use std::collections::HashMap;
+use outputs::{Container, LiveReader};
+use registry::{Ended, Protocol, SessionInfo, Viewer};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
-use tokio::task::JoinHandle;
 
-/// fMP4 fragments are cut at least this often, for latency.
-const FRAGMENT_MS: u64 = 100;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Container {
-    Ts,
-    Fmp4,
-}
-
-impl Container {
-    pub(crate) fn from_path(path: &str) -> Option<(&str, Container)> {
-        if let Some(stem) = path.strip_suffix(".live.ts") {
-            return Some((stem, Container::Ts));
-        }
-        path.strip_suffix(".live.mp4")
-            .map(|stem| (stem, Container::Fmp4))
+/// The stream and container a path names (`…/stream.live.ts`, `….live.mp4`).
+pub(crate) fn from_path(path: &str) -> Option<(&str, Container)> {
+    if let Some(stem) = path.strip_suffix(".live.ts") {
+        return Some((stem, Container::Ts));
     }
+    path.strip_suffix(".live.mp4")
+        .map(|stem| (stem, Container::Fmp4))
+}
 
-    fn protocol(self, ws: bool) -> Protocol {
-        match (self, ws) {
-            (Container::Ts, false) => Protocol::HttpTs,
-            (Container::Ts, true) => Protocol::WsTs,
-            (Container::Fmp4, false) => Protocol::HttpFmp4,
-            (Container::Fmp4, true) => Protocol::WsFmp4,
-        }
+fn protocol(container: Container, ws: bool) -> Protocol {
+    match (container, ws) {
+        (Container::Ts, false) => Protocol::HttpTs,
+        (Container::Ts, true) => Protocol::WsTs,
+        (Container::Fmp4, false) => Protocol::HttpFmp4,
+        (Container::Fmp4, true) => Protocol::WsFmp4,
     }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            Container::Ts => "video/mp2t",
-            Container::Fmp4 => "video/mp4",
-        }
-    }
-}
-
-/// The live outputs, by stream and container.
-#[derive(Default)]
-pub(crate) struct LiveOutputs {
-    outputs: Mutex<HashMap<(StreamKey, Container), Weak<Output>>>,
-}
-
-/// One (stream, container): its chunks on a [`Fanout`] whose header is the container header
-/// (fMP4's init segment), so a new viewer gets it, then the chunks since the last keyframe.
-struct Output {
-    fanout: Fanout<Bytes>,
-    has_video: bool,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the data consistent; a poisoned lock is safe to reuse.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Serves `…/stream.live.ts` or `.live.mp4`, plain or WebSocket.
 pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>) -> Response {
     let path = req.uri().path().to_owned();
-    let Some((stem, container)) = Container::from_path(&path) else {
+    let Some((stem, container)) = from_path(&path) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -96,7 +48,7 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
         .await
         .ok();
-    let protocol = container.protocol(ws.is_some());
+    let protocol = protocol(container, ws.is_some());
     let viewer = SessionInfo {
         id: state.registry.next_session_id(),
         protocol,
@@ -113,8 +65,8 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
         state.options.max_stream_wait,
     )
     .await;
-    let sub = match admitted {
-        Ok(sub) => sub,
+    let viewer = match admitted {
+        Ok(viewer) => viewer,
         Err(PlayRefusal::Denied(msg)) => {
             span.in_scope(|| tracing::info!("play refused: {msg}"));
             return (StatusCode::UNAUTHORIZED, msg).into_response();
@@ -124,20 +76,14 @@ pub(crate) async fn serve(state: AppState, peer: SocketAddr, req: Request<Body>)
             return (StatusCode::NOT_FOUND, "stream not found").into_response();
         }
     };
-    let Some(output) = state
-        .live
-        .get(
-            &state.registry,
-            &key,
-            container,
-            state.registry.fanout_limits(),
-        )
-        .await
-    else {
+    let Some(output) = state.outputs.live(&key, container).await else {
         return (StatusCode::NOT_FOUND, "no track this container carries").into_response();
     };
     span.in_scope(|| tracing::info!("play started"));
-    let reader = Reader::new(output, sub);
+    let reader = Reader {
+        reader: output.reader(),
+        viewer,
+    };
     match ws {
         Some(ws) => crate::ws::bounded(ws)
             .on_upgrade(move |socket| {
@@ -171,133 +117,22 @@ async fn serve_ws(socket: WebSocket, reader: Reader) {
     crate::ws::send_live(socket, chunks).await;
 }
 
-impl LiveOutputs {
-    async fn get(
-        &self,
-        registry: &Registry,
-        key: &StreamKey,
-        container: Container,
-        limits: FanoutLimits,
-    ) -> Option<Arc<Output>> {
-        let existing = lock(&self.outputs)
-            .get(&(key.clone(), container))
-            .and_then(Weak::upgrade);
-        if let Some(o) = existing.filter(|o| !o.fanout.is_closed()) {
-            return Some(o);
-        }
-        let tracks: Vec<media::TrackInfo> = registry
-            .tracks_ready(key, Duration::from_secs(1), Duration::from_secs(10))
-            .await?
-            .into_iter()
-            .map(|t| t.info)
-            .collect();
-        let output_session = SessionInfo {
-            id: registry.next_session_id(),
-            protocol: container.protocol(false),
-            peer: ([0, 0, 0, 0], 0).into(),
-            local: ([0, 0, 0, 0], 0).into(),
-            params: String::new(),
-        };
-        let sub = registry.subscribe_output(key, output_session)?;
-        let (header, muxer) = match container {
-            Container::Ts => (Bytes::new(), Muxer::Ts(TsMuxer::new(&tracks))),
-            Container::Fmp4 => {
-                let m = Fmp4Muxer::new(&tracks).ok()?;
-                (m.init_segment(), Muxer::Fmp4(Box::new(m)))
-            }
-        };
-        let fanout = Fanout::new(limits);
-        if !header.is_empty() {
-            fanout.set_header(vec![header]);
-        }
-        let output = Arc::new(Output {
-            fanout,
-            has_video: tracks.iter().any(|t| t.kind() == TrackKind::Video),
-            task: Mutex::new(None),
-        });
-        let task = tokio::spawn(run(Arc::downgrade(&output), sub, muxer));
-        *lock(&output.task) = Some(task);
-        let mut outputs = lock(&self.outputs);
-        outputs.retain(|_, o| o.strong_count() > 0);
-        outputs.insert((key.clone(), container), Arc::downgrade(&output));
-        Some(output)
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if let Some(task) = lock(&self.task).take() {
-            task.abort();
-        }
-    }
-}
-
-enum Muxer {
-    Ts(TsMuxer),
-    Fmp4(Box<Fmp4Muxer>),
-}
-
-async fn run(output: Weak<Output>, mut sub: Subscription, mut muxer: Muxer) {
-    loop {
-        let item = sub.recv().await;
-        let Some(out) = output.upgrade() else { return };
-        let has_video = out.has_video;
-        let packet = match item {
-            Ok(Item::Packet(p)) => p,
-            Ok(_) => continue,
-            Err(_) => {
-                out.fanout.close();
-                return;
-            }
-        };
-        let f = &packet.frame;
-        let starts_gop = (f.kind() == TrackKind::Video && f.keyframe) || !has_video;
-        let mut chunks = Vec::new();
-        match &mut muxer {
-            Muxer::Ts(ts) => {
-                let mut data = BytesMut::new();
-                ts.push(f, &mut data);
-                if !data.is_empty() {
-                    chunks.push((data.freeze(), starts_gop));
-                }
-            }
-            Muxer::Fmp4(m) => {
-                // A fragment ends before each keyframe, so a keyframe always starts one.
-                if (starts_gop && has_video) || m.buffered_ms() >= FRAGMENT_MS {
-                    if let Some(fragment) = m.fragment_before(f.dts) {
-                        chunks.push((fragment.data, fragment.independent));
-                    }
-                }
-                m.push(f);
-            }
-        }
-        for (data, starts_gop) in chunks {
-            let size = data.len();
-            out.fanout.push(data, size, starts_gop);
-        }
-    }
-}
-
-/// One viewer: the header, the chunks since the last keyframe, then the live ones.
+/// One viewer: the container header, the chunks since the last keyframe, then the live ones.
 struct Reader {
-    /// Keeps the output alive while the viewer reads.
-    _output: Arc<Output>,
-    sub: Subscription,
-    reader: registry::Reader<Bytes>,
+    reader: LiveReader,
+    viewer: Viewer,
 }
 
 impl Reader {
-    fn new(output: Arc<Output>, sub: Subscription) -> Reader {
-        let reader = output.fanout.reader();
-        Reader {
-            _output: output,
-            sub,
-            reader,
-        }
-    }
-
     async fn next(&mut self) -> Option<Bytes> {
-        let bytes = match self.reader.recv().await {
+        let chunk = tokio::select! {
+            chunk = self.reader.recv() => chunk,
+            () = self.viewer.kicked() => {
+                tracing::info!("play ended: the session was kicked");
+                return None;
+            }
+        };
+        let bytes = match chunk {
             Ok(bytes) => bytes,
             Err(Ended::TooSlow) => {
                 tracing::warn!("viewer dropped: fell behind too often");
@@ -305,7 +140,7 @@ impl Reader {
             }
             Err(_) => return None,
         };
-        self.sub.add_bytes(bytes.len() as u64);
+        self.viewer.add_bytes(bytes.len() as u64);
         Some(bytes)
     }
 }

@@ -6,7 +6,7 @@ use crate::client::Hooks;
 use crate::reply::stream_options;
 use crate::Hook;
 use media::StreamKey;
-use registry::{PublisherGuard, Registry, SessionInfo, StreamOptions, Subscription};
+use registry::{PublisherGuard, Registry, SessionInfo, StreamOptions, Viewer};
 use std::time::Duration;
 
 /// Why a publisher was not admitted.
@@ -67,7 +67,7 @@ pub async fn admit_publish(
         .map_err(|_| PublishRefusal::AlreadyPublishing)
 }
 
-/// Asks on_play, then subscribes. A stream that is not live fires on_stream_not_found and is
+/// Asks on_play, then joins the stream. A stream that is not live fires on_stream_not_found and is
 /// waited for up to `max_wait` (the player may come before the publisher), unless the reply
 /// says `close: true`.
 pub async fn admit_play(
@@ -76,7 +76,7 @@ pub async fn admit_play(
     key: &StreamKey,
     viewer: SessionInfo,
     max_wait: Duration,
-) -> Result<Subscription, PlayRefusal> {
+) -> Result<Viewer, PlayRefusal> {
     hooks
         .on_play(&Request::new(key.clone(), &viewer))
         .await
@@ -85,7 +85,7 @@ pub async fn admit_play(
 }
 
 /// The second half of [`admit_play`], for a player already authorized another way (RTSP
-/// credentials checked with on_rtsp_auth): subscribes, or fires on_stream_not_found and waits
+/// credentials checked with on_rtsp_auth): joins the stream, or fires on_stream_not_found and waits
 /// up to `max_wait` for the stream unless the reply says `close: true`.
 pub async fn find_stream(
     hooks: &Hooks,
@@ -93,10 +93,10 @@ pub async fn find_stream(
     key: &StreamKey,
     viewer: SessionInfo,
     max_wait: Duration,
-) -> Result<Subscription, PlayRefusal> {
+) -> Result<Viewer, PlayRefusal> {
     let req = Request::new(key.clone(), &viewer);
-    if let Some(sub) = registry.subscribe(key, viewer.clone()) {
-        return Ok(sub);
+    if let Some(joined) = registry.join(key, viewer.clone()) {
+        return Ok(joined);
     }
     let wait = registry.wait_for(key, viewer, max_wait);
     if !hooks.enabled(Hook::OnStreamNotFound) {

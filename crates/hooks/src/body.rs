@@ -68,6 +68,23 @@ pub fn origin_type(protocol: Protocol) -> (u32, &'static str) {
     }
 }
 
+/// The on_record_mp4 body for a finished recording (ZLMediaKit's `makeRecordMp4Info` fields).
+pub fn record_json(file: &outputs::RecordedFile) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("start_time".into(), file.start_time.into());
+    body.insert("file_size".into(), file.file_size.into());
+    body.insert("time_len".into(), file.time_len.into());
+    body.insert("file_path".into(), file.file_path.as_str().into());
+    body.insert("file_name".into(), file.file_name.as_str().into());
+    body.insert("folder".into(), file.folder.as_str().into());
+    body.insert("url".into(), file.url.as_str().into());
+    body.insert("vhost".into(), file.key.vhost().into());
+    body.insert("app".into(), file.key.app().into());
+    body.insert("stream".into(), file.key.stream().into());
+    body.insert("params".into(), file.params.as_str().into());
+    body
+}
+
 /// The description of a live stream as on_stream_changed (`regist: true`) and the API send it:
 /// ZLMediaKit's `makeMediaSourceJson` for one output `schema`.
 pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
@@ -92,7 +109,7 @@ pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
         .iter()
         .zip(&info.stats)
         .map(|(track, stats)| {
-            let t = &track.info;
+            let t = track;
             let mut obj = json!({
                 "codec_id": t.codec.zlm_id(),
                 "codec_id_name": t.codec.zlm_name(),

@@ -304,8 +304,9 @@ impl Hooks {
     }
 
     /// on_record_mp4 for a closed segment, queued behind the stream's other hooks.
-    pub fn on_record_mp4(&self, order: &str, body: Map<String, Value>) {
-        self.notify(Hook::OnRecordMp4, order, body);
+    pub fn on_record_mp4(&self, file: &outputs::RecordedFile) {
+        let body = crate::body::record_json(file);
+        self.notify(Hook::OnRecordMp4, &file.key.to_string(), body);
     }
 }
 

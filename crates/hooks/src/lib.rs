@@ -48,7 +48,7 @@ mod reply;
 pub mod sign;
 
 pub use admission::{admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal};
-pub use body::{origin_type, stream_json, Request};
+pub use body::{origin_type, record_json, stream_json, Request};
 pub use client::{Hooks, HttpAccess, Refused, RtspPassword};
 pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};
 pub use reply::stream_options;

@@ -9,8 +9,8 @@
 use crate::body::{media_json, stream_json, Request};
 use crate::client::{reply_close, Hooks};
 use crate::Hook;
-use media::{StreamKey, TrackKind};
-use registry::{Event, Registry, SessionInfo, Track};
+use media::{StreamKey, TrackInfo, TrackKind};
+use registry::{Event, Registry, SessionInfo};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -335,7 +335,7 @@ impl Lifecycle {
     }
 }
 
-fn has_both(tracks: &[Track]) -> bool {
-    let has = |kind| tracks.iter().any(|t| t.info.kind() == kind);
+fn has_both(tracks: &[TrackInfo]) -> bool {
+    let has = |kind| tracks.iter().any(|t| t.kind() == kind);
     has(TrackKind::Audio) && has(TrackKind::Video)
 }

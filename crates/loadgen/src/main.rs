@@ -1,13 +1,16 @@
 //! `ferrostream-load`: the load generator behind `scripts/bench-fanout`.
 //!
 //! ```text
-//! ferrostream-load publish <rtmp-url> <file.flv>             publish a file in real time, looped
-//! ferrostream-load view <rtmp-url> <flv-url> <n> <seconds>   n RTMP + n HTTP-FLV viewers
+//! ferrostream-load publish <rtmp-url> <file.flv>   publish a file in real time, looped
+//! ferrostream-load view <url> <n> <seconds>        n viewers of an rtmp:// or http://….flv URL
 //! ```
 //!
 //! It speaks RTMP through the same sans-IO `rtmp::client::Session` that pull proxies use, so
-//! the load costs a few tasks instead of a swarm of ffmpeg processes. `view` prints one line of
-//! JSON: viewers connected, bytes received and the delivered Mbit/s.
+//! the load costs a few tasks instead of a swarm of ffmpeg processes, and it loads any RTMP
+//! server alike (`scripts/bench-fanout` runs it against ferrostream and nginx-rtmp). `view`
+//! prints one line of JSON: viewers connected and failed, bytes received over the measured
+//! window, the delivered Mbit/s in all and per viewer, and the time from each viewer's connect
+//! to its first video keyframe (p50, p99, max).
 #![allow(clippy::print_stdout)] // the report goes to stdout
 
 use anyhow::{anyhow, bail, Context};
@@ -30,14 +33,14 @@ fn main() -> anyhow::Result<()> {
         .as_slice()
     {
         ["publish", url, file] => rt.block_on(publish(url, file)),
-        ["view", rtmp_url, flv_url, n, secs] => {
+        ["view", url, n, secs] => {
             let n: usize = n.parse().context("viewer count")?;
             let secs: u64 = secs.parse().context("seconds")?;
-            rt.block_on(view(rtmp_url, flv_url, n, Duration::from_secs(secs)))
+            rt.block_on(view(url, n, Duration::from_secs(secs)))
         }
         _ => bail!(
             "usage: ferrostream-load publish <rtmp-url> <file.flv>\n       \
-             ferrostream-load view <rtmp-url> <flv-url> <n> <seconds>"
+             ferrostream-load view <rtmp-or-flv-url> <n> <seconds>"
         ),
     }
 }
@@ -181,19 +184,32 @@ struct Totals {
     bytes: AtomicU64,
     connected: AtomicUsize,
     failed: AtomicUsize,
+    /// Microseconds from connect to the first video keyframe, one per viewer that got one.
+    first_keyframe_us: std::sync::Mutex<Vec<u64>>,
 }
 
-async fn view(rtmp_url: &str, flv_url: &str, n: usize, run_for: Duration) -> anyhow::Result<()> {
+impl Totals {
+    fn keyframe(&self, since: Instant) {
+        let us = since.elapsed().as_micros() as u64;
+        self.first_keyframe_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(us);
+    }
+}
+
+async fn view(url: &str, n: usize, run_for: Duration) -> anyhow::Result<()> {
     let totals = Arc::new(Totals::default());
+    let rtmp = url.starts_with("rtmp://");
     let mut tasks = Vec::new();
-    for i in 0..2 * n {
+    for i in 0..n {
         let totals = Arc::clone(&totals);
-        let (rtmp_url, flv_url) = (rtmp_url.to_owned(), flv_url.to_owned());
+        let url = url.to_owned();
         tasks.push(tokio::spawn(async move {
-            let result = if i % 2 == 0 {
-                view_rtmp(&rtmp_url, &totals).await
+            let result = if rtmp {
+                view_rtmp(&url, &totals).await
             } else {
-                view_flv(&flv_url, &totals).await
+                view_flv(&url, &totals).await
             };
             if let Err(e) = result {
                 totals.failed.fetch_add(1, Ordering::Relaxed);
@@ -215,24 +231,42 @@ async fn view(rtmp_url: &str, flv_url: &str, n: usize, run_for: Duration) -> any
     for t in &tasks {
         t.abort();
     }
+    let connected = totals.connected.load(Ordering::Relaxed);
+    let mut first = totals
+        .first_keyframe_us
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    first.sort_unstable();
+    let pct = |p: f64| {
+        first
+            .get(((first.len() as f64 * p) as usize).min(first.len().saturating_sub(1)))
+            .map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    let mbps = bytes as f64 * 8.0 / secs / 1e6;
     println!(
-        "{{\"viewers\":{},\"connected\":{},\"failed\":{},\"bytes\":{},\"seconds\":{:.1},\"mbit_per_s\":{:.1}}}",
-        2 * n,
-        totals.connected.load(Ordering::Relaxed),
+        "{{\"viewers\":{n},\"connected\":{connected},\"failed\":{},\"bytes\":{bytes},\
+         \"seconds\":{secs:.1},\"mbit_per_s\":{mbps:.1},\"mbit_per_viewer\":{:.3},\
+         \"keyframes\":{},\"first_keyframe_ms_p50\":{:.2},\"first_keyframe_ms_p99\":{:.2},\
+         \"first_keyframe_ms_max\":{:.2}}}",
         totals.failed.load(Ordering::Relaxed),
-        bytes,
-        secs,
-        bytes as f64 * 8.0 / secs / 1e6
+        mbps / connected.max(1) as f64,
+        first.len(),
+        pct(0.5),
+        pct(0.99),
+        first.last().map_or(0.0, |us| *us as f64 / 1000.0),
     );
     Ok(())
 }
 
 async fn view_rtmp(url: &str, totals: &Totals) -> anyhow::Result<()> {
+    let since = Instant::now();
     let (mut client, stream) = Client::connect(url).await?;
     client.session.play(&stream);
     client.flush().await?;
     client.wait_for(|e| matches!(e, Event::PlayStarted)).await?;
     totals.connected.fetch_add(1, Ordering::Relaxed);
+    let mut keyframe_seen = false;
     loop {
         let n = client.socket.read(&mut client.buf).await?;
         if n == 0 {
@@ -241,15 +275,33 @@ async fn view_rtmp(url: &str, totals: &Totals) -> anyhow::Result<()> {
         totals.bytes.fetch_add(n as u64, Ordering::Relaxed);
         client.session.handle_input(&client.buf[..n])?;
         while let Some(event) = client.session.poll_event() {
-            if matches!(event, Event::StreamEof) {
-                bail!("end of stream");
+            match event {
+                Event::StreamEof => bail!("end of stream"),
+                // A video keyframe that is not a sequence header (AVC/HEVC packet type 1, or an
+                // Enhanced RTMP coded-frames packet).
+                Event::Video { payload, .. } if !keyframe_seen && is_keyframe(&payload) => {
+                    keyframe_seen = true;
+                    totals.keyframe(since);
+                }
+                _ => {}
             }
         }
         client.flush().await?;
     }
 }
 
+/// Whether an FLV video tag body is a keyframe's coded data (not a sequence header).
+fn is_keyframe(body: &[u8]) -> bool {
+    match body {
+        // Enhanced RTMP: IsExHeader, FrameType 1, PacketType 1 (CodedFrames) or 3 (…X).
+        [b, ..] if b & 0x80 != 0 => (b >> 4) & 0x07 == 1 && matches!(b & 0x0f, 1 | 3),
+        [b, packet, ..] => b >> 4 == 1 && *packet == 1,
+        _ => false,
+    }
+}
+
 async fn view_flv(url: &str, totals: &Totals) -> anyhow::Result<()> {
+    let since = Instant::now();
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("not an http:// URL"))?;
@@ -272,11 +324,142 @@ async fn view_flv(url: &str, totals: &Totals) -> anyhow::Result<()> {
     }
     totals.connected.fetch_add(1, Ordering::Relaxed);
     totals.bytes.fetch_add(n as u64, Ordering::Relaxed);
+    // Until the first keyframe: the bytes after the response head, parsed as FLV tags.
+    let head_end = buf[..n]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(n, |i| i + 4);
+    let mut scan = FlvScan::default();
+    let mut keyframe_seen = scan.feed(&buf[head_end..n]);
+    if keyframe_seen {
+        totals.keyframe(since);
+    }
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
             bail!("server closed the connection");
         }
         totals.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if !keyframe_seen && scan.feed(&buf[..n]) {
+            keyframe_seen = true;
+            totals.keyframe(since);
+        }
+    }
+}
+
+/// Finds the first video keyframe in an HTTP-FLV body: undoes the chunked transfer coding
+/// (RFC 9112 §7.1) and walks the FLV tags (FLV spec §E.3) until one is a keyframe.
+#[derive(Default)]
+struct FlvScan {
+    /// Body bytes (after de-chunking) not yet walked.
+    flv: Vec<u8>,
+    /// Raw bytes of a chunk-size line not yet complete.
+    line: Vec<u8>,
+    /// Bytes left in the current chunk's data; `None` while reading a size line.
+    in_chunk: Option<usize>,
+    /// CRLF bytes still to skip after a chunk's data.
+    crlf: usize,
+    /// Whether the 13-byte file header (and PreviousTagSize0) is past.
+    header_done: bool,
+}
+
+impl FlvScan {
+    /// Feeds raw response bytes; true once a keyframe tag was seen.
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if self.crlf > 0 {
+                let n = self.crlf.min(bytes.len());
+                self.crlf -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            match self.in_chunk {
+                Some(left) => {
+                    let n = left.min(bytes.len());
+                    self.flv.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                    if left == n {
+                        self.in_chunk = None;
+                        self.crlf = 2;
+                    } else {
+                        self.in_chunk = Some(left - n);
+                    }
+                }
+                None => match bytes.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        self.line.extend_from_slice(&bytes[..i]);
+                        bytes = &bytes[i + 1..];
+                        let line = String::from_utf8_lossy(&self.line).trim().to_owned();
+                        self.line.clear();
+                        let size = line.split(';').next().unwrap_or("");
+                        self.in_chunk = Some(usize::from_str_radix(size, 16).unwrap_or(0));
+                    }
+                    None => {
+                        self.line.extend_from_slice(bytes);
+                        bytes = &[];
+                    }
+                },
+            }
+        }
+        self.walk()
+    }
+
+    fn walk(&mut self) -> bool {
+        if !self.header_done {
+            if self.flv.len() < 13 {
+                return false;
+            }
+            self.flv.drain(..13);
+            self.header_done = true;
+        }
+        while self.flv.len() >= 11 {
+            let size = usize::from(self.flv[1]) << 16
+                | usize::from(self.flv[2]) << 8
+                | usize::from(self.flv[3]);
+            if self.flv.len() < 11 + size + 4 {
+                return false;
+            }
+            if self.flv[0] & 0x1f == 9 && is_keyframe(&self.flv[11..11 + size]) {
+                return true;
+            }
+            self.flv.drain(..11 + size + 4);
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(data: &[u8]) -> Vec<u8> {
+        let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    fn tag(tag_type: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        rtmp::flv::write_tag(&mut out, tag_type, 0, body);
+        out.to_vec()
+    }
+
+    #[test]
+    fn the_first_keyframe_is_found_across_chunks_and_reads() {
+        let mut stream = chunk(&rtmp::flv::file_header(true, true));
+        stream.extend(chunk(&tag(9, &[0x17, 0x00, 0, 0, 0, 1, 2])));
+        stream.extend(chunk(&tag(8, &[0xaf, 0x01, 9, 9])));
+        stream.extend(chunk(&tag(9, &[0x27, 0x01, 0, 0, 0, 0x17, 0x01])));
+        // Only the header, the sequence header and non-keyframes: not found, byte by byte.
+        let mut scan = FlvScan::default();
+        assert!(!stream.iter().any(|b| scan.feed(&[*b])));
+        let key = chunk(&tag(9, &[0x17, 0x01, 0, 0, 0, 0x65]));
+        let (a, b) = key.split_at(9);
+        assert!(!scan.feed(a));
+        assert!(scan.feed(b));
+        // Enhanced RTMP: IsExHeader | FrameType 1 | PacketType 1.
+        assert!(is_keyframe(&[0x90 | 0x01, b'h', b'v', b'c', b'1']));
+        assert!(!is_keyframe(&[0x90, b'h', b'v', b'c', b'1']));
     }
 }

@@ -138,6 +138,35 @@ impl Frame {
     }
 }
 
+/// Stream-level metadata a publisher sent (RTMP's `onMetaData`): ordered name/value pairs,
+/// passed on to players that have a place for it. Untrusted: whoever builds it from a peer's
+/// bytes keeps it within [`Metadata::MAX_ENTRIES`] and [`Metadata::MAX_TEXT`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metadata(pub Vec<(String, MetaValue)>);
+
+impl Metadata {
+    /// Most entries kept.
+    pub const MAX_ENTRIES: usize = 64;
+    /// Longest name or text value kept, in bytes.
+    pub const MAX_TEXT: usize = 1024;
+
+    /// The value named `name`.
+    pub fn get(&self, name: &str) -> Option<&MetaValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+/// One metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    /// A number.
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Text(String),
+}
+
 /// What a track needs before its first frame can be decoded: the codec and its configuration
 /// record, with the facts hooks and the API report about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

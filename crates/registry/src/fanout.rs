@@ -19,8 +19,9 @@
 //! Start and lag policy: a new reader gets the header ([`Fanout::set_header`]: codec
 //! configurations, an init segment) and then the ring from the last item pushed with
 //! `starts_gop` (a keyframe), so it can decode at once; if that item was evicted it waits for the
-//! next one. A reader whose next item was evicted has lagged: it skips to the next GOP start
-//! (the header first again) and goes on, unless it lagged more than
+//! next one, and gets the header then if it changed meanwhile. A reader whose next item was
+//! evicted has lagged: it skips to the next GOP start (the header first again if it changed
+//! meanwhile) and goes on, unless it lagged more than
 //! [`FanoutLimits::max_lags`] times within [`FanoutLimits::lag_window`], when it ends with
 //! [`Ended::TooSlow`]. A slow reader never holds the producer or other readers back, and never
 //! holds bytes in the ring: it just loses its place.
@@ -100,6 +101,9 @@ struct Ring<T> {
     /// Sequence number of the newest GOP start still in the ring.
     gop_start: Option<u64>,
     header: Vec<T>,
+    /// Bumped by every [`Fanout::set_header`], so a reader resuming after a lag gets the
+    /// header again only when it changed.
+    header_generation: u64,
     closed: bool,
     readers: usize,
     evicted: u64,
@@ -138,6 +142,7 @@ impl<T: Clone> Fanout<T> {
                     bytes: 0,
                     gop_start: None,
                     header: Vec::new(),
+                    header_generation: 0,
                     closed: false,
                     readers: 0,
                     evicted: 0,
@@ -192,7 +197,9 @@ impl<T: Clone> Fanout<T> {
     /// Replaces what every new reader (and every reader resuming after a lag) gets before the
     /// ring's items: codec configurations, an init segment.
     pub fn set_header(&self, header: Vec<T>) {
-        self.lock().header = header;
+        let mut ring = self.lock();
+        ring.header = header;
+        ring.header_generation += 1;
     }
 
     /// New readers wait for the next GOP start: what is in the ring cannot be decoded with the
@@ -222,12 +229,14 @@ impl<T: Clone> Fanout<T> {
             None => (ring.tail(), true),
         };
         let header: VecDeque<T> = ring.header.iter().cloned().collect();
+        let header_generation = ring.header_generation;
         drop(ring);
         Reader {
             shared: Arc::clone(&self.shared),
             next,
             skipping,
             pending: header,
+            header_generation,
             lags: LagTracker::new(self.shared.limits.max_lags, self.shared.limits.lag_window),
         }
     }
@@ -272,6 +281,8 @@ pub struct Reader<T> {
     skipping: bool,
     /// Header items still to deliver.
     pending: VecDeque<T>,
+    /// The generation of the header this reader was given.
+    header_generation: u64,
     lags: LagTracker,
 }
 
@@ -312,10 +323,6 @@ impl<T: Clone> Reader<T> {
             );
             self.next = ring.head;
             self.skipping = true;
-            self.pending = ring.header.iter().cloned().collect();
-            if let Some(item) = self.pending.pop_front() {
-                return Some(Ok(item));
-            }
         }
         if self.next == u64::MAX {
             return Some(Err(Ended::TooSlow));
@@ -325,6 +332,15 @@ impl<T: Clone> Reader<T> {
                 Some(seq) => {
                     self.next = seq;
                     self.skipping = false;
+                    if self.header_generation != ring.header_generation {
+                        // The header changed while the items that carried the change were
+                        // skipped (or before this reader's first GOP start): it comes first.
+                        self.header_generation = ring.header_generation;
+                        self.pending = ring.header.iter().cloned().collect();
+                        if let Some(item) = self.pending.pop_front() {
+                            return Some(Ok(item));
+                        }
+                    }
                 }
                 None => {
                     self.next = ring.tail();
@@ -460,6 +476,14 @@ mod tests {
         f.push(5, 10, false);
         f.push(6, 10, true);
         assert_eq!(drain(&mut late), [6]);
+        // A header set while a reader waits for its first GOP start comes before it.
+        f.reset_gop();
+        let mut early = f.reader();
+        f.set_header(vec![100]);
+        f.push(7, 10, false);
+        assert_eq!(drain(&mut early), Vec::<u32>::new());
+        f.push(8, 10, true);
+        assert_eq!(drain(&mut early), [100, 8]);
     }
 
     #[test]
@@ -486,16 +510,23 @@ mod tests {
 
     #[test]
     fn a_lagging_reader_skips_to_a_gop_start_then_is_dropped() {
-        let f = Fanout::new(limits(usize::MAX, 16, 1));
+        let f = Fanout::new(limits(usize::MAX, 16, 2));
         f.set_header(vec![99]);
         let mut r = f.reader();
         assert_eq!(r.try_recv(), Some(Ok(99)));
         for i in 0..40 {
             f.push(i, 1, i == 0 || i == 30);
         }
-        // Items 0..24 were evicted: the reader resumes at the header and GOP start 30.
-        assert_eq!(drain(&mut r), [99, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
-        for i in 40..80 {
+        // Items 0..24 were evicted: the reader resumes at GOP start 30 (the header has not
+        // changed, so it is not sent again).
+        assert_eq!(drain(&mut r), [30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
+        // A header that changed while the reader was behind comes first after the skip.
+        f.set_header(vec![98]);
+        for i in 40..60 {
+            f.push(i, 1, i == 50);
+        }
+        assert_eq!(drain(&mut r), [98, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59]);
+        for i in 60..100 {
             f.push(i, 1, false);
         }
         assert_eq!(r.try_recv(), Some(Err(Ended::TooSlow)));

@@ -2,30 +2,35 @@
 //!
 //! One [`Registry`] per server. A publisher calls [`Registry::publish`] once its admission
 //! hook allowed it and gets a [`PublisherGuard`]; dropping the guard unpublishes, so a session
-//! that dies cannot leak a live stream. A viewer calls [`Registry::subscribe`] (or
-//! [`Registry::wait_for`] to wait for a stream that is not live yet) and reads [`Item`]s from its
-//! [`Subscription`].
+//! that dies cannot leak a live stream. It pushes codec-neutral [`media::Frame`]s and
+//! [`media::TrackInfo`]s: the registry knows no container and no protocol's framing. Outputs
+//! (the `outputs` crate) read a stream with [`Registry::subscribe_output`] and mux it once for
+//! all their viewers; a viewer itself joins with [`Registry::join`] (or [`Registry::wait_for`]
+//! for a stream that is not live yet) and gets a [`Viewer`]: its place in the stream's reader
+//! count and in the session table, while its media comes from an output.
 //!
 //! ```text
-//!  publisher session ──push(Packet)──▶ Stream ──▶ Fanout (bounded in bytes and count) ──▶ Subscription::recv
-//!                                       │  header: metadata, tracks; GOP start ─┘ (first items of a viewer)
+//!  publisher session ──push(Frame)──▶ Stream ──▶ Fanout<Item> (bounded in bytes and count) ──▶ StreamReader (outputs)
+//!                                       │  header: metadata, tracks; GOP start ─┘
+//!                                       ├─ sessions: publishers and viewers (kick)
 //!                                       └─ lifecycle Event ──▶ Registry::events() (hooks, API)
 //! ```
 //!
-//! Fan-out is one [`Fanout`] per stream, a ring of shared packets bounded in bytes and in count
-//! ([`FanoutLimits`]): memory does not grow with viewers, a packet is never copied per viewer,
-//! and a viewer that stops reading holds nothing. From its last video keyframe the ring is also
-//! the GOP cache a new viewer starts with. A viewer that falls more than the ring behind loses
+//! Fan-out is one [`Fanout`] per stream, a ring of shared frames bounded in bytes and in count
+//! ([`FanoutLimits`]): memory does not grow with readers, a frame is never copied per reader,
+//! and a reader that stops reading holds nothing. From its last video keyframe the ring is also
+//! the GOP cache a new reader starts with. A reader that falls more than the ring behind loses
 //! its place, skips to the next video keyframe and goes on; one that falls behind too often is
-//! dropped ([`Ended::TooSlow`]). Every output that muxes a stream once for many viewers fans its
-//! chunks out on the same [`Fanout`] type.
+//! dropped ([`Ended::TooSlow`]). Every output fans its muxed chunks out on the same [`Fanout`]
+//! type.
 //!
 //! The registry never calls HTTP: hooks, API and metrics subscribe to [`Registry::events`].
 //!
 //! Layout:
-//! - `lib.rs`: [`Registry`], [`RegistryConfig`], [`Event`], session info types.
-//! - `stream.rs`: per-stream state, [`PublisherGuard`], GOP cache, timestamp rebasing.
-//! - `subscription.rs`: [`Subscription`], a viewer's reader of the stream's ring.
+//! - `lib.rs`: [`Registry`], [`RegistryConfig`], [`Event`], session info and the session table.
+//! - `stream.rs`: per-stream state, [`PublisherGuard`], timestamp rebasing.
+//! - `reader.rs`: [`Item`] and [`StreamReader`], an output's reader of the stream's ring.
+//! - `viewer.rs`: [`Viewer`], a viewer's place in the stream and the session table.
 //! - `fanout.rs`: [`Fanout`], the bounded ring with the start and lag policy.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -33,22 +38,24 @@
 
 mod fanout;
 mod options;
+mod reader;
 mod stream;
-mod subscription;
+mod viewer;
 
 pub use fanout::{Ended, Fanout, FanoutLimits, FanoutStats, LagTracker, Reader, ITEM_OVERHEAD};
 pub use options::StreamOptions;
-pub use stream::{flv_tag, Packet, PublisherGuard, StreamInfo, Track, TrackStats};
-pub use subscription::{Item, Subscription};
+pub use reader::{Item, StreamReader};
+pub use stream::{PublisherGuard, StreamInfo, TrackStats};
+pub use viewer::Viewer;
 
-use media::StreamKey;
+use media::{StreamKey, TrackInfo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use stream::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Tunables of the registry.
 #[derive(Debug, Clone)]
@@ -166,7 +173,7 @@ pub enum Event {
         /// The stream.
         key: StreamKey,
         /// Its tracks now.
-        tracks: Vec<Track>,
+        tracks: Vec<TrackInfo>,
     },
     /// A stream ended.
     Unpublished {
@@ -208,6 +215,39 @@ pub enum PublishError {
     AlreadyPublishing(StreamKey),
 }
 
+/// Whether a session publishes or watches a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// It publishes the stream.
+    Publisher,
+    /// It watches the stream.
+    Viewer,
+}
+
+/// One publisher or viewer, as [`Registry::sessions`] lists it (getAllSession, kick_session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    /// Who it is.
+    pub info: SessionInfo,
+    /// The stream it publishes or watches.
+    pub key: StreamKey,
+    /// Publisher or viewer.
+    pub role: Role,
+    /// When it started.
+    pub started: SystemTime,
+    /// Bytes it sent (publisher: media received; viewer: bytes sent to it).
+    pub bytes: u64,
+}
+
+struct SessionEntry {
+    info: SessionInfo,
+    key: StreamKey,
+    role: Role,
+    started: SystemTime,
+    bytes: Arc<AtomicU64>,
+    kick: watch::Sender<bool>,
+}
+
 /// A cheap-to-clone handle on the set of live streams.
 #[derive(Clone)]
 pub struct Registry {
@@ -219,6 +259,8 @@ pub(crate) struct Inner {
     // A std Mutex: it is held only for map look-ups and inserts, never across an `.await`,
     // so it cannot stall the runtime (mini-redis `Db` reasoning).
     streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
+    /// Every publisher and viewer, by session id. A std Mutex for the same reason.
+    sessions: Mutex<HashMap<u64, SessionEntry>>,
     events: broadcast::Sender<Event>,
     next_id: AtomicU64,
 }
@@ -233,6 +275,38 @@ impl Inner {
     pub(crate) fn emit(&self, event: Event) {
         // No receiver is not an error: nobody listens yet.
         let _ = self.events.send(event);
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<u64, SessionEntry>> {
+        // Single inserts and removes: a poisoned lock cannot hold a half-made entry.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lists a session; the receiver turns true when it is kicked.
+    pub(crate) fn add_session(
+        &self,
+        info: &SessionInfo,
+        key: &StreamKey,
+        role: Role,
+        bytes: &Arc<AtomicU64>,
+    ) -> watch::Receiver<bool> {
+        let (kick, kicked) = watch::channel(false);
+        self.sessions().insert(
+            info.id,
+            SessionEntry {
+                info: info.clone(),
+                key: key.clone(),
+                role,
+                started: SystemTime::now(),
+                bytes: Arc::clone(bytes),
+                kick,
+            },
+        );
+        kicked
+    }
+
+    pub(crate) fn remove_session(&self, id: u64) {
+        self.sessions().remove(&id);
     }
 
     pub(crate) fn remove(&self, key: &StreamKey, stream: &Arc<Stream>) {
@@ -257,6 +331,7 @@ impl Registry {
             inner: Arc::new(Inner {
                 config,
                 streams: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
                 events,
                 next_id: AtomicU64::new(1),
             }),
@@ -325,47 +400,64 @@ impl Registry {
         Ok(PublisherGuard::new(stream, Arc::clone(&self.inner)))
     }
 
-    /// Starts reading a live stream: `None` when `key` is not live or not served over the
+    /// A viewer joins a live stream: `None` when `key` is not live or not served over the
     /// viewer's protocol ([`StreamOptions::serves`]).
-    pub fn subscribe(&self, key: &StreamKey, viewer: SessionInfo) -> Option<Subscription> {
+    pub fn join(&self, key: &StreamKey, viewer: SessionInfo) -> Option<Viewer> {
         let stream = self.inner.streams().get(key).cloned()?;
         if !stream.lock().options.serves(viewer.protocol) {
             return None;
         }
-        Some(Subscription::new(
-            stream,
-            viewer,
-            Arc::clone(&self.inner),
-            true,
-        ))
+        Some(Viewer::new(stream, viewer, Arc::clone(&self.inner)))
     }
 
-    /// Reads a live stream for an output that muxes it once for many viewers (the RTSP
-    /// packetizer, later HLS): not a viewer itself, so it is not counted in `readers` and
-    /// emits no viewer events. `None` when `key` is not live.
-    pub fn subscribe_output(&self, key: &StreamKey, output: SessionInfo) -> Option<Subscription> {
+    /// Reads a live stream's frames for an output that muxes it once for many viewers: not a
+    /// viewer itself, so it is not counted in `readers` and emits no viewer events. `None` when
+    /// `key` is not live.
+    pub fn subscribe_output(&self, key: &StreamKey) -> Option<StreamReader> {
         let stream = self.inner.streams().get(key).cloned()?;
-        Some(Subscription::new(
-            stream,
-            output,
-            Arc::clone(&self.inner),
-            false,
-        ))
+        Some(StreamReader::new(stream))
     }
 
-    /// Like [`Registry::subscribe`], but waits up to `timeout` for `key` to be published
-    /// (a viewer may arrive before its publisher; ZLMediaKit's `maxStreamWaitMS`).
+    /// Every publisher and viewer now.
+    pub fn sessions(&self) -> Vec<SessionSnapshot> {
+        self.inner
+            .sessions()
+            .values()
+            .map(|e| SessionSnapshot {
+                info: e.info.clone(),
+                key: e.key.clone(),
+                role: e.role,
+                started: e.started,
+                bytes: e.bytes.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Asks session `id` to end: a viewer's [`Viewer::kicked`] resolves, a publisher's
+    /// [`PublisherGuard::closed`] does. False when no such session is listed.
+    pub fn kick(&self, id: u64) -> bool {
+        match self.inner.sessions().get(&id) {
+            Some(entry) => {
+                entry.kick.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Like [`Registry::join`], but waits up to `timeout` for `key` to be published (a viewer
+    /// may arrive before its publisher; ZLMediaKit's `maxStreamWaitMS`).
     pub async fn wait_for(
         &self,
         key: &StreamKey,
         viewer: SessionInfo,
         timeout: Duration,
-    ) -> Option<Subscription> {
+    ) -> Option<Viewer> {
         // Subscribe to events before looking, so a publish between the look and the wait is
         // not missed.
         let mut events = self.events();
-        if let Some(sub) = self.subscribe(key, viewer.clone()) {
-            return Some(sub);
+        if let Some(joined) = self.join(key, viewer.clone()) {
+            return Some(joined);
         }
         let wait = async {
             loop {
@@ -381,7 +473,7 @@ impl Registry {
             }
         };
         tokio::time::timeout(timeout, wait).await.ok()?;
-        self.subscribe(key, viewer)
+        self.join(key, viewer)
     }
 
     /// Ends `key`: its publisher is asked to leave ([`PublisherGuard::closed`]); a stream whose
@@ -403,12 +495,12 @@ impl Registry {
         key: &StreamKey,
         late_track: Duration,
         timeout: Duration,
-    ) -> Option<Vec<Track>> {
+    ) -> Option<Vec<TrackInfo>> {
         let start = tokio::time::Instant::now();
         let mut first_seen = None;
         loop {
             let tracks = self.stream(key)?.tracks;
-            let has = |kind| tracks.iter().any(|t| t.info.kind() == kind);
+            let has = |kind| tracks.iter().any(|t| t.kind() == kind);
             if has(media::TrackKind::Video) && has(media::TrackKind::Audio) {
                 return Some(tracks);
             }

@@ -1,69 +1,13 @@
-//! One live stream: its tracks, metadata, GOP cache, ring and publisher guard.
+//! One live stream: its tracks, metadata, ring and publisher guard.
 
-use crate::fanout::Fanout;
-use crate::subscription::Item;
+use crate::fanout::{Fanout, FanoutStats};
+use crate::reader::Item;
 use crate::{Event, Inner, RegistryConfig, SessionInfo, StreamOptions};
-use bytes::Bytes;
-use media::{Frame, StreamKey, TrackInfo, TrackKind};
+use media::{Frame, Metadata, StreamKey, TrackInfo, TrackKind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
-
-/// A track of a stream with its FLV sequence-header tag body, muxed once per stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Track {
-    /// Codec and configuration.
-    pub info: TrackInfo,
-    /// The FLV tag body announcing this track (AVC/HEVC/AAC sequence header); empty for codecs
-    /// that have none (G.711, MP3).
-    pub flv: Bytes,
-}
-
-/// One frame as it fans out: the codec-neutral frame and its complete FLV tag, both made once
-/// per stream and shared by every viewer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
-    /// The frame; its `dts` is rebased by the registry to be monotonic.
-    pub frame: Frame,
-    /// The whole FLV tag of this frame (tag header, body, PreviousTagSize) at the rebased
-    /// timestamp: HTTP-FLV viewers send it as is.
-    pub flv: Bytes,
-}
-
-const FLV_TAG_HEADER: usize = 11;
-const FLV_PREV_SIZE: usize = 4;
-
-impl Packet {
-    /// The FLV tag body (the RTMP message payload), a zero-copy slice of [`Packet::flv`].
-    pub fn flv_body(&self) -> Bytes {
-        let end = self.flv.len().saturating_sub(FLV_PREV_SIZE);
-        self.flv.slice(FLV_TAG_HEADER.min(end)..end)
-    }
-
-    /// The FLV tag type: 8 audio, 9 video.
-    pub fn flv_tag_type(&self) -> u8 {
-        match self.frame.kind() {
-            TrackKind::Audio => 8,
-            TrackKind::Video => 9,
-        }
-    }
-}
-
-/// Writes one FLV tag (Adobe FLV spec v10.1 §E.4.1): TagType, DataSize (UI24), Timestamp
-/// (UI24 + TimestampExtended), StreamID 0, the body, then PreviousTagSize (UI32).
-pub fn flv_tag(tag_type: u8, timestamp: u32, body: &[u8]) -> Bytes {
-    let size = (body.len() as u32).min(0x00ff_ffff);
-    let mut out = Vec::with_capacity(FLV_TAG_HEADER + body.len() + FLV_PREV_SIZE);
-    out.push(tag_type);
-    out.extend_from_slice(&size.to_be_bytes()[1..]);
-    out.extend_from_slice(&timestamp.to_be_bytes()[1..]);
-    out.push((timestamp >> 24) as u8);
-    out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(body);
-    out.extend_from_slice(&(body.len() as u32 + FLV_TAG_HEADER as u32).to_be_bytes());
-    Bytes::from(out)
-}
 
 /// A snapshot of a live stream for the API and hooks.
 #[derive(Debug, Clone)]
@@ -73,7 +17,7 @@ pub struct StreamInfo {
     /// The publisher.
     pub publisher: SessionInfo,
     /// Its tracks.
-    pub tracks: Vec<Track>,
+    pub tracks: Vec<TrackInfo>,
     /// When it went live.
     pub created: SystemTime,
     /// How long it has been live.
@@ -90,6 +34,8 @@ pub struct StreamInfo {
     pub stats: Vec<TrackStats>,
     /// The publisher dropped and the stream waits `continue_push` for it to come back.
     pub orphaned: bool,
+    /// How full the stream's ring is.
+    pub ring: FanoutStats,
 }
 
 /// Frame counts and timing of one track, for the hooks' and API's stream descriptions.
@@ -165,15 +111,16 @@ pub(crate) struct Stream {
     pub(crate) key: StreamKey,
     created: SystemTime,
     started: Instant,
-    // A std Mutex, held only while a packet is appended to the GOP cache and sent to the ring
-    // (or a viewer snapshots the cache), never across an `.await`. Holding it across the send
-    // is what lets a new viewer take the cache and its ring position atomically.
+    // A std Mutex, held only while a frame is counted and put on the ring (or a reader takes
+    // its place in it), never across an `.await`. Holding it across the push is what lets a new
+    // reader take the header and its start in the ring atomically.
     state: Mutex<State>,
     pub(crate) readers: AtomicUsize,
     pub(crate) total_readers: AtomicU64,
-    bytes_in: AtomicU64,
+    /// Media bytes from the publishers (shared with the session table).
+    bytes_in: Arc<AtomicU64>,
     /// Turned true to ask the publisher to leave ([`crate::Registry::close`]).
-    close: watch::Sender<bool>,
+    pub(crate) close: watch::Sender<bool>,
 }
 
 pub(crate) struct State {
@@ -184,8 +131,8 @@ pub(crate) struct State {
     /// Bumped each time a publisher takes the stream over, so a stale expiry timer is ignored.
     generation: u64,
     stats: Vec<TrackStats>,
-    pub(crate) tracks: Vec<Track>,
-    pub(crate) metadata: Option<Bytes>,
+    pub(crate) tracks: Vec<TrackInfo>,
+    pub(crate) metadata: Option<Metadata>,
     /// The ring every viewer and output reads, bounded in bytes and count; from its last video
     /// keyframe it is also the GOP cache a new viewer starts with.
     pub(crate) fanout: Fanout<Item>,
@@ -227,7 +174,7 @@ impl Stream {
             }),
             readers: AtomicUsize::new(0),
             total_readers: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
+            bytes_in: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -243,7 +190,7 @@ impl Stream {
         let stats = tracks
             .iter()
             .map(|t| {
-                let kind = t.info.kind();
+                let kind = t.kind();
                 state
                     .stats
                     .iter()
@@ -264,6 +211,7 @@ impl Stream {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             readers: self.readers.load(Ordering::Relaxed),
             total_readers: self.total_readers.load(Ordering::Relaxed),
+            ring: state.fanout.stats(),
         }
     }
 
@@ -326,16 +274,29 @@ pub struct PublisherGuard {
     stream: Arc<Stream>,
     registry: Arc<Inner>,
     close: watch::Receiver<bool>,
+    /// Turns true when the API kicks this publisher's session.
+    kick: watch::Receiver<bool>,
+    session: u64,
     finished: bool,
 }
 
 impl PublisherGuard {
+    /// The guard of the stream's current publisher, listed in the session table.
     pub(crate) fn new(stream: Arc<Stream>, registry: Arc<Inner>) -> Self {
         let close = stream.close.subscribe();
+        let publisher = stream.lock().publisher.clone();
+        let kick = registry.add_session(
+            &publisher,
+            &stream.key,
+            crate::Role::Publisher,
+            &stream.bytes_in,
+        );
         PublisherGuard {
             stream,
             registry,
             close,
+            kick,
+            session: publisher.id,
             finished: false,
         }
     }
@@ -357,22 +318,30 @@ impl PublisherGuard {
     }
 
     /// Resolves when the stream must end (on_stream_none_reader answered `close`, the API closed
-    /// it): the publishing session should then disconnect.
+    /// it or kicked its publisher): the publishing session should then disconnect.
     pub async fn closed(&mut self) {
         // An error means the sender is gone, which cannot happen while the stream lives.
-        let _ = self.close.wait_for(|close| *close).await;
+        tokio::select! {
+            _ = self.close.wait_for(|close| *close) => {}
+            _ = self.kick.wait_for(|kicked| *kicked) => {}
+        }
+    }
+
+    /// The session that publishes.
+    pub fn session(&self) -> SessionInfo {
+        self.stream.lock().publisher.clone()
     }
 
     /// Adds a track or replaces the track of the same kind (a new sequence header). Audio is
     /// ignored when the stream's `enable_audio` is off.
-    pub fn set_track(&self, track: Track) {
+    pub fn set_track(&self, track: TrackInfo) {
         let tracks = {
             let mut state = self.stream.lock();
-            let kind = track.info.kind();
+            let kind = track.kind();
             if kind == TrackKind::Audio && !state.options.enable_audio {
                 return;
             }
-            if let Some(t) = state.tracks.iter_mut().find(|t| t.info.kind() == kind) {
+            if let Some(t) = state.tracks.iter_mut().find(|t| t.kind() == kind) {
                 if *t == track {
                     return;
                 }
@@ -385,7 +354,7 @@ impl PublisherGuard {
                 state.fanout.reset_gop();
             }
             state.update_header();
-            let size = track.flv.len() + track.info.config.len();
+            let size = track.config.len();
             state.fanout.push(Item::Track(track), size, false);
             state.tracks.clone()
         };
@@ -395,20 +364,30 @@ impl PublisherGuard {
         });
     }
 
-    /// Sets the stream's metadata (the AMF0 `onMetaData` body players get first).
-    pub fn set_metadata(&self, metadata: Bytes) {
+    /// Sets the stream's metadata (what RTMP's `onMetaData` carried), which players that have
+    /// a place for it get first.
+    pub fn set_metadata(&self, metadata: Metadata) {
         let mut state = self.stream.lock();
         state.metadata = Some(metadata.clone());
         state.update_header();
-        let size = metadata.len();
+        let size = metadata
+            .0
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + match v {
+                        media::MetaValue::Text(t) => t.len(),
+                        _ => 8,
+                    }
+            })
+            .sum();
         state.fanout.push(Item::Metadata(metadata), size, false);
     }
 
-    /// Sends a frame to every viewer: rebases its timestamp, wraps `flv_body` (the frame's FLV
-    /// tag body, i.e. the RTMP message payload) into an FLV tag once for all viewers, and puts
-    /// it on the stream's ring. A frame larger than its codec's limit
-    /// ([`RegistryConfig::max_video_frame`], [`RegistryConfig::max_audio_frame`]) is dropped.
-    pub fn push(&self, mut frame: Frame, flv_body: &[u8]) {
+    /// Sends a frame to every reader: rebases its timestamp and puts it on the stream's ring.
+    /// A frame larger than its codec's limit ([`RegistryConfig::max_video_frame`],
+    /// [`RegistryConfig::max_audio_frame`]) is dropped.
+    pub fn push(&self, mut frame: Frame) {
         self.stream
             .bytes_in
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
@@ -444,31 +423,22 @@ impl PublisherGuard {
                 state.stats.push(stats);
             }
         }
-        let tag_type = match frame.kind() {
-            TrackKind::Audio => 8,
-            TrackKind::Video => 9,
-        };
-        let flv = flv_tag(tag_type, frame.dts as u32, flv_body);
-        let has_video = state
-            .tracks
-            .iter()
-            .any(|t| t.info.kind() == TrackKind::Video);
-        // A viewer may start at a video keyframe, or at any frame of an audio-only stream.
+        let has_video = state.tracks.iter().any(|t| t.kind() == TrackKind::Video);
+        // A reader may start at a video keyframe, or at any frame of an audio-only stream.
         let starts_gop = if has_video {
             kind == TrackKind::Video && frame.keyframe
         } else {
             true
         };
-        let size = frame.data.len() + flv.len();
-        state
-            .fanout
-            .push(Item::Packet(Packet { frame, flv }), size, starts_gop);
+        let size = frame.data.len();
+        state.fanout.push(Item::Frame(frame), size, starts_gop);
     }
 }
 
 impl Drop for PublisherGuard {
     fn drop(&mut self) {
-        let hold = if self.finished || *self.close.borrow() {
+        self.registry.remove_session(self.session);
+        let hold = if self.finished || *self.close.borrow() || *self.kick.borrow() {
             Duration::ZERO
         } else {
             self.stream.lock().options.continue_push

@@ -32,17 +32,14 @@ fn audio(dts: u64) -> Frame {
     }
 }
 
-fn video_track() -> Track {
-    Track {
-        info: TrackInfo::new(Codec::H264, Bytes::new()),
-        flv: Bytes::from_static(b"seq"),
-    }
+fn video_track() -> TrackInfo {
+    TrackInfo::new(Codec::H264, Bytes::from_static(b"seq"))
 }
 
-async fn next_packet(sub: &mut Subscription) -> Packet {
+async fn next_frame(reader: &mut StreamReader) -> Frame {
     loop {
-        match sub.recv().await {
-            Ok(Item::Packet(p)) => return p,
+        match reader.recv().await {
+            Ok(Item::Frame(f)) => return f,
             Ok(_) => continue,
             Err(e) => panic!("ended: {e}"),
         }
@@ -69,25 +66,28 @@ async fn late_viewer_starts_at_last_keyframe() {
     let reg = Registry::default();
     let key = StreamKey::new("live", "gop").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
-    guard.set_metadata(Bytes::from_static(b"meta"));
+    guard.set_metadata(media::Metadata(vec![(
+        "encoder".into(),
+        media::MetaValue::Text("test".into()),
+    )]));
     guard.set_track(video_track());
-    guard.push(video(1000, true), b"body");
-    guard.push(video(1040, false), b"body");
-    guard.push(video(1080, true), b"body");
-    guard.push(audio(1090), b"body");
-    guard.push(video(1120, false), b"body");
+    guard.push(video(1000, true));
+    guard.push(video(1040, false));
+    guard.push(video(1080, true));
+    guard.push(audio(1090));
+    guard.push(video(1120, false));
 
-    let mut sub = reg.subscribe(&key, info(2)).expect("live");
+    let mut sub = reg.subscribe_output(&key).expect("live");
     assert!(matches!(sub.recv().await, Ok(Item::Metadata(_))));
     assert!(matches!(sub.recv().await, Ok(Item::Track(_))));
-    let first = next_packet(&mut sub).await;
-    assert!(first.frame.keyframe);
+    let first = next_frame(&mut sub).await;
+    assert!(first.keyframe);
     // Rebased to start at 0: 1080 - 1000.
-    assert_eq!(first.frame.dts, 80);
-    assert_eq!(next_packet(&mut sub).await.frame.codec, Codec::Aac);
-    assert_eq!(next_packet(&mut sub).await.frame.dts, 120);
-    guard.push(video(1160, false), b"body");
-    assert_eq!(next_packet(&mut sub).await.frame.dts, 160);
+    assert_eq!(first.dts, 80);
+    assert_eq!(next_frame(&mut sub).await.codec, Codec::Aac);
+    assert_eq!(next_frame(&mut sub).await.dts, 120);
+    guard.push(video(1160, false));
+    assert_eq!(next_frame(&mut sub).await.dts, 160);
 }
 
 #[tokio::test]
@@ -95,10 +95,10 @@ async fn unpublish_ends_viewers_after_what_is_queued() {
     let reg = Registry::default();
     let key = StreamKey::new("live", "end").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
-    let mut sub = reg.subscribe(&key, info(2)).expect("live");
-    guard.push(video(0, true), b"body");
+    let mut sub = reg.subscribe_output(&key).expect("live");
+    guard.push(video(0, true));
     drop(guard);
-    assert_eq!(next_packet(&mut sub).await.frame.dts, 0);
+    assert_eq!(next_frame(&mut sub).await.dts, 0);
     assert!(matches!(sub.recv().await, Err(Ended::Closed)));
 }
 
@@ -115,17 +115,17 @@ async fn slow_viewer_skips_to_keyframe_then_is_dropped() {
     let key = StreamKey::new("live", "slow").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     guard.set_track(video_track());
-    let mut sub = reg.subscribe(&key, info(2)).expect("live");
+    let mut sub = reg.subscribe_output(&key).expect("live");
     assert!(matches!(sub.recv().await, Ok(Item::Track(_))));
-    // Overrun the ring: 40 packets, keyframe at 30.
+    // Overrun the ring: 40 frames, keyframe at 30.
     for i in 0..40u64 {
-        guard.push(video(i * 40, i == 0 || i == 30), b"body");
+        guard.push(video(i * 40, i == 0 || i == 30));
     }
-    let p = next_packet(&mut sub).await;
-    assert!(p.frame.keyframe, "skipped to a keyframe");
-    assert_eq!(p.frame.dts, 30 * 40);
+    let f = next_frame(&mut sub).await;
+    assert!(f.keyframe, "skipped to a keyframe");
+    assert_eq!(f.dts, 30 * 40);
     for i in 40..80u64 {
-        guard.push(video(i * 40, false), b"body");
+        guard.push(video(i * 40, false));
     }
     // The rest of the ring was overrun again: second lag within the window drops the viewer.
     let mut ended = None;
@@ -147,10 +147,10 @@ async fn lifecycle_events_carry_byte_counts() {
     let mut events = reg.events();
     let key = StreamKey::new("live", "ev").expect("key");
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
-    let sub = reg.subscribe(&key, info(2)).expect("live");
-    sub.add_bytes(1234);
-    drop(sub);
-    guard.push(video(0, true), b"body");
+    let viewer = reg.join(&key, info(2)).expect("live");
+    viewer.add_bytes(1234);
+    drop(viewer);
+    guard.push(video(0, true));
     drop(guard);
     assert!(matches!(events.recv().await, Ok(Event::Published { .. })));
     assert!(matches!(
@@ -209,20 +209,6 @@ fn rebaser_handles_wrap_and_jumps() {
     assert_eq!(r.rebase(3_600_040), 120);
 }
 
-#[test]
-fn flv_tag_layout() {
-    let tag = flv_tag(9, 0x0102_0304, b"abc");
-    assert_eq!(
-        tag.as_ref(),
-        &[9, 0, 0, 3, 0x02, 0x03, 0x04, 0x01, 0, 0, 0, b'a', b'b', b'c', 0, 0, 0, 14]
-    );
-    let p = Packet {
-        frame: video(0, true),
-        flv: tag,
-    };
-    assert_eq!(p.flv_body().as_ref(), b"abc");
-}
-
 fn keep_for(ms: u64) -> StreamOptions {
     StreamOptions {
         continue_push: Duration::from_millis(ms),
@@ -238,11 +224,11 @@ async fn a_dropped_publisher_may_resume_within_continue_push() {
         .publish_with(key.clone(), info(1), keep_for(5_000))
         .expect("publish");
     guard.set_track(video_track());
-    guard.push(video(1000, true), b"k");
-    guard.push(video(1040, false), b"d");
-    let mut sub = reg.subscribe(&key, info(9)).expect("subscribe");
-    assert_eq!(next_packet(&mut sub).await.frame.dts, 0);
-    assert_eq!(next_packet(&mut sub).await.frame.dts, 40);
+    guard.push(video(1000, true));
+    guard.push(video(1040, false));
+    let mut sub = reg.subscribe_output(&key).expect("subscribe");
+    assert_eq!(next_frame(&mut sub).await.dts, 0);
+    assert_eq!(next_frame(&mut sub).await.dts, 40);
 
     drop(guard); // the connection failed: no finish()
     assert!(reg.stream(&key).is_some_and(|s| s.orphaned));
@@ -251,9 +237,9 @@ async fn a_dropped_publisher_may_resume_within_continue_push() {
         .expect("takes the stream over");
     assert_eq!(reg.stream(&key).map(|s| s.publisher.id), Some(2));
     // The new publisher's clock restarts; the viewer's timeline goes on.
-    resumed.push(video(0, true), b"k");
-    let p = next_packet(&mut sub).await;
-    assert!(p.frame.dts >= 40, "{}", p.frame.dts);
+    resumed.push(video(0, true));
+    let f = next_frame(&mut sub).await;
+    assert!(f.dts >= 40, "{}", f.dts);
 
     resumed.finish(); // an explicit unpublish ends it at once
     assert!(!reg.is_live(&key));
@@ -268,7 +254,7 @@ async fn an_orphaned_stream_ends_after_continue_push() {
     let guard = reg
         .publish_with(key.clone(), info(1), keep_for(100))
         .expect("publish");
-    let mut sub = reg.subscribe(&key, info(9)).expect("subscribe");
+    let mut sub = reg.subscribe_output(&key).expect("subscribe");
     drop(guard);
     assert!(reg.is_live(&key));
     let ended = tokio::time::timeout(Duration::from_secs(5), sub.recv())
@@ -311,19 +297,19 @@ async fn options_decide_outputs_and_audio() {
     let guard = reg
         .publish_with(key.clone(), info(1), options)
         .expect("publish");
-    guard.set_track(Track {
-        info: TrackInfo::new(Codec::Aac, Bytes::from_static(&[0x12, 0x10])),
-        flv: Bytes::from_static(b"aac"),
-    });
-    guard.push(audio(0), b"a");
+    guard.set_track(TrackInfo::new(
+        Codec::Aac,
+        Bytes::from_static(&[0x12, 0x10]),
+    ));
+    guard.push(audio(0));
     let stream = reg.stream(&key).expect("live");
     assert!(stream.tracks.is_empty(), "audio dropped at ingest");
-    assert!(reg.subscribe(&key, info(2)).is_none(), "no RTMP output");
+    assert!(reg.join(&key, info(2)).is_none(), "no RTMP output");
     let rtsp = SessionInfo {
         protocol: Protocol::Rtsp,
         ..info(3)
     };
-    assert!(reg.subscribe(&key, rtsp).is_some());
+    assert!(reg.join(&key, rtsp).is_some());
     assert_eq!(
         stream.options.schemas(&["rtmp", "rtsp", "hls"]),
         ["rtsp", "hls"]
@@ -337,7 +323,7 @@ fn track_stats_measure_fps_and_gop() {
     let guard = reg.publish(key.clone(), info(1)).expect("publish");
     guard.set_track(video_track());
     for i in 0..51u64 {
-        guard.push(video(i * 40, i % 25 == 0), b"v");
+        guard.push(video(i * 40, i % 25 == 0));
     }
     let stats = reg.stream(&key).expect("live").stats;
     let v = stats.first().expect("video stats");
@@ -346,4 +332,38 @@ fn track_stats_measure_fps_and_gop() {
         (51, 3, 25, 1000)
     );
     assert!((v.fps() - 25.0).abs() < 0.01, "{}", v.fps());
+}
+
+#[tokio::test]
+async fn the_session_table_lists_and_kicks_publishers_and_viewers() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "kick").expect("key");
+    let mut guard = reg.publish(key.clone(), info(1)).expect("publish");
+    guard.push(video(0, true));
+    let mut viewer = reg.join(&key, info(2)).expect("join");
+    viewer.add_bytes(77);
+    let mut sessions = reg.sessions();
+    sessions.sort_by_key(|s| s.info.id);
+    let listed: Vec<(u64, Role, u64)> = sessions
+        .iter()
+        .map(|s| (s.info.id, s.role, s.bytes))
+        .collect();
+    assert_eq!(listed, [(1, Role::Publisher, 5), (2, Role::Viewer, 77)]);
+    assert!(sessions.iter().all(|s| s.key == key));
+    // Kicking the viewer ends its wait at once; the publisher is not affected.
+    assert!(reg.kick(2));
+    tokio::time::timeout(Duration::from_secs(1), viewer.kicked())
+        .await
+        .expect("kicked");
+    drop(viewer);
+    assert_eq!(reg.sessions().len(), 1);
+    // Kicking the publisher asks it to leave, and the stream ends with it (no continue_push).
+    assert!(reg.kick(1));
+    tokio::time::timeout(Duration::from_secs(1), guard.closed())
+        .await
+        .expect("told to close");
+    drop(guard);
+    assert!(!reg.is_live(&key));
+    assert!(reg.sessions().is_empty());
+    assert!(!reg.kick(1));
 }

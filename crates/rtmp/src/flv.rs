@@ -1,17 +1,20 @@
 //! FLV, the container whose tag bodies RTMP audio and video messages carry (Adobe Flash Video
 //! File Format Specification 10.1, Annex E; Enhanced RTMP v1/v2 for FourCC codecs).
 //!
-//! - [`file_header`], [`write_tag`]: write an FLV file or HTTP-FLV stream.
+//! - [`file_header`], [`write_tag`], [`write_tag_with`]: write an FLV file or HTTP-FLV stream.
 //! - [`FlvReader`]: read the tags of an FLV file.
 //! - [`parse_video`], [`parse_audio`]: read a tag body's codec header (legacy and enhanced).
 //! - [`Demuxer`]: tag bodies to [`media::Frame`]s and [`media::TrackInfo`]s, zero-copy.
-//! - [`Muxer`]: frames and tracks back to tag bodies, for ingests that are not RTMP.
+//! - [`Muxer`]: frames and tracks back to tag bodies (the FLV output of every stream).
+//! - [`decode_metadata`], [`encode_metadata`]: `onMetaData` to and from [`media::Metadata`].
 
 mod demux;
+mod meta;
 mod mux;
 mod tag;
 
 pub use demux::{DemuxEvent, Demuxer};
+pub use meta::{decode_metadata, encode_metadata};
 pub use mux::Muxer;
 pub use tag::{
     parse_audio, parse_video, AudioPacket, AudioTag, VideoPacket, VideoTag, FRAME_COMMAND,
@@ -49,13 +52,32 @@ pub fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, body: &[u8]) 
         return;
     }
     out.reserve(TAG_HEADER_LEN + body.len() + 4);
-    out.put_u8(tag_type);
-    out.put_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    out.put_slice(&timestamp.to_be_bytes()[1..]);
-    out.put_u8((timestamp >> 24) as u8);
-    out.put_slice(&[0, 0, 0]);
-    out.put_slice(body);
-    out.put_u32((TAG_HEADER_LEN + body.len()) as u32);
+    write_tag_with(out, tag_type, timestamp, |out| out.put_slice(body));
+}
+
+/// Appends one tag whose body `body` writes in place (no copy of the body): the header is
+/// filled in once the body's length is known. A body over 16 MiB − 1 is dropped with a warning.
+pub fn write_tag_with(
+    out: &mut BytesMut,
+    tag_type: u8,
+    timestamp: u32,
+    body: impl FnOnce(&mut BytesMut),
+) {
+    let start = out.len();
+    out.put_slice(&[0; TAG_HEADER_LEN]);
+    body(out);
+    let len = out.len() - start - TAG_HEADER_LEN;
+    if len > MAX_BODY_LEN {
+        tracing::warn!(len, "FLV tag body too long; dropped");
+        out.truncate(start);
+        return;
+    }
+    let header = &mut out[start..start + TAG_HEADER_LEN];
+    header[0] = tag_type;
+    header[1..4].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+    header[4..7].copy_from_slice(&timestamp.to_be_bytes()[1..]);
+    header[7] = (timestamp >> 24) as u8;
+    out.put_u32((TAG_HEADER_LEN + len) as u32);
 }
 
 /// One tag read by [`FlvReader`].

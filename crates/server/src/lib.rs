@@ -10,8 +10,6 @@
 //! - `server.rs`: [`Server`] binds the listeners from [`Options`] and stops them.
 //! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
 //! - `rtsp.rs`: the RTSP listener and session driver (play and record, TCP and UDP, Digest).
-//! - `rtsp_out.rs`: RTP packetized once per stream and shared by its RTSP viewers.
-//! - `record.rs`: crash-safe MP4 recording and on_record_mp4.
 //! - `http.rs`: the HTTP listener serving the `api` routes with hyper, with the request head
 //!   deadline and the idle keep-alive timeout.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
@@ -26,10 +24,8 @@
 pub mod config;
 mod http;
 mod limits;
-mod record;
 mod rtmp;
 mod rtsp;
-mod rtsp_out;
 mod server;
 mod stall;
 mod turn;

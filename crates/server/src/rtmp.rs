@@ -8,12 +8,13 @@
 use crate::limits::{ConnGuard, Listener};
 use crate::stall::StallGuard;
 use crate::Shared;
-use ::rtmp::flv::{DemuxEvent, Demuxer};
+use ::rtmp::flv::{decode_metadata, DemuxEvent, Demuxer, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use ::rtmp::server::{Event, Session};
 use bytes::Bytes;
 use hooks::{PlayRefusal, PublishRefusal};
 use media::StreamKey;
-use registry::{Ended, Item, Protocol, PublisherGuard, SessionInfo, Subscription, Track};
+use outputs::{FlvReader, FlvTag};
+use registry::{Ended, Protocol, PublisherGuard, SessionInfo, Viewer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,9 +73,10 @@ enum Role {
     },
     Playing {
         stream_id: u32,
-        sub: Subscription,
-        /// Timestamp of the last frame sent.
-        last_ts: u32,
+        /// The viewer's place in the registry (readers, on_flow_report, kick).
+        viewer: Viewer,
+        /// The stream's FLV tags, muxed once for every RTMP and HTTP-FLV viewer.
+        tags: FlvReader,
     },
 }
 
@@ -189,19 +191,23 @@ async fn run(
             }
             next = next_for_role(&mut role) => {
                 let item = match next {
-                    RoleEvent::Item(item) => item,
+                    RoleEvent::Tag(item) => item,
                     RoleEvent::Closed => {
                         tracing::info!("publish ended: the stream was closed by the server");
                         return Ok(());
                     }
+                    RoleEvent::Kicked => {
+                        tracing::info!("play ended: the session was kicked");
+                        return Ok(());
+                    }
                 };
-                let Role::Playing { stream_id, sub, last_ts } = &mut role else { continue };
+                let Role::Playing { stream_id, viewer, .. } = &mut role else { continue };
                 let stream_id = *stream_id;
                 match item {
-                    Ok(item) => {
-                        send_item(&mut conn.session, stream_id, last_ts, &item);
+                    Ok(tag) => {
+                        send_tag(&mut conn.session, stream_id, &tag);
                         let n = conn.flush().await?;
-                        sub.add_bytes(n);
+                        viewer.add_bytes(n);
                     }
                     Err(ended) => {
                         match ended {
@@ -246,17 +252,22 @@ async fn read_with_deadline(
 }
 
 enum RoleEvent {
-    /// The next item for a player.
-    Item(Result<Item, Ended>),
+    /// The next tag for a player.
+    Tag(Result<FlvTag, Ended>),
     /// A publisher's stream was closed (on_stream_none_reader, the API).
     Closed,
+    /// A player was kicked (the API).
+    Kicked,
 }
 
 /// What a playing or publishing session must act on besides its socket; never resolves for
 /// an idle session.
 async fn next_for_role(role: &mut Role) -> RoleEvent {
     match role {
-        Role::Playing { sub, .. } => RoleEvent::Item(sub.recv().await),
+        Role::Playing { tags, viewer, .. } => tokio::select! {
+            tag = tags.recv() => RoleEvent::Tag(tag),
+            () = viewer.kicked() => RoleEvent::Kicked,
+        },
         Role::Publishing { guard, .. } => {
             guard.closed().await;
             RoleEvent::Closed
@@ -265,24 +276,15 @@ async fn next_for_role(role: &mut Role) -> RoleEvent {
     }
 }
 
-/// Writes one registry item to a player. A sequence header that arrives mid-stream is sent at
-/// the last frame's timestamp, so the player's timeline never steps back.
-fn send_item(session: &mut Session, stream_id: u32, last_ts: &mut u32, item: &Item) {
-    match item {
-        Item::Packet(p) => {
-            let ts = p.frame.dts as u32;
-            *last_ts = ts;
-            match p.frame.kind() {
-                media::TrackKind::Video => session.send_video(stream_id, ts, &p.flv_body()),
-                media::TrackKind::Audio => session.send_audio(stream_id, ts, &p.flv_body()),
-            }
-        }
-        Item::Metadata(m) => session.send_metadata(stream_id, m),
-        Item::Track(t) if t.flv.is_empty() => {}
-        Item::Track(t) => match t.info.kind() {
-            media::TrackKind::Video => session.send_video(stream_id, *last_ts, &t.flv),
-            media::TrackKind::Audio => session.send_audio(stream_id, *last_ts, &t.flv),
-        },
+/// Writes one FLV tag to a player as the RTMP message its body is (the body is a slice of the
+/// tag every viewer shares; the session copies it once into its chunks).
+fn send_tag(session: &mut Session, stream_id: u32, tag: &FlvTag) {
+    let body = tag.body();
+    match tag.tag_type {
+        TAG_VIDEO => session.send_video(stream_id, tag.timestamp, &body),
+        TAG_AUDIO => session.send_audio(stream_id, tag.timestamp, &body),
+        TAG_SCRIPT => session.send_metadata(stream_id, &body),
+        _ => {}
     }
 }
 
@@ -398,14 +400,23 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                 shared.max_stream_wait,
             )
             .await;
-            match admitted {
-                Ok(sub) => {
+            let output = match admitted {
+                Ok(viewer) => shared
+                    .outputs
+                    .flv(viewer.key())
+                    .await
+                    .map(|output| (viewer, output.reader()))
+                    .ok_or(PlayRefusal::NotFound),
+                Err(refusal) => Err(refusal),
+            };
+            match output {
+                Ok((viewer, tags)) => {
                     tracing::info!("play started");
                     conn.session.accept_play(stream_id);
                     *role = Role::Playing {
                         stream_id,
-                        sub,
-                        last_ts: 0,
+                        viewer,
+                        tags,
                     };
                 }
                 Err(PlayRefusal::Denied(msg)) => {
@@ -433,7 +444,10 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             } = role
             {
                 if *s == stream_id {
-                    guard.set_metadata(data);
+                    match decode_metadata(&data) {
+                        Some(meta) => guard.set_metadata(meta),
+                        None => tracing::debug!("onMetaData not understood; dropped"),
+                    }
                 }
             }
         }
@@ -496,7 +510,6 @@ fn publish_media(role: &mut Role, stream_id: u32, timestamp: u32, payload: Bytes
         }
     };
     let second = demuxer.pull();
-    let announced_by_frame = second.is_some();
     for event in [first, second].into_iter().flatten() {
         match event {
             DemuxEvent::Track(info) => {
@@ -507,15 +520,9 @@ fn publish_media(role: &mut Role, stream_id: u32, timestamp: u32, payload: Bytes
                     sample_rate = info.sample_rate,
                     "track"
                 );
-                // A track announced by its first frame (G.711, MP3) has no sequence-header tag.
-                let flv = if announced_by_frame {
-                    Bytes::new()
-                } else {
-                    payload.clone()
-                };
-                guard.set_track(Track { info, flv });
+                guard.set_track(info);
             }
-            DemuxEvent::Frame { frame, .. } => guard.push(frame, &payload),
+            DemuxEvent::Frame { frame, .. } => guard.push(frame),
         }
     }
 }

@@ -20,13 +20,13 @@
 //! 64 KiB message cap.
 
 use crate::limits::{ConnGuard, Listener};
-use crate::rtsp_out::{RtpOutput, RtpReader};
 use crate::stall::StallGuard;
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
 use hooks::{PlayRefusal, PublishRefusal, Request as HookRequest};
 use media::StreamKey;
-use registry::{Protocol, PublisherGuard, SessionInfo, Subscription, Track};
+use outputs::{RtpOutput, RtpReader};
+use registry::{Protocol, PublisherGuard, SessionInfo, Viewer};
 use rtsp::auth::{self, Credentials, Password};
 use rtsp::demux::{DemuxEvent, Demuxer};
 use rtsp::message::{Decoder, Input, Request, Response, RtpInfo, Transport};
@@ -150,7 +150,7 @@ struct Play {
     key: StreamKey,
     /// Counts this viewer in the registry (readers, on_flow_report); the media itself comes from
     /// the shared output.
-    sub: Subscription,
+    viewer: Viewer,
     output: Arc<RtpOutput>,
     tracks: Vec<sdp::Track>,
     setups: Vec<Setup>,
@@ -161,7 +161,6 @@ struct Play {
 struct Record {
     guard: PublisherGuard,
     demuxer: Demuxer,
-    flv: rtmp::flv::Muxer,
     setups: Vec<Setup>,
     recording: bool,
     started: Instant,
@@ -308,6 +307,10 @@ async fn run(
                     tracing::info!("publish ended: the stream was closed by the server");
                     return Ok(());
                 }
+                RoleEvent::Kicked => {
+                    tracing::info!("play ended: the session was kicked");
+                    return Ok(());
+                }
             },
             _ = shutdown.changed() => {
                 if let Role::Record(record) = std::mem::replace(&mut conn.role, Role::Init) {
@@ -385,6 +388,8 @@ enum RoleEvent {
     Ended(registry::Ended),
     /// A publisher's stream was closed (on_stream_none_reader, the API).
     Closed,
+    /// A player was kicked (the API).
+    Kicked,
 }
 
 /// The next datagram from the session's UDP sockets; never, while it has none.
@@ -398,13 +403,22 @@ async fn next_datagram(rx: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Data
 /// What a playing (unpaused) or publishing session must act on besides its socket.
 async fn next_for_role(role: &mut Role) -> RoleEvent {
     match role {
-        Role::Play(play) if !play.paused => match play.reader.as_mut() {
-            Some(reader) => match reader.recv().await {
-                Ok(packet) => RoleEvent::Packet(packet),
-                Err(end) => RoleEvent::Ended(end),
-            },
-            None => std::future::pending().await,
-        },
+        Role::Play(play) => {
+            let reader = play.reader.as_mut().filter(|_| !play.paused);
+            let packet = async {
+                match reader {
+                    Some(reader) => reader.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                packet = packet => match packet {
+                    Ok(packet) => RoleEvent::Packet(packet),
+                    Err(end) => RoleEvent::Ended(end),
+                },
+                () = play.viewer.kicked() => RoleEvent::Kicked,
+            }
+        }
         Role::Record(record) => {
             record.guard.closed().await;
             RoleEvent::Closed
@@ -589,8 +603,8 @@ impl Conn {
             )
             .await
         };
-        let sub = match admitted {
-            Ok(sub) => sub,
+        let viewer = match admitted {
+            Ok(viewer) => viewer,
             Err(PlayRefusal::Denied(msg)) => {
                 tracing::info!("play refused: {msg}");
                 return Response::to(req, 401);
@@ -600,7 +614,7 @@ impl Conn {
                 return Response::to(req, 404);
             }
         };
-        let Some(output) = shared.rtp_outputs.get(&key, self.local).await else {
+        let Some(output) = shared.outputs.rtp(&key).await else {
             tracing::info!("play refused: no track RTSP can carry");
             return Response::to(req, 415);
         };
@@ -610,7 +624,7 @@ impl Conn {
             .described(tracks.iter().map(|t| t.control.clone()).collect());
         self.role = Role::Play(Box::new(Play {
             key,
-            sub,
+            viewer,
             output,
             tracks,
             setups: Vec::new(),
@@ -666,7 +680,6 @@ impl Conn {
         self.role = Role::Record(Box::new(Record {
             guard,
             demuxer,
-            flv: rtmp::flv::Muxer::default(),
             setups: Vec::new(),
             recording: false,
             started: Instant::now(),
@@ -850,7 +863,7 @@ impl Conn {
                 next = play.reader.as_mut().and_then(RtpReader::try_recv);
             }
         }
-        play.sub.add_bytes(sent);
+        play.viewer.add_bytes(sent);
         if !self.out.is_empty() {
             let out = self.out.split();
             self.socket.write_all(&out).await?;
@@ -877,12 +890,10 @@ impl Record {
             match event {
                 DemuxEvent::Track(info) => {
                     tracing::info!(codec = ?info.codec, width = info.width, height = info.height, sample_rate = info.sample_rate, "track");
-                    let flv = self.flv.sequence_header(&info).unwrap_or_default();
-                    self.guard.set_track(Track { info, flv });
+                    self.guard.set_track(info);
                 }
                 DemuxEvent::Frame(frame) => {
-                    let body = self.flv.frame(&frame);
-                    self.guard.push(frame, &body);
+                    self.guard.push(frame);
                 }
             }
         }

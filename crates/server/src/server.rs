@@ -70,7 +70,10 @@ pub struct Options {
     /// `http.allow_ip_range`.
     pub allow_ip_range: Vec<crate::config::IpRange>,
     /// `[hls]`.
-    pub hls: api::HlsOptions,
+    pub hls: outputs::HlsOptions,
+    /// `rtmp.enhanced=0`: H.265 to RTMP and HTTP-FLV players as the legacy CodecID 12 instead
+    /// of Enhanced RTMP `hvc1`.
+    pub flv_legacy_hevc: bool,
     /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
     /// `maxConnections`).
     pub limits: crate::limits::LimitsConfig,
@@ -90,10 +93,8 @@ pub(crate) struct Shared {
     pub(crate) hooks: Hooks,
     pub(crate) protocol: StreamOptions,
     pub(crate) rtsp: RtspOptions,
-    pub(crate) rtp_outputs: crate::rtsp_out::RtpOutputs,
-    pub(crate) recorders: crate::record::Recorders,
-    /// `record.appName`: the directory recordings go under.
-    pub(crate) record_app: String,
+    /// Every stream's outputs, muxed once for all their viewers.
+    pub(crate) outputs: outputs::Outputs,
     pub(crate) rtmp: RtmpOptions,
     pub(crate) enable_vhost: bool,
     pub(crate) max_stream_wait: Duration,
@@ -119,8 +120,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     lifecycle: hooks::LifecycleTask,
-    shared: Arc<Shared>,
-    record_manager: JoinHandle<()>,
+    recorder: outputs::Recorder,
 }
 
 impl Server {
@@ -139,17 +139,21 @@ impl Server {
             lifecycle_config.outputs.retain(|schema| *schema != "rtsp");
         }
         let lifecycle = hooks::spawn_lifecycle(hooks.clone(), registry.clone(), lifecycle_config);
+        let outputs = outputs::Outputs::new(
+            registry.clone(),
+            outputs::OutputsConfig {
+                flv_legacy_hevc: options.flv_legacy_hevc,
+                rtsp: ::rtsp::RtspConfig::default(),
+                hls: options.hls.clone(),
+                enable_vhost: options.enable_vhost,
+            },
+        );
         let shared = Arc::new(Shared {
             registry: registry.clone(),
             hooks: hooks.clone(),
             protocol: options.protocol.clone(),
             rtsp: options.rtsp.clone(),
-            rtp_outputs: crate::rtsp_out::RtpOutputs::new(
-                registry.clone(),
-                ::rtsp::RtspConfig::default(),
-            ),
-            recorders: crate::record::Recorders::default(),
-            record_app: options.record_app.clone(),
+            outputs: outputs.clone(),
             rtmp: options.rtmp.clone(),
             enable_vhost: options.enable_vhost,
             max_stream_wait: options.max_stream_wait,
@@ -158,7 +162,17 @@ impl Server {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let record_manager = crate::record::spawn_manager(Arc::clone(&shared));
+        let recorder = {
+            let hooks = hooks.clone();
+            outputs::Recorder::start(
+                registry.clone(),
+                outputs::RecordConfig {
+                    app: options.record_app.clone(),
+                    enable_vhost: options.enable_vhost,
+                },
+                move |file| hooks.on_record_mp4(&file),
+            )
+        };
 
         let mut rtmp_addr = None;
         if let Some(addr) = options.rtmp_addr {
@@ -200,7 +214,7 @@ impl Server {
             http_addr = Some(bound);
             let allow = options.allow_ip_range.clone();
             let app = api::router(api::AppState::new(
-                registry.clone(),
+                outputs.clone(),
                 hooks.clone(),
                 api::ApiOptions {
                     enable_vhost: options.enable_vhost,
@@ -211,7 +225,7 @@ impl Server {
                     allow_ip: api::IpFilter(Arc::new(move |ip| {
                         allow.iter().any(|range| range.contains(ip))
                     })),
-                    hls: options.hls.clone(),
+                    hls_idle: options.hls.idle,
                 },
             ));
             tasks.push(tokio::spawn(crate::http::serve(
@@ -259,8 +273,7 @@ impl Server {
             shutdown,
             tasks,
             lifecycle,
-            shared,
-            record_manager,
+            recorder,
         })
     }
 
@@ -281,8 +294,7 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Recordings close their files (and queue on_record_mp4) once their stream ended.
-        self.record_manager.abort();
-        self.shared.recorders.finish(RECORDING_GRACE).await;
+        self.recorder.finish(RECORDING_GRACE).await;
         self.lifecycle.stop().await;
         let config = self.hooks.config();
         let bound = config.timeout.saturating_add(Duration::from_secs(1));
@@ -333,12 +345,13 @@ impl Options {
             file_root: Some(config.http.root_path.clone()),
             dir_menu: config.http.dir_menu,
             allow_ip_range: config.http.allow_ip_range.clone(),
-            hls: api::HlsOptions {
+            hls: outputs::HlsOptions {
                 segment: config.hls.seg_dur,
                 window: config.hls.seg_num as usize,
                 retain: config.hls.seg_retain as usize,
-                ..api::HlsOptions::default()
+                ..outputs::HlsOptions::default()
             },
+            flv_legacy_hevc: !config.rtmp.enhanced,
             limits: crate::limits::LimitsConfig {
                 max_total: config.general.max_connections as usize,
                 max_per_ip: config.general.max_connections_per_ip as usize,

@@ -48,7 +48,7 @@ fn runs_from_a_zlmediakit_style_file_with_env_overrides_and_stops_on_sigterm() {
     // Keys ZLMediaKit has and we do not use yet must only warn.
     writeln!(
         file,
-        "[rtmp]\nport=1\nenhanced=1\n[rtc]\nport=8000\n[http]\nport=0"
+        "[rtmp]\nport=1\ndirectProxy=1\n[rtc]\nport=8000\n[http]\nport=0"
     )
     .expect("write");
     drop(file);
@@ -78,7 +78,7 @@ fn runs_from_a_zlmediakit_style_file_with_env_overrides_and_stops_on_sigterm() {
         }
     }
     let all = seen.join("\n");
-    assert!(all.contains("rtmp.enhanced"), "unknown key named: {all}");
+    assert!(all.contains("rtmp.directProxy"), "unknown key named: {all}");
     assert!(all.contains("rtc.port"), "unknown key named: {all}");
     assert!(
         all.contains(&format!("127.0.0.1:{rtmp_port}"))

@@ -422,7 +422,13 @@ fn zlmediakit_config_loads_with_warnings() {
     ] {
         assert!(warned(key), "no warning for {key}: {:?}", loaded.warnings);
     }
-    for key in ["rtmp.port", "hook.on_play", "general.mediaServerId"] {
+    assert!(c.rtmp.enhanced, "ZLMediaKit's rtmp.enhanced is read");
+    for key in [
+        "rtmp.port",
+        "rtmp.enhanced",
+        "hook.on_play",
+        "general.mediaServerId",
+    ] {
         assert!(
             !warned(key),
             "known key {key} warned: {:?}",

@@ -131,9 +131,9 @@ async fn aac_audio_only_plays_over_every_output() {
         .registry
         .stream(&StreamKey::new("live", "aac").expect("key"))
         .expect("live");
-    let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.info.codec).collect();
+    let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.codec).collect();
     assert_eq!(tracks, [Codec::Aac]);
-    assert_eq!(info.tracks[0].info.sample_rate, 44100);
+    assert_eq!(info.tracks[0].sample_rate, 44100);
 
     for_every_output(&server, "aac", async |url| {
         let probe = ffprobe(url, 0).await;
@@ -155,7 +155,7 @@ async fn h264_video_only_plays_over_every_output() {
         .registry
         .stream(&StreamKey::new("live", "h264").expect("key"))
         .expect("live");
-    let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.info.codec).collect();
+    let tracks: Vec<Codec> = info.tracks.iter().map(|t| t.codec).collect();
     assert_eq!(tracks, [Codec::H264]);
 
     for_every_output(&server, "h264", async |url| {
@@ -183,9 +183,9 @@ async fn g711_alaw_with_h264_plays_over_rtmp_http_flv_and_rtsp() {
     let audio = info
         .tracks
         .iter()
-        .find(|t| t.info.codec == Codec::G711A)
+        .find(|t| t.codec == Codec::G711A)
         .expect("a G.711 A-law track");
-    assert_eq!((audio.info.sample_rate, audio.info.channels), (8000, 1));
+    assert_eq!((audio.sample_rate, audio.channels), (8000, 1));
 
     for_each_player_and_rtsp(&server, "alaw", async |url| {
         let probe = ffprobe(url, 0).await;
@@ -210,7 +210,7 @@ async fn mp3_with_h264_plays_over_rtmp_and_http_flv() {
         .stream(&StreamKey::new("live", "mp3").expect("key"))
         .expect("live");
     assert!(
-        info.tracks.iter().any(|t| t.info.codec == Codec::Mp3),
+        info.tracks.iter().any(|t| t.codec == Codec::Mp3),
         "{:?}",
         info.tracks
     );

@@ -30,7 +30,7 @@ async fn hevc_enhanced_rtmp_plays_over_rtmp_and_http_flv() {
     if !have_ffmpeg() {
         return;
     }
-    hevc_round_trip(false, "hevc").await;
+    hevc_round_trip(false, false, "hevc").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,17 +38,28 @@ async fn hevc_legacy_codec_id_12_plays_over_rtmp_and_http_flv() {
     if !have_ffmpeg() {
         return;
     }
-    hevc_round_trip(true, "hevc_legacy").await;
+    hevc_round_trip(true, true, "hevc_legacy").await;
 }
 
-/// Publishes the sample on `live/{name}` with `Muxer::new(legacy_hevc)`, looping it at 2.5×
+/// The FLV output writes H.265 one way for every player (`rtmp.enhanced`), whatever way the
+/// publisher sent it: a legacy publisher reaches players as Enhanced RTMP by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_hevc_publisher_reaches_players_as_enhanced_rtmp_by_default() {
+    if !have_ffmpeg() {
+        return;
+    }
+    hevc_round_trip(true, false, "hevc_to_enhanced").await;
+}
+
+/// Publishes the sample on `live/{name}` with `Muxer::new(publish_legacy)` to a server whose
+/// FLV output writes legacy CodecID 12 when `play_legacy` (`rtmp.enhanced=0`), looping it at 2.5×
 /// real time until both players are done.
-async fn hevc_round_trip(legacy_hevc: bool, name: &str) {
+async fn hevc_round_trip(publish_legacy: bool, play_legacy: bool, name: &str) {
     let sample = sample().await;
-    let server = start_server().await;
+    let server = start_server_with(|o| o.flv_legacy_hevc = play_legacy).await;
     let addr = server.rtmp_addr.expect("rtmp on");
 
-    let mut mux = Muxer::new(legacy_hevc);
+    let mut mux = Muxer::new(publish_legacy);
     let track = TrackInfo::new(Codec::H265, sample.hvcc.clone());
     let sequence_header = mux
         .sequence_header(&track)
@@ -76,18 +87,18 @@ async fn hevc_round_trip(legacy_hevc: bool, name: &str) {
     let video = info
         .tracks
         .iter()
-        .find(|t| t.info.codec == Codec::H265)
+        .find(|t| t.codec == Codec::H265)
         .expect("an H.265 track");
-    assert_eq!((video.info.width, video.info.height), (352, 288));
-    assert_eq!(video.info.config, sample.hvcc);
+    assert_eq!((video.width, video.height), (352, 288));
+    assert_eq!(video.config, sample.hvcc);
 
     let enough = |r: &Received| r.video.len() >= WANT_FRAMES;
     let limit = Duration::from_secs(20);
     let rtmp = play_rtmp(addr, "live", name, limit, enough).await;
-    check_playback("RTMP", &rtmp, legacy_hevc, &sample.hvcc).await;
+    check_playback("RTMP", &rtmp, play_legacy, &sample.hvcc).await;
     let url = http_url(&server, &format!("live/{name}.live.flv"));
     let flv = play_http_flv(&url, limit, enough).await;
-    check_playback("HTTP-FLV", &flv, legacy_hevc, &sample.hvcc).await;
+    check_playback("HTTP-FLV", &flv, play_legacy, &sample.hvcc).await;
 
     // RTSP (RFC 7798): ffmpeg depacketizes and decodes it.
     let rtsp = rtsp_url(&server, &format!("live/{name}"));

@@ -25,9 +25,9 @@ async fn rtmp_publish_plays_over_rtmp_http_flv_and_ws_flv() {
     let video = info
         .tracks
         .iter()
-        .find(|t| t.info.codec == media::Codec::H264)
+        .find(|t| t.codec == media::Codec::H264)
         .expect("h264 track");
-    assert_eq!((video.info.width, video.info.height), (320, 240));
+    assert_eq!((video.width, video.height), (320, 240));
 
     // RTMP playback: exactly the two tracks (no data stream beside them).
     let rtmp = rtmp_url(&server, "live/obs");

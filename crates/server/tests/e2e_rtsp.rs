@@ -124,9 +124,9 @@ async fn rtsp_publish_plays_over_rtmp_flv_and_rtsp() {
         let video = info
             .tracks
             .iter()
-            .find(|t| t.info.codec == media::Codec::H264)
+            .find(|t| t.codec == media::Codec::H264)
             .expect("h264 track");
-        assert_eq!((video.info.width, video.info.height), (320, 240));
+        assert_eq!((video.width, video.height), (320, 240));
 
         let rtmp = rtmp_url(&server, &format!("live/{name}"));
         assert_eq!(codecs(&ffprobe(&rtmp, 0).await), ["aac", "h264"]);

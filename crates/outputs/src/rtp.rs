@@ -10,34 +10,24 @@
 //! A viewer that falls more than the ring behind skips to the next keyframe; one that does so
 //! too often is dropped (the [`Fanout`] policy).
 
+use crate::ondemand::{Live, Task};
 use bytes::Bytes;
-use media::StreamKey;
-use registry::{Ended, Fanout, Item, Protocol, Reader, Registry, SessionInfo};
+use registry::{Ended, Fanout, Item, Reader, Registry, StreamReader};
 use rtsp::mux::{MuxPacket, Muxer};
 use rtsp::{sdp, RtspConfig};
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, UNIX_EPOCH};
-use tokio::task::JoinHandle;
 
 /// How long a new output waits for a stream's tracks to be known.
 const TRACK_WAIT: Duration = Duration::from_secs(5);
 /// How long it waits for a second track after the first.
 const LATE_TRACK_WAIT: Duration = Duration::from_secs(1);
 
-/// The live RTP outputs, by stream.
-pub(crate) struct RtpOutputs {
-    registry: Registry,
-    config: RtspConfig,
-    outputs: Mutex<HashMap<StreamKey, Weak<RtpOutput>>>,
-}
-
 /// One stream's shared RTP.
-pub(crate) struct RtpOutput {
+pub struct RtpOutput {
     state: Mutex<State>,
     fanout: Fanout<MuxPacket>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    _task: Task,
 }
 
 struct State {
@@ -47,76 +37,55 @@ struct State {
     rtp_info: Vec<(usize, u16, u32)>,
 }
 
-impl RtpOutputs {
-    pub(crate) fn new(registry: Registry, config: RtspConfig) -> Self {
-        RtpOutputs {
-            registry,
-            config,
-            outputs: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn outputs(&self) -> MutexGuard<'_, HashMap<StreamKey, Weak<RtpOutput>>> {
-        self.outputs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The RTP output of `key`, started by the first viewer. `None` when the stream is not
-    /// live or has no track RTSP can carry.
-    pub(crate) async fn get(&self, key: &StreamKey, local: SocketAddr) -> Option<Arc<RtpOutput>> {
-        let existing = self.outputs().get(key).and_then(Weak::upgrade);
-        if let Some(output) = existing.filter(|o| o.live()) {
-            return Some(output);
-        }
-        let tracks: Vec<media::TrackInfo> = self
-            .registry
-            .tracks_ready(key, LATE_TRACK_WAIT, TRACK_WAIT)
-            .await?
-            .into_iter()
-            .map(|t| t.info)
-            .collect();
-        let info = self.registry.stream(key)?;
-        let output_session = SessionInfo {
-            id: self.registry.next_session_id(),
-            protocol: Protocol::Rtsp,
-            peer: local,
-            local,
-            params: String::new(),
-        };
-        let sub = self.registry.subscribe_output(key, output_session)?;
-        let origin = info.created.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let muxer = Muxer::new(&tracks, &self.config, origin, rand::random());
-        if muxer.tracks().is_empty() {
-            return None;
-        }
-        let output = Arc::new(RtpOutput {
-            state: Mutex::new(State {
-                sdp: muxer.sdp(key.stream()),
-                tracks: muxer.tracks().to_vec(),
-                rtp_info: muxer.rtp_info(),
-            }),
-            fanout: Fanout::new(self.registry.fanout_limits()),
-            task: Mutex::new(None),
-        });
-        let task = tokio::spawn(run(Arc::downgrade(&output), sub, muxer));
-        *output.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-        let mut outputs = self.outputs();
-        outputs.retain(|_, o| o.strong_count() > 0);
-        outputs.insert(key.clone(), Arc::downgrade(&output));
-        tracing::debug!(stream = %key, "RTP output started");
-        Some(output)
+impl Live for RtpOutput {
+    fn live(&self) -> bool {
+        !self.fanout.is_closed()
     }
 }
 
-async fn run(output: Weak<RtpOutput>, mut sub: registry::Subscription, mut muxer: Muxer) {
+impl RtpOutput {
+    /// Starts packetizing `key` once its tracks are known. `None` when the stream is not live
+    /// or has no track RTSP can carry.
+    pub(crate) async fn start(
+        registry: &Registry,
+        key: &media::StreamKey,
+        config: &RtspConfig,
+    ) -> Option<Arc<RtpOutput>> {
+        let tracks = registry
+            .tracks_ready(key, LATE_TRACK_WAIT, TRACK_WAIT)
+            .await?;
+        let info = registry.stream(key)?;
+        let reader = registry.subscribe_output(key)?;
+        let origin = info.created.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let muxer = Muxer::new(&tracks, config, origin, rand::random());
+        if muxer.tracks().is_empty() {
+            return None;
+        }
+        let state = State {
+            sdp: muxer.sdp(key.stream()),
+            tracks: muxer.tracks().to_vec(),
+            rtp_info: muxer.rtp_info(),
+        };
+        let fanout = Fanout::new(registry.fanout_limits());
+        tracing::debug!(stream = %key, "RTP output started");
+        Some(Arc::new_cyclic(|weak: &Weak<RtpOutput>| RtpOutput {
+            state: Mutex::new(state),
+            fanout,
+            _task: Task::spawn(run(weak.clone(), reader, muxer)),
+        }))
+    }
+}
+
+async fn run(output: Weak<RtpOutput>, mut sub: StreamReader, mut muxer: Muxer) {
     loop {
         let item = sub.recv().await;
         let Some(out) = output.upgrade() else {
             return; // no viewer left
         };
         match item {
-            Ok(Item::Packet(p)) => muxer.push(&p.frame),
+            Ok(Item::Frame(frame)) => muxer.push(&frame),
             Ok(Item::Track(t)) => {
-                muxer.update_track(&t.info);
+                muxer.update_track(&t);
                 let mut state = out.lock();
                 state.sdp = muxer.sdp(sub.key().stream());
                 state.tracks = muxer.tracks().to_vec();
@@ -145,19 +114,15 @@ impl RtpOutput {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn live(&self) -> bool {
-        !self.fanout.is_closed()
-    }
-
     /// The DESCRIBE body and the tracks it describes.
-    pub(crate) fn describe(&self) -> (String, Vec<sdp::Track>) {
+    pub fn describe(&self) -> (String, Vec<sdp::Track>) {
         let state = self.lock();
         (state.sdp.clone(), state.tracks.clone())
     }
 
     /// A new viewer's reader: the packets since the last keyframe, then the live ones, and the
     /// RTP-Info of the first packet it will get of each track.
-    pub(crate) fn reader(&self) -> (RtpReader, Vec<(usize, u16, u32)>) {
+    pub fn reader(self: &Arc<Self>) -> (RtpReader, Vec<(usize, u16, u32)>) {
         let reader = self.fanout.reader();
         let info = self
             .lock()
@@ -170,15 +135,13 @@ impl RtpOutput {
                     .map_or((track, seq, ts), |(seq, ts)| (track, seq, ts))
             })
             .collect();
-        (RtpReader { reader }, info)
-    }
-}
-
-impl Drop for RtpOutput {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            task.abort();
-        }
+        (
+            RtpReader {
+                reader,
+                _output: Arc::clone(self),
+            },
+            info,
+        )
     }
 }
 
@@ -192,20 +155,21 @@ fn rtp_seq_ts(packet: &Bytes) -> Option<(u16, u32)> {
     ))
 }
 
-/// One viewer's read side of an [`RtpOutput`].
-pub(crate) struct RtpReader {
+/// One viewer's read side of an [`RtpOutput`]; it keeps the output running.
+pub struct RtpReader {
     reader: Reader<MuxPacket>,
+    _output: Arc<RtpOutput>,
 }
 
 impl RtpReader {
     /// The next packet.
-    pub(crate) async fn recv(&mut self) -> Result<MuxPacket, Ended> {
+    pub async fn recv(&mut self) -> Result<MuxPacket, Ended> {
         self.reader.recv().await
     }
 
     /// The next packet if one is ready now (for batching writes); a reader that fell behind
     /// too often learns it from the next [`RtpReader::recv`].
-    pub(crate) fn try_recv(&mut self) -> Option<MuxPacket> {
+    pub fn try_recv(&mut self) -> Option<MuxPacket> {
         self.reader.try_recv()?.ok()
     }
 }

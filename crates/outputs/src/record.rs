@@ -7,12 +7,12 @@
 //! keyframe after `mp4_max_second`, when the stream ends, or when the server stops), it is
 //! finished into a normal MP4 with its index in front (`mp4::Progressive`: the header, then the
 //! fragments' media copied from the fragmented file), written beside it and renamed over it;
-//! then on_record_mp4 reports the final file. Dates and times in names are UTC.
+//! then the [`Recorder`]'s callback gets the final file as a [`RecordedFile`] (the server sends
+//! it as on_record_mp4). Dates and times in names are UTC.
 
-use crate::Shared;
 use media::{StreamKey, TrackKind};
 use mp4::{Fmp4Muxer, Progressive};
-use registry::{Event, Item, Protocol, SessionInfo, StreamOptions};
+use registry::{Event, Item, Registry, StreamOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -26,23 +26,89 @@ const FRAGMENT_MS: u64 = 1000;
 /// Segments smaller than this are deleted without a hook (as ZLMediaKit does).
 const MIN_FILE: u64 = 1024;
 
-/// The recording tasks, so a stopping server can wait for them to finish their files.
-#[derive(Default)]
-pub(crate) struct Recorders {
+/// Settings of the recorder.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    /// `record.appName`: the directory recordings go under. Default: `record`.
+    pub app: String,
+    /// `general.enableVhost`: recordings go under their vhost too. Default: false.
+    pub enable_vhost: bool,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            app: "record".into(),
+            enable_vhost: false,
+        }
+    }
+}
+
+/// A finished recording segment, as on_record_mp4 reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedFile {
+    /// The stream recorded.
+    pub key: StreamKey,
+    /// The publisher's query string.
+    pub params: String,
+    /// When the segment started, unix seconds.
+    pub start_time: u64,
+    /// Its final size in bytes.
+    pub file_size: u64,
+    /// Its duration, seconds.
+    pub time_len: f64,
+    /// Its absolute path.
+    pub file_path: String,
+    /// Its file name.
+    pub file_name: String,
+    /// Its directory.
+    pub folder: String,
+    /// `record/app/stream/date/file.mp4`, relative to `mp4_save_path` (ZLMediaKit's `url`).
+    pub url: String,
+}
+
+type OnClosed = Arc<dyn Fn(RecordedFile) + Send + Sync>;
+
+/// Records every stream published with `enable_mp4`, from its publish to its end.
+pub struct Recorder {
+    manager: JoinHandle<()>,
+    ctx: Arc<Ctx>,
+}
+
+struct Ctx {
+    registry: Registry,
+    config: RecordConfig,
+    on_closed: OnClosed,
+    /// The recording tasks, so a stopping server can wait for them to finish their files.
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl Recorders {
-    fn add(&self, task: JoinHandle<()>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
+impl Recorder {
+    /// Starts recording the streams of `registry` that ask for it; `on_closed` hears of every
+    /// finished file.
+    pub fn start(
+        registry: Registry,
+        config: RecordConfig,
+        on_closed: impl Fn(RecordedFile) + Send + Sync + 'static,
+    ) -> Recorder {
+        let ctx = Arc::new(Ctx {
+            registry,
+            config,
+            on_closed: Arc::new(on_closed),
+            tasks: Mutex::new(Vec::new()),
+        });
+        Recorder {
+            manager: spawn_manager(Arc::clone(&ctx)),
+            ctx,
+        }
     }
 
-    /// Waits for every recording to close its file and queue its hook, at most `limit`.
-    pub(crate) async fn finish(&self, limit: Duration) {
+    /// Stops starting recordings and waits for every one to close its file and report it, at
+    /// most `limit` (each ends with its stream).
+    pub async fn finish(self, limit: Duration) {
+        self.manager.abort();
         let tasks: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+            std::mem::take(&mut *self.ctx.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tokio::time::timeout(limit, async {
             for task in tasks {
                 let _ = task.await;
@@ -52,25 +118,29 @@ impl Recorders {
     }
 }
 
+impl Ctx {
+    fn add(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+}
+
 /// Starts a recorder for every stream published with `enable_mp4`, until the registry's event
 /// channel closes or the task is aborted.
-pub(crate) fn spawn_manager(shared: Arc<Shared>) -> JoinHandle<()> {
-    let mut events = shared.registry.events();
+fn spawn_manager(ctx: Arc<Ctx>) -> JoinHandle<()> {
+    let mut events = ctx.registry.events();
     tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(Event::Published { key, publisher }) => {
-                    let Some(options) = shared.registry.stream(&key).map(|s| s.options) else {
+                    let Some(options) = ctx.registry.stream(&key).map(|s| s.options) else {
                         continue;
                     };
                     if options.enable_mp4 {
-                        let task = tokio::spawn(record(
-                            Arc::clone(&shared),
-                            key,
-                            publisher.params,
-                            options,
-                        ));
-                        shared.recorders.add(task);
+                        let task =
+                            tokio::spawn(record(Arc::clone(&ctx), key, publisher.params, options));
+                        ctx.add(task);
                     }
                 }
                 Ok(_) => {}
@@ -100,26 +170,18 @@ struct Segment {
 }
 
 /// Records `key` until it ends, segment after segment.
-async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: StreamOptions) {
-    let output = SessionInfo {
-        id: shared.registry.next_session_id(),
-        protocol: Protocol::Rtmp,
-        peer: ([0, 0, 0, 0], 0).into(),
-        local: ([0, 0, 0, 0], 0).into(),
-        params: String::new(),
-    };
-    let Some(tracks) = shared
+async fn record(ctx: Arc<Ctx>, key: StreamKey, params: String, options: StreamOptions) {
+    let Some(mut tracks) = ctx
         .registry
         .tracks_ready(&key, Duration::from_secs(1), Duration::from_secs(10))
         .await
     else {
         return;
     };
-    let Some(mut sub) = shared.registry.subscribe_output(&key, output) else {
+    let Some(mut sub) = ctx.registry.subscribe_output(&key) else {
         return;
     };
-    let mut tracks: Vec<media::TrackInfo> = tracks.into_iter().map(|t| t.info).collect();
-    let root = record_dir(&shared, &key);
+    let root = record_dir(&ctx.config, &key);
     let mut segment: Option<Segment> = None;
     tracing::info!(stream = %key, dir = %options.mp4_save_path.join(&root).display(), "recording");
     loop {
@@ -130,22 +192,21 @@ async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: St
         match item {
             Item::Track(t) => {
                 // New codec parameters: the next file starts with them.
-                if let Some(i) = tracks.iter().position(|x| x.kind() == t.info.kind()) {
-                    if tracks[i] != t.info {
-                        tracks[i] = t.info;
+                if let Some(i) = tracks.iter().position(|x| x.kind() == t.kind()) {
+                    if tracks[i] != t {
+                        tracks[i] = t;
                         if let Some(done) = segment.take() {
-                            close(&shared, &key, &params, done).await;
+                            close(&ctx, &key, &params, done).await;
                         }
                     }
                 } else {
-                    tracks.push(t.info);
+                    tracks.push(t);
                     if let Some(done) = segment.take() {
-                        close(&shared, &key, &params, done).await;
+                        close(&ctx, &key, &params, done).await;
                     }
                 }
             }
-            Item::Packet(p) => {
-                let frame = p.frame;
+            Item::Frame(frame) => {
                 let is_key = frame.kind() == TrackKind::Video && frame.keyframe;
                 let has_video = tracks.iter().any(|t| t.kind() == TrackKind::Video);
                 let cut = segment.as_ref().is_some_and(|s| {
@@ -156,7 +217,7 @@ async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: St
                 });
                 if cut {
                     if let Some(done) = segment.take() {
-                        close(&shared, &key, &params, done).await;
+                        close(&ctx, &key, &params, done).await;
                     }
                 }
                 if segment.is_none() {
@@ -190,14 +251,14 @@ async fn record(shared: Arc<Shared>, key: StreamKey, params: String, options: St
         }
     }
     if let Some(done) = segment.take() {
-        close(&shared, &key, &params, done).await;
+        close(&ctx, &key, &params, done).await;
     }
     tracing::info!(stream = %key, "recording ended");
 }
 
 /// `record/[{vhost}/]{app}/{stream}`, relative to `mp4_save_path`.
-fn record_dir(shared: &Shared, key: &StreamKey) -> PathBuf {
-    Path::new(&shared.record_app).join(key.relative_dir(shared.enable_vhost))
+fn record_dir(config: &RecordConfig, key: &StreamKey) -> PathBuf {
+    Path::new(&config.app).join(key.relative_dir(config.enable_vhost))
 }
 
 /// Opens a new segment under `{save_root}/{dir}/{date}/`, a directory made and checked to stay
@@ -213,7 +274,7 @@ async fn open(
     let (date, time) = utc_date_time(started);
     let rel = dir.join(&date);
     let (root, made) = (save_root.to_owned(), rel.clone());
-    let dir = tokio::task::spawn_blocking(move || api::confined_dir(&root, &made))
+    let dir = tokio::task::spawn_blocking(move || crate::confined_dir(&root, &made))
         .await
         .map_err(std::io::Error::other)??;
     let mut name = format!("{time}.mp4");
@@ -265,7 +326,7 @@ impl Segment {
 }
 
 /// Finishes a segment into a normal MP4 and reports it with on_record_mp4.
-async fn close(shared: &Shared, key: &StreamKey, params: &str, mut segment: Segment) {
+async fn close(ctx: &Ctx, key: &StreamKey, params: &str, mut segment: Segment) {
     if let Err(e) = segment.write_fragment().await {
         tracing::error!(file = %segment.path.display(), "last fragment not written: {e}");
     }
@@ -310,23 +371,17 @@ async fn close(shared: &Shared, key: &StreamKey, params: &str, mut segment: Segm
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let url = std::mem::take(&mut segment.url);
-    let body = serde_json::json!({
-        "start_time": start_time,
-        "file_size": size,
-        "time_len": time_len,
-        "file_path": path.display().to_string(),
-        "file_name": file_name,
-        "folder": folder,
-        "url": url,
-        "vhost": key.vhost(),
-        "app": key.app(),
-        "stream": key.stream(),
-        "params": params,
+    (ctx.on_closed)(RecordedFile {
+        key: key.clone(),
+        params: params.to_owned(),
+        start_time,
+        file_size: size,
+        time_len,
+        file_path: path.display().to_string(),
+        file_name,
+        folder,
+        url: std::mem::take(&mut segment.url),
     });
-    if let serde_json::Value::Object(body) = body {
-        shared.hooks.on_record_mp4(&key.to_string(), body);
-    }
 }
 
 /// Writes `header` and then the media ranges of the fragmented file at `path` into a new file

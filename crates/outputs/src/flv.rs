@@ -1,0 +1,282 @@
+//! FLV for RTMP players and HTTP-FLV/WS-FLV viewers: one muxer per stream, whose tags every
+//! viewer of either protocol reads (Adobe FLV spec 10.1 Annex E; Enhanced RTMP for `hvc1` and
+//! Opus).
+//!
+//! The output reads the stream's frames from the registry and writes each once as a complete
+//! FLV tag (header, body, PreviousTagSize): HTTP-FLV sends the tag's bytes as they are, RTMP
+//! play sends [`FlvTag::body`] (a zero-copy slice) as the message payload. Its [`Fanout`]'s
+//! header holds the metadata and sequence-header tags, so a new viewer gets them first, then the
+//! tags from the last keyframe.
+
+use crate::ondemand::{Live, Task};
+use bytes::{Bytes, BytesMut};
+use media::{StreamKey, TrackInfo, TrackKind};
+use registry::{Ended, Fanout, FanoutLimits, Item, Reader, StreamReader};
+use rtmp::flv::{encode_metadata, write_tag_with, Muxer, TAG_SCRIPT};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// FLV tag header and PreviousTagSize: what a tag adds around its body.
+const TAG_HEADER: usize = 11;
+const PREVIOUS_TAG_SIZE: usize = 4;
+
+/// One FLV tag as it fans out, made once per stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlvTag {
+    /// 8 audio, 9 video, 18 script data (the RTMP message type of its body).
+    pub tag_type: u8,
+    /// Milliseconds on the stream's timeline.
+    pub timestamp: u32,
+    /// The whole tag: header, body, PreviousTagSize. HTTP-FLV sends it as is.
+    pub tag: Bytes,
+}
+
+impl FlvTag {
+    /// The tag body (the RTMP message payload), a zero-copy slice of [`FlvTag::tag`].
+    pub fn body(&self) -> Bytes {
+        let end = self.tag.len().saturating_sub(PREVIOUS_TAG_SIZE);
+        self.tag.slice(TAG_HEADER.min(end)..end)
+    }
+}
+
+/// One stream's FLV.
+pub struct FlvOutput {
+    fanout: Fanout<FlvTag>,
+    tracks: Mutex<Vec<TrackInfo>>,
+    _task: Task,
+}
+
+impl Live for FlvOutput {
+    fn live(&self) -> bool {
+        !self.fanout.is_closed()
+    }
+}
+
+impl FlvOutput {
+    /// Starts muxing `reader`'s stream; `legacy_hevc` writes H.265 as the legacy CodecID 12
+    /// instead of Enhanced RTMP `hvc1`.
+    pub(crate) fn start(
+        reader: StreamReader,
+        limits: FanoutLimits,
+        legacy_hevc: bool,
+    ) -> Arc<Self> {
+        let tracks = reader.tracks();
+        Arc::new_cyclic(|weak: &Weak<FlvOutput>| FlvOutput {
+            fanout: Fanout::new(limits),
+            tracks: Mutex::new(tracks),
+            _task: Task::spawn(run(weak.clone(), reader, Muxer::new(legacy_hevc))),
+        })
+    }
+
+    fn tracks(&self) -> MutexGuard<'_, Vec<TrackInfo>> {
+        // Single assignments: a poisoned lock holds a whole value.
+        self.tracks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new viewer's reader: metadata and sequence headers, then the tags from the last
+    /// keyframe, then the live ones.
+    pub fn reader(self: &Arc<Self>) -> FlvReader {
+        FlvReader {
+            reader: self.fanout.reader(),
+            output: Arc::clone(self),
+        }
+    }
+}
+
+/// One viewer's read side of an [`FlvOutput`]; it keeps the output running.
+pub struct FlvReader {
+    output: Arc<FlvOutput>,
+    reader: Reader<FlvTag>,
+}
+
+impl FlvReader {
+    /// The next tag.
+    pub async fn recv(&mut self) -> Result<FlvTag, Ended> {
+        self.reader.recv().await
+    }
+
+    /// The next tag if one is ready now.
+    pub fn try_recv(&mut self) -> Option<Result<FlvTag, Ended>> {
+        self.reader.try_recv()
+    }
+
+    /// The FLV file header (§E.2) and PreviousTagSize0 an HTTP-FLV body starts with, flagged
+    /// for the stream's tracks (both before any is known: players then wait for what comes).
+    pub fn file_header(&self) -> Bytes {
+        let tracks = self.output.tracks();
+        let has = |kind| tracks.iter().any(|t| t.kind() == kind);
+        if tracks.is_empty() {
+            rtmp::flv::file_header(true, true)
+        } else {
+            rtmp::flv::file_header(has(TrackKind::Audio), has(TrackKind::Video))
+        }
+    }
+}
+
+async fn run(output: Weak<FlvOutput>, mut reader: StreamReader, mut muxer: Muxer) {
+    let key: StreamKey = reader.key().clone();
+    let mut metadata: Option<FlvTag> = None;
+    let mut headers: Vec<(TrackKind, FlvTag)> = Vec::new();
+    let mut has_video = reader.tracks().iter().any(|t| t.kind() == TrackKind::Video);
+    let mut last_ts = 0u32;
+    loop {
+        let item = reader.recv().await;
+        let Some(out) = output.upgrade() else {
+            return; // no viewer left
+        };
+        match item {
+            Ok(Item::Frame(frame)) => {
+                let tag_type = Muxer::tag_type(frame.codec);
+                let timestamp = frame.dts as u32;
+                last_ts = timestamp;
+                let mut buf = BytesMut::with_capacity(frame.data.len() + 32);
+                write_tag_with(&mut buf, tag_type, timestamp, |b| {
+                    muxer.write_frame(&frame, b)
+                });
+                if buf.is_empty() {
+                    continue;
+                }
+                let starts_gop = if has_video {
+                    frame.kind() == TrackKind::Video && frame.keyframe
+                } else {
+                    true
+                };
+                let size = buf.len();
+                let tag = FlvTag {
+                    tag_type,
+                    timestamp,
+                    tag: buf.freeze(),
+                };
+                out.fanout.push(tag, size, starts_gop);
+            }
+            Ok(Item::Track(track)) => {
+                let kind = track.kind();
+                if kind == TrackKind::Video {
+                    has_video = true;
+                }
+                {
+                    let mut tracks = out.tracks();
+                    match tracks.iter_mut().find(|t| t.kind() == kind) {
+                        Some(t) => *t = track.clone(),
+                        None => tracks.push(track.clone()),
+                    }
+                }
+                // Codecs without a sequence header (G.711, MP3) announce nothing; a header that
+                // arrives mid-stream is sent at the last frame's time, so no timeline steps back.
+                let Some(body) = muxer.sequence_header(&track) else {
+                    continue;
+                };
+                let tag = tag_of(Muxer::tag_type(track.codec), last_ts, &body);
+                headers.retain(|(k, _)| *k != kind);
+                headers.push((kind, header_copy(&tag)));
+                if kind == TrackKind::Video {
+                    // Frames before the new configuration cannot be decoded with it.
+                    out.fanout.reset_gop();
+                }
+                set_header(&out, &metadata, &headers);
+                let size = tag.tag.len();
+                out.fanout.push(tag, size, false);
+            }
+            Ok(Item::Metadata(meta)) => {
+                let tag = tag_of(TAG_SCRIPT, 0, &encode_metadata(&meta));
+                metadata = Some(tag.clone());
+                set_header(&out, &metadata, &headers);
+                let size = tag.tag.len();
+                out.fanout.push(tag, size, false);
+            }
+            Err(ended) => {
+                tracing::debug!(stream = %key, "FLV output ended: {ended}");
+                out.fanout.close();
+                return;
+            }
+        }
+    }
+}
+
+/// A sequence header as a new viewer gets it: at timestamp 0, before any frame.
+fn header_copy(tag: &FlvTag) -> FlvTag {
+    tag_of(tag.tag_type, 0, &tag.body())
+}
+
+fn tag_of(tag_type: u8, timestamp: u32, body: &[u8]) -> FlvTag {
+    let mut buf = BytesMut::with_capacity(body.len() + TAG_HEADER + PREVIOUS_TAG_SIZE);
+    rtmp::flv::write_tag(&mut buf, tag_type, timestamp, body);
+    FlvTag {
+        tag_type,
+        timestamp,
+        tag: buf.freeze(),
+    }
+}
+
+fn set_header(out: &FlvOutput, metadata: &Option<FlvTag>, headers: &[(TrackKind, FlvTag)]) {
+    let header = metadata
+        .iter()
+        .cloned()
+        .chain(headers.iter().map(|(_, t)| t.clone()))
+        .collect();
+    out.fanout.set_header(header);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::{Codec, Frame};
+    use registry::{Registry, SessionInfo};
+
+    fn publisher() -> SessionInfo {
+        SessionInfo {
+            id: 1,
+            protocol: registry::Protocol::Rtsp,
+            peer: "127.0.0.1:5000".parse().expect("addr"),
+            local: "127.0.0.1:554".parse().expect("addr"),
+            params: String::new(),
+        }
+    }
+
+    fn avcc() -> Bytes {
+        // configurationVersion 1, profile/compat/level, 4-byte lengths, no SPS/PPS.
+        Bytes::from_static(&[1, 0x42, 0, 0x1e, 0xff, 0xe0, 0])
+    }
+
+    #[tokio::test]
+    async fn tags_are_made_once_and_a_late_viewer_starts_at_a_keyframe() {
+        let reg = Registry::default();
+        let key = StreamKey::new("live", "flv").expect("key");
+        let guard = reg.publish(key.clone(), publisher()).expect("publish");
+        guard.set_track(TrackInfo::new(Codec::H264, avcc()));
+        let output = FlvOutput::start(
+            reg.subscribe_output(&key).expect("live"),
+            FanoutLimits::default(),
+            false,
+        );
+        let mut first = output.reader();
+        for (dts, key) in [(0, true), (40, false), (80, true), (120, false)] {
+            guard.push(Frame {
+                codec: Codec::H264,
+                dts,
+                cts: 0,
+                keyframe: key,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            });
+        }
+        // The sequence header (as a header item) and then the frames.
+        let seq = first.recv().await.expect("sequence header");
+        assert_eq!((seq.tag_type, seq.timestamp), (9, 0));
+        assert_eq!(seq.body()[..2], [0x17, 0x00]);
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let tag = first.recv().await.expect("tag");
+            got.push((tag.timestamp, tag.body()[0]));
+            // A whole tag: header, body of 5 + 5 bytes, PreviousTagSize.
+            assert_eq!(tag.tag.len(), TAG_HEADER + 10 + PREVIOUS_TAG_SIZE);
+        }
+        assert_eq!(got, [(0, 0x17), (40, 0x27), (80, 0x17), (120, 0x27)]);
+        let mut late = output.reader();
+        assert_eq!(late.file_header()[4], 0x01, "video only");
+        assert_eq!(late.recv().await.expect("seq").body()[1], 0x00);
+        let start = late.recv().await.expect("keyframe");
+        assert_eq!((start.timestamp, start.body()[0]), (80, 0x17));
+        drop(guard);
+        assert_eq!(late.recv().await.expect("rest").timestamp, 120);
+        assert_eq!(late.recv().await, Err(Ended::Closed));
+    }
+}

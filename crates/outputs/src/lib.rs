@@ -1,0 +1,165 @@
+//! The outputs of a live stream, each muxed once for all its viewers.
+//!
+//! An output reads a stream's codec-neutral frames from the registry
+//! ([`registry::Registry::subscribe_output`]), muxes them with a sans-IO protocol crate, and
+//! fans the result out on a [`registry::Fanout`]: every viewer reads the same `Bytes`, however
+//! many there are. Outputs start with their first viewer and stop after their last (HLS: a
+//! while after its last request), or when the stream ends.
+//!
+//! ```text
+//!  registry StreamReader ─▶ flv  (rtmp::flv::Muxer)    ─▶ Fanout<FlvTag>    ─▶ RTMP play, HTTP/WS-FLV
+//!                       ├─▶ rtp  (rtsp::mux::Muxer)    ─▶ Fanout<MuxPacket> ─▶ RTSP play
+//!                       ├─▶ live (hls::TsMuxer, mp4)   ─▶ Fanout<Bytes>     ─▶ .live.ts / .live.mp4
+//!                       ├─▶ hls  (segmenter, playlist) ─▶ segments and parts ─▶ HLS, LL-HLS (+ disk)
+//!                       └─▶ record (mp4)               ─▶ MP4 files, RecordedFile events
+//! ```
+//!
+//! This crate owns the muxing tasks and their state; it opens no socket. The server's drivers
+//! and the HTTP routes (`api`) turn readers into bytes on the wire.
+//!
+//! Layout:
+//! - `lib.rs`: [`Outputs`], the handle every driver and route shares; [`OutputsConfig`].
+//! - `ondemand.rs`: the started-by-the-first-reader lifecycle every output shares.
+//! - `flv.rs`: [`FlvOutput`], FLV tags for RTMP and HTTP/WS-FLV.
+//! - `rtp.rs`: [`RtpOutput`], RTP packets and the SDP for RTSP.
+//! - `live.rs`: [`LiveOutput`], continuous MPEG-TS and fMP4.
+//! - `hls.rs`, `hls/`: HLS and LL-HLS: segmenter, playlist store, disk writer.
+//! - `record.rs`: MP4 recording.
+//! - `paths.rs`: [`confined_dir`], directories made from stream names under their root.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![forbid(clippy::print_stdout)]
+
+mod flv;
+mod hls;
+mod live;
+mod ondemand;
+mod paths;
+mod record;
+mod rtp;
+
+pub use flv::{FlvOutput, FlvReader, FlvTag};
+pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
+pub use live::{Container, LiveOutput, LiveReader};
+pub use paths::confined_dir;
+pub use record::{RecordConfig, RecordedFile, Recorder};
+pub use rtp::{RtpOutput, RtpReader};
+
+use media::StreamKey;
+use ondemand::OnDemand;
+use registry::Registry;
+use std::sync::Arc;
+
+/// Settings of the outputs.
+#[derive(Debug, Clone, Default)]
+pub struct OutputsConfig {
+    /// H.265 over RTMP and HTTP-FLV as the legacy CodecID 12 instead of Enhanced RTMP `hvc1`
+    /// (`rtmp.enhanced=0`). Default: false.
+    pub flv_legacy_hevc: bool,
+    /// RTP packet sizes for RTSP.
+    pub rtsp: rtsp::RtspConfig,
+    /// `[hls]`.
+    pub hls: HlsOptions,
+    /// `general.enableVhost`: files written for a stream go under its vhost too.
+    /// Default: false.
+    pub enable_vhost: bool,
+}
+
+/// Every output of every stream: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct Outputs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    config: OutputsConfig,
+    flv: OnDemand<StreamKey, FlvOutput>,
+    rtp: OnDemand<StreamKey, RtpOutput>,
+    live: OnDemand<(StreamKey, Container), LiveOutput>,
+    hls: Arc<hls::HlsOutputs>,
+}
+
+impl Outputs {
+    /// The outputs of `registry`'s streams.
+    pub fn new(registry: Registry, config: OutputsConfig) -> Self {
+        Outputs {
+            inner: Arc::new(Inner {
+                registry,
+                config,
+                flv: OnDemand::default(),
+                rtp: OnDemand::default(),
+                live: OnDemand::default(),
+                hls: Arc::default(),
+            }),
+        }
+    }
+
+    /// The registry whose streams these are.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The FLV output of `key`, started by its first viewer; `None` when the stream is not
+    /// live.
+    pub async fn flv(&self, key: &StreamKey) -> Option<Arc<FlvOutput>> {
+        let inner = &self.inner;
+        inner
+            .flv
+            .get_or_start(key, || async {
+                let reader = inner.registry.subscribe_output(key)?;
+                Some(FlvOutput::start(
+                    reader,
+                    inner.registry.fanout_limits(),
+                    inner.config.flv_legacy_hevc,
+                ))
+            })
+            .await
+    }
+
+    /// The RTP output of `key`, started by its first RTSP viewer once the stream's tracks are
+    /// known; `None` when the stream is not live or has no track RTSP can carry.
+    pub async fn rtp(&self, key: &StreamKey) -> Option<Arc<RtpOutput>> {
+        let inner = &self.inner;
+        inner
+            .rtp
+            .get_or_start(key, || {
+                RtpOutput::start(&inner.registry, key, &inner.config.rtsp)
+            })
+            .await
+    }
+
+    /// The `.live.ts` or `.live.mp4` output of `key`, started by its first viewer once the
+    /// stream's tracks are known; `None` when the stream is not live or has no track the
+    /// container carries.
+    pub async fn live(&self, key: &StreamKey, container: Container) -> Option<Arc<LiveOutput>> {
+        let inner = &self.inner;
+        inner
+            .live
+            .get_or_start(&(key.clone(), container), || {
+                LiveOutput::start(&inner.registry, key, container)
+            })
+            .await
+    }
+
+    /// The HLS of `key`, started by its first request once the stream's tracks are known;
+    /// `None` when the stream is not live (or its keep-all directory cannot be made).
+    pub async fn hls(&self, key: &StreamKey, kind: HlsKind) -> Option<Arc<HlsStream>> {
+        let inner = &self.inner;
+        inner
+            .hls
+            .stream(
+                &inner.registry,
+                key,
+                kind,
+                &inner.config.hls,
+                inner.config.enable_vhost,
+            )
+            .await
+    }
+
+    /// The settings these outputs run with.
+    pub fn config(&self) -> &OutputsConfig {
+        &self.inner.config
+    }
+}

@@ -1,0 +1,90 @@
+//! A viewer's place in the registry: counted in its stream's readers, listed in the session
+//! table, reported as it joins and leaves, and closable by the API (kick). The media a viewer
+//! gets comes from an output's fan-out, not from here.
+
+use crate::stream::Stream;
+use crate::{Event, Inner, SessionInfo};
+use media::{StreamKey, TrackInfo};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// A viewer's handle on a live stream. Dropping it leaves the stream (and reports the bytes the
+/// driver counted with [`Viewer::add_bytes`]).
+pub struct Viewer {
+    stream: Arc<Stream>,
+    registry: Arc<Inner>,
+    info: SessionInfo,
+    bytes: Arc<AtomicU64>,
+    started: Instant,
+    kick: watch::Receiver<bool>,
+}
+
+impl Viewer {
+    pub(crate) fn new(stream: Arc<Stream>, info: SessionInfo, registry: Arc<Inner>) -> Self {
+        stream.readers.fetch_add(1, Ordering::Relaxed);
+        stream.total_readers.fetch_add(1, Ordering::Relaxed);
+        let bytes = Arc::new(AtomicU64::new(0));
+        let kick = registry.add_session(&info, &stream.key, crate::Role::Viewer, &bytes);
+        tracing::debug!(stream = %stream.key, viewer = info.id, "viewer joined");
+        registry.emit(Event::ViewerJoined {
+            key: stream.key.clone(),
+            viewer: info.clone(),
+        });
+        Viewer {
+            stream,
+            registry,
+            info,
+            bytes,
+            started: Instant::now(),
+            kick,
+        }
+    }
+
+    /// The stream watched.
+    pub fn key(&self) -> &StreamKey {
+        &self.stream.key
+    }
+
+    /// The viewer's session.
+    pub fn session(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// The stream's tracks now.
+    pub fn tracks(&self) -> Vec<TrackInfo> {
+        self.stream.lock().tracks.clone()
+    }
+
+    /// Counts bytes the driver sent to the viewer (reported when it leaves).
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the viewer must leave ([`crate::Registry::kick`]): the driver should then
+    /// close the session.
+    pub async fn kicked(&mut self) {
+        // An error means the session table dropped its sender, i.e. the registry is gone.
+        let _ = self.kick.wait_for(|kicked| *kicked).await;
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.stream.readers.fetch_sub(1, Ordering::Relaxed);
+        self.registry.remove_session(self.info.id);
+        tracing::debug!(stream = %self.stream.key, viewer = self.info.id, "viewer left");
+        self.registry.emit(Event::ViewerLeft {
+            key: self.stream.key.clone(),
+            viewer: self.info.clone(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            duration: self.started.elapsed(),
+        });
+    }
+}
