@@ -1,15 +1,17 @@
-//! ferrostream's HTTP side: axum routes for live playback over HTTP.
+//! ferrostream's HTTP side: axum routes for live playback over HTTP. HTTP only: the bytes come
+//! muxed from the `outputs` crate, so this crate depends on no protocol crate.
 //!
 //! - `GET /{app}/{stream}.live.flv`: HTTP-FLV, an endless chunked FLV body, once on_play
 //!   allowed it (401 with the backend's message otherwise).
 //! - The same path with a WebSocket upgrade: WS-FLV (what mpegts.js in a browser reads), one
 //!   binary message per FLV tag.
 //!
-//! Each live response is a [`registry::Subscription`] turned into bytes: the stream's complete
-//! FLV tags are made once per stream by the registry and handed to every viewer as shared
-//! [`bytes::Bytes`]; the response pulls the next tag only when the socket took the last one, so
-//! a slow viewer falls behind in the registry's bounded ring (and skips to a keyframe) instead of
-//! growing a buffer here.
+//! Each live response is a reader of one of the stream's outputs turned into bytes: the
+//! stream's FLV tags (TS chunks, fMP4 fragments) are made once per stream by its output and
+//! handed to every viewer as shared [`bytes::Bytes`]; the response pulls the next one only when
+//! the socket took the last one, so a slow viewer falls behind in the output's bounded ring (and
+//! skips to a keyframe) instead of growing a buffer here. Each viewer also holds a
+//! [`registry::Viewer`]: its place in the reader count, the session table and on_flow_report.
 //!
 //! The crate owns no listener: the server binds the socket and serves [`router`] on it with
 //! `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -24,8 +26,8 @@
 //! Layout:
 //! - `lib.rs`: [`AppState`], [`ApiOptions`], [`router`], dispatch by path.
 //! - `flv.rs`: HTTP-FLV and WS-FLV responses.
-//! - `live.rs`: `.live.ts` and `.live.mp4`, muxed once per stream.
-//! - `hls.rs`: HLS and LL-HLS, muxed once per stream on demand, and HLS viewers.
+//! - `live.rs`: `.live.ts` and `.live.mp4` responses.
+//! - `hls.rs`: HLS and LL-HLS requests and their viewers.
 //! - `files.rs`: the file server.
 //! - `ws.rs`: the WebSocket send loop of the live outputs, which also reads what the viewer
 //!   sends (Close, ping, EOF).
