@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use media::StreamKey;
 use outputs::{HlsKind, PlaylistError};
-use registry::{Protocol, SessionInfo};
+use registry::Protocol;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -163,27 +163,9 @@ pub(crate) async fn serve(
         }
     } else {
         // A new viewer (or one gone for over a minute): on_play, then wait for the stream.
-        let viewer = SessionInfo {
-            id: state.registry.next_session_id(),
-            protocol: protocol(kind),
-            peer,
-            local: state.options.local_addr,
-            params: params.clone(),
-        };
-        let admitted = hooks::admit_play(
-            &state.hooks,
-            &state.registry,
-            &key,
-            viewer,
-            state.options.max_stream_wait,
-        )
-        .await;
-        match admitted {
-            Ok(viewer) => outputs.add_viewer(key.clone(), kind, viewer, query_uid),
-            Err(hooks::PlayRefusal::Denied(msg)) => {
-                return Some((StatusCode::UNAUTHORIZED, msg).into_response())
-            }
-            Err(_) => return Some((StatusCode::NOT_FOUND, "stream not found").into_response()),
+        match crate::viewing::admit(state, &key, protocol(kind), peer, params.clone()).await {
+            Ok((viewer, _span)) => outputs.add_viewer(key.clone(), kind, viewer, query_uid),
+            Err(resp) => return Some(resp),
         }
     };
     let Some(stream) = state.outputs.hls(&key, kind).await else {

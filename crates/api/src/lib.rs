@@ -28,6 +28,7 @@
 //! - `flv.rs`: HTTP-FLV and WS-FLV responses.
 //! - `live.rs`: `.live.ts` and `.live.mp4` responses.
 //! - `hls.rs`: HLS and LL-HLS requests and their viewers.
+//! - `viewing.rs`: admitting a live viewer and turning an output's reader into a body.
 //! - `files.rs`: the file server.
 //! - `ws.rs`: the WebSocket send loop of the live outputs, which also reads what the viewer
 //!   sends (Close, ping, EOF).
@@ -39,6 +40,7 @@ mod files;
 mod flv;
 mod hls;
 mod live;
+mod viewing;
 mod ws;
 
 use axum::body::Body;
