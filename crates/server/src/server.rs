@@ -425,7 +425,12 @@ fn turn_options(t: &crate::config::Turn) -> TurnOptions {
             .map(|u| (u.name.clone(), u.password.expose().to_owned()))
             .collect(),
         auth_secret: (!t.auth_secret.is_empty()).then(|| t.auth_secret.expose().to_owned()),
-        allow_peers: t.allow_peers.iter().flat_map(|r| r.to_cidrs()).collect(),
+        allow_peers: t
+            .allow_peers
+            .iter()
+            .flat_map(crate::config::IpRange::blocks)
+            .filter_map(|(addr, len)| ::turn::policy::Cidr::new(addr, len))
+            .collect(),
         password_hook: t.hook_url.is_some(),
         ..::turn::server::Config::default()
     };
