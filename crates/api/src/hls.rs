@@ -43,26 +43,35 @@ const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(20);
 /// Viewers remembered at most (a flood of new ids cannot grow memory without bound).
 const MAX_VIEWERS: usize = 100_000;
 
-/// HLS settings (`[hls]`).
+/// HLS settings (`[hls]`), built from a [`config::Config`].
 #[derive(Debug, Clone)]
 pub struct HlsOptions {
-    /// `hls.segDur`. Default: 2 s.
+    /// `hls.segDur`: target segment duration.
     pub segment: Duration,
-    /// `hls.segNum`: segments listed. Default: 3.
+    /// `hls.segNum`: segments listed.
     pub window: usize,
-    /// `hls.segRetain`: segments kept after they leave the playlist. Default: 5.
+    /// `hls.segRetain`: segments kept after they leave the playlist.
     pub retain: usize,
     /// A viewer (and a stream's HLS) is forgotten this long after its last request; its
-    /// on_play decision is reused until then (ZLMediaKit: 60 s). Default: 60 s.
+    /// on_play decision is reused until then (ZLMediaKit: 60 s). Not a config key.
+    /// Default: 60 s.
     pub idle: Duration,
 }
 
 impl Default for HlsOptions {
+    /// The config table's defaults.
     fn default() -> Self {
+        HlsOptions::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for HlsOptions {
+    fn from(config: &config::Config) -> Self {
+        let to_usize = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         HlsOptions {
-            segment: Duration::from_secs(2),
-            window: 3,
-            retain: 5,
+            segment: config.hls.seg_dur,
+            window: to_usize(config.hls.seg_num),
+            retain: to_usize(config.hls.seg_retain),
             idle: IDLE,
         }
     }
