@@ -37,7 +37,7 @@ pub enum ConfigError {
         /// Where it came from: `file line N` or the environment variable's name.
         origin: String,
     },
-    /// [`Config::set`], [`Document::set`](crate::Document::set) or
+    /// [`Config::set`](crate::Config::set), [`Document::set`](crate::Document::set) or
     /// [`Live::set`](crate::Live::set) was given a key that does not exist.
     #[error("unknown config key {key}")]
     UnknownKey {
