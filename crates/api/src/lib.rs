@@ -54,22 +54,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Settings the HTTP routes need.
+/// Settings the HTTP routes need, built from a [`config::Config`] (`Default`: the config
+/// table's defaults).
 #[derive(Debug, Clone)]
 pub struct ApiOptions {
     /// `general.enableVhost`: take the vhost from the Host header or `?vhost=`.
-    /// Default: false.
     pub enable_vhost: bool,
     /// `general.maxStreamWaitMS`: how long a viewer waits for a stream that is not live yet.
-    /// Default: 15 s.
     pub max_stream_wait: Duration,
     /// The address the HTTP listener is bound to (reported as the session's local address).
     pub local_addr: SocketAddr,
-    /// `http.rootPath`: files served under `/`; `None` = no file server. Default: none.
+    /// `http.rootPath`: files served under `/`; `None` = no file server.
     pub file_root: Option<PathBuf>,
-    /// `http.dirMenu`: list directories that have no `index.html`. Default: true.
+    /// `http.dirMenu`: list directories that have no `index.html`.
     pub dir_menu: bool,
-    /// `http.allow_ip_range`: who may read files when on_http_access is off. Default: nobody.
+    /// `http.allow_ip_range`: who may read files when on_http_access is off.
     pub allow_ip: IpFilter,
     /// `hls`: how long an HLS viewer is remembered after its last request (its on_play
     /// decision is reused until then). Default: 60 s (ZLMediaKit's).
@@ -94,15 +93,26 @@ impl std::fmt::Debug for IpFilter {
 }
 
 impl Default for ApiOptions {
+    /// The config table's defaults, bound nowhere (`0.0.0.0:0`).
     fn default() -> Self {
+        ApiOptions::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for ApiOptions {
+    /// The settings `config` gives; `local_addr` is `0.0.0.0:0` until the server has bound.
+    fn from(config: &config::Config) -> Self {
+        let allow = config.http.allow_ip_range.clone();
         ApiOptions {
-            enable_vhost: false,
-            max_stream_wait: Duration::from_millis(15_000),
+            enable_vhost: config.general.enable_vhost,
+            max_stream_wait: config.general.max_stream_wait,
             local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            file_root: None,
-            dir_menu: true,
-            allow_ip: IpFilter(Arc::new(|_| false)),
-            hls_idle: Duration::from_secs(60),
+            file_root: Some(config.http.root_path.clone()),
+            dir_menu: config.http.dir_menu,
+            allow_ip: IpFilter(Arc::new(move |ip| {
+                config::IpRange::any_contains(&allow, ip)
+            })),
+            hls_idle: outputs::HlsOptions::from(config).idle,
         }
     }
 }
@@ -116,6 +126,8 @@ pub struct AppState {
     pub outputs: outputs::Outputs,
     /// The hook client (on_play, on_stream_not_found, on_http_access).
     pub hooks: hooks::Hooks,
+    /// The running configuration (getServerConfig, setServerConfig).
+    pub config: config::Live,
     /// Settings.
     pub options: ApiOptions,
     /// on_http_access decisions remembered per client cookie.
@@ -125,12 +137,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a router serving `outputs`' streams with `hooks` and `options`.
-    pub fn new(outputs: outputs::Outputs, hooks: hooks::Hooks, options: ApiOptions) -> Self {
+    /// The state of a router serving `outputs`' streams with `hooks`, `config` and `options`
+    /// (the settings taken from `config` at start).
+    pub fn new(
+        outputs: outputs::Outputs,
+        hooks: hooks::Hooks,
+        config: config::Live,
+        options: ApiOptions,
+    ) -> Self {
         AppState {
             registry: outputs.registry().clone(),
             outputs,
             hooks,
+            config,
             options,
             grants: Arc::default(),
             hls: Arc::default(),
@@ -215,6 +234,7 @@ mod tests {
         router(AppState::new(
             outputs::Outputs::new(Registry::default(), outputs::OutputsConfig::default()),
             hooks::Hooks::new(hooks::HookConfig::default()),
+            config::Live::default(),
             ApiOptions {
                 max_stream_wait: Duration::from_millis(10),
                 ..ApiOptions::default()

@@ -129,29 +129,28 @@ impl Hook {
     }
 }
 
-/// How hooks are called (`[hook]` and `general.mediaServerId`).
+/// How hooks are called (`[hook]` and `general.mediaServerId`), built from a
+/// [`config::Config`]: a field named after a config key defaults to that key's default.
 #[derive(Debug, Clone)]
 pub struct HookConfig {
-    /// `hook.enable`: false = every hook takes its default action. Default: false.
+    /// `hook.enable`: false = every hook takes its default action.
     pub enable: bool,
-    /// `hook.timeoutSec`: the whole request, connect to last byte. Default: 10 s.
+    /// `hook.timeoutSec`: the whole request, connect to last byte.
     pub timeout: Duration,
-    /// `hook.retry`: further attempts after a failure (not after a denial). Default: 1.
+    /// `hook.retry`: further attempts after a failure (not after a denial).
     pub retry: u32,
-    /// `hook.retry_delay`. Default: 3 s.
+    /// `hook.retry_delay`: the wait between attempts.
     pub retry_delay: Duration,
-    /// `general.mediaServerId`, sent in every body. Default: `your_server_id`.
+    /// `general.mediaServerId`, sent in every body.
     pub media_server_id: String,
-    /// `hook.sign_token`: sign every call when set. Default: none.
+    /// `hook.sign_token`: sign every call when set.
     pub sign_token: Option<String>,
     /// `hook.admin_params`: a publish or play whose params contain every `key=value` of this
-    /// skips the auth hooks; empty = never. Default: empty.
+    /// skips the auth hooks; empty = never.
     pub admin_params: String,
     /// `hook.local_bypass`: publishers and players on a loopback address skip the auth hooks.
-    /// Default: false.
     pub local_bypass: bool,
     /// `hook.stream_changed_schemas`: which output schemas on_stream_changed reports.
-    /// Default: rtsp, rtmp, fmp4, ts, hls, hls.fmp4.
     pub stream_changed_schemas: Vec<String>,
     /// Lifecycle workers; one stream's hooks always use the same one. Default: 4.
     pub workers: usize,
@@ -161,23 +160,50 @@ pub struct HookConfig {
 }
 
 impl Default for HookConfig {
+    /// The built-in defaults of the config table.
     fn default() -> Self {
-        HookConfig {
-            enable: false,
-            timeout: Duration::from_secs(10),
-            retry: 1,
-            retry_delay: Duration::from_secs(3),
-            media_server_id: "your_server_id".into(),
-            sign_token: None,
-            admin_params: String::new(),
-            local_bypass: false,
-            stream_changed_schemas: ["rtsp", "rtmp", "fmp4", "ts", "hls", "hls.fmp4"]
-                .map(String::from)
-                .to_vec(),
+        HookConfig::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for HookConfig {
+    /// `[hook]` and `general.mediaServerId`; the queue settings, which are not config keys,
+    /// at their documented defaults.
+    fn from(config: &config::Config) -> Self {
+        let h = &config.hook;
+        let mut c = HookConfig {
+            enable: h.enable,
+            timeout: h.timeout_sec,
+            retry: h.retry,
+            retry_delay: h.retry_delay,
+            media_server_id: config.general.media_server_id.clone(),
+            sign_token: (!h.sign_token.is_empty()).then(|| h.sign_token.expose().to_owned()),
+            admin_params: h.admin_params.expose().to_owned(),
+            local_bypass: h.local_bypass,
+            stream_changed_schemas: h.stream_changed_schemas.clone(),
             workers: 4,
             queue_capacity: 1024,
             urls: Default::default(),
+        };
+        for hook in Hook::ALL {
+            let url = match hook {
+                Hook::OnPublish => &h.on_publish,
+                Hook::OnPlay => &h.on_play,
+                Hook::OnFlowReport => &h.on_flow_report,
+                Hook::OnHttpAccess => &h.on_http_access,
+                Hook::OnRecordMp4 => &h.on_record_mp4,
+                Hook::OnRtspRealm => &h.on_rtsp_realm,
+                Hook::OnRtspAuth => &h.on_rtsp_auth,
+                Hook::OnStreamChanged => &h.on_stream_changed,
+                Hook::OnStreamNoneReader => &h.on_stream_none_reader,
+                Hook::OnStreamNotFound => &h.on_stream_not_found,
+                Hook::OnServerStarted => &h.on_server_started,
+                Hook::OnServerKeepalive => &h.on_server_keepalive,
+                Hook::OnServerExited => &h.on_server_exited,
+            };
+            c.set_url(hook, url.clone());
         }
+        c
     }
 }
 

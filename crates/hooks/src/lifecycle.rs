@@ -38,6 +38,18 @@ pub struct LifecycleConfig {
     pub alive_interval: Duration,
 }
 
+impl LifecycleConfig {
+    /// The settings `config` gives, for a server implementing the `outputs` schemas.
+    pub fn new(config: &config::Config, outputs: Vec<&'static str>) -> Self {
+        LifecycleConfig {
+            outputs,
+            flow_threshold: config.general.flow_threshold.saturating_mul(1024),
+            none_reader_delay: config.general.stream_none_reader_delay,
+            alive_interval: config.hook.alive_interval,
+        }
+    }
+}
+
 struct Live {
     /// Schemas reported with `regist: true`; empty until registered.
     registered: Vec<&'static str>,

@@ -27,27 +27,38 @@ use crate::ondemand::Task;
 /// How long a first playlist request waits for the first segment (or part).
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(20);
 
-/// HLS settings (`[hls]`).
+/// HLS settings (`[hls]`), built from a [`config::Config`].
 #[derive(Debug, Clone)]
 pub struct HlsOptions {
-    /// `hls.segDur`. Default: 2 s.
+    /// `hls.segDur`: target segment duration.
     pub segment: Duration,
-    /// `hls.segNum`: segments listed; 0 keeps them all, on disk. Default: 3.
+    /// `hls.segNum`: segments listed; 0 keeps them all, on disk.
     pub window: usize,
-    /// `hls.segRetain`: segments kept after they leave the playlist. Default: 5.
+    /// `hls.segRetain`: segments kept after they leave the playlist.
     pub retain: usize,
     /// A stream's HLS (and, in `api`, a viewer) is forgotten this long after its last request
-    /// (ZLMediaKit: 60 s). Default: 60 s.
+    /// (ZLMediaKit: 60 s). Not a config key. Default: 60 s.
     pub idle: Duration,
 }
 
+/// How long a stream's HLS (and a viewer) is kept after its last request; not a config key.
+const IDLE: Duration = Duration::from_secs(60);
+
 impl Default for HlsOptions {
+    /// The config table's defaults.
     fn default() -> Self {
+        HlsOptions::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for HlsOptions {
+    fn from(config: &config::Config) -> Self {
+        let to_usize = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         HlsOptions {
-            segment: Duration::from_secs(2),
-            window: 3,
-            retain: 5,
-            idle: Duration::from_secs(60),
+            segment: config.hls.seg_dur,
+            window: to_usize(config.hls.seg_num),
+            retain: to_usize(config.hls.seg_retain),
+            idle: IDLE,
         }
     }
 }

@@ -355,13 +355,18 @@ impl Registry {
     }
 
     /// Makes `key` live with `publisher` as its only publisher, with default
-    /// [`StreamOptions`]. See [`Registry::publish_with`].
+    /// [`StreamOptions`] but no `continue_push`: the stream ends when the guard drops. See
+    /// [`Registry::publish_with`].
     pub fn publish(
         &self,
         key: StreamKey,
         publisher: SessionInfo,
     ) -> Result<PublisherGuard, PublishError> {
-        self.publish_with(key, publisher, StreamOptions::default())
+        let options = StreamOptions {
+            continue_push: Duration::ZERO,
+            ..StreamOptions::default()
+        };
+        self.publish_with(key, publisher, options)
     }
 
     /// Makes `key` live with `publisher` as its only publisher. Call it after admission (the

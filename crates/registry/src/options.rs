@@ -6,59 +6,67 @@ use std::time::Duration;
 
 /// What one published stream is served as and how it lives: `[protocol]` for every stream,
 /// overridden key by key by the on_publish reply (ZLMediaKit's `ProtocolOption`). Stored with
-/// the stream, so each output reads it when it starts serving the stream.
+/// the stream, so each output reads it when it starts serving the stream. Built from a
+/// [`config::Config`]; `Default` is the config table's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamOptions {
-    /// Serve over RTMP and HTTP/WS-FLV. Default: true.
+    /// `protocol.enable_rtmp`: serve over RTMP and HTTP/WS-FLV.
     pub enable_rtmp: bool,
-    /// Serve over RTSP. Default: true.
+    /// `protocol.enable_rtsp`: serve over RTSP.
     pub enable_rtsp: bool,
-    /// Serve as MPEG-TS HLS. Default: true.
+    /// `protocol.enable_hls`: serve as MPEG-TS HLS.
     pub enable_hls: bool,
-    /// Serve as fMP4 HLS. Default: false.
+    /// Serve as fMP4 HLS. Not a `[protocol]` key here: LL-HLS is muxed only while someone
+    /// watches it, so it is on unless an on_publish reply turns it off. Default: true.
     pub enable_hls_fmp4: bool,
-    /// Serve as HTTP/WS MPEG-TS. Default: true.
+    /// `protocol.enable_ts`: serve as HTTP/WS MPEG-TS.
     pub enable_ts: bool,
-    /// Serve as HTTP/WS fMP4. Default: true.
+    /// `protocol.enable_fmp4`: serve as HTTP/WS fMP4.
     pub enable_fmp4: bool,
-    /// Record to MP4. Default: false.
+    /// `protocol.enable_mp4`: record to MP4.
     pub enable_mp4: bool,
-    /// Keep the audio track; false drops it at ingest. Default: true.
+    /// `protocol.enable_audio`: keep the audio track; false drops it at ingest.
     pub enable_audio: bool,
-    /// Root directory of MP4 recordings. Default: `./www`.
+    /// `protocol.mp4_save_path`: root directory of MP4 recordings.
     pub mp4_save_path: PathBuf,
-    /// MP4 segment length. Default: 3600 s.
+    /// `protocol.mp4_max_second`: MP4 segment length.
     pub mp4_max_second: Duration,
-    /// Root directory of HLS files. Default: `./www`.
+    /// `protocol.hls_save_path`: root directory of HLS files.
     pub hls_save_path: PathBuf,
-    /// Close the stream once it has had no reader for `streamNoneReaderDelayMS`, without asking
-    /// on_stream_none_reader. Default: false.
+    /// `protocol.auto_close`: close the stream once it has had no reader for
+    /// `streamNoneReaderDelayMS`, without asking on_stream_none_reader.
     pub auto_close: bool,
-    /// How long a publisher that dropped (without unpublishing) may come back and take its
-    /// stream over, viewers still attached. Default: 0 here; the server passes
-    /// `protocol.continue_push_ms` (15 s).
+    /// `protocol.continue_push_ms`: how long a publisher that dropped (without unpublishing)
+    /// may come back and take its stream over, viewers still attached.
     pub continue_push: Duration,
-    /// `modify_stamp`: 0 as published, 1 system clock, 2 relative. Default: 2.
+    /// `protocol.modify_stamp`: 0 as published, 1 system clock, 2 relative.
     pub modify_stamp: u8,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
+        StreamOptions::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for StreamOptions {
+    fn from(config: &config::Config) -> Self {
+        let p = &config.protocol;
         StreamOptions {
-            enable_rtmp: true,
-            enable_rtsp: true,
-            enable_hls: true,
-            enable_hls_fmp4: false,
-            enable_ts: true,
-            enable_fmp4: true,
-            enable_mp4: false,
-            enable_audio: true,
-            mp4_save_path: PathBuf::from("./www"),
-            mp4_max_second: Duration::from_secs(3600),
-            hls_save_path: PathBuf::from("./www"),
-            auto_close: false,
-            continue_push: Duration::ZERO,
-            modify_stamp: 2,
+            enable_rtmp: p.enable_rtmp,
+            enable_rtsp: p.enable_rtsp,
+            enable_hls: p.enable_hls,
+            enable_hls_fmp4: true,
+            enable_ts: p.enable_ts,
+            enable_fmp4: p.enable_fmp4,
+            enable_mp4: p.enable_mp4,
+            enable_audio: p.enable_audio,
+            mp4_save_path: p.mp4_save_path.clone(),
+            mp4_max_second: p.mp4_max_second,
+            hls_save_path: p.hls_save_path.clone(),
+            auto_close: p.auto_close,
+            continue_push: p.continue_push,
+            modify_stamp: p.modify_stamp.number(),
         }
     }
 }

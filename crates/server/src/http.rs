@@ -47,11 +47,11 @@ use tracing::Instrument;
 /// 10 s only matters to one that trickles it to hold the socket.
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Limits on how an HTTP connection may be held.
+/// Limits on how an HTTP connection may be held, built from a [`config::Config`].
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// `http.keepAliveSecond`: a connection with no request in flight that has received and
-    /// sent nothing for this long is closed. Default: 15 s.
+    /// sent nothing for this long is closed.
     pub keep_alive: Duration,
     /// A request's head must have arrived this long after its first byte, or the connection
     /// is closed. Not a config key (ZLMediaKit has none); tests shorten it. Default: 10 s.
@@ -59,9 +59,16 @@ pub struct HttpOptions {
 }
 
 impl Default for HttpOptions {
+    /// The config table's defaults.
     fn default() -> Self {
+        HttpOptions::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for HttpOptions {
+    fn from(config: &config::Config) -> Self {
         HttpOptions {
-            keep_alive: Duration::from_secs(15),
+            keep_alive: config.http.keep_alive_second,
             header_timeout: HEADER_TIMEOUT,
         }
     }

@@ -5,8 +5,8 @@
 //! that uses `anyhow`; the protocol crates below it do no IO.
 //!
 //! Layout:
-//! - [`config`]: `config.ini` (ZLMediaKit key names) plus `FERROSTREAM__<SECTION>__<KEY>`
-//!   environment overrides, parsed into typed section structs.
+//! - [`config`]: the `config` crate, re-exported: `config.ini` (ZLMediaKit key names) plus
+//!   `FERROSTREAM__<SECTION>__<KEY>` environment overrides, and the live handle.
 //! - `server.rs`: [`Server`] binds the listeners from [`Options`] and stops them.
 //! - `rtmp.rs`: the RTMP listener and session driver around `rtmp::server::Session`.
 //! - `rtsp.rs`: the RTSP listener and session driver (play and record, TCP and UDP, Digest).
@@ -21,7 +21,7 @@
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
-pub mod config;
+pub use ::config;
 mod http;
 mod limits;
 mod rtmp;

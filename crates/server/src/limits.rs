@@ -80,8 +80,8 @@ pub(crate) async fn accept_loop<F, Fut>(
     }
 }
 
-/// The caps. 0 = no cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The caps. 0 = no cap. Built from a [`config::Config`]; `Default` is the config table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitsConfig {
     /// `general.maxConnections`: connections of every listener together.
     pub max_total: usize,
@@ -95,6 +95,26 @@ pub struct LimitsConfig {
     pub http: usize,
     /// `turn.max_tcp_connections`.
     pub turn_tcp: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for LimitsConfig {
+    fn from(config: &config::Config) -> Self {
+        let cap = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        LimitsConfig {
+            max_total: cap(config.general.max_connections),
+            max_per_ip: cap(config.general.max_connections_per_ip),
+            rtmp: cap(config.rtmp.max_connections),
+            rtsp: cap(config.rtsp.max_connections),
+            http: cap(config.http.max_connections),
+            turn_tcp: cap(config.turn.max_tcp_connections),
+        }
+    }
 }
 
 /// A listener's identity and cap.

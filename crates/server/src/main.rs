@@ -7,7 +7,7 @@
 #![allow(clippy::print_stdout)] // --help and --version print to stdout.
 
 use anyhow::Context;
-use server::config::Config;
+use server::config::{Config, Live};
 use server::{Options, Server};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,7 +110,9 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         None => tracing::info!("running on embedded defaults (no -c given)"),
     }
     raise_fd_limit(u64::from(config.general.max_connections));
-    let server = Server::start(Options::from_config(&config))
+    // Changes made through the handle (setServerConfig) are written back into the file read.
+    let live = Live::new(config, loaded.file);
+    let server = Server::start(Options::from_live(live))
         .await
         .context("start-up failed")?;
     shutdown_signal().await;

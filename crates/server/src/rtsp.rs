@@ -70,6 +70,16 @@ pub struct RtspOptions {
     pub auth_basic: bool,
 }
 
+impl From<&config::Config> for RtspOptions {
+    fn from(config: &config::Config) -> Self {
+        RtspOptions {
+            handshake_timeout: config.rtsp.handshake_second,
+            keep_alive: config.rtsp.keep_alive_second,
+            auth_basic: config.rtsp.auth_basic,
+        }
+    }
+}
+
 /// Accepts RTSP connections until `shutdown` turns true.
 pub(crate) async fn serve(
     listener: TcpListener,

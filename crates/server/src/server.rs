@@ -1,6 +1,6 @@
 //! Starting and stopping the listeners.
 
-use crate::config::{Config, StampMode};
+use crate::config::{self, Config};
 pub use crate::http::HttpOptions;
 pub use crate::rtsp::RtspOptions;
 pub use crate::turn::TurnOptions;
@@ -25,7 +25,8 @@ pub struct RtmpOptions {
 }
 
 /// What the server runs with: listener addresses (`None` = disabled) and session settings,
-/// taken from [`Config`] by [`Options::from_config`].
+/// taken from [`Config`] by [`Options::from_config`] (each part built by its own crate's
+/// `From<&Config>`).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// RTMP listener.
@@ -45,7 +46,8 @@ pub struct Options {
     /// `general.maxStreamWaitMS`.
     pub max_stream_wait: Duration,
     /// A viewer whose socket accepts nothing for this long is dropped (RTMP, HTTP-FLV,
-    /// WS-FLV); meanwhile the registry's ring moves on without it. Default: 15 s.
+    /// WS-FLV); meanwhile the registry's ring moves on without it. Not a config key.
+    /// Default: 15 s.
     pub write_timeout: Duration,
     /// Registry tunables.
     pub registry: RegistryConfig,
@@ -68,7 +70,7 @@ pub struct Options {
     /// `http.dirMenu`.
     pub dir_menu: bool,
     /// `http.allow_ip_range`.
-    pub allow_ip_range: Vec<crate::config::IpRange>,
+    pub allow_ip_range: Vec<config::IpRange>,
     /// `[hls]`.
     pub hls: outputs::HlsOptions,
     /// `rtmp.enhanced=0`: H.265 to RTMP and HTTP-FLV players as the legacy CodecID 12 instead
@@ -77,7 +79,13 @@ pub struct Options {
     /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
     /// `maxConnections`).
     pub limits: crate::limits::LimitsConfig,
+    /// The running configuration these options were taken from, for the parts that apply
+    /// changes live (setServerConfig, SIGHUP). Tests that adjust fields above leave it as is.
+    pub config: config::Live,
 }
+
+/// A viewer whose socket accepts nothing for this long is dropped. Not a config key.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a stopping server waits for its sessions to end their streams.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -117,6 +125,8 @@ pub struct Server {
     pub registry: Registry,
     /// The hook client.
     pub hooks: Hooks,
+    /// The running configuration (the api's setServerConfig changes it through this handle).
+    pub config: config::Live,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     lifecycle: hooks::LifecycleTask,
@@ -216,6 +226,7 @@ impl Server {
             let app = api::router(api::AppState::new(
                 outputs.clone(),
                 hooks.clone(),
+                options.config.clone(),
                 api::ApiOptions {
                     enable_vhost: options.enable_vhost,
                     max_stream_wait: options.max_stream_wait,
@@ -270,6 +281,7 @@ impl Server {
             turn_addr,
             registry,
             hooks,
+            config: options.config.clone(),
             shutdown,
             tasks,
             lifecycle,
@@ -306,146 +318,52 @@ impl Server {
 }
 
 impl Options {
-    /// The options `config` describes: a port of 0 disables its listener.
+    /// The options `config` describes, with a [`config::Live`] of it that writes nowhere (tests,
+    /// benches). A port of 0 disables its listener.
     pub fn from_config(config: &Config) -> Options {
-        let listen = |port: u16| (port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], port)));
+        Options::from_live(config::Live::new(config.clone(), None))
+    }
+
+    /// The options `live`'s config describes now, keeping `live` for the parts that follow
+    /// its changes. A port of 0 disables its listener.
+    pub fn from_live(live: config::Live) -> Options {
+        let config = live.get();
+        let c = &*config;
+        let listen = |port: Option<u16>| port.map(|port| SocketAddr::from(([0, 0, 0, 0], port)));
         Options {
-            rtmp_addr: listen(config.rtmp.port),
-            http_addr: listen(config.http.port),
-            http: HttpOptions {
-                keep_alive: config.http.keep_alive_second,
-                header_timeout: crate::http::HEADER_TIMEOUT,
-            },
-            rtmp: RtmpOptions {
-                handshake_timeout: config.rtmp.handshake_second,
-                keep_alive: config.rtmp.keep_alive_second,
-            },
-            rtsp_addr: listen(config.rtsp.port),
-            rtsp: RtspOptions {
-                handshake_timeout: config.rtsp.handshake_second,
-                keep_alive: config.rtsp.keep_alive_second,
-                auth_basic: config.rtsp.auth_basic,
-            },
-            enable_vhost: config.general.enable_vhost,
-            max_stream_wait: config.general.max_stream_wait,
-            write_timeout: Duration::from_secs(15),
+            rtmp_addr: listen(c.rtmp.listen_port()),
+            http_addr: listen(c.http.listen_port()),
+            http: HttpOptions::from(c),
+            rtmp: RtmpOptions::from(c),
+            rtsp_addr: listen(c.rtsp.listen_port()),
+            rtsp: RtspOptions::from(c),
+            enable_vhost: c.general.enable_vhost,
+            max_stream_wait: c.general.max_stream_wait,
+            write_timeout: WRITE_TIMEOUT,
             registry: RegistryConfig::default(),
-            turn_addr: listen(config.turn.port),
-            turn: turn_options(&config.turn),
-            hooks: hook_config(config),
-            lifecycle: LifecycleConfig {
-                outputs: vec!["rtmp", "rtsp"],
-                flow_threshold: config.general.flow_threshold.saturating_mul(1024),
-                none_reader_delay: config.general.stream_none_reader_delay,
-                alive_interval: config.hook.alive_interval,
-            },
-            protocol: protocol_options(&config.protocol),
-            flat_config: config.to_flat_redacted(),
-            record_app: config.record.app_name.clone(),
-            file_root: Some(config.http.root_path.clone()),
-            dir_menu: config.http.dir_menu,
-            allow_ip_range: config.http.allow_ip_range.clone(),
-            hls: outputs::HlsOptions {
-                segment: config.hls.seg_dur,
-                window: config.hls.seg_num as usize,
-                retain: config.hls.seg_retain as usize,
-                ..outputs::HlsOptions::default()
-            },
-            flv_legacy_hevc: !config.rtmp.enhanced,
-            limits: crate::limits::LimitsConfig {
-                max_total: config.general.max_connections as usize,
-                max_per_ip: config.general.max_connections_per_ip as usize,
-                rtmp: config.rtmp.max_connections as usize,
-                rtsp: config.rtsp.max_connections as usize,
-                http: config.http.max_connections as usize,
-                turn_tcp: config.turn.max_tcp_connections as usize,
-            },
+            turn_addr: listen(c.turn.listen_port()),
+            turn: TurnOptions::from(c),
+            hooks: HookConfig::from(c),
+            lifecycle: LifecycleConfig::new(c, vec!["rtmp", "rtsp"]),
+            protocol: StreamOptions::from(c),
+            flat_config: c.to_flat_redacted(),
+            record_app: c.record.app_name.clone(),
+            file_root: Some(c.http.root_path.clone()),
+            dir_menu: c.http.dir_menu,
+            allow_ip_range: c.http.allow_ip_range.clone(),
+            hls: outputs::HlsOptions::from(c),
+            flv_legacy_hevc: !c.rtmp.enhanced,
+            limits: crate::limits::LimitsConfig::from(c),
+            config: live.clone(),
         }
     }
 }
 
-/// `[hook]` (and `general.mediaServerId`) as the hook client's settings.
-fn hook_config(config: &Config) -> HookConfig {
-    let h = &config.hook;
-    let mut c = HookConfig::default();
-    c.enable = h.enable;
-    c.timeout = h.timeout_sec;
-    c.retry = h.retry;
-    c.retry_delay = h.retry_delay;
-    c.media_server_id = config.general.media_server_id.clone();
-    c.sign_token = (!h.sign_token.is_empty()).then(|| h.sign_token.expose().to_owned());
-    c.admin_params = h.admin_params.expose().to_owned();
-    c.local_bypass = h.local_bypass;
-    c.stream_changed_schemas = h.stream_changed_schemas.clone();
-    for (hook, url) in [
-        (Hook::OnPublish, &h.on_publish),
-        (Hook::OnPlay, &h.on_play),
-        (Hook::OnFlowReport, &h.on_flow_report),
-        (Hook::OnHttpAccess, &h.on_http_access),
-        (Hook::OnRecordMp4, &h.on_record_mp4),
-        (Hook::OnRtspRealm, &h.on_rtsp_realm),
-        (Hook::OnRtspAuth, &h.on_rtsp_auth),
-        (Hook::OnStreamChanged, &h.on_stream_changed),
-        (Hook::OnStreamNoneReader, &h.on_stream_none_reader),
-        (Hook::OnStreamNotFound, &h.on_stream_not_found),
-        (Hook::OnServerStarted, &h.on_server_started),
-        (Hook::OnServerKeepalive, &h.on_server_keepalive),
-        (Hook::OnServerExited, &h.on_server_exited),
-    ] {
-        c.set_url(hook, url.clone());
-    }
-    c
-}
-
-/// `[protocol]` as the default settings of every stream.
-fn protocol_options(p: &crate::config::Protocol) -> StreamOptions {
-    StreamOptions {
-        enable_rtmp: p.enable_rtmp,
-        enable_rtsp: p.enable_rtsp,
-        enable_hls: p.enable_hls,
-        enable_ts: p.enable_ts,
-        enable_fmp4: p.enable_fmp4,
-        enable_mp4: p.enable_mp4,
-        enable_audio: p.enable_audio,
-        mp4_save_path: p.mp4_save_path.clone(),
-        mp4_max_second: p.mp4_max_second,
-        hls_save_path: p.hls_save_path.clone(),
-        auto_close: p.auto_close,
-        continue_push: p.continue_push,
-        // Not a `[protocol]` key here: LL-HLS is muxed only while someone watches it, so it is
-        // on unless an on_publish reply turns it off.
-        enable_hls_fmp4: true,
-        modify_stamp: match p.modify_stamp {
-            StampMode::Absolute => 0,
-            StampMode::System => 1,
-            StampMode::Relative => 2,
-        },
-    }
-}
-
-/// `[turn]` as the TURN driver's settings.
-fn turn_options(t: &crate::config::Turn) -> TurnOptions {
-    let server = ::turn::server::Config {
-        realm: t.realm.clone(),
-        external_ip: t.external_ip,
-        max_allocations: usize::try_from(t.max_allocations).unwrap_or(usize::MAX),
-        max_allocations_per_user: usize::try_from(t.max_allocations_per_user).unwrap_or(usize::MAX),
-        max_lifetime: t.max_lifetime,
-        bytes_per_second_per_allocation: t.max_bytes_per_second,
-        users: t
-            .users
-            .iter()
-            .map(|u| (u.name.clone(), u.password.expose().to_owned()))
-            .collect(),
-        auth_secret: (!t.auth_secret.is_empty()).then(|| t.auth_secret.expose().to_owned()),
-        allow_peers: t.allow_peers.iter().flat_map(|r| r.to_cidrs()).collect(),
-        password_hook: t.hook_url.is_some(),
-        ..::turn::server::Config::default()
-    };
-    TurnOptions {
-        server,
-        relay_port_range: t.relay_port_range.clone(),
-        hook_url: t.hook_url.clone(),
-        ..TurnOptions::default()
+impl From<&Config> for RtmpOptions {
+    fn from(config: &Config) -> Self {
+        RtmpOptions {
+            handshake_timeout: config.rtmp.handshake_second,
+            keep_alive: config.rtmp.keep_alive_second,
+        }
     }
 }

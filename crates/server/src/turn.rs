@@ -147,11 +147,44 @@ pub struct TurnOptions {
 }
 
 impl Default for TurnOptions {
+    /// The config table's defaults.
     fn default() -> Self {
+        TurnOptions::from(&config::Config::default())
+    }
+}
+
+impl From<&config::Config> for TurnOptions {
+    /// `[turn]`; the settings that are not config keys at their documented defaults (the
+    /// state machine's own, from `turn::server::Config::default`).
+    fn from(config: &config::Config) -> Self {
+        let t = &config.turn;
+        let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let server = ::turn::server::Config {
+            realm: t.realm.clone(),
+            external_ip: t.external_ip,
+            max_allocations: count(t.max_allocations),
+            max_allocations_per_user: count(t.max_allocations_per_user),
+            max_lifetime: t.max_lifetime,
+            bytes_per_second_per_allocation: t.max_bytes_per_second,
+            users: t
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.password.expose().to_owned()))
+                .collect(),
+            auth_secret: (!t.auth_secret.is_empty()).then(|| t.auth_secret.expose().to_owned()),
+            allow_peers: t
+                .allow_peers
+                .iter()
+                .flat_map(config::IpRange::blocks)
+                .filter_map(|(addr, len)| ::turn::policy::Cidr::new(addr, len))
+                .collect(),
+            password_hook: t.hook_url.is_some(),
+            ..::turn::server::Config::default()
+        };
         TurnOptions {
-            server: ::turn::server::Config::default(),
-            relay_port_range: 49152..=65535,
-            hook_url: None,
+            server,
+            relay_port_range: t.relay_port_range.clone(),
+            hook_url: t.hook_url.clone(),
             hook_timeout: Duration::from_secs(5),
             tcp_first_message_timeout: Duration::from_secs(5),
             tcp_allocation_timeout: Duration::from_secs(20),

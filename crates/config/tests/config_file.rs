@@ -2,7 +2,7 @@
 //! says: environment wins, unknown keys warn by name, bad values fail by name, a ZLMediaKit
 //! config.ini loads.
 
-use server::config::{Config, ConfigError, IpRange, StampMode};
+use config::{Config, ConfigError, IpRange, StampMode};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ fn conf_file_lists_every_key() {
 }
 
 /// The file is exactly what [`Config::to_ini`] writes for the defaults, so its comments are the
-/// key table's docs. `UPDATE_GOLDEN=1 cargo test -p server --test config_file` rewrites it.
+/// key table's docs. `UPDATE_GOLDEN=1 cargo test -p config --test config_file` rewrites it.
 #[test]
 fn conf_file_is_generated_from_the_key_table() {
     let expected = Config::default().to_ini();
@@ -188,6 +188,50 @@ fn bad_value_names_key_and_value() {
             matches!(&err, ConfigError::BadValue { key: k, .. } if k == key),
             "{err}"
         );
+    }
+}
+
+/// Whatever a value's type, it is one line of bounded length: a line break in a value given
+/// to `set` (setServerConfig) or the environment would otherwise be written back into the
+/// file as extra lines (here a second `[api] secret`).
+#[test]
+fn values_cannot_break_lines_or_run_long() {
+    let mut config = Config::default();
+    for (key, value) in [
+        ("general.mediaServerId", "a\n[api]\nsecret=mine"),
+        ("general.mediaServerId", "a\rb"),
+        ("hook.on_play", "http://x/\u{0}"),
+    ] {
+        let err = config.set(key, value).expect_err(value);
+        assert!(
+            matches!(&err, ConfigError::BadValue { key: k, .. } if k == key),
+            "{err}"
+        );
+        assert_eq!(config, Config::default());
+    }
+    let err = Config::load(
+        None,
+        env(&[("FERROSTREAM__GENERAL__MEDIASERVERID", "x\ny")]),
+    )
+    .expect_err("line break from the environment");
+    assert!(matches!(&err, ConfigError::BadValue { .. }), "{err}");
+    assert!(Config::from_ini("[general]\nmediaServerId=a\u{1b}[31m\n").is_err());
+
+    config
+        .set("general.mediaServerId", "tab\tis fine")
+        .expect("tab");
+    let longest = "x".repeat(config::MAX_VALUE_LEN);
+    config
+        .set("general.mediaServerId", &longest)
+        .expect("at the cap");
+    let err = config
+        .set("general.mediaServerId", &format!("{longest}x"))
+        .expect_err("past the cap");
+    match &err {
+        ConfigError::BadValue { value, .. } => {
+            assert_eq!(value, &format!("{}…", "x".repeat(200)), "echo is cut short")
+        }
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -407,7 +451,7 @@ fn zlmediakit_config_loads_with_warnings() {
     let c = &loaded.config;
     assert_eq!(c.rtsp.port, 554);
     assert_eq!(c.http.port, 80);
-    assert_eq!(c.api.secret.expose(), server::config::ZLM_DEFAULT_SECRET);
+    assert_eq!(c.api.secret.expose(), config::ZLM_DEFAULT_SECRET);
     assert_eq!(c.hook.alive_interval, Duration::from_secs(10));
     let warned = |key: &str| loaded.warnings.iter().any(|w| w.contains(key));
     for key in [
