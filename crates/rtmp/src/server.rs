@@ -219,8 +219,8 @@ pub struct Session {
     received: u64,
     acked: u64,
     ack_window: u32,
-    /// When the handshake and `connect` must be done by; `None` once `connect` arrived (or
-    /// when the timeout is too long to represent).
+    /// When the handshake and `connect` must be done by (until `connected`); `None` when the
+    /// timeout is too long to represent.
     handshake_deadline: Option<Instant>,
     /// The last input or policy answer: the keep-alive counts from here.
     last_activity: Instant,
@@ -693,7 +693,6 @@ impl Session {
         self.app = app.trim_end_matches('/').to_owned();
         self.app_query = query.to_owned();
         self.connected = true;
-        self.handshake_deadline = None;
 
         self.out.window_ack_size(self.config.window_ack_size);
         self.out
