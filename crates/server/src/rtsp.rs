@@ -304,7 +304,7 @@ async fn sleep_until(at: Option<std::time::Instant>) {
     }
 }
 
-/// Why a request for a stream is refused before the stream is looked at.
+/// How RTSP auth refuses a DESCRIBE: a plain status, or a 401 asking for credentials.
 enum Denial {
     /// Answer with this status.
     Status(u16),
