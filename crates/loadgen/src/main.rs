@@ -96,7 +96,8 @@ impl Client {
     }
 
     async fn flush(&mut self) -> anyhow::Result<()> {
-        while let Some(out) = self.session.take_output() {
+        let mut out = bytes::BytesMut::new();
+        if self.session.poll_transmit(&mut out) {
             self.socket.write_all(&out).await?;
         }
         Ok(())

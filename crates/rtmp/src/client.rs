@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Value;
 use crate::chunk::{self, Decoder, Header, Message};
@@ -121,7 +121,7 @@ enum Pending {
 /// One client-side RTMP connection, sans-IO. The drive loop is the server's:
 ///
 /// ```text
-/// take_output → write; read → handle_input → drain poll_event → take_output → write
+/// poll_transmit → write; read → handle_input → drain poll_event → poll_transmit → write
 /// ```
 #[derive(Debug)]
 pub struct Session {
@@ -273,12 +273,13 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// Bytes to write to the socket, `None` when there are none.
-    pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.buf.is_empty()).then(|| self.out.buf.split().freeze())
+    /// Appends the bytes to write to the socket onto `out` (without a copy when `out` is
+    /// empty); false when there are none.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> bool {
+        self.out.transmit(out)
     }
 
-    /// Whether [`Session::take_output`] would return bytes.
+    /// Whether [`Session::poll_transmit`] would give bytes.
     pub fn has_output(&self) -> bool {
         !self.out.buf.is_empty()
     }

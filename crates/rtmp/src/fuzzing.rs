@@ -1,6 +1,8 @@
 //! Fuzz target bodies, shared by `fuzz/fuzz_targets/rtmp_*.rs` (cargo-fuzz, nightly) and
 //! `tests/fuzz_corpus.rs` (stable replay of the committed corpus). Each must never panic.
 
+use std::time::{Duration, Instant};
+
 use bytes::{Bytes, BytesMut};
 
 use crate::amf0;
@@ -62,9 +64,15 @@ pub fn handshake(data: &[u8]) {
         let mut client = ClientHandshake::new([0; RANDOM_SIZE], scheme, &mut out);
         let _ = client.handle_input(data, &mut out);
     }
-    let mut session = server::Session::new(server_config(), [0; RANDOM_SIZE]);
-    let _ = session.handle_input(data);
+    let now = Instant::now();
+    let mut session = server::Session::new(server_config(), [0; RANDOM_SIZE], now);
+    let _ = session.handle_input(now, data);
     while session.poll_event().is_some() {}
+    // Whatever state the bytes left, the clock must run out without a panic.
+    if let Some(deadline) = session.poll_timeout() {
+        session.handle_timeout(deadline);
+        while session.poll_event().is_some() {}
+    }
 }
 
 /// Chunk stream bytes: through a bare decoder, and into server and client sessions whose
@@ -74,34 +82,47 @@ pub fn chunk(data: &[u8]) {
     decoder.push(data);
     while let Ok(Some(_)) = decoder.poll_message() {}
 
-    let mut session = server::Session::new(server_config(), [0; RANDOM_SIZE]);
-    let _ = session.handle_input(&plain_handshake());
-    // Two halves, answering requests in between, to reach the accepted-stream states.
+    let mut now = Instant::now();
+    let mut session = server::Session::new(server_config(), [0; RANDOM_SIZE], now);
+    let _ = session.handle_input(now, &plain_handshake());
+    // Two halves a second apart, answering requests in between, to reach the accepted-stream
+    // states; then the clock runs out.
     let (a, b) = data.split_at(data.len() / 2);
+    let mut out = BytesMut::new();
     for part in [a, b] {
-        if session.handle_input(part).is_err() {
+        now += Duration::from_secs(1);
+        if session.handle_input(now, part).is_err() {
             break;
         }
         while let Some(ev) = session.poll_event() {
             match ev {
                 server::Event::PublishRequested { stream_id, .. } => {
-                    session.accept_publish(stream_id)
+                    session.accept_publish(now, stream_id)
                 }
                 server::Event::PlayRequested { stream_id, .. } => {
-                    session.accept_play(stream_id);
+                    session.accept_play(now, stream_id);
                     session.send_video(stream_id, 0, &Bytes::from_static(&[0x17, 0, 0, 0, 0]));
                     session.send_eof(stream_id);
                 }
                 _ => {}
             }
         }
-        let _ = session.take_output();
+        let _ = session.poll_transmit(&mut out);
+        out.clear();
+    }
+    if let Some(deadline) = session.poll_timeout() {
+        assert!(deadline > now, "a deadline already past at the last input");
+        session.handle_timeout(deadline);
+        let timed_out = std::iter::from_fn(|| session.poll_event())
+            .any(|e| matches!(e, server::Event::TimedOut { .. }));
+        assert!(timed_out, "a deadline that passed without a timeout");
     }
 
     let mut c = client::Session::new(client::Config::default(), [0; RANDOM_SIZE]);
     c.connect("live", "rtmp://fuzz/live");
     c.play("x");
-    let c0c1 = c.take_output().unwrap_or_default();
+    let mut c0c1 = BytesMut::new();
+    let _ = c.poll_transmit(&mut c0c1);
     let mut s_out = BytesMut::new();
     let mut hs = ServerHandshake::new([1; RANDOM_SIZE]);
     if hs.handle_input(&c0c1, &mut s_out).is_ok() && c.handle_input(&s_out).is_ok() {

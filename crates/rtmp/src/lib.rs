@@ -2,55 +2,74 @@
 //! sessions, and the FLV tag formats RTMP carries (including Enhanced RTMP's FourCC codecs).
 //!
 //! The crate never touches a socket, a clock, a thread or a random number generator. Bytes
-//! read from the network go in, events and bytes to write come out; the driver in
-//! `crates/server/src/rtmp.rs` (or the load generator) owns the socket, the timeouts and the
-//! randomness (the random field of C1/S1, [`handshake::RANDOM_SIZE`] bytes per session).
+//! read from the network and the time they came (`now`) go in; events, bytes to write and the
+//! next deadline come out. The driver in `crates/server/src/rtmp.rs` (or the load generator)
+//! owns the socket, the sleeping and the randomness (the random field of C1/S1,
+//! [`handshake::RANDOM_SIZE`] bytes per session).
 //!
 //! # Drive loop
 //!
+//! The server session uses STYLE §2's five verbs:
+//!
 //! ```text
-//!   socket ──read──▶ handle_input(&bytes)?          (Err: log it, close the socket)
+//!   socket ──read──▶ handle_input(now, &bytes)?    (Err: log it, close the socket)
+//!                         │
+//!   timer fires ──▶ handle_timeout(now)
 //!                         │
 //!                         ▼
-//!                    poll_event() until None ──▶ policy: accept_publish / reject_play / …
+//!                    poll_event() until None ──▶ policy: accept_publish(now, ..) / …
 //!                         │                         media: send_audio / send_video / …
+//!                         │                         TimedOut: write the rest, close
 //!                         ▼
-//!   socket ◀─write── take_output() until None
+//!   socket ◀─write── poll_transmit(&mut out)
+//!                         │
+//!                         ▼
+//!                    poll_timeout() ──▶ sleep until then (None: no clock), then handle_timeout
 //! ```
 //!
-//! Drain rule: after every `handle_input`, call `poll_event` until it returns `None`, then
-//! write everything `take_output` returns. Policy and `send_*` calls may come at any time (a
-//! webhook answer, a frame from the registry); each only appends to the output, so call
-//! `take_output` after them too. Partial input is never an error: the session keeps the bytes
-//! until the rest arrives. The session has no timers: handshake and idle timeouts are the
-//! driver's (`Session::is_handshake_done` tells it when the first one may stop).
+//! Drain rule: after every `handle_input` and `handle_timeout`, call `poll_event` until it
+//! returns `None`, then write what `poll_transmit` gives, then re-arm the timer with
+//! `poll_timeout`. Policy and `send_*` calls may come at any time (a webhook answer, a frame from
+//! the registry); each only appends to the output, so call `poll_transmit` after them too, and
+//! re-arm the timer after a policy answer (it restarts the keep-alive). Partial input is never an
+//! error: the session keeps the bytes until the rest arrives. The server session's clocks are
+//! the handshake-and-connect deadline and the keep-alive of a publisher or a session that has
+//! not started (a player may stay silent); see [`server`]. The client session has no clock.
 //!
 //! ```
+//! use bytes::BytesMut;
 //! use rtmp::{client, handshake::RANDOM_SIZE, server};
+//! use std::time::Instant;
 //!
-//! let mut srv = server::Session::new(server::Config::default(), [1; RANDOM_SIZE]);
+//! let now = Instant::now();
+//! let mut srv = server::Session::new(server::Config::default(), [1; RANDOM_SIZE], now);
 //! let mut cli = client::Session::new(client::Config::default(), [2; RANDOM_SIZE]);
 //! cli.connect("live", "rtmp://localhost/live");
 //! cli.publish("cam?token=abc");
 //! // In-memory "sockets": shuttle bytes until both sides are quiet.
 //! let mut requested = None;
+//! let mut wire = BytesMut::new();
 //! for _ in 0..10 {
-//!     while let Some(b) = cli.take_output() {
-//!         srv.handle_input(&b).unwrap();
+//!     while cli.poll_transmit(&mut wire) {
+//!         srv.handle_input(now, &wire.split()).unwrap();
 //!     }
 //!     while let Some(ev) = srv.poll_event() {
 //!         if let server::Event::PublishRequested { stream_id, name, query, .. } = ev {
 //!             assert_eq!((name.as_str(), query.as_str()), ("cam", "token=abc"));
 //!             requested = Some(stream_id);
-//!             srv.accept_publish(stream_id);
+//!             srv.accept_publish(now, stream_id);
 //!         }
 //!     }
-//!     while let Some(b) = srv.take_output() {
-//!         cli.handle_input(&b).unwrap();
+//!     while srv.poll_transmit(&mut wire) {
+//!         cli.handle_input(&wire.split()).unwrap();
 //!     }
 //! }
 //! assert!(requested.is_some());
 //! assert!(std::iter::from_fn(|| cli.poll_event()).any(|e| e == client::Event::PublishStarted));
+//! // A publisher is held to the keep-alive: silent for 15 s, it times out.
+//! let deadline = srv.poll_timeout().unwrap();
+//! srv.handle_timeout(deadline);
+//! assert!(matches!(srv.poll_event(), Some(server::Event::TimedOut { .. })));
 //! ```
 //!
 //! # Layout

@@ -239,6 +239,16 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
+    /// Moves what is waiting onto `out` (without a copy when `out` is empty); false when
+    /// nothing was.
+    pub(crate) fn transmit(&mut self, out: &mut BytesMut) -> bool {
+        if self.buf.is_empty() {
+            return false;
+        }
+        out.unsplit(self.buf.split());
+        true
+    }
+
     pub(crate) fn message(&mut self, h: Header, payload: &[u8]) {
         if let Err(e) = self.enc.write(&mut self.buf, h, payload) {
             tracing::warn!(error = %e, type_id = h.type_id, "dropping message that cannot be sent");

@@ -6,10 +6,19 @@
 //! pings (§7.1.7). It asks the driver only about policy: [`Event::PublishRequested`] is answered
 //! with [`Session::accept_publish`] or [`Session::reject_publish`], and
 //! [`Event::PlayRequested`] with [`Session::accept_play`] or [`Session::reject_play`].
+//!
+//! It also keeps the connection's two clocks (`now` comes from the driver): the handshake and
+//! `connect` must be done within [`Config::handshake_timeout`] of [`Session::new`], and after
+//! `connect` a publisher, or a session that has not started publishing or playing, must not stay
+//! silent for [`Config::keep_alive`]. A player is exempt: it only ever sends acknowledgements,
+//! sometimes none for a long time. While a publish or play waits on the driver's answer neither
+//! clock runs against the peer, and the answer restarts the keep-alive. A clock that runs out
+//! ends the session with [`Event::TimedOut`].
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::amf0::Value;
 use crate::chunk::{self, Decoder, Header, Message};
@@ -39,6 +48,12 @@ pub struct Config {
     pub max_chunk_streams: usize,
     /// Most message streams (`createStream`) per connection. Default: 16.
     pub max_streams: u32,
+    /// The handshake and `connect` must complete within this of [`Session::new`]
+    /// (`rtmp.handshakeSecond`). Default: 15 s.
+    pub handshake_timeout: Duration,
+    /// A publisher, or a connected session not yet publishing or playing, that sends nothing for
+    /// this long times out (`rtmp.keepAliveSecond`); a player may stay silent. Default: 15 s.
+    pub keep_alive: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +67,8 @@ impl Default for Config {
             max_chunk_size: limits.max_chunk_size,
             max_chunk_streams: limits.max_chunk_streams,
             max_streams: 16,
+            handshake_timeout: Duration::from_secs(15),
+            keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -129,6 +146,32 @@ pub enum Event {
         /// Message stream id.
         stream_id: u32,
     },
+    /// One of the session's clocks ran out (reported by [`Session::handle_timeout`]). The
+    /// session is dead: write what [`Session::poll_transmit`] still gives, then close.
+    TimedOut {
+        /// Which clock.
+        reason: Timeout,
+    },
+}
+
+/// Which of a session's clocks ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The handshake and `connect` were not done within [`Config::handshake_timeout`].
+    Handshake,
+    /// A publisher, or a session not yet publishing or playing, sent nothing for
+    /// [`Config::keep_alive`].
+    KeepAlive,
+}
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Timeout::Handshake => "no handshake and connect in time",
+            Timeout::KeepAlive => "silent for the keep-alive time",
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -158,8 +201,8 @@ struct Stream {
 /// One server-side RTMP connection, sans-IO.
 ///
 /// ```text
-/// read → handle_input → while let Some(ev) = poll_event() { policy calls / send_* }
-///      → take_output → write
+/// read → handle_input(now, ..) → while let Some(ev) = poll_event() { policy calls / send_* }
+///      → poll_transmit → write → sleep until poll_timeout() → handle_timeout(now)
 /// ```
 #[derive(Debug)]
 pub struct Session {
@@ -176,12 +219,17 @@ pub struct Session {
     received: u64,
     acked: u64,
     ack_window: u32,
+    /// When the handshake and `connect` must be done by (until `connected`); `None` when the
+    /// timeout is too long to represent.
+    handshake_deadline: Option<Instant>,
+    /// The last input or policy answer: the keep-alive counts from here.
+    last_activity: Instant,
 }
 
 impl Session {
-    /// A session waiting for C0C1. `random` is the random field of our S1
+    /// A session waiting for C0C1, opened at `now`. `random` is the random field of our S1
     /// ([`RANDOM_SIZE`] bytes; the crate has no RNG).
-    pub fn new(config: Config, random: [u8; RANDOM_SIZE]) -> Self {
+    pub fn new(config: Config, random: [u8; RANDOM_SIZE], now: Instant) -> Self {
         let limits = chunk::Limits {
             max_message_len: config.max_message_len,
             max_chunk_size: config.max_chunk_size,
@@ -190,6 +238,8 @@ impl Session {
         };
         Session {
             ack_window: config.window_ack_size,
+            handshake_deadline: now.checked_add(config.handshake_timeout),
+            last_activity: now,
             config,
             phase: Phase::Handshake(Box::new(ServerHandshake::new(random))),
             decoder: Decoder::new(limits),
@@ -205,9 +255,14 @@ impl Session {
         }
     }
 
-    /// Feeds bytes read from the socket. After an `Err` the session is dead and every later
-    /// call returns [`Error::Closed`]; close the connection.
-    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    /// Feeds bytes read from the socket at `now`. After an `Err` the session is dead and every
+    /// later call returns [`Error::Closed`]; close the connection.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Error> {
+        if !bytes.is_empty() {
+            // Any byte counts against silence, partial chunks included: RTMP's keep-alive is
+            // about a dead peer, not a slow one (the read buffers bound what a slow one holds).
+            self.last_activity = now;
+        }
         let result = self.input(bytes);
         if result.is_err() {
             self.phase = Phase::Dead;
@@ -240,17 +295,58 @@ impl Session {
         Ok(())
     }
 
-    /// The next event, if any. Drain after every `handle_input`.
+    /// The next event, if any. Drain after every `handle_input` and `handle_timeout`.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// Bytes to write to the socket, `None` when there are none.
-    pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.buf.is_empty()).then(|| self.out.buf.split().freeze())
+    /// Appends the bytes to write to the socket onto `out` (without a copy when `out` is
+    /// empty); false when there are none.
+    pub fn poll_transmit(&mut self, out: &mut BytesMut) -> bool {
+        self.out.transmit(out)
     }
 
-    /// Whether [`Session::take_output`] would return bytes.
+    /// When [`Session::handle_timeout`] must next be called; `None` while no clock runs (a
+    /// player, a publish or play waiting on the driver's answer, a dead session).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.phase, Phase::Dead) {
+            return None;
+        }
+        if !self.connected {
+            return self.handshake_deadline;
+        }
+        let pending = self
+            .streams
+            .iter()
+            .any(|s| matches!(s.role, Role::PublishPending | Role::PlayPending));
+        let publishing = self.streams.iter().any(|s| s.role == Role::Publishing);
+        let playing = self.streams.iter().any(|s| s.role == Role::Playing);
+        if pending || (playing && !publishing) {
+            return None;
+        }
+        self.last_activity.checked_add(self.config.keep_alive)
+    }
+
+    /// Tells the session the time is `now`: when a deadline of [`Session::poll_timeout`] has
+    /// passed, it reports [`Event::TimedOut`] and is dead from then on. Early calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let reason = if self.connected {
+            Timeout::KeepAlive
+        } else {
+            Timeout::Handshake
+        };
+        tracing::debug!(%reason, "timed out");
+        self.phase = Phase::Dead;
+        self.events.push_back(Event::TimedOut { reason });
+    }
+
+    /// Whether [`Session::poll_transmit`] would give bytes.
     pub fn has_output(&self) -> bool {
         !self.out.buf.is_empty()
     }
@@ -271,8 +367,10 @@ impl Session {
         self.received
     }
 
-    /// Accepts a publish: sends StreamBegin and `onStatus NetStream.Publish.Start`.
-    pub fn accept_publish(&mut self, stream_id: u32) {
+    /// Accepts a publish at `now` (the keep-alive counts from here): sends StreamBegin and
+    /// `onStatus NetStream.Publish.Start`.
+    pub fn accept_publish(&mut self, now: Instant, stream_id: u32) {
+        self.last_activity = now;
         let Some(s) = self.stream_mut(stream_id) else {
             tracing::debug!(stream_id, "accept_publish for an unknown stream");
             return;
@@ -285,20 +383,23 @@ impl Session {
     }
 
     /// Refuses a publish with `onStatus` level `error`, e.g. `NetStream.Publish.BadName` or
-    /// `NetStream.Publish.BadAuth`. The connection stays open; the driver may close it.
-    pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// `NetStream.Publish.BadAuth`, at `now`. The connection stays open; the driver may close
+    /// it.
+    pub fn reject_publish(&mut self, now: Instant, stream_id: u32, code: &str, description: &str) {
+        self.last_activity = now;
         if let Some(s) = self.stream_mut(stream_id) {
             s.role = Role::Idle;
         }
         self.out.on_status(stream_id, "error", code, description);
     }
 
-    /// Accepts a play: StreamBegin, `NetStream.Play.Reset`, `NetStream.Play.Start` and
+    /// Accepts a play at `now`: StreamBegin, `NetStream.Play.Reset`, `NetStream.Play.Start` and
     /// `|RtmpSampleAccess`. No `onStatus NetStream.Data.Start` data message: ffmpeg (libavformat's
     /// FLV demuxer, 5.1 and 6.x) skips `|RtmpSampleAccess` but turns any other script-data
     /// message into a data stream, so `ffprobe` listed a third stream of codec "none" and
     /// `ffmpeg -map 0 -c copy out.mp4` failed on it.
-    pub fn accept_play(&mut self, stream_id: u32) {
+    pub fn accept_play(&mut self, now: Instant, stream_id: u32) {
+        self.last_activity = now;
         let Some(s) = self.stream_mut(stream_id) else {
             tracing::debug!(stream_id, "accept_play for an unknown stream");
             return;
@@ -324,8 +425,9 @@ impl Session {
     }
 
     /// Refuses a play with `onStatus` level `error`, e.g. `NetStream.Play.StreamNotFound` or
-    /// `NetStream.Play.BadAuth`.
-    pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+    /// `NetStream.Play.BadAuth`, at `now`.
+    pub fn reject_play(&mut self, now: Instant, stream_id: u32, code: &str, description: &str) {
+        self.last_activity = now;
         if let Some(s) = self.stream_mut(stream_id) {
             s.role = Role::Idle;
         }

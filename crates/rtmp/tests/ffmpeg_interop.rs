@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use media::Codec;
 use rtmp::flv::{DemuxEvent, Demuxer, FlvReader, TAG_AUDIO, TAG_VIDEO};
 use rtmp::handshake::RANDOM_SIZE;
@@ -55,23 +55,29 @@ fn ffmpeg(args: &[&str], limit: Duration) {
 fn drive(mut sock: TcpStream, mut handle: impl FnMut(&mut server::Session, Event)) {
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut session = server::Session::new(server::Config::default(), [0x42; RANDOM_SIZE]);
+    let mut session = server::Session::new(
+        server::Config::default(),
+        [0x42; RANDOM_SIZE],
+        Instant::now(),
+    );
     let mut buf = vec![0; 64 * 1024];
+    let mut out = BytesMut::new();
     loop {
         let n = match sock.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         session
-            .handle_input(&buf[..n])
+            .handle_input(Instant::now(), &buf[..n])
             .expect("ffmpeg sends valid RTMP");
         while let Some(ev) = session.poll_event() {
             handle(&mut session, ev);
         }
-        while let Some(out) = session.take_output() {
+        if session.poll_transmit(&mut out) {
             if sock.write_all(&out).is_err() {
                 return;
             }
+            out.clear();
         }
     }
 }
@@ -90,7 +96,7 @@ fn ffmpeg_publishes_then_plays_back() {
         let mut events = Vec::new();
         drive(sock, |s, ev| {
             if let Event::PublishRequested { stream_id, .. } = &ev {
-                s.accept_publish(*stream_id);
+                s.accept_publish(Instant::now(), *stream_id);
             }
             events.push(ev);
         });
@@ -159,7 +165,7 @@ fn ffmpeg_publishes_then_plays_back() {
             } = ev
             {
                 assert_eq!(name, "cap");
-                s.accept_play(stream_id);
+                s.accept_play(Instant::now(), stream_id);
                 for m in &media {
                     match m {
                         Event::Metadata { data, .. } => s.send_metadata(stream_id, data),

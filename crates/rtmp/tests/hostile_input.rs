@@ -6,14 +6,16 @@ mod common;
 use rtmp::fuzzing::plain_handshake;
 use rtmp::handshake::RANDOM_SIZE;
 use rtmp::{server, Error};
+use std::time::Instant;
 
 fn after_handshake(config: server::Config, bytes: &[u8]) -> Result<(), Error> {
-    let mut s = server::Session::new(config, [0; RANDOM_SIZE]);
-    s.handle_input(&plain_handshake())?;
-    let r = s.handle_input(bytes);
+    let now = Instant::now();
+    let mut s = server::Session::new(config, [0; RANDOM_SIZE], now);
+    s.handle_input(now, &plain_handshake())?;
+    let r = s.handle_input(now, bytes);
     if r.is_err() {
         assert_eq!(
-            s.handle_input(b"more"),
+            s.handle_input(now, b"more"),
             Err(Error::Closed),
             "a failed session stays dead"
         );
@@ -24,9 +26,10 @@ fn after_handshake(config: server::Config, bytes: &[u8]) -> Result<(), Error> {
 #[test]
 fn garbage_is_an_error() {
     // Not RTMP at all: an HTTP request.
-    let mut s = server::Session::new(server::Config::default(), [0; RANDOM_SIZE]);
+    let now = Instant::now();
+    let mut s = server::Session::new(server::Config::default(), [0; RANDOM_SIZE], now);
     assert!(matches!(
-        s.handle_input(b"GET / HTTP/1.1\r\n\r\n"),
+        s.handle_input(now, b"GET / HTTP/1.1\r\n\r\n"),
         Err(Error::Unsupported(_))
     ));
     // A fmt 1 header on a chunk stream that never had a fmt 0.

@@ -182,7 +182,7 @@ fn media_before_publish_started_is_not_sent() {
     pair.client
         .send_video(0, &Bytes::from_static(&[0x17, 1, 0, 0, 0, 1]));
     pair.client.publish("a");
-    pair.pump(|_, _| {});
+    pair.pump(|_, _, _| {});
     assert!(pair
         .take_server_events()
         .iter()

@@ -10,13 +10,18 @@ fn rejected_publish() {
     let mut pair = Pair::default_pair();
     pair.client.connect("live", "rtmp://h/live");
     pair.client.publish("cam?token=wrong");
-    pair.pump(|s, ev| {
+    pair.pump(|now, s, ev| {
         if let server::Event::PublishRequested {
             stream_id, query, ..
         } = ev
         {
             assert_eq!(query, "token=wrong");
-            s.reject_publish(*stream_id, "NetStream.Publish.BadAuth", "invalid token");
+            s.reject_publish(
+                now,
+                *stream_id,
+                "NetStream.Publish.BadAuth",
+                "invalid token",
+            );
         }
     });
     assert_eq!(
@@ -32,7 +37,7 @@ fn rejected_publish() {
     // Media sent after the refusal goes nowhere.
     pair.client
         .send_audio(0, &bytes::Bytes::from_static(&[0xaf, 1, 0]));
-    pair.pump(|_, _| {});
+    pair.pump(|_, _, _| {});
     assert!(pair
         .take_server_events()
         .iter()
@@ -44,13 +49,14 @@ fn rejected_play() {
     let mut pair = Pair::default_pair();
     pair.client.connect("live", "rtmp://h/live");
     pair.client.play("missing");
-    pair.pump(|s, ev| {
+    pair.pump(|now, s, ev| {
         if let server::Event::PlayRequested {
             stream_id, name, ..
         } = ev
         {
             assert_eq!(name, "missing");
             s.reject_play(
+                now,
                 *stream_id,
                 "NetStream.Play.StreamNotFound",
                 "no such stream",

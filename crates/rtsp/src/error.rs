@@ -3,8 +3,8 @@
 /// Everything that can go wrong while parsing RTSP, SDP, RTP or RTCP.
 ///
 /// A [`message::Decoder`](crate::message::Decoder) that returned an error has lost its place in
-/// the TCP stream: the driver answers `400 Bad Request` (for [`Error::Malformed`] and
-/// [`Error::LimitExceeded`]) and closes the connection. Depacketizers never return errors for
+/// the TCP stream: the [`Session`](crate::session::Session) decoding it queues `400 Bad
+/// Request` and ends, and the driver writes that and closes the connection. Depacketizers never return errors for
 /// loss or corruption; they drop the broken access unit and carry on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -9,9 +9,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::demux::{DemuxEvent, Demuxer};
-use crate::message::{Decoder, Input, Response, Transport};
+use std::time::{Duration, Instant};
+
+use crate::message::{Decoder, Input, Response, RtpInfo, Transport};
 use crate::mux::Muxer;
 use crate::rtp::{self, Packet, Rtcp};
+use crate::session::{self, Session};
 use crate::{aac, auth, h264, h265, nal, sdp, RtspConfig};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
@@ -70,8 +73,91 @@ fn packets(data: &[u8]) -> Vec<Packet> {
 
 /// A TCP stream from an RTSP client: requests and interleaved frames, whole and in two halves
 /// (which must give the same inputs); every request is answered and its headers and body
-/// parsed as the server would.
+/// parsed as the server would. Then the same through a [`Session`], whole and in two halves
+/// (which must give the same events and replies), with a driver that answers every question.
 pub fn message(data: &[u8]) {
+    decoder(data);
+    let whole = converse(&[data]);
+    let (a, b) = data.split_at(data.len() / 2);
+    let halves = converse(&[a, b]);
+    if whole.2.is_ok() && halves.2.is_ok() {
+        assert_eq!(
+            (whole.0, whole.1),
+            (halves.0, halves.1),
+            "splitting the stream changed the session"
+        );
+    }
+}
+
+/// Feeds `parts` to a session at one second intervals, answering its questions in turn with
+/// each kind of answer; returns the events, the replies and the first error. Afterwards the
+/// clocks run out, which must end the session.
+fn converse(parts: &[&[u8]]) -> (Vec<session::Event>, Vec<u8>, Result<(), crate::Error>) {
+    let config = RtspConfig {
+        max_message: 4096,
+        max_setups: 4,
+        ..RtspConfig::default()
+    };
+    let mut now = Instant::now();
+    let mut s = Session::new("f".into(), &config, now);
+    let (mut events, mut out, mut result) = (Vec::new(), BytesMut::new(), Ok(()));
+    let mut answers = 0u32;
+    for part in parts {
+        now += Duration::from_secs(1);
+        if let Err(e) = s.handle_input(now, part) {
+            result = Err(e);
+            break;
+        }
+        while let Some(event) = s.poll_event() {
+            answers += 1;
+            let answered = match &event {
+                session::Event::Describe { .. } if answers % 4 == 3 => {
+                    s.auth_required(now, auth::digest_challenge("r", "n"))
+                }
+                session::Event::Describe { .. } => {
+                    s.describe_ok(now, "v=0\r\n", vec!["trackID=0".into(), "trackID=1".into()])
+                }
+                session::Event::Announce { sdp, .. } => {
+                    let controls = sdp::parse(sdp)
+                        .map(|t| t.into_iter().map(|t| t.control).collect())
+                        .unwrap_or_default();
+                    s.announce_ok(now, controls)
+                }
+                session::Event::Setup { transport, .. } if answers % 5 != 4 => {
+                    s.setup_ok(now, transport.clone())
+                }
+                session::Event::Play { uri, .. } => {
+                    let info = RtpInfo {
+                        url: uri.clone(),
+                        seq: 1,
+                        rtptime: 2,
+                    };
+                    s.play_ok(now, "npt=0.000-", &[info])
+                }
+                session::Event::Setup { .. } => s.reject(now, 500),
+                _ => Ok(()),
+            };
+            events.push(event);
+            if let Err(e) = answered {
+                result = Err(e);
+            }
+        }
+        s.poll_transmit(&mut out);
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Some(deadline) = s.poll_timeout() {
+        assert!(deadline > now, "a deadline already past at the last input");
+        s.handle_timeout(deadline);
+        assert!(s.is_closed(), "the deadline passed and the session goes on");
+    }
+    s.poll_transmit(&mut out);
+    (events, out.to_vec(), result)
+}
+
+/// The decoder alone, whole and in two halves, and what the server parses of each request.
+fn decoder(data: &[u8]) {
     let mut whole = Decoder::new(4096);
     whole.push(data);
     let mut first = Vec::new();

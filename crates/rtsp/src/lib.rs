@@ -3,24 +3,82 @@
 //! depacketizers for H.264, H.265 and AAC, Digest and Basic authentication.
 //!
 //! The crate never touches a socket, a clock, a thread or a random number generator. Bytes read
-//! from the network go in, parsed values and bytes to write come out; the driver in
-//! `crates/server` owns the TCP connection, the UDP port pairs, the timers, the session ids and
-//! the nonces. [`session::Session`] is one session's state machine (which request is valid
-//! when, session ids, transports); policy (hooks, the registry, sockets) goes back into it as
-//! calls. [`mux::Muxer`] (one per live stream, shared by its viewers) and [`demux::Demuxer`]
-//! (one per publisher) are the media side a session uses.
+//! from the network and the time they came (`now`) go in; events, bytes to write and the next
+//! deadline come out. The driver in `crates/server` owns the TCP connection, the UDP port pairs,
+//! the sleeping, the session ids and the nonces. [`session::Session`] is one connection's
+//! session: it decodes requests and interleaved frames, answers what needs no policy, keeps the
+//! handshake and keep-alive clocks, and asks the driver about the rest (hooks, the registry,
+//! sockets), whose answers go back in as calls. [`mux::Muxer`] (one per live stream, shared by
+//! its viewers) and [`demux::Demuxer`] (one per publisher) are the media side a session uses.
 //!
 //! # Drive loop
 //!
+//! [`session::Session`] uses STYLE §2's five verbs:
+//!
 //! ```text
-//!   TCP socket ──read──▶ message::Decoder::push(&bytes)
+//!   TCP socket ──read──▶ handle_input(now, &bytes)?     (Err: write the 400 it queued, close)
+//!   UDP socket ──recv──▶ handle_udp_activity(now)       (the packet itself: media, below)
+//!   timer fires ───────▶ handle_timeout(now)
 //!                             │
 //!                             ▼
-//!                        poll() until Ok(None) ──▶ Request: answer with message::Response
-//!                             │                    (Err: write 400, close the connection)
+//!                        poll_event() until None
+//!                          Describe / Announce / Setup / Play ──▶ policy (hooks, registry,
+//!                              sockets), then describe_ok / announce_ok / setup_ok /
+//!                              play_ok / auth_required / reject (now, ..)?
+//!                          Pause / Record ──▶ stop sending / take the publisher's media
+//!                          Interleaved{channel, payload} ──▶ media, below
+//!                          Teardown / TimedOut ──▶ write the rest, close
+//!                             │
 //!                             ▼
-//!                        Interleaved{channel, payload} ─┐
-//!   UDP socket ──recv──────────────────────────────────┤
+//!   TCP socket ◀─write── poll_transmit(&mut out)
+//!                             │
+//!                             ▼
+//!                        poll_timeout() ──▶ sleep until then (None: no clock), then
+//!                                           handle_timeout(now)
+//! ```
+//!
+//! Drain rule: after every `handle_input`, `handle_udp_activity`, `handle_timeout` and every
+//! answer, call `poll_event` until it returns `None` (an answer lets the session decode what the
+//! client pipelined behind the request answered, so more events can follow it), then write what
+//! `poll_transmit` gives, then re-arm the timer with `poll_timeout`. Partial input is never an
+//! error: the session keeps the bytes until the rest arrives (within the request clock).
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use rtsp::session::{Event, Session, Timeout};
+//! use rtsp::RtspConfig;
+//! use std::time::{Duration, Instant};
+//!
+//! let start = Instant::now();
+//! let mut session = Session::new("5e55".into(), &RtspConfig::default(), start);
+//! let mut wire = BytesMut::new();
+//! // A keep-alive is answered by the session itself.
+//! session.handle_input(start, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+//! assert_eq!(session.poll_event(), None);
+//! assert!(session.poll_transmit(&mut wire));
+//! assert!(wire.starts_with(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: OPTIONS, DESCRIBE"));
+//! wire.clear();
+//! // DESCRIBE needs policy: an event, then the driver's answer, which the session frames.
+//! let describe = b"DESCRIBE rtsp://h/live/cam RTSP/1.0\r\nCSeq: 2\r\n\r\n";
+//! session.handle_input(start, describe).unwrap();
+//! let Some(Event::Describe { uri, credentials: None }) = session.poll_event() else { panic!() };
+//! assert_eq!(uri, "rtsp://h/live/cam");
+//! assert_eq!(session.poll_timeout(), None, "no clock runs while the driver decides");
+//! let later = start + Duration::from_secs(1);
+//! session.reject(later, 404).unwrap();
+//! assert!(session.poll_transmit(&mut wire));
+//! assert_eq!(&wire[..], b"RTSP/1.0 404 Not Found\r\nCSeq: 2\r\n\r\n");
+//! // Then silence: the keep-alive (15 s by default) counts from the answer.
+//! let deadline = session.poll_timeout().unwrap();
+//! assert_eq!(deadline, later + Duration::from_secs(15));
+//! session.handle_timeout(deadline);
+//! assert_eq!(session.poll_event(), Some(Event::TimedOut { reason: Timeout::KeepAlive }));
+//! ```
+//!
+//! The media, from the interleaved frames and UDP packets:
+//!
+//! ```text
+//!   Interleaved payloads and UDP packets ──────────────┐
 //!                                                       ▼
 //!   publisher (ANNOUNCE, RECORD):  demux::Demuxer::push(track, packet, arrival_ms)
 //!                                  demux::Demuxer::push_rtcp(track, &rtcp)
@@ -39,7 +97,7 @@
 //! (`rtp::Packet::parse` ──▶ `h264`/`h265`/`aac` depacketizers, and the packetizers), which
 //! can also be driven directly.
 //!
-//! Drain rule: every transform here (the decoder, the muxer and demuxer, the packetizers and
+//! Every transform here (the decoder, the muxer and demuxer, the packetizers and
 //! depacketizers) follows retina's contract. After one `push`, call `pull` (`poll` for the
 //! decoder) until it returns `None` before the next `push`; output is handed out in input order
 //! and nothing is lost by draining late, but the queue only shrinks when drained. Partial input
@@ -106,7 +164,8 @@
 //!   reports for every viewer, with the DESCRIBE SDP and `RTP-Info`.
 //! - [`demux`]: [`demux::Demuxer`], a publisher's RTP and RTCP to track configurations and
 //!   frames on the session's timeline.
-//! - [`session`]: [`session::Session`], one server session's states and checks (RFC 2326 §A.1).
+//! - [`session`]: [`session::Session`], one server connection's session: decoding, states and
+//!   checks (RFC 2326 §A.1), replies and clocks.
 //! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
 //! - [`RtspConfig`]: the limits and sizes, with their defaults.
 //! - [`Error`]: the crate's one error type.
@@ -132,6 +191,8 @@ pub mod session;
 pub use error::Error;
 pub use nal::{AccessUnit, Event};
 
+use std::time::Duration;
+
 /// Limits and sizes for the RTSP pieces; the server's `[rtsp]` section builds on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtspConfig {
@@ -148,6 +209,14 @@ pub struct RtspConfig {
     /// 453 (RFC 2326 §11.3.3). Each UDP SETUP costs the server a port pair, and real clients
     /// send one per track. Default: 16.
     pub max_setups: usize,
+    /// A session's first complete request must arrive within this of its start, and every
+    /// request (or interleaved frame) within this of its first byte (`rtsp.handshakeSecond`).
+    /// Default: 15 s.
+    pub handshake_timeout: Duration,
+    /// A session with no complete request, interleaved frame or UDP packet for this long is
+    /// closed, and its `Session` header says so as `timeout=` (`rtsp.keepAliveSecond`).
+    /// Default: 15 s.
+    pub keep_alive: Duration,
 }
 
 impl Default for RtspConfig {
@@ -157,6 +226,8 @@ impl Default for RtspConfig {
             max_rtp_payload: 1400,
             max_access_unit: 8 << 20,
             max_setups: 16,
+            handshake_timeout: Duration::from_secs(15),
+            keep_alive: Duration::from_secs(15),
         }
     }
 }

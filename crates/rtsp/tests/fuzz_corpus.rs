@@ -45,6 +45,53 @@ fn demux_seeds_give_frames() {
     }
 }
 
+/// The session seeds go all the way through a session answered by a willing driver: every
+/// request gets a 200 and the TEARDOWN ends it, so the fuzzer starts from the deep states.
+#[test]
+fn session_seeds_reach_teardown() {
+    use rtsp::session::{Event, Session};
+    use std::time::Instant;
+    for (target, name, data) in seeds() {
+        if target != "rtsp_message" || !name.starts_with("session_") {
+            continue;
+        }
+        let now = Instant::now();
+        let mut s = Session::new("1a2b3c".into(), &RtspConfig::default(), now);
+        s.handle_input(now, &data).expect("valid");
+        let mut events = Vec::new();
+        while let Some(event) = s.poll_event() {
+            match &event {
+                Event::Describe { .. } => s
+                    .describe_ok(now, "v=0\r\n", vec!["trackID=0".into(), "trackID=1".into()])
+                    .expect("valid"),
+                Event::Announce { sdp, .. } => {
+                    let tracks = sdp::parse(sdp).expect("the seed's SDP parses");
+                    s.announce_ok(now, tracks.into_iter().map(|t| t.control).collect())
+                        .expect("valid")
+                }
+                Event::Setup { transport, .. } => {
+                    s.setup_ok(now, transport.clone()).expect("valid")
+                }
+                Event::Play { .. } => s.play_ok(now, "npt=0.000-", &[]).expect("valid"),
+                _ => {}
+            }
+            events.push(event);
+        }
+        assert_eq!(events.last(), Some(&Event::Teardown), "{name}: {events:?}");
+        let mut out = BytesMut::new();
+        s.poll_transmit(&mut out);
+        let replies = String::from_utf8_lossy(&out);
+        let requests = String::from_utf8_lossy(&data)
+            .matches(" RTSP/1.0\r\n")
+            .count();
+        assert_eq!(
+            replies.matches("RTSP/1.0 200 OK\r\n").count(),
+            requests,
+            "{name}: {replies}"
+        );
+    }
+}
+
 /// Writes the seed corpus when `UPDATE_GOLDEN=1`; otherwise checks the generated seeds are
 /// still what is committed (so a format change cannot silently stale the corpus).
 #[test]
@@ -143,6 +190,51 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     }
     record.extend_from_slice(&frames);
     seeds.push(("rtsp_message", "setup_record_interleaved.bin", record));
+    // A whole publish as the session sees it (ANNOUNCE, SETUP, RECORD, media, TEARDOWN), so
+    // the fuzzer starts from the session's recording state.
+    let mut publish = announce.clone();
+    publish.extend(request(
+        "SETUP rtsp://127.0.0.1:8554/live/cam/streamid=0 RTSP/1.0\n\
+         Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\nCSeq: 3\n",
+        "",
+    ));
+    publish.extend(request(
+        "RECORD rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nRange: npt=0.000-\nCSeq: 4\n",
+        "",
+    ));
+    publish.extend_from_slice(&frames);
+    publish.extend(request(
+        "TEARDOWN rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 5\n",
+        "",
+    ));
+    seeds.push(("rtsp_message", "session_publish.bin", publish));
+    // A player's requests sent all at once (pipelined, RFC 2326 §1.6 allows it), with a bare
+    // CRLF keep-alive and an RTCP receiver report, so the answers decode what waits behind them.
+    let mut play = Vec::new();
+    for head in [
+        "OPTIONS rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 1\n",
+        "DESCRIBE rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nAccept: application/sdp\nCSeq: 2\n",
+        "SETUP rtsp://127.0.0.1:8554/live/cam/trackID=0 RTSP/1.0\n\
+         Transport: RTP/AVP/TCP;unicast;interleaved=0-1\nCSeq: 3\n",
+        "SETUP rtsp://127.0.0.1:8554/live/cam/trackID=1 RTSP/1.0\n\
+         Transport: RTP/AVP;unicast;client_port=5000-5001\nCSeq: 4\n",
+        "PLAY rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nRange: npt=0.000-\nCSeq: 5\n",
+    ] {
+        play.extend(request(head, ""));
+    }
+    play.extend_from_slice(b"\r\n");
+    let rr = [0x80, 0xc9, 0x00, 0x01, 0x00, 0x00, 0x12, 0x34];
+    rtsp::message::write_interleaved(1, &rr, &mut frames).expect("fits");
+    play.extend_from_slice(&frames[frames.len() - rr.len() - 4..]);
+    for head in [
+        "PAUSE rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 6\n",
+        "GET_PARAMETER rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 7\n",
+        "PLAY rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 8\n",
+        "TEARDOWN rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 9\n",
+    ] {
+        play.extend(request(head, ""));
+    }
+    seeds.push(("rtsp_message", "session_play_pipelined.bin", play));
     let auth = request(
         "DESCRIBE rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 4\n\
          Authorization: Digest username=\"admin\", realm=\"ferrostream\", nonce=\"abc123\", \

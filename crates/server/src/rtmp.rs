@@ -1,16 +1,17 @@
-//! The RTMP listener and its session driver: sockets, timers and registry calls around the
-//! sans-IO [`::rtmp::server::Session`].
+//! The RTMP listener and its session driver: sockets, sleeping and registry calls around the
+//! sans-IO [`::rtmp::server::Session`], which keeps the protocol's clocks itself.
 //!
-//! Drive loop per connection: read → `handle_input` → drain `poll_event` (publish/play policy
-//! goes back in as `accept_*`/`reject_*`) → write `take_output`; while playing, the next
-//! registry item is raced against the next read.
+//! Drive loop per connection: read → `handle_input(now, ..)` → drain `poll_event` (publish/play
+//! policy goes back in as `accept_*`/`reject_*`) → write `poll_transmit` → sleep until
+//! `poll_timeout` → `handle_timeout(now)`; while playing, the next registry item is raced
+//! against the next read and the timer.
 
 use crate::limits::{ConnGuard, Listener};
 use crate::stall::StallGuard;
 use crate::Shared;
 use ::rtmp::flv::{decode_metadata, DemuxEvent, Demuxer, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
-use ::rtmp::server::{Event, Session};
-use bytes::Bytes;
+use ::rtmp::server::{Event, Session, Timeout};
+use bytes::{Bytes, BytesMut};
 use hooks::{PlayRefusal, PublishRefusal};
 use media::StreamKey;
 use outputs::{FlvReader, FlvTag};
@@ -93,6 +94,19 @@ enum SessionError {
     Idle(Duration),
 }
 
+/// The time as the sans-IO session counts it; tokio's clock, so paused-time tests move it too.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Sleeps until `at`; never, when no clock runs.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl SessionError {
     /// A peer that went away (reset, broken pipe) is an ordinary end, not a fault to warn of.
     fn is_disconnect(&self) -> bool {
@@ -114,15 +128,18 @@ struct Conn {
     tc_url: String,
     /// Set when the session should end once its output is flushed.
     closing: bool,
+    /// What `poll_transmit` gave, being written.
+    out: BytesMut,
 }
 
 impl Conn {
     async fn flush(&mut self) -> Result<u64, SessionError> {
-        let mut written = 0u64;
-        while let Some(out) = self.session.take_output() {
-            written += out.len() as u64;
-            self.socket.write_all(&out).await?;
+        if !self.session.poll_transmit(&mut self.out) {
+            return Ok(0);
         }
+        let written = self.out.len() as u64;
+        self.socket.write_all(&self.out).await?;
+        self.out.clear();
         Ok(written)
     }
 }
@@ -137,53 +154,47 @@ async fn run(
 ) -> Result<(), SessionError> {
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
+    // The session keeps the handshake deadline and the keep-alive (a publisher or a session
+    // not yet started must keep talking; a player may be silent); the loop only sleeps.
+    let config = ::rtmp::server::Config {
+        handshake_timeout: shared.rtmp.handshake_timeout,
+        keep_alive: shared.rtmp.keep_alive,
+        ..::rtmp::server::Config::default()
+    };
     let mut conn = Conn {
         socket: StallGuard::new(socket, shared.write_timeout),
-        session: Session::new(::rtmp::server::Config::default(), rand::random()),
+        session: Session::new(config, rand::random(), now()),
         peer,
         local,
         id,
         app: String::new(),
         tc_url: String::new(),
         closing: false,
+        out: BytesMut::new(),
     };
     let mut role = Role::Idle;
     let mut buf = vec![0u8; READ_BUF_SMALL];
-    let handshake_deadline = Instant::now() + shared.rtmp.handshake_timeout;
-    let keep_alive = shared.rtmp.keep_alive;
-    let mut connected = false;
     loop {
-        // A player only sends acknowledgements, sometimes none for a long time: only
-        // publishers and sessions that have not started yet must keep talking.
-        let read_deadline = if !connected {
-            Some(handshake_deadline)
-        } else if matches!(role, Role::Playing { .. }) {
-            None
-        } else {
-            Some(Instant::now() + keep_alive)
-        };
+        let deadline = conn.session.poll_timeout();
         tokio::select! {
-            read = read_with_deadline(&mut conn.socket, &mut buf, read_deadline) => {
-                let n = match read {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(ReadError::Io(e)) => return Err(e.into()),
-                    Err(ReadError::Deadline) if !connected => {
-                        return Err(SessionError::HandshakeTimeout(shared.rtmp.handshake_timeout))
-                    }
-                    Err(ReadError::Deadline) => return Err(SessionError::Idle(keep_alive)),
-                };
-                conn.session.handle_input(&buf[..n])?;
-                while let Some(event) = conn.session.poll_event() {
-                    if matches!(event, Event::Connect { .. }) {
-                        connected = true;
-                        guard.established();
-                    }
-                    on_event(&mut conn, &mut role, event, &shared).await;
+            read = conn.socket.read(&mut buf) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(());
                 }
+                conn.session.handle_input(now(), &buf[..n])?;
+                drain(&mut conn, &mut role, &shared, &guard).await?;
                 if matches!(role, Role::Publishing { .. }) && buf.len() < READ_BUF_PUBLISHER {
                     buf.resize(READ_BUF_PUBLISHER, 0);
                 }
+                conn.flush().await?;
+                if conn.closing {
+                    return Ok(());
+                }
+            }
+            () = sleep_until(deadline) => {
+                conn.session.handle_timeout(now());
+                drain(&mut conn, &mut role, &shared, &guard).await?;
                 conn.flush().await?;
                 if conn.closing {
                     return Ok(());
@@ -232,23 +243,31 @@ async fn run(
     }
 }
 
-enum ReadError {
-    Io(std::io::Error),
-    Deadline,
-}
-
-async fn read_with_deadline(
-    socket: &mut StallGuard<TcpStream>,
-    buf: &mut [u8],
-    deadline: Option<Instant>,
-) -> Result<usize, ReadError> {
-    match deadline {
-        Some(at) => tokio::time::timeout_at(at, socket.read(buf))
-            .await
-            .map_err(|_| ReadError::Deadline)?
-            .map_err(ReadError::Io),
-        None => socket.read(buf).await.map_err(ReadError::Io),
+/// Acts on every event the session has: policy, media, and a clock that ran out (which ends
+/// the session, after what it still had to say is written).
+async fn drain(
+    conn: &mut Conn,
+    role: &mut Role,
+    shared: &Shared,
+    guard: &ConnGuard,
+) -> Result<(), SessionError> {
+    while let Some(event) = conn.session.poll_event() {
+        match event {
+            Event::Connect { .. } => guard.established(),
+            Event::TimedOut { reason } => {
+                let _ = conn.flush().await;
+                return Err(match reason {
+                    Timeout::Handshake => {
+                        SessionError::HandshakeTimeout(shared.rtmp.handshake_timeout)
+                    }
+                    _ => SessionError::Idle(shared.rtmp.keep_alive),
+                });
+            }
+            _ => {}
+        }
+        on_event(conn, role, event, shared).await;
     }
+    Ok(())
 }
 
 enum RoleEvent {
@@ -345,8 +364,12 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             let (key, info) = match request(conn, role, shared, &name, query) {
                 Ok(request) => request,
                 Err(why) => {
-                    conn.session
-                        .reject_publish(stream_id, "NetStream.Publish.BadName", &why);
+                    conn.session.reject_publish(
+                        now(),
+                        stream_id,
+                        "NetStream.Publish.BadName",
+                        &why,
+                    );
                     conn.closing = true;
                     return;
                 }
@@ -356,7 +379,7 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             {
                 Ok(guard) => {
                     tracing::info!(stream = %guard.key(), "publish started");
-                    conn.session.accept_publish(stream_id);
+                    conn.session.accept_publish(now(), stream_id);
                     *role = Role::Publishing {
                         stream_id,
                         guard,
@@ -370,7 +393,7 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                         _ => "NetStream.Publish.BadName",
                     };
                     conn.session
-                        .reject_publish(stream_id, code, &refusal.to_string());
+                        .reject_publish(now(), stream_id, code, &refusal.to_string());
                     conn.closing = true;
                 }
             }
@@ -385,7 +408,7 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                 Ok(request) => request,
                 Err(why) => {
                     conn.session
-                        .reject_play(stream_id, "NetStream.Play.Failed", &why);
+                        .reject_play(now(), stream_id, "NetStream.Play.Failed", &why);
                     conn.closing = true;
                     return;
                 }
@@ -412,7 +435,7 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
             match output {
                 Ok((viewer, tags)) => {
                     tracing::info!("play started");
-                    conn.session.accept_play(stream_id);
+                    conn.session.accept_play(now(), stream_id);
                     *role = Role::Playing {
                         stream_id,
                         viewer,
@@ -422,12 +445,13 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                 Err(PlayRefusal::Denied(msg)) => {
                     tracing::info!("play refused: {msg}");
                     conn.session
-                        .reject_play(stream_id, "NetStream.Play.BadAuth", &msg);
+                        .reject_play(now(), stream_id, "NetStream.Play.BadAuth", &msg);
                     conn.closing = true;
                 }
                 Err(_) => {
                     tracing::info!("play refused: stream not found");
                     conn.session.reject_play(
+                        now(),
                         stream_id,
                         "NetStream.Play.StreamNotFound",
                         "No such stream",

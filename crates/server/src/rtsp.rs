@@ -1,5 +1,7 @@
-//! The RTSP listener and its session driver (RFC 2326): requests parsed by the sans-IO `rtsp`
-//! crate, answered here where the sockets, the UDP port pairs, the timers and the hooks are.
+//! The RTSP listener and its session driver (RFC 2326) around the sans-IO
+//! [`rtsp::session::Session`], which decodes the requests, answers those that need no policy,
+//! frames every reply and keeps the clocks; this file keeps the sockets, the UDP port pairs,
+//! the sleeping and the policy (hooks, the registry).
 //!
 //! A connection is one RTSP session. Playing: DESCRIBE (auth: on_rtsp_realm, then Digest or
 //! Basic through on_rtsp_auth, or else on_play), SETUP per track (TCP interleaved or a UDP
@@ -8,16 +10,18 @@
 //! depacketized into frames for the registry. OPTIONS, GET_PARAMETER and SET_PARAMETER keep the
 //! session alive; PAUSE stops sending; TEARDOWN ends the session.
 //!
-//! Drive loop: read → `Decoder::push` → `poll` each request and answer it, or each interleaved
-//! RTP/RTCP frame and pass it on → while playing, the next shared packet is raced against the
-//! next read; UDP datagrams come in through a bounded channel from one task per socket.
+//! Drive loop: read → `handle_input(now, ..)` → drain `poll_event` (DESCRIBE, ANNOUNCE, SETUP
+//! and PLAY answered with `describe_ok`/`announce_ok`/`setup_ok`/`play_ok`/`auth_required`/
+//! `reject`; interleaved RTP/RTCP passed on) → write `poll_transmit` → sleep until
+//! `poll_timeout` → `handle_timeout(now)`. While playing, the next shared packet is raced against
+//! the next read; UDP datagrams come in through a bounded channel from one task per socket and
+//! are reported to the session with `handle_udp_activity`.
 //!
-//! Timers: the keep-alive (`rtsp.keepAliveSecond`, `rtsp.handshakeSecond` for the first
-//! request) restarts on each complete request, interleaved frame or UDP datagram, never on
-//! partial bytes; and a request, once its first byte is in, must be complete within
-//! `rtsp.handshakeSecond` or it is answered 408 and the connection closed. Buffers start small
-//! and grow on demand: 4 KiB to read with, doubled while reads fill it, up to the decoder's
-//! 64 KiB message cap.
+//! The session's clocks (`rtsp.keepAliveSecond`, `rtsp.handshakeSecond`; see its docs): the
+//! keep-alive restarts on each complete request, interleaved frame or UDP datagram, never on
+//! partial bytes, and a request must be complete within `rtsp.handshakeSecond` of its first byte
+//! or it is answered 408 and the connection closed. Buffers start small and grow on demand:
+//! 4 KiB to read with, doubled while reads fill it, up to the decoder's 64 KiB message cap.
 
 use crate::limits::{ConnGuard, Listener};
 use crate::stall::StallGuard;
@@ -29,9 +33,9 @@ use outputs::{RtpOutput, RtpReader};
 use registry::{Protocol, PublisherGuard, SessionInfo, Viewer};
 use rtsp::auth::{self, Credentials, Password};
 use rtsp::demux::{DemuxEvent, Demuxer};
-use rtsp::message::{Decoder, Input, Request, Response, RtpInfo, Transport};
+use rtsp::message::{RtpInfo, Transport};
 use rtsp::sdp;
-use rtsp::session::{Session, Step};
+use rtsp::session::{Event, Session, Timeout};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,17 +223,18 @@ async fn run(
 ) -> Result<(), SessionError> {
     let local = socket.local_addr()?;
     let _ = socket.set_nodelay(true);
-    let options = shared.rtsp.clone();
+    // The session keeps the request deadline and the keep-alive; the loop only sleeps.
+    let config = rtsp::RtspConfig {
+        handshake_timeout: shared.rtsp.handshake_timeout,
+        keep_alive: shared.rtsp.keep_alive,
+        ..rtsp::RtspConfig::default()
+    };
     let mut conn = Conn {
         socket: StallGuard::new(socket, shared.write_timeout),
         peer,
         local,
         id,
-        session: Session::new(
-            format!("{:016x}", rand::random::<u64>()),
-            u32::try_from(options.keep_alive.as_secs()).unwrap_or(u32::MAX),
-            &rtsp::RtspConfig::default(),
-        ),
+        session: Session::new(format!("{:016x}", rand::random::<u64>()), &config, now()),
         nonce: new_nonce(),
         shared,
         role: Role::Init,
@@ -238,73 +243,40 @@ async fn run(
         udp_tx: None,
         udp_rx: None,
     };
-    let mut decoder = Decoder::default();
     // Read with `read_buf` into spare capacity: nothing is zeroed, and an idle session holds
     // READ_BUF_MIN bytes rather than the largest message a publisher may send.
     let mut buf = BytesMut::with_capacity(READ_BUF_MIN);
-    let mut timers = Timers::new(Instant::now(), &options);
-    let timeout = tokio::time::sleep_until(timers.deadline());
-    tokio::pin!(timeout);
+    let mut established = false;
     loop {
-        if timeout.deadline() != timers.deadline() {
-            timeout.as_mut().reset(timers.deadline());
-        }
+        let deadline = conn.session.poll_timeout();
         tokio::select! {
             read = conn.socket.read_buf(&mut buf) => {
                 if read? == 0 {
                     return Ok(());
                 }
-                let now = Instant::now();
-                decoder.push(&buf);
+                let input = conn.session.handle_input(now(), &buf);
                 let filled = buf.len() == buf.capacity();
                 buf.clear();
                 if filled && buf.capacity() < READ_BUF_MAX {
                     // The peer sends more than this buffer holds per read: media, not requests.
                     buf.reserve((buf.capacity() * 2).min(READ_BUF_MAX));
                 }
-                let mut complete = false;
-                loop {
-                    match decoder.poll() {
-                        Ok(Some(Input::Request(req))) => {
-                            complete = true;
-                            guard.established();
-                            // Boxed: answering (hooks, auth, the registry) is most of this
-                            // future's size, which an idle session would otherwise hold.
-                            let resp = Box::pin(conn.handle(&req)).await;
-                            resp.write(&mut conn.out);
-                        }
-                        Ok(Some(Input::Interleaved { channel, payload })) => {
-                            complete = true;
-                            conn.interleaved(channel, payload);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            Response::new(400, None).write(&mut conn.out);
-                            let _ = conn.flush().await;
-                            return Err(e.into());
-                        }
-                    }
+                if !established && conn.session.is_established() {
+                    established = true;
+                    guard.established();
                 }
-                if complete {
-                    timers.alive(Instant::now());
-                }
-                timers.read(now, complete, decoder.buffered() > 0);
-                conn.flush().await?;
-                if conn.closing {
+                if conn.turn(input).await? {
                     return Ok(());
                 }
             }
-            () = &mut timeout => {
-                if decoder.buffered() > 0 {
-                    // RFC 2326 §7.1.1 and RFC 2616 §10.4.9: the client did not produce a
-                    // request within the time the server was prepared to wait.
-                    Response::new(408, None).write(&mut conn.out);
-                    let _ = conn.flush().await;
+            () = sleep_until(deadline) => {
+                conn.session.handle_timeout(now());
+                if conn.turn(Ok(())).await? {
+                    return Ok(());
                 }
-                return Err(timers.expired(Instant::now()));
             }
             Some(datagram) = next_datagram(&mut conn.udp_rx) => {
-                timers.alive(Instant::now());
+                conn.session.handle_udp_activity(now());
                 conn.udp(datagram);
             }
             next = next_for_role(&mut conn.role) => match next {
@@ -332,63 +304,25 @@ async fn run(
     }
 }
 
-/// A session's two clocks: when it is closed for silence, and by when the request now arriving
-/// must be complete.
-struct Timers {
-    handshake: Duration,
-    keep_alive: Duration,
-    /// `handshake` after the connection opened, then `keep_alive` after the last complete
-    /// request, interleaved frame or UDP datagram.
-    idle: Instant,
-    /// Whether anything complete has come in yet.
-    started: bool,
-    /// `handshake` after the first byte of the request (or interleaved frame) the decoder holds
-    /// part of; `None` when it holds nothing.
-    partial: Option<Instant>,
+/// The time as the sans-IO session counts it; tokio's clock, so paused-time tests move it too.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
-impl Timers {
-    fn new(now: Instant, options: &RtspOptions) -> Timers {
-        Timers {
-            handshake: options.handshake_timeout,
-            keep_alive: options.keep_alive,
-            idle: now + options.handshake_timeout,
-            started: false,
-            partial: None,
-        }
+/// Sleeps until `at`; never, when no clock runs.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
+}
 
-    fn deadline(&self) -> Instant {
-        self.partial.map_or(self.idle, |p| p.min(self.idle))
-    }
-
-    /// A complete request, interleaved frame or UDP datagram came in.
-    fn alive(&mut self, now: Instant) {
-        self.started = true;
-        self.idle = now + self.keep_alive;
-    }
-
-    /// Bytes were read at `now`: they completed an input (`complete`), and the decoder still
-    /// holds the start of another (`partial`).
-    fn read(&mut self, now: Instant, complete: bool, partial: bool) {
-        self.partial = match (partial, self.partial) {
-            (false, _) => None,
-            // What is held began in this read: the earlier input ended in it.
-            (true, _) if complete => Some(now + self.handshake),
-            (true, pending) => Some(pending.unwrap_or(now + self.handshake)),
-        };
-    }
-
-    /// Why the session ends once [`Timers::deadline`] has passed at `now`.
-    fn expired(&self, now: Instant) -> SessionError {
-        if self.partial.is_some_and(|p| p <= now) {
-            SessionError::RequestTimeout(self.handshake)
-        } else if !self.started {
-            SessionError::HandshakeTimeout(self.handshake)
-        } else {
-            SessionError::Idle(self.keep_alive)
-        }
-    }
+/// How RTSP auth refuses a DESCRIBE: a plain status, or a 401 asking for credentials.
+enum Denial {
+    /// Answer with this status.
+    Status(u16),
+    /// Answer 401 with this `WWW-Authenticate` challenge.
+    Challenge(String),
 }
 
 enum RoleEvent {
@@ -455,10 +389,71 @@ fn split_url(url: &str) -> (&str, &str, Option<&str>) {
 }
 
 impl Conn {
+    /// Writes the session's replies (and any media batched with them).
     async fn flush(&mut self) -> std::io::Result<()> {
+        self.session.poll_transmit(&mut self.out);
         if !self.out.is_empty() {
             let out = self.out.split();
             self.socket.write_all(&out).await?;
+        }
+        Ok(())
+    }
+
+    /// After input, a timer or an answer: acts on the session's events, writes its replies and
+    /// says whether the connection is done. An `Err` (undecodable input, a timeout) is returned
+    /// after the session's last reply (its 400 or 408) is written.
+    async fn turn(&mut self, input: Result<(), rtsp::Error>) -> Result<bool, SessionError> {
+        // Boxed: answering (hooks, auth, the registry) is most of this future's size, which an
+        // idle session would otherwise hold.
+        let result = match input {
+            Ok(()) => Box::pin(self.drain()).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            let _ = self.flush().await;
+            return Err(e);
+        }
+        self.flush().await?;
+        Ok(self.closing || self.session.is_closed())
+    }
+
+    /// Acts on every event until the session has none (an answer may decode more requests).
+    async fn drain(&mut self) -> Result<(), SessionError> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Describe { uri, credentials } => self.describe(&uri, credentials).await?,
+                Event::Announce { uri, sdp } => self.announce(&uri, &sdp).await?,
+                Event::Setup { track, transport } => self.setup(track, transport).await?,
+                Event::Play { uri, first } => self.play(&uri, first)?,
+                Event::Pause => {
+                    if let Role::Play(play) = &mut self.role {
+                        play.paused = true;
+                    }
+                }
+                Event::Record => {
+                    if let Role::Record(record) = &mut self.role {
+                        record.recording = true;
+                    }
+                }
+                Event::Teardown => {
+                    self.closing = true;
+                    if let Role::Record(record) = std::mem::replace(&mut self.role, Role::Init) {
+                        record.guard.finish();
+                    }
+                }
+                Event::Interleaved { channel, payload } => self.interleaved(channel, payload),
+                Event::TimedOut { reason } => {
+                    let options = &self.shared.rtsp;
+                    return Err(match reason {
+                        Timeout::Request => SessionError::RequestTimeout(options.handshake_timeout),
+                        Timeout::Handshake => {
+                            SessionError::HandshakeTimeout(options.handshake_timeout)
+                        }
+                        _ => SessionError::Idle(options.keep_alive),
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -473,80 +468,57 @@ impl Conn {
         }
     }
 
-    /// The stream a Request-URI names, or the 400 to answer when it is not a valid name.
-    fn stream_key(&self, req: &Request) -> Result<(StreamKey, String), Response> {
-        let (path, query, host) = split_url(req.uri());
+    /// The stream a Request-URI names, or `None` (answered 400) when it is not a valid name.
+    fn stream_key(&self, uri: &str) -> Option<(StreamKey, String)> {
+        let (path, query, host) = split_url(uri);
         match StreamKey::from_url(self.shared.enable_vhost, path, query, host) {
-            Ok(key) => Ok((key, query.to_owned())),
+            Ok(key) => Some((key, query.to_owned())),
             Err(e) => {
                 tracing::info!("refused: {e}");
-                Err(Response::to(req, 400))
-            }
-        }
-    }
-
-    async fn handle(&mut self, req: &Request) -> Response {
-        tracing::debug!(
-            method = <&str>::from(req.method()),
-            uri = ?req.uri(),
-            "request"
-        );
-        match self.session.request(req) {
-            Step::Answer(resp) => resp,
-            Step::Describe => self.describe(req).await,
-            Step::Announce => self.announce(req).await,
-            Step::Setup { track, transport } => self.setup(req, track, transport).await,
-            Step::Play => self.play(req),
-            Step::Record => self.record(req),
-            Step::Pause => {
-                if let Role::Play(play) = &mut self.role {
-                    play.paused = true;
-                }
-                self.session.paused();
-                self.session.ok(req)
-            }
-            Step::Teardown => {
-                self.closing = true;
-                if let Role::Record(record) = std::mem::replace(&mut self.role, Role::Init) {
-                    record.guard.finish();
-                }
-                self.session.ok(req)
+                None
             }
         }
     }
 
     /// A 401 with a fresh challenge.
-    fn challenge(&mut self, req: &Request, realm: &str) -> Response {
+    fn challenge(&mut self, realm: &str) -> Denial {
         self.nonce = new_nonce();
-        let value = if self.shared.rtsp.auth_basic {
+        Denial::Challenge(if self.shared.rtsp.auth_basic {
             auth::basic_challenge(realm)
         } else {
             auth::digest_challenge(realm, &self.nonce)
-        };
-        Response::to(req, 401).www_authenticate(value)
+        })
+    }
+
+    fn deny(&mut self, denial: Denial) -> Result<(), rtsp::Error> {
+        match denial {
+            Denial::Status(status) => self.session.reject(now(), status),
+            Denial::Challenge(challenge) => self.session.auth_required(now(), challenge),
+        }
     }
 
     /// RTSP auth (DESIGN.md §1): on_rtsp_realm; a realm means credentials checked with
     /// on_rtsp_auth, and on_play is then skipped. `Ok(true)`: authorized by credentials;
-    /// `Ok(false)`: no RTSP auth, on_play decides; `Err`: the answer to send.
-    async fn authorize(&mut self, req: &Request, hook_req: &HookRequest) -> Result<bool, Response> {
+    /// `Ok(false)`: no RTSP auth, on_play decides; `Err`: the refusal to answer.
+    async fn authorize(
+        &mut self,
+        credentials: Option<Credentials>,
+        hook_req: &HookRequest,
+    ) -> Result<bool, Denial> {
         let realm = match self.shared.hooks.on_rtsp_realm(hook_req).await {
             Ok(Some(realm)) => realm,
             Ok(None) => return Ok(false),
             Err(refused) => {
                 tracing::info!("play refused: {refused}");
-                return Err(Response::to(req, 401));
+                return Err(Denial::Status(401));
             }
         };
-        let Some(credentials) = req
-            .header("Authorization")
-            .and_then(|h| auth::parse_authorization(h).ok())
-        else {
-            return Err(self.challenge(req, &realm));
+        let Some(credentials) = credentials else {
+            return Err(self.challenge(&realm));
         };
         let basic = matches!(credentials, Credentials::Basic { .. });
         if basic != self.shared.rtsp.auth_basic {
-            return Err(self.challenge(req, &realm));
+            return Err(self.challenge(&realm));
         }
         let user = credentials.username().to_owned();
         let password = match self
@@ -558,7 +530,7 @@ impl Conn {
             Ok(password) => password,
             Err(refused) => {
                 tracing::info!(user, "RTSP auth refused: {refused}");
-                return Err(self.challenge(req, &realm));
+                return Err(self.challenge(&realm));
             }
         };
         let secret = if password.encrypted {
@@ -577,21 +549,24 @@ impl Conn {
             Ok(true)
         } else {
             tracing::info!(user, "RTSP credentials wrong");
-            Err(self.challenge(req, &realm))
+            Err(self.challenge(&realm))
         }
     }
 
-    async fn describe(&mut self, req: &Request) -> Response {
-        let (key, params) = match self.stream_key(req) {
-            Ok(found) => found,
-            Err(resp) => return resp,
+    async fn describe(
+        &mut self,
+        uri: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<(), rtsp::Error> {
+        let Some((key, params)) = self.stream_key(uri) else {
+            return self.session.reject(now(), 400);
         };
         tracing::Span::current().record("stream", field::display(&key));
         let viewer = self.session_info(&params);
         let hook_req = HookRequest::new(key.clone(), &viewer);
-        let by_credentials = match self.authorize(req, &hook_req).await {
+        let by_credentials = match self.authorize(credentials, &hook_req).await {
             Ok(by_credentials) => by_credentials,
-            Err(resp) => return resp,
+            Err(denial) => return self.deny(denial),
         };
         let shared = Arc::clone(&self.shared);
         let admitted = if by_credentials {
@@ -617,21 +592,21 @@ impl Conn {
             Ok(viewer) => viewer,
             Err(PlayRefusal::Denied(msg)) => {
                 tracing::info!("play refused: {msg}");
-                return Response::to(req, 401);
+                return self.session.reject(now(), 401);
             }
             Err(_) => {
                 tracing::info!("play refused: stream not found");
-                return Response::to(req, 404);
+                return self.session.reject(now(), 404);
             }
         };
         let Some(output) = shared.outputs.rtp(&key).await else {
             tracing::info!("play refused: no track RTSP can carry");
-            return Response::to(req, 415);
+            return self.session.reject(now(), 415);
         };
         let (sdp, tracks) = output.describe();
         tracing::info!("describe");
-        self.session
-            .described(tracks.iter().map(|t| t.control.clone()).collect());
+        let controls = tracks.iter().map(|t| t.control.clone()).collect();
+        // The role first: the answer may decode a SETUP the client sent behind the DESCRIBE.
         self.role = Role::Play(Box::new(Play {
             key,
             viewer,
@@ -641,22 +616,19 @@ impl Conn {
             reader: None,
             paused: false,
         }));
-        Response::to(req, 200)
-            .content_base(req.uri())
-            .body("application/sdp", sdp)
+        self.session.describe_ok(now(), sdp, controls)
     }
 
-    async fn announce(&mut self, req: &Request) -> Response {
-        let (key, params) = match self.stream_key(req) {
-            Ok(found) => found,
-            Err(resp) => return resp,
+    async fn announce(&mut self, uri: &str, sdp: &[u8]) -> Result<(), rtsp::Error> {
+        let Some((key, params)) = self.stream_key(uri) else {
+            return self.session.reject(now(), 400);
         };
         tracing::Span::current().record("stream", field::display(&key));
-        let tracks = match sdp::parse(req.body()) {
+        let tracks = match sdp::parse(sdp) {
             Ok(tracks) => tracks,
             Err(e) => {
                 tracing::info!("publish refused: SDP: {e}");
-                return Response::to(req, 415);
+                return self.session.reject(now(), 415);
             }
         };
         let shared = Arc::clone(&self.shared);
@@ -674,18 +646,15 @@ impl Conn {
             Err(refusal) => {
                 tracing::info!("publish refused: {refusal}");
                 self.closing = true;
-                return Response::to(
-                    req,
-                    match refusal {
-                        PublishRefusal::Denied(_) => 401,
-                        _ => 406,
-                    },
-                );
+                let status = match refusal {
+                    PublishRefusal::Denied(_) => 401,
+                    _ => 406,
+                };
+                return self.session.reject(now(), status);
             }
         };
         tracing::info!(stream = %guard.key(), tracks = tracks.len(), "publish started");
-        self.session
-            .announced(tracks.iter().map(|t| t.control.clone()).collect());
+        let controls = tracks.iter().map(|t| t.control.clone()).collect();
         let demuxer = Demuxer::new(&tracks, &rtsp::RtspConfig::default());
         self.role = Role::Record(Box::new(Record {
             guard,
@@ -694,22 +663,22 @@ impl Conn {
             recording: false,
             started: Instant::now(),
         }));
-        self.session.ok(req)
+        self.session.announce_ok(now(), controls)
     }
 
-    async fn setup(&mut self, req: &Request, track: usize, transport: Transport) -> Response {
+    async fn setup(&mut self, track: usize, transport: Transport) -> Result<(), rtsp::Error> {
         let mut answer = transport.clone();
         let dest = if let (true, Some((rtp, rtcp))) = (transport.tcp, transport.interleaved) {
             Dest::Tcp { rtp, rtcp }
         } else {
             let Some((client_rtp, client_rtcp)) = transport.client_port else {
-                return Response::to(req, 461);
+                return self.session.reject(now(), 461);
             };
             let (rtp, rtcp) = match udp_pair(self.local.ip()).await {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::warn!("no UDP port pair: {e}");
-                    return Response::to(req, 500);
+                    return self.session.reject(now(), 500);
                 }
             };
             let server = (
@@ -766,22 +735,20 @@ impl Conn {
             Role::Init => {}
         }
         tracing::debug!(track, %answer, "setup");
-        self.session.set_up(track, answer.clone());
-        self.session.ok(req).transport(&answer)
+        self.session.setup_ok(now(), answer)
     }
 
-    fn play(&mut self, req: &Request) -> Response {
-        let first = self.session.playing();
-        let ok = self.session.ok(req).header("Range", "npt=0.000-");
+    fn play(&mut self, uri: &str, first: bool) -> Result<(), rtsp::Error> {
         let Role::Play(play) = &mut self.role else {
-            return Response::to(req, 455);
+            return self.session.reject(now(), 455);
         };
         play.paused = false;
+        let mut rtp_info = Vec::new();
         if first {
             let (reader, info) = play.output.reader();
             play.reader = Some(reader);
-            let base = req.uri().trim_end_matches('/');
-            let rtp_info: Vec<RtpInfo> = info
+            let base = uri.trim_end_matches('/');
+            rtp_info = info
                 .into_iter()
                 .filter(|(track, _, _)| play.setups.iter().any(|s| s.track == *track))
                 .filter_map(|(track, seq, rtptime)| {
@@ -794,18 +761,8 @@ impl Conn {
                 })
                 .collect();
             tracing::info!(stream = %play.key, "play started");
-            return ok.rtp_info(&rtp_info);
         }
-        ok
-    }
-
-    fn record(&mut self, req: &Request) -> Response {
-        let Role::Record(record) = &mut self.role else {
-            return Response::to(req, 455);
-        };
-        record.recording = true;
-        self.session.recording();
-        self.session.ok(req)
+        self.session.play_ok(now(), "npt=0.000-", &rtp_info)
     }
 
     /// An interleaved frame from the client: a publisher's RTP/RTCP, or a player's RTCP.

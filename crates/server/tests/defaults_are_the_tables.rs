@@ -33,3 +33,20 @@ fn each_parts_default_is_the_tables() {
         "http.allow_ip_range"
     );
 }
+
+/// The protocol crates cannot depend on the config crate (they are sans-IO and stand alone), so
+/// their clocks' defaults are written there a second time; this keeps them equal to the table.
+#[test]
+fn protocol_crates_clocks_agree_with_the_table() {
+    let c = Config::default();
+    let rtmp = rtmp::server::Config::default();
+    assert_eq!(
+        (rtmp.handshake_timeout, rtmp.keep_alive),
+        (c.rtmp.handshake_second, c.rtmp.keep_alive_second)
+    );
+    let rtsp = rtsp::RtspConfig::default();
+    assert_eq!(
+        (rtsp.handshake_timeout, rtsp.keep_alive),
+        (c.rtsp.handshake_second, c.rtsp.keep_alive_second)
+    );
+}

@@ -1,6 +1,7 @@
 //! Server session tests against a hand-driven peer: raw commands in, decoded messages out.
 
 use bytes::BytesMut;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::amf0;
@@ -11,25 +12,40 @@ use crate::message::{
     ACKNOWLEDGEMENT, SET_CHUNK_SIZE, SET_PEER_BANDWIDTH, USER_CONTROL, WINDOW_ACK_SIZE,
 };
 
-/// A scripted client: writes chunks with its own encoder, reads the server's with a decoder.
+/// A scripted client: writes chunks with its own encoder, reads the server's with a decoder,
+/// on a simulated clock.
 struct Peer {
     server: Session,
     enc: Encoder,
     dec: Decoder,
     skipped_handshake: usize,
+    /// The simulated time: moved only by [`Peer::advance`].
+    now: Instant,
 }
 
 impl Peer {
     fn new(config: Config) -> Self {
-        let mut server = Session::new(config, [9; RANDOM_SIZE]);
-        server.handle_input(&plain_handshake()).expect("handshake");
+        let now = Instant::now();
+        let mut server = Session::new(config, [9; RANDOM_SIZE], now);
+        server
+            .handle_input(now, &plain_handshake())
+            .expect("handshake");
         assert!(server.is_handshake_done());
         Peer {
             server,
             enc: Encoder::new(),
             dec: Decoder::new(Limits::default()),
             skipped_handshake: 0,
+            now,
         }
+    }
+
+    /// Moves the clock on by `ms` and lets the session's timers run, as a driver whose sleep
+    /// until `poll_timeout` ended would; returns the events.
+    fn advance(&mut self, ms: u64) -> Vec<Event> {
+        self.now += Duration::from_millis(ms);
+        self.server.handle_timeout(self.now);
+        self.events()
     }
 
     fn send(
@@ -47,7 +63,7 @@ impl Peer {
             stream_id,
         };
         self.enc.write(&mut out, h, payload).expect("encodes");
-        self.server.handle_input(&out)
+        self.server.handle_input(self.now, &out)
     }
 
     fn command(&mut self, stream_id: u32, values: &[Value]) -> Result<(), Error> {
@@ -72,9 +88,10 @@ impl Peer {
 
     /// Everything the server sent since the last call, as messages.
     fn replies(&mut self) -> Vec<Message> {
-        let Some(mut out) = self.server.take_output() else {
+        let mut out = BytesMut::new();
+        if !self.server.poll_transmit(&mut out) {
             return Vec::new();
-        };
+        }
         let skip = (1 + 2 * PACKET_SIZE)
             .saturating_sub(self.skipped_handshake)
             .min(out.len());
@@ -248,10 +265,10 @@ fn publish_flow_with_query_merge() {
         matches!(&ev[..], [Event::PublishRequested { name, query, .. }] if name == "cam" && query == "token=abc")
     );
 
-    p.server.accept_publish(id);
+    p.server.accept_publish(p.now, id);
     assert_eq!(status_codes(&p.commands()), ["NetStream.Publish.Start"]);
     p.server
-        .reject_publish(id2, "NetStream.Publish.BadAuth", "bad token");
+        .reject_publish(p.now, id2, "NetStream.Publish.BadAuth", "bad token");
     let cmds = p.commands();
     assert_eq!(status_codes(&cmds), ["NetStream.Publish.BadAuth"]);
     let info = cmds[0].arg(0).expect("info");
@@ -373,7 +390,7 @@ fn play_flow() {
         }]
     );
     p.replies();
-    p.server.accept_play(id);
+    p.server.accept_play(p.now, id);
     let replies = p.replies();
     assert_eq!(replies[0].type_id, USER_CONTROL);
     assert_eq!(
@@ -453,7 +470,7 @@ fn reject_play() {
     .expect("play");
     p.replies();
     p.server
-        .reject_play(id, "NetStream.Play.StreamNotFound", "no such stream");
+        .reject_play(p.now, id, "NetStream.Play.StreamNotFound", "no such stream");
     assert_eq!(
         status_codes(&p.commands()),
         ["NetStream.Play.StreamNotFound"]
@@ -510,7 +527,7 @@ fn violations_kill_the_session() {
         ],
     );
     assert!(matches!(err, Err(Error::ProtocolViolation { .. })));
-    assert_eq!(p.server.handle_input(&[0]), Err(Error::Closed));
+    assert_eq!(p.server.handle_input(p.now, &[0]), Err(Error::Closed));
 
     let mut p = Peer::new(Config::default());
     p.connect("live", "rtmp://h/live", vec![]);
@@ -585,4 +602,185 @@ fn publish_without_create_stream_is_tolerated() {
         p.publish(0, "x"),
         Err(Error::ProtocolViolation { .. })
     ));
+}
+
+/// The session's clocks, on the simulated clock with the default 15 s timeouts.
+mod clocks {
+    use super::*;
+
+    const SECS_15: u64 = 15_000;
+
+    fn timed_out(events: &[Event]) -> Option<Timeout> {
+        match events {
+            [Event::TimedOut { reason }] => Some(*reason),
+            [] => None,
+            other => panic!("unexpected events {other:?}"),
+        }
+    }
+
+    fn play(p: &mut Peer, stream_id: u32, name: &str) {
+        p.command(
+            stream_id,
+            &[
+                Value::string("play"),
+                Value::Number(5.0),
+                Value::Null,
+                Value::string(name),
+            ],
+        )
+        .expect("play");
+    }
+
+    #[test]
+    fn handshake_and_connect_must_be_done_in_time() {
+        // Nothing at all: the deadline is handshakeSecond after the session began.
+        let start = Instant::now();
+        let mut s = Session::new(Config::default(), [9; RANDOM_SIZE], start);
+        assert_eq!(s.poll_timeout(), Some(start + Duration::from_secs(15)));
+        // Half a C0C1 arrives, and is no reason to wait longer.
+        let half = plain_handshake();
+        s.handle_input(start + Duration::from_secs(10), &half[..700])
+            .expect("partial handshake");
+        assert_eq!(s.poll_timeout(), Some(start + Duration::from_secs(15)));
+        s.handle_timeout(start + Duration::from_millis(14_999));
+        assert_eq!(s.poll_event(), None, "not before the deadline");
+        s.handle_timeout(start + Duration::from_secs(15));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::TimedOut {
+                reason: Timeout::Handshake
+            })
+        );
+        assert_eq!(s.poll_timeout(), None, "a dead session has no clock");
+        let later = start + Duration::from_secs(16);
+        assert_eq!(s.handle_input(later, &half[700..]), Err(Error::Closed));
+
+        // A finished handshake is not enough: `connect` must come too.
+        let mut p = Peer::new(Config::default());
+        assert_eq!(timed_out(&p.advance(SECS_15 - 1)), None);
+        assert_eq!(timed_out(&p.advance(1)), Some(Timeout::Handshake));
+
+        // Once connected, the handshake deadline is gone and the keep-alive counts from the
+        // connect.
+        let mut p = Peer::new(Config::default());
+        p.advance(SECS_15 - 1);
+        p.connect("live", "rtmp://h/live", vec![]);
+        p.events();
+        assert_eq!(
+            p.server.poll_timeout(),
+            Some(p.now + Duration::from_secs(15))
+        );
+        assert_eq!(timed_out(&p.advance(SECS_15 - 1)), None);
+        assert_eq!(timed_out(&p.advance(1)), Some(Timeout::KeepAlive));
+    }
+
+    #[test]
+    fn a_silent_publisher_times_out() {
+        let mut p = Peer::new(Config::default());
+        p.connect("live", "rtmp://h/live", vec![]);
+        let id = p.create_stream();
+        p.publish(id, "cam").expect("publish");
+        p.events();
+        p.advance(5_000);
+        p.server.accept_publish(p.now, id);
+        let accepted = p.now;
+        assert_eq!(
+            p.server.poll_timeout(),
+            Some(accepted + Duration::from_secs(15))
+        );
+        // Media restarts the clock.
+        p.advance(10_000);
+        p.send(6, message::AUDIO, id, &[0xaf, 0x01, 0x21])
+            .expect("audio");
+        p.events();
+        assert_eq!(timed_out(&p.advance(SECS_15 - 1)), None);
+        assert_eq!(timed_out(&p.advance(1)), Some(Timeout::KeepAlive));
+        assert_eq!(p.server.poll_event(), None, "reported once");
+        p.server.handle_timeout(p.now + Duration::from_secs(60));
+        assert_eq!(p.server.poll_event(), None, "reported once");
+    }
+
+    #[test]
+    fn a_silent_player_is_not_timed_out() {
+        let mut p = Peer::new(Config::default());
+        p.connect("live", "rtmp://h/live", vec![]);
+        let id = p.create_stream();
+        play(&mut p, id, "cam");
+        p.events();
+        p.server.accept_play(p.now, id);
+        assert_eq!(p.server.poll_timeout(), None);
+        assert_eq!(timed_out(&p.advance(3_600_000)), None);
+        // Once it stops playing, it is an idle session again, held to the keep-alive.
+        p.command(
+            id,
+            &[
+                Value::string("closeStream"),
+                Value::Number(0.0),
+                Value::Null,
+            ],
+        )
+        .expect("closeStream");
+        assert!(matches!(&p.events()[..], [Event::PlayStopped { .. }]));
+        assert_eq!(timed_out(&p.advance(SECS_15)), Some(Timeout::KeepAlive));
+    }
+
+    #[test]
+    fn activity_restarts_the_keep_alive() {
+        let mut p = Peer::new(Config::default());
+        p.connect("live", "rtmp://h/live", vec![]);
+        p.events();
+        let mut ping = BytesMut::new();
+        UserControl::PingResponse(1).encode(&mut ping);
+        // A minute of input every 10 s keeps a session that does nothing else alive.
+        for _ in 0..6 {
+            assert_eq!(timed_out(&p.advance(10_000)), None);
+            p.send(2, USER_CONTROL, 0, &ping).expect("ping");
+        }
+        assert_eq!(timed_out(&p.advance(SECS_15 - 1)), None);
+        assert_eq!(timed_out(&p.advance(1)), Some(Timeout::KeepAlive));
+    }
+
+    #[test]
+    fn no_clock_runs_while_the_driver_decides() {
+        let mut p = Peer::new(Config::default());
+        p.connect("live", "rtmp://h/live", vec![]);
+        let id = p.create_stream();
+        p.publish(id, "cam").expect("publish");
+        p.events();
+        assert_eq!(p.server.poll_timeout(), None, "on_publish is in flight");
+        assert_eq!(timed_out(&p.advance(60_000)), None);
+        // A refusal starts the keep-alive again from the answer.
+        p.server
+            .reject_publish(p.now, id, "NetStream.Publish.BadAuth", "no");
+        assert_eq!(
+            p.server.poll_timeout(),
+            Some(p.now + Duration::from_secs(15))
+        );
+
+        let config = Config {
+            handshake_timeout: Duration::from_secs(2),
+            keep_alive: Duration::from_secs(3),
+            ..Config::default()
+        };
+        let mut p = Peer::new(config);
+        assert_eq!(
+            p.server.poll_timeout(),
+            Some(p.now + Duration::from_secs(2))
+        );
+        p.connect("live", "rtmp://h/live", vec![]);
+        assert_eq!(
+            p.server.poll_timeout(),
+            Some(p.now + Duration::from_secs(3))
+        );
+        // A keep-alive too long to represent is no keep-alive, not a panic.
+        let config = Config {
+            keep_alive: Duration::MAX,
+            handshake_timeout: Duration::MAX,
+            ..Config::default()
+        };
+        let mut p = Peer::new(config);
+        assert_eq!(p.server.poll_timeout(), None);
+        p.connect("live", "rtmp://h/live", vec![]);
+        assert_eq!(p.server.poll_timeout(), None);
+    }
 }

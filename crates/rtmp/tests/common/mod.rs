@@ -1,10 +1,12 @@
-//! An in-memory client+server pair (quinn's `Pair`, without a clock: RTMP has no timers here).
+//! An in-memory client+server pair (quinn's `Pair`) at a fixed simulated time: what these tests
+//! check never waits long enough for the server's clocks (`src/server/tests.rs` tests those).
 #![allow(dead_code)]
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rtmp::flv::FlvReader;
 use rtmp::handshake::RANDOM_SIZE;
 use rtmp::{client, server};
+use std::time::Instant;
 
 /// The FLV file ffmpeg wrote from the captured publish (see tests/data/*.md).
 pub const FFMPEG_FLV: &[u8] = include_bytes!("../data/ffmpeg5_h264_aac.flv");
@@ -21,13 +23,17 @@ pub struct Pair {
     pub server_events: Vec<server::Event>,
     /// Largest piece the server's output reaches the client in, like a socket read size.
     pub read_size: usize,
+    /// The simulated time every input and answer happens at.
+    pub now: Instant,
 }
 
 impl Pair {
     pub fn new(client_config: client::Config, server_config: server::Config) -> Self {
+        let now = Instant::now();
         Pair {
+            now,
             client: client::Session::new(client_config, [0x11; RANDOM_SIZE]),
-            server: server::Session::new(server_config, [0x22; RANDOM_SIZE]),
+            server: server::Session::new(server_config, [0x22; RANDOM_SIZE], now),
             client_bytes: Vec::new(),
             client_events: Vec::new(),
             server_events: Vec::new(),
@@ -40,22 +46,25 @@ impl Pair {
     }
 
     /// Moves bytes both ways until neither side has anything to say. `policy` sees each server
-    /// event (and may answer it) before it is recorded.
-    pub fn pump(&mut self, mut policy: impl FnMut(&mut server::Session, &server::Event)) {
+    /// event (and may answer it, at the time it is given) before it is recorded.
+    pub fn pump(&mut self, mut policy: impl FnMut(Instant, &mut server::Session, &server::Event)) {
+        let mut wire = BytesMut::new();
         for _ in 0..1000 {
             let mut moved = false;
-            while let Some(b) = self.client.take_output() {
+            while self.client.poll_transmit(&mut wire) {
+                let b = wire.split();
                 self.client_bytes.extend_from_slice(&b);
                 self.server
-                    .handle_input(&b)
+                    .handle_input(self.now, &b)
                     .expect("server accepts client bytes");
                 moved = true;
             }
             while let Some(ev) = self.server.poll_event() {
-                policy(&mut self.server, &ev);
+                policy(self.now, &mut self.server, &ev);
                 self.server_events.push(ev);
             }
-            while let Some(b) = self.server.take_output() {
+            while self.server.poll_transmit(&mut wire) {
+                let b = wire.split();
                 for piece in b.chunks(self.read_size) {
                     self.client
                         .handle_input(piece)
@@ -87,10 +96,10 @@ impl Pair {
     }
 }
 
-pub fn accept_all(s: &mut server::Session, ev: &server::Event) {
+pub fn accept_all(now: Instant, s: &mut server::Session, ev: &server::Event) {
     match ev {
-        server::Event::PublishRequested { stream_id, .. } => s.accept_publish(*stream_id),
-        server::Event::PlayRequested { stream_id, .. } => s.accept_play(*stream_id),
+        server::Event::PublishRequested { stream_id, .. } => s.accept_publish(now, *stream_id),
+        server::Event::PlayRequested { stream_id, .. } => s.accept_play(now, *stream_id),
         _ => {}
     }
 }
@@ -127,12 +136,15 @@ pub fn publish_tags(pair: &mut Pair, name: &str, tags: &[(u8, u32, Bytes)]) {
 
 /// Feeds `bytes` to a fresh server session in the given pieces and returns its events.
 pub fn replay<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<server::Event> {
-    let mut s = server::Session::new(server::Config::default(), [0x33; RANDOM_SIZE]);
+    let now = Instant::now();
+    let mut s = server::Session::new(server::Config::default(), [0x33; RANDOM_SIZE], now);
     let mut events = Vec::new();
+    let mut out = BytesMut::new();
     for p in pieces {
-        s.handle_input(p).expect("replay input");
+        s.handle_input(now, p).expect("replay input");
         events.extend(std::iter::from_fn(|| s.poll_event()));
-        let _ = s.take_output();
+        let _ = s.poll_transmit(&mut out);
+        out.clear();
     }
     events
 }

@@ -148,7 +148,8 @@ impl RtmpClient {
     }
 
     async fn flush(&mut self) {
-        while let Some(out) = self.session.take_output() {
+        let mut out = bytes::BytesMut::new();
+        if self.session.poll_transmit(&mut out) {
             self.socket.write_all(&out).await.expect("write to server");
         }
     }
