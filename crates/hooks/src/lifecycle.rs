@@ -339,3 +339,7 @@ fn has_both(tracks: &[Track]) -> bool {
     let has = |kind| tracks.iter().any(|t| t.info.kind() == kind);
     has(TrackKind::Audio) && has(TrackKind::Video)
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;
