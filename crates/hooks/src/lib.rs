@@ -29,6 +29,12 @@
 //! [`Hooks`] (the handle every driver holds) calls an `Arc<dyn` [`HookClient`]`>`, which is
 //! [`HttpHooks`] in the server and `RecordingHooks` (feature `test-util`) in tests.
 //!
+//! The TURN relay's web hooks (seed 000, DESIGN.md §1 TURN) are a second contract behind a
+//! second trait, [`TurnHooks`]: `GET {hook_url}/password?addr=&name=` and `POST
+//! {hook_url}/events` with a [`TurnEvent`] body, both with the headers `realm` and `rid` (random
+//! per start), through one pooled client and a bounded event queue ([`HttpTurnHooks`]);
+//! `RecordingTurnHooks` is its test double.
+//!
 //! Layout:
 //! - `lib.rs`: [`HookConfig`], [`Hook`], errors.
 //! - `client.rs`: the [`HookClient`] trait and the [`Hooks`] handle: bodies, the auth hooks
@@ -41,7 +47,8 @@
 //! - `lifecycle.rs`: registry events to on_stream_changed, on_flow_report,
 //!   on_stream_none_reader; on_server_keepalive.
 //! - `sign.rs`: signing and verifying.
-//! - `recording.rs` (feature `test-util`): `RecordingHooks`.
+//! - `turn.rs`: the TURN web hooks: [`TurnHooks`], [`TurnEvent`], [`HttpTurnHooks`].
+//! - `recording.rs` (feature `test-util`): `RecordingHooks`, `RecordingTurnHooks`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
@@ -56,6 +63,7 @@ mod queue;
 mod recording;
 mod reply;
 pub mod sign;
+mod turn;
 
 pub use admission::{admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal};
 pub use body::{origin_type, stream_json, Request};
@@ -63,8 +71,9 @@ pub use client::{HookClient, Hooks, HttpAccess, Refused, Reply, RtspPassword, Th
 pub use http::HttpHooks;
 pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};
 #[cfg(any(test, feature = "test-util"))]
-pub use recording::{Answer, Call, RecordingHooks};
+pub use recording::{Answer, Call, RecordingHooks, RecordingTurnHooks, TurnCall};
 pub use reply::stream_options;
+pub use turn::{HttpTurnHooks, TurnEvent, TurnHookConfig, TurnHookError, TurnHooks};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,11 +1,14 @@
-//! Test doubles (feature `test-util`): [`RecordingHooks`] for the ZLMediaKit hooks. It records
-//! every call with its body and answers from a script, so a test asserts what a backend would
-//! have been sent and steers what it answers without a socket.
+//! Test doubles (feature `test-util`): [`RecordingHooks`] for the ZLMediaKit hooks and
+//! [`RecordingTurnHooks`] for the TURN ones. Each records every call with its body and answers
+//! from a script, so a test asserts what a backend would have been sent and steers what it
+//! answers without a socket.
 
 use crate::client::{HookClient, Reply, Then};
+use crate::turn::{TurnEvent, TurnHooks};
 use crate::{BoxFuture, Hook, HookConfig, HookError};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -231,6 +234,98 @@ impl std::fmt::Debug for RecordingHooks {
         f.debug_struct("RecordingHooks")
             .field("answers", &script.answers)
             .field("calls", &script.calls)
+            .finish()
+    }
+}
+
+/// One TURN hook a [`RecordingTurnHooks`] was asked to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TurnCall {
+    /// `GET /password?addr=&name=`.
+    Password {
+        /// The username.
+        name: String,
+        /// The client.
+        addr: SocketAddr,
+    },
+    /// `POST /events`.
+    Event(TurnEvent),
+}
+
+#[derive(Default)]
+struct TurnScript {
+    passwords: HashMap<String, String>,
+    calls: Vec<TurnCall>,
+}
+
+/// A [`TurnHooks`] that sends nothing: it records every password lookup and event, and
+/// answers lookups from a script of passwords (a name without one is an unknown user).
+#[derive(Default)]
+pub struct RecordingTurnHooks {
+    script: Mutex<TurnScript>,
+}
+
+impl RecordingTurnHooks {
+    /// No passwords: every user is unknown.
+    pub fn new() -> Self {
+        RecordingTurnHooks::default()
+    }
+
+    /// `name`'s password from now on.
+    pub fn password_of(&self, name: &str, password: &str) -> &Self {
+        self.script()
+            .passwords
+            .insert(name.to_owned(), password.to_owned());
+        self
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<TurnCall> {
+        self.script().calls.clone()
+    }
+
+    /// The events so far, in order.
+    pub fn events(&self) -> Vec<TurnEvent> {
+        self.script()
+            .calls
+            .iter()
+            .filter_map(|c| match c {
+                TurnCall::Event(e) => Some(e.clone()),
+                TurnCall::Password { .. } => None,
+            })
+            .collect()
+    }
+
+    fn script(&self) -> MutexGuard<'_, TurnScript> {
+        self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl TurnHooks for RecordingTurnHooks {
+    fn password(&self, name: &str, addr: SocketAddr) -> BoxFuture<'_, Option<String>> {
+        let mut script = self.script();
+        script.calls.push(TurnCall::Password {
+            name: name.to_owned(),
+            addr,
+        });
+        let password = script.passwords.get(name).cloned();
+        Box::pin(std::future::ready(password))
+    }
+
+    fn event(&self, event: TurnEvent) {
+        self.script().calls.push(TurnCall::Event(event));
+    }
+
+    fn dropped(&self) -> u64 {
+        0
+    }
+}
+
+impl std::fmt::Debug for RecordingTurnHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingTurnHooks")
+            .field("calls", &self.script().calls)
             .finish()
     }
 }
