@@ -117,3 +117,7 @@ pub async fn find_stream(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "admission_tests.rs"]
+mod tests;

@@ -1,23 +1,55 @@
-//! The hook client: one pooled HTTP client, the reply rules, retries, and the auth hooks.
+//! The hook client: the [`HookClient`] trait the transports implement, and the [`Hooks`]
+//! handle every driver calls, which builds the bodies, applies the bypasses and reads the
+//! replies of the auth hooks the same way whichever client sends them.
 
 use crate::body::{origin_type, Request};
-use crate::queue::{Queue, Then};
-use crate::sign::{body_signature, signed_url, url_path, SIGNATURE_HEADER};
-use crate::{Hook, HookConfig, HookError};
+use crate::http::HttpHooks;
+use crate::{BoxFuture, Hook, HookConfig, HookError};
 use registry::SessionInfo;
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Largest reply body read from a backend; a reply is a few hundred bytes.
-const MAX_REPLY: usize = 1 << 20;
+/// What a hook call got: `Ok(Some(reply))` a success (the whole reply object, `code` 0),
+/// `Ok(None)` the hook is disabled, `Err` a denial or a failure.
+pub type Reply = Result<Option<Map<String, Value>>, HookError>;
 
-/// A cheap-to-clone handle that calls the hooks of a [`HookConfig`].
+/// What to do with the reply of a queued hook (run on the sender's task, so it must not
+/// block).
+pub type Then = Box<dyn FnOnce(Reply) + Send>;
+
+/// How hooks reach the backend: [`HttpHooks`] for real, `RecordingHooks` (feature
+/// `test-util`) in tests. Bodies arrive complete but for `mediaServerId` and `hook_index`,
+/// which belong to the transport (every attempt gets its own index).
+///
+/// Boxed futures keep it usable as `Arc<dyn HookClient>`, which is what [`Hooks`] holds.
+pub trait HookClient: Send + Sync + 'static {
+    /// The configuration: [`Hooks`] reads the bypasses and the lifecycle task the schemas.
+    fn config(&self) -> &HookConfig;
+
+    /// Whether `hook` is sent at all; a disabled hook takes its default action.
+    fn enabled(&self, hook: Hook) -> bool;
+
+    /// Sends `hook` now (never queued behind anything) and resolves with its reply, after
+    /// the retries; a disabled hook resolves to `Ok(None)` without sending.
+    fn call(&self, hook: Hook, body: Map<String, Value>) -> BoxFuture<'_, Reply>;
+
+    /// Queues `hook` behind the earlier hooks of `order` (a stream) without waiting; a full
+    /// queue drops it (counted in [`HookClient::dropped`]). `then`, if any, gets the reply.
+    fn notify(&self, hook: Hook, order: &str, body: Map<String, Value>, then: Option<Then>);
+
+    /// Queued hooks dropped so far because their queue was full.
+    fn dropped(&self) -> u64;
+
+    /// Resolves once every hook queued before the call has been sent (or given up on).
+    fn flush(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A cheap-to-clone handle on a [`HookClient`]: the auth calls drivers await, the queued
+/// lifecycle side, and the bodies and reply rules of each hook.
 #[derive(Clone)]
 pub struct Hooks {
-    caller: Arc<Caller>,
-    queue: Arc<Queue>,
+    client: Arc<dyn HookClient>,
 }
 
 /// Why an auth hook refused a client; `msg` is what the client is told.
@@ -68,55 +100,37 @@ pub struct HttpAccess {
 }
 
 impl Hooks {
-    /// A client for `config`. Starts the lifecycle workers, so it must be called inside a tokio
-    /// runtime.
+    /// The HTTP client for `config` ([`HttpHooks`]). Starts the lifecycle workers, so it must
+    /// be called inside a tokio runtime.
     pub fn new(config: HookConfig) -> Hooks {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout.max(Duration::from_millis(10)))
-            .user_agent(concat!("ferrostream/", env!("CARGO_PKG_VERSION")))
-            // A redirect is not an answer: a 3xx counts as a failure, as any status but 200.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::error!("hook HTTP client with settings failed ({e}); using defaults");
-                reqwest::Client::new()
-            });
-        let workers = config.workers;
-        let capacity = config.queue_capacity;
-        let caller = Arc::new(Caller {
-            config,
-            http,
-            index: AtomicU64::new(0),
-        });
-        let queue = Arc::new(Queue::new(Arc::clone(&caller), workers, capacity));
-        Hooks { caller, queue }
+        Hooks::from_client(Arc::new(HttpHooks::new(config)))
+    }
+
+    /// A handle on `client` (a test double, another transport).
+    pub fn from_client(client: Arc<dyn HookClient>) -> Hooks {
+        Hooks { client }
     }
 
     /// The configuration.
     pub fn config(&self) -> &HookConfig {
-        &self.caller.config
+        self.client.config()
     }
 
     /// Whether `hook` is called at all (`hook.enable` and a URL).
     pub fn enabled(&self, hook: Hook) -> bool {
-        self.caller.config.url(hook).is_some()
+        self.client.enabled(hook)
     }
 
     /// Calls `hook` now with `body` (to which `mediaServerId` and `hook_index` are added) and
     /// returns the reply; `Ok(None)` when the hook is disabled.
-    pub async fn call(
-        &self,
-        hook: Hook,
-        body: Map<String, Value>,
-    ) -> Result<Option<Map<String, Value>>, HookError> {
-        self.caller.call(hook, body).await
+    pub async fn call(&self, hook: Hook, body: Map<String, Value>) -> Reply {
+        self.client.call(hook, body).await
     }
 
     /// Queues `hook` behind the earlier hooks of `order` (a stream), not waiting for it.
     pub fn notify(&self, hook: Hook, order: &str, body: Map<String, Value>) {
         if self.enabled(hook) {
-            self.queue.push(order, hook, body, None);
+            self.client.notify(hook, order, body, None);
         }
     }
 
@@ -129,22 +143,22 @@ impl Hooks {
         then: Then,
     ) {
         if self.enabled(hook) {
-            self.queue.push(order, hook, body, Some(then));
+            self.client.notify(hook, order, body, Some(then));
         }
     }
 
     /// Hooks dropped because a queue was full.
     pub fn dropped(&self) -> u64 {
-        self.queue.dropped()
+        self.client.dropped()
     }
 
     /// Waits until every queued hook has been sent (or given up on), at most `timeout`.
     pub async fn flush(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.queue.flush()).await;
+        let _ = tokio::time::timeout(timeout, self.client.flush()).await;
     }
 
     fn bypass(&self, req: &Request) -> bool {
-        let config = &self.caller.config;
+        let config = self.config();
         if config.local_bypass && req.peer.ip().to_canonical().is_loopback() {
             return true;
         }
@@ -326,156 +340,10 @@ fn admin_params_match(admin: &str, params: &str) -> bool {
     wanted.peek().is_some() && wanted.all(|pair| params.split('&').any(|p| p == pair))
 }
 
-/// Sends hooks: the reply rules and retries.
-pub(crate) struct Caller {
-    pub(crate) config: HookConfig,
-    http: reqwest::Client,
-    index: AtomicU64,
-}
-
-enum Attempt {
-    Denied { code: i64, msg: String },
-    Failed(String),
-}
-
-impl Caller {
-    pub(crate) async fn call(
-        &self,
-        hook: Hook,
-        mut body: Map<String, Value>,
-    ) -> Result<Option<Map<String, Value>>, HookError> {
-        let Some(url) = self.config.url(hook) else {
-            return Ok(None);
-        };
-        let vhost = body.get("vhost").and_then(Value::as_str).map(str::to_owned);
-        body.insert(
-            "mediaServerId".into(),
-            self.config.media_server_id.as_str().into(),
-        );
-        let attempts = self.config.retry.saturating_add(1);
-        let mut reason = String::new();
-        for attempt in 1..=attempts {
-            if attempt > 1 {
-                tokio::time::sleep(self.config.retry_delay).await;
-            }
-            // Every attempt gets its own index, as ZLMediaKit's retries do.
-            let index = self.index.fetch_add(1, Ordering::Relaxed);
-            body.insert("hook_index".into(), index.into());
-            let bytes = match serde_json::to_vec(&body) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    return Err(HookError::Failed {
-                        attempts: attempt,
-                        reason: format!("body: {e}"),
-                    })
-                }
-            };
-            match self.attempt(url, bytes, vhost.as_deref()).await {
-                Ok(reply) => return Ok(Some(reply)),
-                Err(Attempt::Denied { code, msg }) => {
-                    tracing::info!(hook = hook.name(), code, msg, "[auth failed] hook denied");
-                    return Err(HookError::Denied { code, msg });
-                }
-                Err(Attempt::Failed(why)) => {
-                    tracing::debug!(hook = hook.name(), attempt, "hook attempt failed: {why}");
-                    reason = why;
-                }
-            }
-        }
-        Err(HookError::Failed { attempts, reason })
-    }
-
-    async fn attempt(
-        &self,
-        url: &str,
-        body: Vec<u8>,
-        vhost: Option<&str>,
-    ) -> Result<Map<String, Value>, Attempt> {
-        let mut req = match &self.config.sign_token {
-            Some(token) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                self.http.post(signed_url(url, token, now)).header(
-                    SIGNATURE_HEADER,
-                    body_signature(token, now, url_path(url), &body),
-                )
-            }
-            None => self.http.post(url),
-        };
-        req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
-        if let Some(vhost) = vhost {
-            req = req.header("X-VHOST", vhost);
-        }
-        let mut resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Attempt::Failed(describe(&e)))?;
-        if resp.status() != reqwest::StatusCode::OK {
-            return Err(Attempt::Failed(format!("HTTP status {}", resp.status())));
-        }
-        let mut reply = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| Attempt::Failed(describe(&e)))?
-        {
-            if reply.len() + chunk.len() > MAX_REPLY {
-                return Err(Attempt::Failed("reply larger than 1 MiB".into()));
-            }
-            reply.extend_from_slice(&chunk);
-        }
-        let map = match serde_json::from_slice::<Value>(&reply) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(Attempt::Failed("reply is not a JSON object".into())),
-            Err(e) => return Err(Attempt::Failed(format!("reply is not JSON: {e}"))),
-        };
-        let code = match map.get("code") {
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.as_i64().unwrap_or(i64::MAX),
-            Some(other) => {
-                return Err(Attempt::Failed(format!(
-                    "reply code is not an integer: {other}"
-                )))
-            }
-            None => return Err(Attempt::Failed("reply has no code".into())),
-        };
-        if code != 0 {
-            let msg = map
-                .get("msg")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            return Err(Attempt::Denied { code, msg });
-        }
-        Ok(map)
-    }
-}
-
-/// A reqwest error with its cause (reqwest's own text is just "error sending request").
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connect failed"
-    } else {
-        "request failed"
-    };
-    let mut text = kind.to_owned();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
-            .field("enable", &self.caller.config.enable)
+            .field("enable", &self.config().enable)
             .field("dropped", &self.dropped())
             .finish()
     }

@@ -25,9 +25,21 @@
 //! (seed 003) and the request `X-Ferrostream-Signature: t=<unix s>,v1=hex(hmac_sha256(token,
 //! t + "." + path + "." + body))`, which binds the hook's URL path and the body too ([`sign`]).
 //!
+//! The transports sit behind traits so drivers and tests do not care how a hook travels:
+//! [`Hooks`] (the handle every driver holds) calls an `Arc<dyn` [`HookClient`]`>`, which is
+//! [`HttpHooks`] in the server and `RecordingHooks` (feature `test-util`) in tests.
+//!
+//! The TURN relay's web hooks (seed 000, DESIGN.md §1 TURN) are a second contract behind a
+//! second trait, [`TurnHooks`]: `GET {hook_url}/password?addr=&name=` and `POST
+//! {hook_url}/events` with a [`TurnEvent`] body, both with the headers `realm` and `rid` (random
+//! per start), through one pooled client and a bounded event queue ([`HttpTurnHooks`]);
+//! `RecordingTurnHooks` is its test double.
+//!
 //! Layout:
 //! - `lib.rs`: [`HookConfig`], [`Hook`], errors.
-//! - `client.rs`: [`Hooks`]: calls, retries, the auth hooks and their bypasses.
+//! - `client.rs`: the [`HookClient`] trait and the [`Hooks`] handle: bodies, the auth hooks
+//!   and their bypasses, the replies.
+//! - `http.rs`: [`HttpHooks`]: one pooled HTTP client, reply rules, retries, signing.
 //! - `admission.rs`: [`admit_publish`], [`admit_play`]: auth hooks, then the registry.
 //! - `body.rs`: request bodies ([`Request`], stream descriptions).
 //! - `reply.rs`: the on_publish reply as [`registry::StreamOptions`].
@@ -35,6 +47,8 @@
 //! - `lifecycle.rs`: registry events to on_stream_changed, on_flow_report,
 //!   on_stream_none_reader; on_server_keepalive.
 //! - `sign.rs`: signing and verifying.
+//! - `turn.rs`: the TURN web hooks: [`TurnHooks`], [`TurnEvent`], [`HttpTurnHooks`].
+//! - `recording.rs` (feature `test-util`): `RecordingHooks`, `RecordingTurnHooks`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
@@ -42,18 +56,31 @@
 mod admission;
 mod body;
 mod client;
+mod http;
 mod lifecycle;
 mod queue;
+#[cfg(any(test, feature = "test-util"))]
+mod recording;
 mod reply;
 pub mod sign;
+mod turn;
 
 pub use admission::{admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal};
 pub use body::{origin_type, record_json, stream_json, Request};
-pub use client::{Hooks, HttpAccess, Refused, RtspPassword};
+pub use client::{HookClient, Hooks, HttpAccess, Refused, Reply, RtspPassword, Then};
+pub use http::HttpHooks;
 pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};
+#[cfg(any(test, feature = "test-util"))]
+pub use recording::{Answer, Call, RecordingHooks, RecordingTurnHooks, TurnCall};
 pub use reply::stream_options;
+pub use turn::{HttpTurnHooks, TurnEvent, TurnHookConfig, TurnHookError, TurnHooks};
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+/// The future a hook trait method returns: boxed, so the traits stay usable as `Arc<dyn …>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One hook of the contract, by its ZLMediaKit name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -351,3 +351,7 @@ fn has_both(tracks: &[TrackInfo]) -> bool {
     let has = |kind| tracks.iter().any(|t| t.kind() == kind);
     has(TrackKind::Audio) && has(TrackKind::Video)
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

@@ -5,7 +5,8 @@
 //! the other workers. Each worker's queue is bounded: when a dead or slow backend fills it,
 //! further hooks are dropped and counted rather than held in memory.
 
-use crate::client::Caller;
+use crate::client::Then;
+use crate::http::Caller;
 use crate::{Hook, HookError};
 use serde_json::{Map, Value};
 use std::collections::hash_map::DefaultHasher;
@@ -13,9 +14,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// What to do with the reply of a queued hook.
-pub(crate) type Then = Box<dyn FnOnce(Result<Option<Map<String, Value>>, HookError>) + Send>;
 
 pub(crate) enum Job {
     Call {

@@ -7,20 +7,23 @@
 //!  UDP listener ── recv_from ───────────────────┐
 //!  TCP conn tasks ── next_frame ── mpsc(256) ───┤
 //!  relay reader tasks ── recv_from ── mpsc(1024)┼─▶ owner: handle_* ─▶ poll_output until None
-//!  password lookups (spawned GETs) ── mpsc ─────┤        ├─ ToClient ─▶ UDP send_to / TCP mpsc(256)
+//!  password lookups (spawned) ── mpsc ──────────┤        ├─ ToClient ─▶ UDP send_to / TCP mpsc(256)
 //!  timer (poll_timeout) ────────────────────────┘        ├─ ToPeer ──▶ relay socket send_to
 //!                                                         ├─ AllocateRelay ▶ bind, relay_allocated
 //!                                                         ├─ ReleaseRelay ─▶ abort the reader
-//!                                                         └─ PasswordRequest ▶ spawn GET /password
+//!                                                         └─ PasswordRequest ▶ spawn the lookup
 //!
-//!  handle_* ── WebhookHandler (a turn::handler::Handler) ── mpsc(1024) ─▶ POST /events
+//!  handle_* ── WebhookHandler (a turn::handler::Handler) ── TurnHooks::event ─▶ POST /events
 //! ```
 //!
-//! Events reach the hook only through the state machine's [`::turn::handler::Handler`]: the
-//! [`WebhookHandler`] installed with `Server::with_handler` turns the lifecycle notifications
-//! into seed 000's JSON bodies and queues them for one sender task; it answers password
-//! lookups with [`Authorization::Ask`] when a hook is configured, which the state machine
-//! turns into [`Output::PasswordRequest`] (the lookup is async, the handler is not).
+//! The seed 000 web hooks themselves (the HTTP client, the bounded event queue, the `realm`
+//! and `rid` headers) are [`::hooks::HttpTurnHooks`], behind the [`::hooks::TurnHooks`] trait;
+//! this driver only calls it. Events reach the hook only through the state machine's
+//! [`::turn::handler::Handler`]: the [`WebhookHandler`] installed with `Server::with_handler`
+//! turns the lifecycle notifications into [`::hooks::TurnEvent`]s; it answers password
+//! lookups with [`::turn::handler::Authorization::Ask`] when a hook is configured, which the
+//! state machine turns into [`Output::PasswordRequest`] (the lookup is async, the handler is
+//! not), run on its own task.
 //!
 //! A TCP connection must send a complete message within `tcp_first_message_timeout` (5 s) of
 //! its accept and have an allocation within `tcp_allocation_timeout` (20 s), and at most
@@ -30,7 +33,8 @@
 //! R bit) are bound and read like any relay until the state machine releases them.
 //!
 //! Layout: this file has the listener, the owner task and the relay sockets; `tcp` the TCP
-//! connections (accept, cap, deadlines); `hooks` the seed 000 password and events hooks.
+//! connections (accept, cap, deadlines); `hooks` the state machine's handler wired to the seed
+//! 000 hooks.
 //!
 //! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
 //! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
@@ -54,7 +58,8 @@ use tracing::Instrument;
 mod hooks;
 mod tcp;
 
-use hooks::{Hooks, WebhookHandler};
+use ::hooks::{HttpTurnHooks, TurnHookConfig, TurnHooks};
+use hooks::WebhookHandler;
 use tcp::{TcpClient, TcpLimits, TcpMsg};
 
 /// Largest datagram read from the listener (the UDP maximum).
@@ -214,14 +219,16 @@ pub(crate) async fn start(
     config.password_hook = options.hook_url.is_some();
     config.own_addresses = own_addresses(&[bound.ip(), relay_ip]);
     tracing::debug!(own = ?config.own_addresses, "TURN peer policy: the server's own addresses");
-    let (hooks, events) = match &options.hook_url {
+    let hooks: Option<Arc<dyn TurnHooks>> = match &options.hook_url {
         Some(url) => {
-            let (hooks, events) = Hooks::start(url, &config.realm, options.hook_timeout)?;
-            (Some(hooks), Some(events))
+            let mut hook_config = TurnHookConfig::new(url.as_str(), config.realm.as_str());
+            hook_config.timeout = options.hook_timeout;
+            let hooks = HttpTurnHooks::new(hook_config).context("TURN web hooks")?;
+            Some(Arc::new(hooks))
         }
-        None => (None, None),
+        None => None,
     };
-    let handler = WebhookHandler::new(events, config.password_hook);
+    let handler = WebhookHandler::new(hooks.clone());
     let (tcp_tx, tcp_rx) = mpsc::channel(TCP_IN_QUEUE);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
     let (pw_tx, pw_rx) = mpsc::channel(config.max_parked_auth.max(1));
@@ -330,7 +337,8 @@ struct Owner {
     tcp_limits: TcpLimits,
     peer_tx: mpsc::Sender<PeerPacket>,
     pw_tx: mpsc::Sender<(AuthRequestId, Option<String>)>,
-    hooks: Option<Hooks>,
+    /// The seed 000 hooks, when `turn.hook_url` is set.
+    hooks: Option<Arc<dyn TurnHooks>>,
     tcp_dropped: u64,
 }
 
@@ -482,7 +490,18 @@ impl Owner {
                     realm: _,
                     client,
                 } => match &self.hooks {
-                    Some(hooks) => hooks.password(request, username, client, self.pw_tx.clone()),
+                    Some(hooks) => {
+                        // Off the owner task: the state machine parks the request (at most
+                        // `max_parked_auth`, each answered 401 after `password_timeout`).
+                        let (hooks, answer) = (Arc::clone(hooks), self.pw_tx.clone());
+                        tokio::spawn(
+                            async move {
+                                let password = hooks.password(&username, client).await;
+                                let _ = answer.send((request, password)).await;
+                            }
+                            .instrument(tracing::Span::current()),
+                        );
+                    }
                     None => self.server.provide_password(clocks().0, request, None),
                 },
             }
