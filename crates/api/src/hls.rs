@@ -229,8 +229,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HlsViewers {
-    /// Starts the task that every few seconds forgets idle viewers (their subscriptions end,
-    /// reporting their bytes) and stops the HLS of streams nobody asked for in a minute.
+    /// Starts the task that every second forgets idle viewers (their registry viewers end,
+    /// reporting their bytes). The streams' HLS have their own janitor in `outputs`.
     fn start_janitor(self: &Arc<Self>) {
         self.janitor.get_or_init(|| {
             let weak = Arc::downgrade(self);

@@ -11,7 +11,7 @@
 //! [`Config::to_ini`](crate::Config::to_ini) is built with [`Document::set`]'s insertion rule,
 //! so reading, writing back and generating `conf/config.ini` cannot disagree on the format.
 
-use crate::table::{find_key, Key, SECTIONS};
+use crate::table::{Key, SECTIONS};
 use crate::{Config, ConfigError};
 use std::fmt;
 
@@ -145,12 +145,7 @@ impl Document {
     ///
     /// Every other line stays as it was.
     pub fn set(&mut self, path: &str, value: &str) -> Result<(), ConfigError> {
-        let key = path
-            .split_once('.')
-            .and_then(|(section, name)| find_key(section, name))
-            .ok_or_else(|| ConfigError::UnknownKey {
-                key: path.to_owned(),
-            })?;
+        let key = crate::table::key_at(path)?;
         let value = value.trim();
         key.apply(&mut Config::default(), value, || {
             format!("{} set", self.origin)

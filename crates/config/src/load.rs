@@ -115,12 +115,7 @@ impl Config {
 
     /// Sets `section.key` (case-insensitive) from INI text, as `setServerConfig` does.
     pub fn set(&mut self, path: &str, value: &str) -> Result<(), ConfigError> {
-        let key = path
-            .split_once('.')
-            .and_then(|(section, name)| find_key(section, name))
-            .ok_or_else(|| ConfigError::UnknownKey {
-                key: path.to_owned(),
-            })?;
+        let key = crate::table::key_at(path)?;
         key.apply(self, value.trim(), || "set".to_owned())
     }
 

@@ -435,6 +435,15 @@ pub(crate) fn find_key(section: &str, name: &str) -> Option<&'static Key> {
     })
 }
 
+/// The key `path` (`section.key`, case-insensitive) names, or [`ConfigError::UnknownKey`].
+pub(crate) fn key_at(path: &str) -> Result<&'static Key, crate::ConfigError> {
+    path.split_once('.')
+        .and_then(|(section, name)| find_key(section, name))
+        .ok_or_else(|| crate::ConfigError::UnknownKey {
+            key: path.to_owned(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
