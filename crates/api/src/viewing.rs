@@ -91,11 +91,14 @@ impl<S: Source> Viewing<S> {
             Some(first) => first,
             None => {
                 let chunk = tokio::select! {
-                    chunk = self.source.recv() => chunk,
+                    // A kick is looked at first: a viewer that is always behind (its source
+                    // always ready) must still be ended by it.
+                    biased;
                     () = self.viewer.kicked() => {
                         tracing::info!("play ended: the session was kicked");
                         return None;
                     }
+                    chunk = self.source.recv() => chunk,
                 };
                 match chunk {
                     Ok(bytes) => bytes,

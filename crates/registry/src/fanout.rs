@@ -289,6 +289,10 @@ pub struct Reader<T> {
 impl<T: Clone> Reader<T> {
     /// The next item, waiting for one if the reader is at the tail.
     pub async fn recv(&mut self) -> Result<T, Ended> {
+        // Fast path: an item is ready (a viewer catching up, a burst), no waiter registered.
+        if let Some(next) = self.try_recv() {
+            return next;
+        }
         let shared = Arc::clone(&self.shared);
         loop {
             let mut notified = pin!(shared.notify.notified());

@@ -64,6 +64,9 @@ pub(crate) async fn serve(
     .await;
 }
 
+/// Bytes of ready tags gathered into one socket write for a player.
+const WRITE_BATCH: usize = 128 * 1024;
+
 /// What a connection is doing.
 enum Role {
     Idle,
@@ -212,11 +215,20 @@ async fn run(
                         return Ok(());
                     }
                 };
-                let Role::Playing { stream_id, viewer, .. } = &mut role else { continue };
+                let Role::Playing { stream_id, viewer, tags } = &mut role else { continue };
                 let stream_id = *stream_id;
                 match item {
                     Ok(tag) => {
+                        // Whatever else is ready goes out in the same write: a burst (the GOP a
+                        // new viewer starts with, a viewer catching up) costs one syscall, not
+                        // one per tag. An end found here is reported again by the next recv.
+                        let mut batch = tag.tag.len();
                         send_tag(&mut conn.session, stream_id, &tag);
+                        while batch < WRITE_BATCH {
+                            let Some(Ok(tag)) = tags.try_recv() else { break };
+                            batch += tag.tag.len();
+                            send_tag(&mut conn.session, stream_id, &tag);
+                        }
                         let n = conn.flush().await?;
                         viewer.add_bytes(n);
                     }
@@ -284,8 +296,10 @@ enum RoleEvent {
 async fn next_for_role(role: &mut Role) -> RoleEvent {
     match role {
         Role::Playing { tags, viewer, .. } => tokio::select! {
-            tag = tags.recv() => RoleEvent::Tag(tag),
+            // The kick first (a cheap check), so a player that is always behind still ends.
+            biased;
             () = viewer.kicked() => RoleEvent::Kicked,
+            tag = tags.recv() => RoleEvent::Tag(tag),
         },
         Role::Publishing { guard, .. } => {
             guard.closed().await;
