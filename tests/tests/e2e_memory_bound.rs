@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// The bound asserted on the server's peak RSS. Every ring is bounded to 16 MiB
-/// (`registry::FanoutLimits::default`): the registry's and one per output (FLV is in the
-/// registry's packets today; RTP and `.live.ts` have their own), plus the RTMP publisher's
+/// (`registry::FanoutLimits::default`): the registry's frames and one per output (FLV tags,
+/// RTP packets, `.live.ts` chunks), plus the RTMP publisher's
 /// message reassembly and the runtime. Before the rings were bounded in bytes this scenario
 /// reached well over 1 GB.
 const RSS_BOUND_MB: u64 = 160;

@@ -240,12 +240,18 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Moves what is waiting onto `out` (without a copy when `out` is empty); false when
-    /// nothing was.
+    /// nothing was. The buffer itself goes with the bytes: an idle session keeps no
+    /// allocation sized by its largest burst (a player's first GOP, a batch of tags).
     pub(crate) fn transmit(&mut self, out: &mut BytesMut) -> bool {
         if self.buf.is_empty() {
             return false;
         }
-        out.unsplit(self.buf.split());
+        if out.is_empty() {
+            *out = std::mem::take(&mut self.buf);
+        } else {
+            out.extend_from_slice(&self.buf);
+            self.buf.clear();
+        }
         true
     }
 

@@ -142,7 +142,9 @@ impl Conn {
         }
         let written = self.out.len() as u64;
         self.socket.write_all(&self.out).await?;
-        self.out.clear();
+        // Dropped, not cleared: the next bytes come in a buffer of their own (see
+        // `Session::poll_transmit`), so an idle player holds none.
+        self.out = BytesMut::new();
         Ok(written)
     }
 }
