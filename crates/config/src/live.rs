@@ -106,6 +106,30 @@ impl Live {
         Ok(self.get())
     }
 
+    /// Publishes `config` as read again from the file (SIGHUP): nothing is written, and the
+    /// file's document is replaced by `file` so later [`Live::set`] calls edit what is on disk
+    /// now. An `api.secret` that is empty or ZLMediaKit's default in the new config keeps the
+    /// one running (a reload must not lock the API out or change its secret). Returns whether
+    /// anything changed.
+    pub fn reload(&self, mut config: Config, file: Option<ConfigFile>) -> bool {
+        let mut current_file = self.lock();
+        let now = self.get();
+        if config.api.clone().ensure_secret() {
+            config.api.secret = now.api.secret.clone();
+        }
+        if let Some(file) = file {
+            *current_file = Some(file);
+        }
+        let next = Arc::new(config);
+        self.inner.current.send_if_modified(|current| {
+            let changed = **current != *next;
+            if changed {
+                *current = Arc::clone(&next);
+            }
+            changed
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<ConfigFile>> {
         // The document is replaced only after a successful write, so a panic elsewhere while
         // the lock was held cannot have left it half-changed.

@@ -25,7 +25,11 @@ pub type Then = Box<dyn FnOnce(Reply) + Send>;
 /// Boxed futures keep it usable as `Arc<dyn HookClient>`, which is what [`Hooks`] holds.
 pub trait HookClient: Send + Sync + 'static {
     /// The configuration: [`Hooks`] reads the bypasses and the lifecycle task the schemas.
-    fn config(&self) -> &HookConfig;
+    fn config(&self) -> Arc<HookConfig>;
+
+    /// Replaces the configuration (setServerConfig, SIGHUP): calls made from now on use it;
+    /// the queue's size and workers stay as they started.
+    fn set_config(&self, config: HookConfig);
 
     /// Whether `hook` is sent at all; a disabled hook takes its default action.
     fn enabled(&self, hook: Hook) -> bool;
@@ -117,8 +121,13 @@ impl Hooks {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &HookConfig {
+    pub fn config(&self) -> Arc<HookConfig> {
         self.client.config()
+    }
+
+    /// Replaces the configuration; calls made from now on use it.
+    pub fn set_config(&self, config: HookConfig) {
+        self.client.set_config(config);
     }
 
     /// Whether `hook` is called at all (`hook.enable` and a URL).

@@ -25,8 +25,8 @@ impl HttpHooks {
     /// A client for `config`. Starts the lifecycle workers, so it must be called inside a tokio
     /// runtime.
     pub fn new(config: HookConfig) -> HttpHooks {
+        // The timeout is set per request, from the config of the moment.
         let http = reqwest::Client::builder()
-            .timeout(config.timeout.max(Duration::from_millis(10)))
             .user_agent(concat!("ferrostream/", env!("CARGO_PKG_VERSION")))
             // A redirect is not an answer: a 3xx counts as a failure, as any status but 200.
             .redirect(reqwest::redirect::Policy::none())
@@ -39,7 +39,7 @@ impl HttpHooks {
         let workers = config.workers;
         let capacity = config.queue_capacity;
         let caller = Arc::new(Caller {
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             http,
             index: AtomicU64::new(0),
             metrics: crate::HookMetrics::default(),
@@ -50,12 +50,20 @@ impl HttpHooks {
 }
 
 impl HookClient for HttpHooks {
-    fn config(&self) -> &HookConfig {
-        &self.caller.config
+    fn config(&self) -> Arc<HookConfig> {
+        self.caller.config()
+    }
+
+    fn set_config(&self, config: HookConfig) {
+        *self
+            .caller
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
     }
 
     fn enabled(&self, hook: Hook) -> bool {
-        self.caller.config.url(hook).is_some()
+        self.caller.config().url(hook).is_some()
     }
 
     fn call(&self, hook: Hook, body: Map<String, Value>) -> BoxFuture<'_, Reply> {
@@ -81,7 +89,9 @@ impl HookClient for HttpHooks {
 
 /// Sends hooks: the reply rules and retries.
 pub(crate) struct Caller {
-    pub(crate) config: HookConfig,
+    /// Replaced as a whole by [`HookClient::set_config`] (setServerConfig, SIGHUP); each call
+    /// reads one snapshot. A std lock held only to clone the `Arc`.
+    config: std::sync::RwLock<Arc<HookConfig>>,
     http: reqwest::Client,
     index: AtomicU64,
     metrics: crate::HookMetrics,
@@ -93,8 +103,18 @@ enum Attempt {
 }
 
 impl Caller {
+    /// The config now.
+    pub(crate) fn config(&self) -> Arc<HookConfig> {
+        Arc::clone(
+            &self
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     pub(crate) async fn call(&self, hook: Hook, body: Map<String, Value>) -> Reply {
-        if self.config.url(hook).is_none() {
+        if self.config().url(hook).is_none() {
             return Ok(None);
         }
         let started = std::time::Instant::now();
@@ -109,19 +129,20 @@ impl Caller {
     }
 
     async fn call_enabled(&self, hook: Hook, mut body: Map<String, Value>) -> Reply {
-        let Some(url) = self.config.url(hook) else {
+        let config = self.config();
+        let Some(url) = config.url(hook) else {
             return Ok(None);
         };
         let vhost = body.get("vhost").and_then(Value::as_str).map(str::to_owned);
         body.insert(
             "mediaServerId".into(),
-            self.config.media_server_id.as_str().into(),
+            config.media_server_id.as_str().into(),
         );
-        let attempts = self.config.retry.saturating_add(1);
+        let attempts = config.retry.saturating_add(1);
         let mut reason = String::new();
         for attempt in 1..=attempts {
             if attempt > 1 {
-                tokio::time::sleep(self.config.retry_delay).await;
+                tokio::time::sleep(config.retry_delay).await;
             }
             // Every attempt gets its own index, as ZLMediaKit's retries do.
             let index = self.index.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +156,7 @@ impl Caller {
                     })
                 }
             };
-            match self.attempt(url, bytes, vhost.as_deref()).await {
+            match self.attempt(&config, url, bytes, vhost.as_deref()).await {
                 Ok(reply) => return Ok(Some(reply)),
                 Err(Attempt::Denied { code, msg }) => {
                     tracing::info!(hook = hook.name(), code, msg, "[auth failed] hook denied");
@@ -152,11 +173,12 @@ impl Caller {
 
     async fn attempt(
         &self,
+        config: &HookConfig,
         url: &str,
         body: Vec<u8>,
         vhost: Option<&str>,
     ) -> Result<Map<String, Value>, Attempt> {
-        let mut req = match &self.config.sign_token {
+        let mut req = match &config.sign_token {
             Some(token) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -169,7 +191,9 @@ impl Caller {
             }
             None => self.http.post(url),
         };
-        req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
+        req = req
+            .timeout(config.timeout.max(Duration::from_millis(10)))
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(vhost) = vhost {
             req = req.header("X-VHOST", vhost);
         }

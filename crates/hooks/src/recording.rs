@@ -9,7 +9,7 @@ use crate::{BoxFuture, Hook, HookConfig, HookError};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -94,7 +94,7 @@ struct Script {
 /// recorded, as an HTTP client sends nothing for it). Queued hooks are answered at once, on
 /// the caller's task, so a test sees their effect without waiting.
 pub struct RecordingHooks {
-    config: HookConfig,
+    config: Mutex<Arc<HookConfig>>,
     script: Mutex<Script>,
     recorded: Notify,
 }
@@ -115,7 +115,7 @@ impl RecordingHooks {
     /// decides which hooks are on).
     pub fn with_config(config: HookConfig) -> Self {
         RecordingHooks {
-            config,
+            config: Mutex::new(Arc::new(config)),
             script: Mutex::default(),
             recorded: Notify::new(),
         }
@@ -199,8 +199,20 @@ impl RecordingHooks {
 }
 
 impl HookClient for RecordingHooks {
-    fn config(&self) -> &HookConfig {
-        &self.config
+    fn config(&self) -> Arc<HookConfig> {
+        Arc::clone(
+            &self
+                .config
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn set_config(&self, config: HookConfig) {
+        *self
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
     }
 
     fn enabled(&self, hook: Hook) -> bool {

@@ -74,6 +74,9 @@ pub struct Outputs {
 struct Inner {
     registry: Registry,
     config: OutputsConfig,
+    /// `[hls]` now: starts as `config.hls`, replaced by [`Outputs::set_hls`]; streams whose
+    /// HLS starts later use it. A std lock held only to clone it.
+    hls_options: std::sync::RwLock<HlsOptions>,
     flv: OnDemand<StreamKey, FlvOutput>,
     rtp: OnDemand<StreamKey, RtpOutput>,
     live: OnDemand<(StreamKey, Container), LiveOutput>,
@@ -86,6 +89,7 @@ impl Outputs {
         Outputs {
             inner: Arc::new(Inner {
                 registry,
+                hls_options: std::sync::RwLock::new(config.hls.clone()),
                 config,
                 flv: OnDemand::default(),
                 rtp: OnDemand::default(),
@@ -146,19 +150,39 @@ impl Outputs {
     /// `None` when the stream is not live (or its keep-all directory cannot be made).
     pub async fn hls(&self, key: &StreamKey, kind: HlsKind) -> Option<Arc<HlsStream>> {
         let inner = &self.inner;
+        let options = self.hls_options();
         inner
             .hls
             .stream(
                 &inner.registry,
                 key,
                 kind,
-                &inner.config.hls,
+                &options,
                 inner.config.enable_vhost,
             )
             .await
     }
 
-    /// The settings these outputs run with.
+    /// The `[hls]` settings a stream's HLS starts with now.
+    pub fn hls_options(&self) -> HlsOptions {
+        self.inner
+            .hls_options
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the `[hls]` settings (setServerConfig, SIGHUP): HLS started from now on uses
+    /// them; a running one keeps its own until it ends.
+    pub fn set_hls(&self, options: HlsOptions) {
+        *self
+            .inner
+            .hls_options
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = options;
+    }
+
+    /// The settings these outputs started with (`[hls]` now: [`Outputs::hls_options`]).
     pub fn config(&self) -> &OutputsConfig {
         &self.inner.config
     }

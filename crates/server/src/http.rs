@@ -74,7 +74,8 @@ impl From<&config::Config> for HttpOptions {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` turns true. Open responses end with it: live
+/// Serves `app` on `listener` until `accept` turns true (the listener moves or the server
+/// stops); its connections end when `shutdown` does. Open responses end with it: live
 /// bodies never end by themselves, so there is nothing to drain.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -82,10 +83,11 @@ pub(crate) async fn serve(
     write_timeout: Duration,
     options: HttpOptions,
     limits: Limits,
+    accept: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let sessions = shutdown.clone();
-    let accept = move |socket: tokio::net::TcpStream, peer, guard: ConnGuard| {
+    let sessions = shutdown;
+    let serve = move |socket: tokio::net::TcpStream, peer, guard: ConnGuard| {
         let _ = socket.set_nodelay(true);
         let app = app.clone();
         let mut shutdown = sessions.clone();
@@ -130,7 +132,7 @@ pub(crate) async fn serve(
         }
         .instrument(span)
     };
-    crate::limits::accept_loop(listener, Listener::Http, limits, shutdown, accept).await;
+    crate::limits::accept_loop(listener, Listener::Http, limits, accept, serve).await;
 }
 
 /// Why an idle connection was closed.

@@ -24,6 +24,7 @@
 pub use ::config;
 mod http;
 mod limits;
+mod listeners;
 mod rtmp;
 mod rtsp;
 mod server;

@@ -112,19 +112,72 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     raise_fd_limit(u64::from(config.general.max_connections));
     // Changes made through the handle (setServerConfig) are written back into the file read.
     let live = Live::new(config, loaded.file);
+    let live_handle = live.clone();
+    let stop = shutdown_signal();
+    let hangups = hangup_signal();
     let server = Server::start(Options::from_live(live))
         .await
         .context("start-up failed")?;
+    let reloads = tokio::spawn(reload_on_sighup(hangups, live_handle, config_path.clone()));
     let restart = tokio::select! {
-        _ = shutdown_signal() => false,
+        _ = stop => false,
         _ = server.restart_requested() => true,
     };
+    reloads.abort();
     tracing::info!("shutting down");
     server.shutdown().await;
     if restart {
         return restart_self();
     }
     Ok(())
+}
+
+/// SIGHUP: the config file (and the environment) is read again and applied like a
+/// setServerConfig (`server::Server` applies what can change while running). A file that no
+/// longer parses changes nothing and is logged.
+async fn reload_on_sighup(hangups: Option<Hangups>, live: Live, path: Option<PathBuf>) {
+    let Some(mut hangups) = hangups else {
+        tracing::warn!("SIGHUP cannot be watched; the config is not reloaded on it");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match Config::load(path.as_deref(), std::env::vars()) {
+            Ok(loaded) => {
+                for warning in &loaded.warnings {
+                    tracing::warn!("config: {warning}");
+                }
+                let changed = live.reload(loaded.config, loaded.file);
+                tracing::info!(changed, "SIGHUP: config read again");
+            }
+            Err(e) => tracing::error!("SIGHUP: config not reloaded: {e:#}"),
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+
+/// Installs the SIGHUP handler now (before the server starts, so an early SIGHUP cannot kill
+/// the process by its default action).
+#[cfg(unix)]
+fn hangup_signal() -> Option<Hangups> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+/// No SIGHUP here.
+#[cfg(not(unix))]
+struct Hangups;
+
+#[cfg(not(unix))]
+impl Hangups {
+    async fn recv(&mut self) -> Option<()> {
+        None
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<Hangups> {
+    None
 }
 
 /// restartServer: after a clean stop, this process becomes a fresh run of the same binary with
@@ -165,24 +218,33 @@ fn raise_fd_limit(max_connections: u64) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, before the
+/// future is first polled, so a signal that arrives while the server starts is not lost (the
+/// default action would kill the process without its clean stop).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

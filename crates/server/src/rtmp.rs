@@ -31,19 +31,21 @@ const READ_BUF_PUBLISHER: usize = 64 * 1024;
 /// only ever sends acknowledgements, so a thousand players should not hold 64 KiB each.
 const READ_BUF_SMALL: usize = 4 * 1024;
 
-/// Accepts RTMP connections until `shutdown` turns true.
+/// Accepts RTMP connections until `accept` turns true (the listener moves or the server stops);
+/// its sessions end when `shutdown` does.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    accept: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) {
     let limits = shared.limits.clone();
-    let sessions = shutdown.clone();
+    let sessions = shutdown;
     crate::limits::accept_loop(
         listener,
         Listener::Rtmp,
         limits,
-        shutdown,
+        accept,
         move |socket, peer, guard| {
             let id = shared.registry.next_session_id();
             let span =
@@ -390,8 +392,14 @@ async fn on_event(conn: &mut Conn, role: &mut Role, event: Event, shared: &Share
                     return;
                 }
             };
-            match hooks::admit_publish(&shared.hooks, &shared.registry, key, info, &shared.protocol)
-                .await
+            match hooks::admit_publish(
+                &shared.hooks,
+                &shared.registry,
+                key,
+                info,
+                &shared.protocol(),
+            )
+            .await
             {
                 Ok(guard) => {
                     tracing::info!(stream = %guard.key(), "publish started");

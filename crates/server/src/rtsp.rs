@@ -84,19 +84,21 @@ impl From<&config::Config> for RtspOptions {
     }
 }
 
-/// Accepts RTSP connections until `shutdown` turns true.
+/// Accepts RTSP connections until `accept` turns true (the listener moves or the server stops);
+/// its sessions end when `shutdown` does.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    accept: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) {
     let limits = shared.limits.clone();
-    let sessions = shutdown.clone();
+    let sessions = shutdown;
     crate::limits::accept_loop(
         listener,
         Listener::Rtsp,
         limits,
-        shutdown,
+        accept,
         move |socket, peer, guard| {
             let id = shared.registry.next_session_id();
             let span =
@@ -638,7 +640,7 @@ impl Conn {
             &shared.registry,
             key,
             publisher,
-            &shared.protocol,
+            &shared.protocol(),
         )
         .await
         {

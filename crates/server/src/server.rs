@@ -2,6 +2,7 @@
 
 use crate::config::{self, Config};
 pub use crate::http::HttpOptions;
+use crate::listeners::Kind;
 pub use crate::rtsp::RtspOptions;
 pub use crate::turn::TurnOptions;
 use anyhow::Context;
@@ -10,7 +11,6 @@ use registry::{Registry, RegistryConfig, StreamOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -99,7 +99,9 @@ const ZLM_EXAMPLE_ADMIN_PARAMS: &str = "secret=035c73f7-bb6b-4889-a715-d9eb2d192
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) hooks: Hooks,
-    pub(crate) protocol: StreamOptions,
+    /// `[protocol]` now: every new stream starts from it (setServerConfig and SIGHUP replace
+    /// it). A std lock held only to clone it.
+    protocol: std::sync::RwLock<StreamOptions>,
     pub(crate) rtsp: RtspOptions,
     /// Every stream's outputs, muxed once for all their viewers.
     pub(crate) outputs: outputs::Outputs,
@@ -109,6 +111,23 @@ pub(crate) struct Shared {
     pub(crate) write_timeout: Duration,
     /// Connection caps of every listener.
     pub(crate) limits: crate::limits::Limits,
+}
+
+impl Shared {
+    /// The `[protocol]` settings a new stream starts with now.
+    pub(crate) fn protocol(&self) -> StreamOptions {
+        self.protocol
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_protocol(&self, options: StreamOptions) {
+        *self
+            .protocol
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = options;
+    }
 }
 
 /// A running server; [`Server::shutdown`] stops it.
@@ -130,6 +149,10 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// Set by the api's restartServer.
     restart: Arc<watch::Sender<bool>>,
+    /// RTMP, RTSP and HTTP, which config changes may move.
+    listeners: Arc<crate::listeners::Listeners>,
+    /// Applies config changes while running.
+    applier: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
     lifecycle: hooks::LifecycleTask,
     recorder: outputs::Recorder,
@@ -175,7 +198,7 @@ impl Server {
         let shared = Arc::new(Shared {
             registry: registry.clone(),
             hooks: hooks.clone(),
-            protocol: options.protocol.clone(),
+            protocol: std::sync::RwLock::new(options.protocol.clone()),
             rtsp: options.rtsp.clone(),
             outputs: outputs.clone(),
             rtmp: options.rtmp.clone(),
@@ -198,44 +221,38 @@ impl Server {
             )
         };
 
-        let mut rtmp_addr = None;
-        if let Some(addr) = options.rtmp_addr {
-            let listener = TcpListener::bind(addr)
+        let listeners = Arc::new(crate::listeners::Listeners::default());
+        let rtmp_addr = {
+            let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
+            let spawn: crate::listeners::Spawn = Box::new(move |listener, _bound, accept| {
+                tokio::spawn(crate::rtmp::serve(
+                    listener,
+                    Arc::clone(&shared),
+                    accept,
+                    sessions.clone(),
+                ))
+            });
+            listeners
+                .start(Kind::Rtmp, options.rtmp_addr, spawn)
                 .await
-                .with_context(|| format!("bind RTMP on {addr}"))?;
-            let bound = listener.local_addr()?;
-            tracing::info!("RTMP listening on rtmp://{bound}");
-            rtmp_addr = Some(bound);
-            tasks.push(tokio::spawn(crate::rtmp::serve(
-                listener,
-                Arc::clone(&shared),
-                shutdown_rx.clone(),
-            )));
-        }
-
-        let mut rtsp_addr = None;
-        if let Some(addr) = options.rtsp_addr {
-            let listener = TcpListener::bind(addr)
+                .with_context(|| format!("bind RTMP on {:?}", options.rtmp_addr))?
+        };
+        let rtsp_addr = {
+            let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
+            let spawn: crate::listeners::Spawn = Box::new(move |listener, _bound, accept| {
+                tokio::spawn(crate::rtsp::serve(
+                    listener,
+                    Arc::clone(&shared),
+                    accept,
+                    sessions.clone(),
+                ))
+            });
+            listeners
+                .start(Kind::Rtsp, options.rtsp_addr, spawn)
                 .await
-                .with_context(|| format!("bind RTSP on {addr}"))?;
-            let bound = listener.local_addr()?;
-            tracing::info!("RTSP listening on rtsp://{bound}");
-            rtsp_addr = Some(bound);
-            tasks.push(tokio::spawn(crate::rtsp::serve(
-                listener,
-                Arc::clone(&shared),
-                shutdown_rx.clone(),
-            )));
-        }
-
-        let mut http_addr = None;
-        if let Some(addr) = options.http_addr {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("bind HTTP on {addr}"))?;
-            let bound = listener.local_addr()?;
-            tracing::info!("HTTP listening on http://{bound} (HTTP-FLV, WS-FLV)");
-            http_addr = Some(bound);
+                .with_context(|| format!("bind RTSP on {:?}", options.rtsp_addr))?
+        };
+        let http_addr = {
             let allow = options.allow_ip_range.clone();
             let mut state = api::AppState::new(
                 outputs.clone(),
@@ -244,7 +261,7 @@ impl Server {
                 api::ApiOptions {
                     enable_vhost: options.enable_vhost,
                     max_stream_wait: options.max_stream_wait,
-                    local_addr: bound,
+                    local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
                     file_root: options.file_root.clone(),
                     dir_menu: options.dir_menu,
                     allow_ip: api::IpFilter(Arc::new(move |ip| {
@@ -256,16 +273,28 @@ impl Server {
             );
             state.recorder = Some(recorder.control());
             state.restart = Some(Arc::clone(&restart));
-            let app = api::router(state);
-            tasks.push(tokio::spawn(crate::http::serve(
-                listener,
-                app,
-                options.write_timeout,
-                options.http.clone(),
-                shared.limits.clone(),
-                shutdown_rx.clone(),
-            )));
-        }
+            let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
+            let (write_timeout, http) = (options.write_timeout, options.http.clone());
+            let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
+                // One state for every port the listener moves to (logins, HLS viewers, grants
+                // are kept); only the local address reported for sessions changes.
+                let mut state = state.clone();
+                state.options.local_addr = bound;
+                tokio::spawn(crate::http::serve(
+                    listener,
+                    api::router(state),
+                    write_timeout,
+                    http.clone(),
+                    limits.clone(),
+                    accept,
+                    sessions.clone(),
+                ))
+            });
+            listeners
+                .start(Kind::Http, options.http_addr, spawn)
+                .await
+                .with_context(|| format!("bind HTTP on {:?}", options.http_addr))?
+        };
 
         let mut turn_addr = None;
         if let Some(addr) = options.turn_addr {
@@ -302,10 +331,33 @@ impl Server {
             config: options.config.clone(),
             shutdown,
             restart,
+            applier: spawn_applier(
+                options.config.clone(),
+                Arc::clone(&shared),
+                outputs.clone(),
+                Arc::clone(&listeners),
+            ),
+            listeners,
             tasks,
             lifecycle,
             recorder,
         })
+    }
+
+    /// The address the RTMP (RTSP, HTTP) listener is bound to now: a config change may have
+    /// moved it since start (the `*_addr` fields keep the start's).
+    pub fn rtmp_addr_now(&self) -> Option<SocketAddr> {
+        self.listeners.addr(Kind::Rtmp)
+    }
+
+    /// See [`Server::rtmp_addr_now`].
+    pub fn rtsp_addr_now(&self) -> Option<SocketAddr> {
+        self.listeners.addr(Kind::Rtsp)
+    }
+
+    /// See [`Server::rtmp_addr_now`].
+    pub fn http_addr_now(&self) -> Option<SocketAddr> {
+        self.listeners.addr(Kind::Http)
     }
 
     /// Resolves when restartServer asked this server to stop and start again.
@@ -317,7 +369,9 @@ impl Server {
     /// Stops accepting, ends every session, waits for the listeners to finish, sends the
     /// hooks still queued (bounded by the hook timeout) and then on_server_exited.
     pub async fn shutdown(self) {
+        self.applier.abort();
         let _ = self.shutdown.send(true);
+        self.listeners.stop().await;
         for task in self.tasks {
             let _ = task.await;
         }
@@ -340,6 +394,59 @@ impl Server {
             let _ = tokio::time::timeout(bound, self.hooks.on_server_exited()).await;
         }
     }
+}
+
+/// Applies each change of the running config (setServerConfig, SIGHUP) to what can change
+/// while running: the hooks (URLs, timeouts, retries, signing), the `[protocol]` defaults of
+/// new streams, the `[hls]` settings of HLS that starts from now on, and the RTMP, RTSP and
+/// HTTP ports (moved without dropping a session). Other keys take effect at the next start;
+/// each change says which keys it applied in the log.
+fn spawn_applier(
+    live: config::Live,
+    shared: Arc<Shared>,
+    outputs: outputs::Outputs,
+    listeners: Arc<crate::listeners::Listeners>,
+) -> JoinHandle<()> {
+    let mut changes = live.subscribe();
+    let mut prev = Arc::clone(&changes.borrow_and_update());
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let next = Arc::clone(&changes.borrow_and_update());
+            let mut applied = Vec::new();
+            if prev.hook != next.hook
+                || prev.general.media_server_id != next.general.media_server_id
+            {
+                shared.hooks.set_config(HookConfig::from(&*next));
+                applied.push("hook");
+            }
+            if prev.protocol != next.protocol {
+                shared.set_protocol(StreamOptions::from(&*next));
+                applied.push("protocol");
+            }
+            if prev.hls != next.hls {
+                outputs.set_hls(outputs::HlsOptions::from(&*next));
+                applied.push("hls");
+            }
+            for (kind, old, new) in [
+                (Kind::Rtmp, prev.rtmp.port, next.rtmp.port),
+                (Kind::Rtsp, prev.rtsp.port, next.rtsp.port),
+                (Kind::Http, prev.http.port, next.http.port),
+            ] {
+                if old != new {
+                    listeners.move_to(kind, new).await;
+                    applied.push(match kind {
+                        Kind::Rtmp => "rtmp.port",
+                        Kind::Rtsp => "rtsp.port",
+                        Kind::Http => "http.port",
+                    });
+                }
+            }
+            if !applied.is_empty() {
+                tracing::info!(?applied, "config change applied");
+            }
+            prev = next;
+        }
+    })
 }
 
 impl Options {
