@@ -50,8 +50,15 @@ function mount(root) {
         section = sec;
         rows.push(h('tr', { class: 'section-row' }, h('th', { colspan: '2' }, `[${sec}]`)));
       }
+      // Secrets are not shown to whoever looks over the operator's shoulder; focus shows them.
+      const secret = /secret|token|passw|users$/i.test(key);
       const input = h('input', { class: 'input mono', value: String(value), spellcheck: 'false',
-        'aria-label': key, dataset: { key } });
+        'aria-label': key, dataset: { key }, type: secret ? 'password' : 'text',
+        autocomplete: 'off' });
+      if (secret) {
+        input.addEventListener('focus', () => { input.type = 'text'; });
+        input.addEventListener('blur', () => { input.type = 'password'; });
+      }
       input.addEventListener('input', () => {
         if (input.value === String(values[key])) edits.delete(key);
         else edits.set(key, input.value);

@@ -73,7 +73,7 @@ function mountServer(root) {
         h('td', null, String(t.name ?? '')),
         h('td', { class: 'num' }, meter(Number(t.load) || 0), `${Number(t.load) || 0}%`),
         h('td', { class: 'num mono' }, `${t.delay ?? 0} ms`),
-        h('td', { class: 'num mono' }, String(t.fd_count ?? ''))))));
+        h('td', { class: 'num mono' }, String(t.fd_count ?? '')))));
     }
     if (stat.status === 'fulfilled') replace(stats, kv(stat.value.data));
   }
