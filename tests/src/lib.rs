@@ -8,6 +8,7 @@
 // that is not obvious.
 #![allow(missing_docs)]
 
+pub mod api;
 pub mod backend;
 pub mod browser;
 pub mod cdp;

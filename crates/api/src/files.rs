@@ -8,16 +8,15 @@
 //! clients in `http.allow_ip_range` may read files. Paths are decoded, `..` and NUL are refused
 //! whatever their encoding, and the resolved file must lie inside the root after symlinks.
 
+use crate::tokens::Tokens;
 use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use registry::{Protocol, SessionInfo};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// The cookie carrying an on_http_access decision.
@@ -25,37 +24,24 @@ const COOKIE: &str = "FERROSTREAM_HTTP_ACCESS";
 /// Decisions remembered at most; the oldest are forgotten first.
 const MAX_GRANTS: usize = 10_000;
 
-/// on_http_access decisions by cookie: (directory scope, until).
-#[derive(Default)]
-pub(crate) struct Grants {
-    map: Mutex<HashMap<String, (String, Instant)>>,
+/// on_http_access decisions by cookie: the directory they cover.
+pub(crate) struct Grants(Tokens<String>);
+
+impl Default for Grants {
+    fn default() -> Self {
+        Grants(Tokens::new(MAX_GRANTS))
+    }
 }
 
 impl Grants {
     fn allows(&self, cookie: &str, path: &str) -> bool {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(cookie) {
-            Some((scope, until)) if *until > Instant::now() => path.starts_with(scope.as_str()),
-            Some(_) => {
-                map.remove(cookie);
-                false
-            }
-            None => false,
-        }
+        self.0
+            .get(cookie)
+            .is_some_and(|scope| path.starts_with(scope.as_str()))
     }
 
     fn grant(&self, scope: String, life: Duration) -> String {
-        let cookie = format!("{:032x}", rand::random::<u128>());
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_GRANTS {
-            let now = Instant::now();
-            map.retain(|_, (_, until)| *until > now);
-            if map.len() >= MAX_GRANTS {
-                map.clear();
-            }
-        }
-        map.insert(cookie.clone(), (scope, Instant::now() + life));
-        cookie
+        self.0.issue(scope, life)
     }
 }
 
@@ -173,14 +159,7 @@ async fn access(
             Access::Refused("Your ip is not allowed to access the service.".into())
         };
     }
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned());
+    let cookie = crate::tokens::cookie(headers, COOKIE);
     if cookie.is_some_and(|c| state.grants.allows(&c, path)) {
         return Access::Allowed(None);
     }

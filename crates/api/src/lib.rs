@@ -20,6 +20,7 @@
 //!   a WebSocket.
 //! - `GET /{app}/{stream}/hls.m3u8` (MPEG-TS HLS) and `/{app}/{stream}/hls.fmp4.m3u8` (LL-HLS),
 //!   with their segments and parts.
+//! - `/index/api/{name}`: ZLMediaKit's REST API (the `rest` module).
 //! - Any other path: a file under `http.rootPath` (Range requests, directory listings,
 //!   on_http_access).
 //!
@@ -31,6 +32,8 @@
 //! - `viewing.rs`: admitting a live viewer and turning an output's reader into a body.
 //! - `files.rs`: the file server.
 //! - `console.rs`: the web console (`www/`, embedded), at `/` unless the file root has its own.
+//! - `rest/`: the REST API.
+//! - `tokens.rs`: bounded, expiring random tokens (on_http_access grants, API logins).
 //! - `ws.rs`: the WebSocket send loop of the live outputs, which also reads what the viewer
 //!   sends (Close, ping, EOF).
 #![forbid(unsafe_code)]
@@ -42,6 +45,8 @@ mod files;
 mod flv;
 mod hls;
 mod live;
+mod rest;
+mod tokens;
 mod viewing;
 mod ws;
 
@@ -75,6 +80,9 @@ pub struct ApiOptions {
     /// `hls`: how long an HLS viewer is remembered after its last request (its on_play
     /// decision is reused until then). Default: 60 s (ZLMediaKit's).
     pub hls_idle: Duration,
+    /// The output schemas a stream is listed with (getMediaList, one entry each), the same
+    /// list on_stream_changed reports. Default: `rtmp`, `rtsp`.
+    pub schemas: Vec<&'static str>,
 }
 
 /// A predicate on client addresses (`http.allow_ip_range`).
@@ -115,6 +123,7 @@ impl From<&config::Config> for ApiOptions {
                 config::IpRange::any_contains(&allow, ip)
             })),
             hls_idle: outputs::HlsOptions::from(config).idle,
+            schemas: vec!["rtmp", "rtsp"],
         }
     }
 }
@@ -136,6 +145,13 @@ pub struct AppState {
     grants: Arc<files::Grants>,
     /// Every HLS viewer.
     hls: Arc<hls::HlsViewers>,
+    /// API logins (ZLMediaKit's cookie login).
+    logins: Arc<rest::Logins>,
+    /// Starts and stops recordings (startRecord, stopRecord); `None` = no recorder.
+    pub recorder: Option<outputs::RecordControl>,
+    /// Set to true by restartServer; the binary stops and starts again when it sees it.
+    /// `None` = the server cannot restart itself.
+    pub restart: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 }
 
 impl AppState {
@@ -155,6 +171,9 @@ impl AppState {
             options,
             grants: Arc::default(),
             hls: Arc::default(),
+            logins: Arc::default(),
+            recorder: None,
+            restart: None,
         }
     }
 }
@@ -176,6 +195,9 @@ async fn dispatch(
     req: Request<Body>,
 ) -> Response {
     let path = req.uri().path().to_owned();
+    if rest::is_api(&path) {
+        return rest::serve(&state, peer, req).await;
+    }
     if path.ends_with(flv::SUFFIX) {
         return flv::live(state, peer, req).await;
     }

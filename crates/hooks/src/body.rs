@@ -177,3 +177,21 @@ pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
+
+/// The object counts on_server_keepalive and getStatistic report: `MediaSource` (one per
+/// stream and output schema, as on_stream_changed counts them), `MultiMediaSourceMuxer` (one
+/// per stream), and ours: `readers` (viewers now) and `hooksDropped` (hook calls dropped
+/// from the bounded queue).
+pub fn statistic_json(streams: &[StreamInfo], schemas: &[&str], hooks_dropped: u64) -> Value {
+    let outputs: usize = streams
+        .iter()
+        .map(|s| s.options.schemas(schemas).len())
+        .sum();
+    let readers: usize = streams.iter().map(|s| s.readers).sum();
+    json!({
+        "MediaSource": outputs,
+        "MultiMediaSourceMuxer": streams.len(),
+        "readers": readers,
+        "hooksDropped": hooks_dropped,
+    })
+}

@@ -11,7 +11,6 @@ use crate::client::{reply_close, Hooks};
 use crate::Hook;
 use media::{StreamKey, TrackInfo, TrackKind};
 use registry::{Event, Registry, SessionInfo};
-use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -320,17 +319,11 @@ impl Lifecycle {
 
     fn keepalive(&self) {
         let streams = self.registry.streams();
-        let outputs: usize = streams
-            .iter()
-            .map(|s| s.options.schemas(&self.config.outputs).len())
-            .sum();
-        let readers: usize = streams.iter().map(|s| s.readers).sum();
-        self.hooks.on_server_keepalive(json!({
-            "MediaSource": outputs,
-            "MultiMediaSourceMuxer": streams.len(),
-            "readers": readers,
-            "hooksDropped": self.hooks.dropped(),
-        }));
+        self.hooks.on_server_keepalive(crate::body::statistic_json(
+            &streams,
+            &self.config.outputs,
+            self.hooks.dropped(),
+        ));
     }
 
     /// After missed events: streams that ended meanwhile are unregistered.

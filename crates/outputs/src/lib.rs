@@ -42,7 +42,7 @@ pub use flv::{FlvOutput, FlvReader, FlvTag};
 pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
 pub use live::{Container, LiveOutput, LiveReader};
 pub use paths::confined_dir;
-pub use record::{RecordConfig, RecordedFile, Recorder};
+pub use record::{utc_date, RecordConfig, RecordControl, RecordError, RecordedFile, Recorder};
 pub use rtp::{RtpOutput, RtpReader};
 
 use media::StreamKey;

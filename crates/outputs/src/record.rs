@@ -13,12 +13,15 @@
 use media::{StreamKey, TrackKind};
 use mp4::{Fmp4Muxer, Progressive};
 use registry::{Event, Item, Registry, StreamOptions};
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Media per fragment: what a crash may lose at most.
@@ -69,10 +72,27 @@ pub struct RecordedFile {
 
 type OnClosed = Arc<dyn Fn(RecordedFile) + Send + Sync>;
 
-/// Records every stream published with `enable_mp4`, from its publish to its end.
+/// Records every stream published with `enable_mp4`, from its publish to its end, and the
+/// streams [`RecordControl::start`] names (startRecord), until [`RecordControl::stop`].
 pub struct Recorder {
     manager: JoinHandle<()>,
     ctx: Arc<Ctx>,
+}
+
+/// A cheap-to-clone handle that starts, stops and asks about recordings of live streams
+/// (ZLMediaKit's startRecord, stopRecord, isRecording).
+#[derive(Clone)]
+pub struct RecordControl {
+    ctx: Arc<Ctx>,
+}
+
+/// Why [`RecordControl::start`] did not start a recording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The stream is not live.
+    #[error("can not find the stream")]
+    NotLive,
 }
 
 struct Ctx {
@@ -81,6 +101,16 @@ struct Ctx {
     on_closed: OnClosed,
     /// The recording tasks, so a stopping server can wait for them to finish their files.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The streams being recorded now, each with the switch that ends its recording. Bounded
+    /// by the live streams: an entry is removed when its recording ends.
+    active: Mutex<HashMap<StreamKey, Active>>,
+    /// Numbers recordings, so an ending one removes its own entry and not a newer one's.
+    next_id: AtomicU64,
+}
+
+struct Active {
+    id: u64,
+    stop: watch::Sender<bool>,
 }
 
 impl Recorder {
@@ -96,6 +126,8 @@ impl Recorder {
             config,
             on_closed: Arc::new(on_closed),
             tasks: Mutex::new(Vec::new()),
+            active: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
         });
         Recorder {
             manager: spawn_manager(Arc::clone(&ctx)),
@@ -118,11 +150,85 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// The handle that starts and stops recordings while this recorder runs.
+    pub fn control(&self) -> RecordControl {
+        RecordControl {
+            ctx: Arc::clone(&self.ctx),
+        }
+    }
+}
+
+impl RecordControl {
+    /// Starts recording `key` now (until it ends or [`RecordControl::stop`]), with its
+    /// options but segments of `max_second` when given. Recording a stream that already
+    /// records is not an error: it goes on as it was.
+    pub fn start(&self, key: &StreamKey, max_second: Option<Duration>) -> Result<(), RecordError> {
+        let info = self.ctx.registry.stream(key).ok_or(RecordError::NotLive)?;
+        let mut options = info.options;
+        if let Some(max) = max_second.filter(|d| !d.is_zero()) {
+            options.mp4_max_second = max;
+        }
+        Ctx::begin(&self.ctx, key.clone(), info.publisher.params, options);
+        Ok(())
+    }
+
+    /// Stops recording `key`: its open segment is finished and reported as usual. False when
+    /// it was not recording.
+    pub fn stop(&self, key: &StreamKey) -> bool {
+        match self.ctx.active().remove(key) {
+            Some(active) => {
+                active.stop.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `key` is being recorded now.
+    pub fn is_recording(&self, key: &StreamKey) -> bool {
+        self.ctx.active().contains_key(key)
+    }
+
+    /// The directory the recordings of `key` go to, relative to its `mp4_save_path`
+    /// (`record/[{vhost}/]{app}/{stream}`).
+    pub fn relative_dir(&self, key: &StreamKey) -> PathBuf {
+        record_dir(&self.ctx.config, key)
+    }
+}
+
 impl Ctx {
     fn add(&self, task: JoinHandle<()>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
+    }
+
+    fn active(&self) -> MutexGuard<'_, HashMap<StreamKey, Active>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts recording `key` unless it records already.
+    fn begin(ctx: &Arc<Ctx>, key: StreamKey, params: String, options: StreamOptions) {
+        let mut active = ctx.active();
+        if active.contains_key(&key) {
+            return;
+        }
+        let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        let (stop, stopped) = watch::channel(false);
+        active.insert(key.clone(), Active { id, stop });
+        drop(active);
+        let task = tokio::spawn({
+            let ctx = Arc::clone(ctx);
+            async move {
+                record(Arc::clone(&ctx), key.clone(), params, options, stopped).await;
+                let mut active = ctx.active();
+                if active.get(&key).is_some_and(|a| a.id == id) {
+                    active.remove(&key);
+                }
+            }
+        });
+        ctx.add(task);
     }
 }
 
@@ -138,9 +244,7 @@ fn spawn_manager(ctx: Arc<Ctx>) -> JoinHandle<()> {
                         continue;
                     };
                     if options.enable_mp4 {
-                        let task =
-                            tokio::spawn(record(Arc::clone(&ctx), key, publisher.params, options));
-                        ctx.add(task);
+                        Ctx::begin(&ctx, key, publisher.params, options);
                     }
                 }
                 Ok(_) => {}
@@ -169,13 +273,22 @@ struct Segment {
     url: String,
 }
 
-/// Records `key` until it ends, segment after segment.
-async fn record(ctx: Arc<Ctx>, key: StreamKey, params: String, options: StreamOptions) {
-    let Some(mut tracks) = ctx
+/// Records `key` until it ends or `stop` turns true, segment after segment.
+async fn record(
+    ctx: Arc<Ctx>,
+    key: StreamKey,
+    params: String,
+    options: StreamOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ready = ctx
         .registry
-        .tracks_ready(&key, Duration::from_secs(1), Duration::from_secs(10))
-        .await
-    else {
+        .tracks_ready(&key, Duration::from_secs(1), Duration::from_secs(10));
+    let tracks = tokio::select! {
+        _ = stop.wait_for(|stop| *stop) => return,
+        tracks = ready => tracks,
+    };
+    let Some(mut tracks) = tracks else {
         return;
     };
     let Some(mut sub) = ctx.registry.subscribe_output(&key) else {
@@ -185,9 +298,13 @@ async fn record(ctx: Arc<Ctx>, key: StreamKey, params: String, options: StreamOp
     let mut segment: Option<Segment> = None;
     tracing::info!(stream = %key, dir = %options.mp4_save_path.join(&root).display(), "recording");
     loop {
-        let item = match sub.recv().await {
-            Ok(item) => item,
-            Err(_) => break,
+        let item = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => break,
+            item = sub.recv() => match item {
+                Ok(item) => item,
+                Err(_) => break,
+            },
         };
         match item {
             Item::Track(t) => {
@@ -408,6 +525,11 @@ fn finish_file(path: &Path, header: &[u8], media: &[Range<u64>]) -> std::io::Res
     drop(file);
     std::fs::rename(&tmp, path)?;
     Ok(size)
+}
+
+/// `YYYY-MM-DD` of `time` in UTC: the day folder a recording started then goes to.
+pub fn utc_date(time: SystemTime) -> String {
+    utc_date_time(time).0
 }
 
 /// `(YYYY-MM-DD, HH-MM-SS)` of `time` in UTC (days-to-civil, H. Hinnant's algorithm).

@@ -115,10 +115,34 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let server = Server::start(Options::from_live(live))
         .await
         .context("start-up failed")?;
-    shutdown_signal().await;
+    let restart = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = server.restart_requested() => true,
+    };
     tracing::info!("shutting down");
     server.shutdown().await;
+    if restart {
+        return restart_self();
+    }
     Ok(())
+}
+
+/// restartServer: after a clean stop, this process becomes a fresh run of the same binary with
+/// the same arguments (the same pid, so a supervisor sees no exit).
+#[cfg(unix)]
+fn restart_self() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("find the binary to restart")?;
+    tracing::info!("restarting {}", exe.display());
+    let err = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow::Error::new(err).context(format!("restart {}", exe.display())))
+}
+
+#[cfg(not(unix))]
+fn restart_self() -> anyhow::Result<()> {
+    anyhow::bail!("restartServer is supported on Unix only")
 }
 
 /// Raises the soft limit on open files to the hard one (as nginx's `worker_rlimit_nofile` and

@@ -128,6 +128,8 @@ pub struct Server {
     /// The running configuration (the api's setServerConfig changes it through this handle).
     pub config: config::Live,
     shutdown: watch::Sender<bool>,
+    /// Set by the api's restartServer.
+    restart: Arc<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
     lifecycle: hooks::LifecycleTask,
     recorder: outputs::Recorder,
@@ -148,7 +150,19 @@ impl Server {
         if options.rtsp_addr.is_none() {
             lifecycle_config.outputs.retain(|schema| *schema != "rtsp");
         }
+        let lifecycle_schemas = lifecycle_config.outputs.clone();
         let lifecycle = hooks::spawn_lifecycle(hooks.clone(), registry.clone(), lifecycle_config);
+        // ZLMediaKit's rule: the API never runs with an empty secret. The binary has made one
+        // already (and logged it); a server embedded with none gets a random one here.
+        if options.config.get().api.secret.is_empty() {
+            let mut api = options.config.get().api.clone();
+            api.ensure_secret();
+            options
+                .config
+                .set([("api.secret", api.secret.expose())])
+                .context("set a random api.secret")?;
+        }
+        let restart = Arc::new(watch::channel(false).0);
         let outputs = outputs::Outputs::new(
             registry.clone(),
             outputs::OutputsConfig {
@@ -223,7 +237,7 @@ impl Server {
             tracing::info!("HTTP listening on http://{bound} (HTTP-FLV, WS-FLV)");
             http_addr = Some(bound);
             let allow = options.allow_ip_range.clone();
-            let app = api::router(api::AppState::new(
+            let mut state = api::AppState::new(
                 outputs.clone(),
                 hooks.clone(),
                 options.config.clone(),
@@ -237,8 +251,12 @@ impl Server {
                         allow.iter().any(|range| range.contains(ip))
                     })),
                     hls_idle: options.hls.idle,
+                    schemas: lifecycle_schemas.clone(),
                 },
-            ));
+            );
+            state.recorder = Some(recorder.control());
+            state.restart = Some(Arc::clone(&restart));
+            let app = api::router(state);
             tasks.push(tokio::spawn(crate::http::serve(
                 listener,
                 app,
@@ -283,10 +301,17 @@ impl Server {
             hooks,
             config: options.config.clone(),
             shutdown,
+            restart,
             tasks,
             lifecycle,
             recorder,
         })
+    }
+
+    /// Resolves when restartServer asked this server to stop and start again.
+    pub async fn restart_requested(&self) {
+        let mut rx = self.restart.subscribe();
+        let _ = rx.wait_for(|restart| *restart).await;
     }
 
     /// Stops accepting, ends every session, waits for the listeners to finish, sends the
