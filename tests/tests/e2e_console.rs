@@ -20,7 +20,7 @@ use tokio::process::Command;
 
 const SECRET: &str = "console-test-secret-4f1c";
 const WIDTH: u32 = 1360;
-const HEIGHT: u32 = 860;
+const HEIGHT: u32 = 1000;
 
 /// `docs/console/` when `CONSOLE_SCREENSHOTS=1`.
 fn screenshot_dir() -> Option<PathBuf> {
@@ -33,7 +33,12 @@ fn screenshot_dir() -> Option<PathBuf> {
 
 async fn shot(page: &mut Page, name: &str) {
     if let Some(dir) = screenshot_dir() {
-        // Let transitions and the graphs' next sample settle.
+        // The view as it opens: at the top, without the notes of earlier steps, transitions
+        // settled.
+        page.eval(
+            "window.scrollTo(0, 0); document.querySelectorAll('.toast').forEach((t) => t.remove())",
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         page.screenshot(&dir.join(format!("{name}.png"))).await;
     }
@@ -237,6 +242,10 @@ async fn console_signs_in_lists_plays_records_kicks_and_edits_config() {
         10,
     )
     .await;
+    if screenshot_dir().is_some() {
+        // A few more samples in the graphs.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+    }
     shot(page, "streams").await;
 
     // HLS (hls.js) plays too.
@@ -385,6 +394,17 @@ async fn console_signs_in_lists_plays_records_kicks_and_edits_config() {
     assert_eq!(download.status(), 200);
     assert_eq!(download.headers()["content-type"], "video/mp4");
     assert!(!download.bytes().await.expect("body").is_empty());
+    // And it plays in the page, from the file being written.
+    page.click("#recordings-table tbody tr button").await;
+    let size = page
+        .wait(
+            "the recording to play",
+            "(() => { const v = document.querySelector('.recording-viewer video'); \
+             return v && v.videoWidth ? [v.videoWidth, v.videoHeight] : null; })()",
+            10,
+        )
+        .await;
+    assert_eq!(size, serde_json::json!([320, 240]));
     shot(page, "recordings").await;
 
     // Config: every key getServerConfig reports has a row; one edit goes through
@@ -402,12 +422,32 @@ async fn console_signs_in_lists_plays_records_kicks_and_edits_config() {
         .eval("document.querySelectorAll('#config-table input[data-key]').length")
         .await;
     assert_eq!(rows, keys);
+    // The filter narrows the table to one section.
+    page.type_into("#config-filter", "hook.").await;
+    let shown = strings(
+        page,
+        "[...document.querySelectorAll('#config-table input[data-key]')].map((i) => i.dataset.key)",
+    )
+    .await;
+    let hook_keys = config["data"][0]
+        .as_object()
+        .expect("config object")
+        .keys()
+        .filter(|k| k.starts_with("hook."))
+        .count();
+    assert!(shown.iter().all(|k| k.starts_with("hook.")), "{shown:?}");
+    assert_eq!(shown.len(), hook_keys);
     let field = "#config-table input[data-key=\"hook.timeoutSec\"]";
     page.click(field).await;
     page.eval(&format!("document.querySelector('{field}').select()"))
         .await;
     page.call("Input.insertText", serde_json::json!({ "text": "7" }))
         .await;
+    let pending = page
+        .eval("document.querySelector('#config-pending').textContent")
+        .await;
+    assert_eq!(pending, "1 unsaved change: hook.timeoutSec");
+    shot(page, "config").await;
     page.click("#config-apply").await;
     let result = page
         .wait(
@@ -420,7 +460,6 @@ async fn console_signs_in_lists_plays_records_kicks_and_edits_config() {
     assert_eq!(result, "setServerConfig: 1 key changed (hook.timeoutSec).");
     let config = api(&server, "getServerConfig", &[]).await;
     assert_eq!(config["data"][0]["hook.timeoutSec"], "7");
-    shot(page, "config").await;
 
     // Proxies: what listStreamProxy answers, said plainly.
     open_view(page, "proxies").await;

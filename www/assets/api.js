@@ -141,12 +141,14 @@ export function groupStreams(entries) {
   const streams = [...byKey.values()];
   for (const s of streams) {
     s.schemas.sort((a, b) => String(a.schema).localeCompare(String(b.schema)));
-    // The figures of the whole stream: the ingest rate is the same in every schema's entry up to
-    // muxing overhead, so the largest is shown; totalReaderCount already counts every schema.
+    // The figures of the whole stream. ferrostream gives every schema's entry the stream's
+    // figures: bytesSpeed and totalBytes are the publisher's, readerCount the viewers now on
+    // every protocol, totalReaderCount the viewers ever. So the largest of each is the
+    // stream's (ZLMediaKit's per-schema counts would be undercounted by this, not ours).
     s.bytesSpeed = Math.max(0, ...s.schemas.map((e) => Number(e.bytesSpeed) || 0));
     s.totalBytes = Math.max(0, ...s.schemas.map((e) => Number(e.totalBytes) || 0));
-    s.viewers = Math.max(0, ...s.schemas.map((e) => Number(e.totalReaderCount) || 0),
-      s.schemas.reduce((n, e) => n + (Number(e.readerCount) || 0), 0));
+    s.viewers = Math.max(0, ...s.schemas.map((e) => Number(e.readerCount) || 0));
+    s.viewersEver = Math.max(0, ...s.schemas.map((e) => Number(e.totalReaderCount) || 0));
     s.aliveSecond = Math.max(0, ...s.schemas.map((e) => Number(e.aliveSecond) || 0));
     s.tracks = [...(s.first.tracks || [])].sort((a, b) => a.codec_type - b.codec_type);
     s.recordingMp4 = s.schemas.some((e) => e.isRecordingMP4);
@@ -222,7 +224,12 @@ export function trackDetail(track) {
   if (track.codec_type === 0) {
     const parts = [];
     if (track.width && track.height) parts.push(`${track.width}×${track.height}`);
-    if (track.fps) parts.push(`${Number(track.fps).toFixed(Number(track.fps) % 1 ? 2 : 0)} fps`);
+    if (track.fps) {
+      // A measured rate (24.98) is shown as the nominal one it is within 0.1 of (25).
+      const fps = Number(track.fps);
+      const near = Math.round(fps);
+      parts.push(`${Math.abs(fps - near) < 0.1 ? near : fps.toFixed(2)} fps`);
+    }
     return parts.join(' · ');
   }
   const parts = [];

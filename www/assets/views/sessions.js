@@ -73,9 +73,11 @@ function mount(root) {
     kicking.add(id);
     render();
     try {
+      // ZLMediaKit's kick_session answers code 0 when it ended the session and -1 ("can not
+      // find the target") when there was none; count_hit is kick_sessions' (several at once).
       const body = await api.act('kick_session', { id });
-      toast(body.count_hit > 0 ? `Kicked session ${id} (${s.type}).`
-        : `Session ${id} had already ended.`);
+      toast(body.count_hit === 0 ? `Session ${id} had already ended.`
+        : `Kicked session ${id} (${s.type}).`);
     } catch (e) {
       toast(e.message, 'error');
     }

@@ -117,8 +117,7 @@ function mount(root, { live }) {
     h('td', { class: 'num mono viewers' }, String(s.viewers)),
     h('td', { class: 'num mono' }, duration(s.aliveSecond)),
     h('td', null, h('div', { class: 'schemas' },
-      s.schemas.map((e) => h('span', { class: 'schema', title: `${e.readerCount} reading` },
-        e.schema)),
+      s.schemas.map((e) => h('span', { class: 'schema' }, e.schema)),
       s.recordingMp4 ? h('span', { class: 'schema rec', title: 'Recording MP4' }, '● mp4') : null,
     )));
     return tr;
@@ -321,13 +320,12 @@ class StreamPanel {
           h('td', { class: 'num mono' }, String(t.frames ?? '')),
           h('td', { class: 'mono' }, t.codec_type === 0 && t.gop_size
             ? `${t.gop_size} frames · ${t.gop_interval_ms} ms` : ''))))),
-      h('h3', null, 'Outputs'),
-      h('table', { class: 'table compact', id: 'panel-outputs' },
-        h('thead', null, h('tr', null, h('th', null, 'Schema'),
-          h('th', { class: 'num' }, 'Viewers'), h('th', { class: 'num' }, 'Rate'))),
-        h('tbody', null, s.schemas.map((e) => h('tr', null,
-          h('td', null, e.schema), h('td', { class: 'num mono' }, String(e.readerCount)),
-          h('td', { class: 'num mono' }, bitrate(e.bytesSpeed)))))),
+      h('h3', null, 'Audience'),
+      h('dl', { class: 'kv', id: 'panel-audience' },
+        h('dt', null, 'Watching now'), h('dd', { class: 'mono' }, String(s.viewers)),
+        h('dt', null, 'Viewers since publish'), h('dd', { class: 'mono' }, String(s.viewersEver)),
+        h('dt', null, 'Listed as'), h('dd', null, h('div', { class: 'schemas' },
+          s.schemas.map((e) => h('span', { class: 'schema' }, e.schema))))),
       h('h3', null, 'Addresses'),
       h('dl', { class: 'urls' }, Object.entries({
         'HTTP-FLV': urls.flv, HLS: urls.hls, RTMP: urls.rtmp, RTSP: urls.rtsp,
