@@ -3,7 +3,7 @@
 //! stream ffmpeg publishes listed with its codecs, plays it over HTTP-FLV (mpegts.js) and HLS
 //! (hls.js), starts an MP4 recording and finds the file in the recordings view with a working
 //! download link, kicks a second client's session (an ffmpeg HTTP-FLV reader, which must end),
-//! and changes a key in the config editor. Every step reads what the page shows and compares it
+//! changes a key in the config editor and closes the stream. Every step reads what the page shows and compares it
 //! with what the API and the disk say.
 //!
 //! With `CONSOLE_SCREENSHOTS=1` it also writes a screenshot of each view to `docs/console/`.
@@ -101,7 +101,7 @@ async fn open_view(page: &mut Page, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_signs_in_lists_plays_records_kicks_and_edits_config() {
+async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
     if !have_ffmpeg() || !e2e::browser::have_chromium() {
         return;
     }
@@ -485,6 +485,28 @@ async fn console_signs_in_lists_plays_records_kicks_and_edits_config() {
         "Stream proxies are not available in this build"
     };
     assert_eq!(heading, expected, "listStreamProxy answered {proxies}");
+
+    // Close the stream from its panel (the selection is kept across views): two clicks, then
+    // the publisher is cut off, the list empties and the panel says so.
+    open_view(page, "streams").await;
+    page.click("#close-stream").await;
+    let armed = page
+        .eval("document.querySelector('#close-stream').textContent")
+        .await;
+    assert_eq!(armed, "Click again to close");
+    page.click("#close-stream").await;
+    tokio::time::timeout(Duration::from_secs(5), publisher.wait())
+        .await
+        .expect("the publisher was cut off within 5 s")
+        .expect("wait");
+    page.wait(
+        "the list to empty",
+        "!document.querySelector('#streams-empty').hidden && \
+         document.querySelector('#stream-panel .empty') && \
+         document.querySelector('#stream-panel .empty').textContent === 'This stream is not live any more.'",
+        10,
+    )
+    .await;
 
     // Nothing went wrong in the page on the way: no uncaught exception, nothing the
     // Content-Security-Policy refused.
