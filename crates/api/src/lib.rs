@@ -21,6 +21,7 @@
 //! - `GET /{app}/{stream}/hls.m3u8` (MPEG-TS HLS) and `/{app}/{stream}/hls.fmp4.m3u8` (LL-HLS),
 //!   with their segments and parts.
 //! - `/index/api/{name}`: ZLMediaKit's REST API (the `rest` module).
+//! - `/metrics`: Prometheus figures (the `metrics` module).
 //! - Any other path: a file under `http.rootPath` (Range requests, directory listings,
 //!   on_http_access).
 //!
@@ -33,6 +34,7 @@
 //! - `files.rs`: the file server.
 //! - `console.rs`: the web console (`www/`, embedded), at `/` unless the file root has its own.
 //! - `rest/`: the REST API.
+//! - `metrics.rs`: `/metrics`.
 //! - `tokens.rs`: bounded, expiring random tokens (on_http_access grants, API logins).
 //! - `ws.rs`: the WebSocket send loop of the live outputs, which also reads what the viewer
 //!   sends (Close, ping, EOF).
@@ -45,6 +47,7 @@ mod files;
 mod flv;
 mod hls;
 mod live;
+mod metrics;
 mod rest;
 mod tokens;
 mod viewing;
@@ -197,6 +200,9 @@ async fn dispatch(
     let path = req.uri().path().to_owned();
     if rest::is_api(&path) {
         return rest::serve(&state, peer, req).await;
+    }
+    if path == metrics::PATH && req.method() == axum::http::Method::GET {
+        return metrics::serve(&state, peer, req.uri().query().unwrap_or(""), req.headers());
     }
     if path.ends_with(flv::SUFFIX) {
         return flv::live(state, peer, req).await;

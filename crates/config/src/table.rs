@@ -233,6 +233,8 @@ sections! {
     "api" => api: Api {
         /// Required `secret` argument; empty or ZLMediaKit's default = random, logged at start.
         "secret" => secret: Secret = "" via SecretText;
+        /// 1 = `/metrics` needs the secret too (`?secret=` or `Authorization: Bearer`); 0 = only http.allow_ip_range.
+        "metricsSecret" => metrics_secret: bool = "0" via Flag;
     }
 
     /// ZLMediaKit-compatible web hooks.

@@ -43,6 +43,11 @@ pub trait HookClient: Send + Sync + 'static {
 
     /// Resolves once every hook queued before the call has been sent (or given up on).
     fn flush(&self) -> BoxFuture<'_, ()>;
+
+    /// Figures of the calls made, for `/metrics` (`None`: this client keeps none).
+    fn metrics(&self) -> Option<&crate::HookMetrics> {
+        None
+    }
 }
 
 /// A cheap-to-clone handle on a [`HookClient`]: the auth calls drivers await, the queued
@@ -145,6 +150,11 @@ impl Hooks {
         if self.enabled(hook) {
             self.client.notify(hook, order, body, Some(then));
         }
+    }
+
+    /// Figures of the hook calls made, for `/metrics`.
+    pub fn metrics(&self) -> Option<&crate::HookMetrics> {
+        self.client.metrics()
     }
 
     /// Hooks dropped because a queue was full.

@@ -42,6 +42,7 @@ impl HttpHooks {
             config,
             http,
             index: AtomicU64::new(0),
+            metrics: crate::HookMetrics::default(),
         });
         let queue = Queue::new(Arc::clone(&caller), workers, capacity);
         HttpHooks { caller, queue }
@@ -69,6 +70,10 @@ impl HookClient for HttpHooks {
         self.queue.dropped()
     }
 
+    fn metrics(&self) -> Option<&crate::HookMetrics> {
+        Some(&self.caller.metrics)
+    }
+
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.queue.flush())
     }
@@ -79,6 +84,7 @@ pub(crate) struct Caller {
     pub(crate) config: HookConfig,
     http: reqwest::Client,
     index: AtomicU64,
+    metrics: crate::HookMetrics,
 }
 
 enum Attempt {
@@ -87,7 +93,22 @@ enum Attempt {
 }
 
 impl Caller {
-    pub(crate) async fn call(&self, hook: Hook, mut body: Map<String, Value>) -> Reply {
+    pub(crate) async fn call(&self, hook: Hook, body: Map<String, Value>) -> Reply {
+        if self.config.url(hook).is_none() {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let reply = self.call_enabled(hook, body).await;
+        let outcome = match &reply {
+            Ok(_) => crate::metrics::Outcome::Allowed,
+            Err(HookError::Denied { .. }) => crate::metrics::Outcome::Denied,
+            Err(HookError::Failed { .. }) => crate::metrics::Outcome::Failed,
+        };
+        self.metrics.record(hook, outcome, started.elapsed());
+        reply
+    }
+
+    async fn call_enabled(&self, hook: Hook, mut body: Map<String, Value>) -> Reply {
         let Some(url) = self.config.url(hook) else {
             return Ok(None);
         };

@@ -58,6 +58,7 @@ mod body;
 mod client;
 mod http;
 mod lifecycle;
+mod metrics;
 mod queue;
 #[cfg(any(test, feature = "test-util"))]
 mod recording;
@@ -70,6 +71,7 @@ pub use body::{origin_type, record_json, statistic_json, stream_json, Request};
 pub use client::{HookClient, Hooks, HttpAccess, Refused, Reply, RtspPassword, Then};
 pub use http::HttpHooks;
 pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};
+pub use metrics::{HookMetrics, Outcome};
 #[cfg(any(test, feature = "test-util"))]
 pub use recording::{Answer, Call, RecordingHooks, RecordingTurnHooks, TurnCall};
 pub use reply::stream_options;

@@ -272,6 +272,28 @@ pub struct FanoutStats {
     pub evicted: u64,
 }
 
+/// Readers of every [`Fanout`] of the process that fell behind (and skipped ahead).
+static LAGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Readers of every [`Fanout`] of the process dropped for falling behind too often.
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What the bounded rings of the whole process dropped since it started (for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FanoutDrops {
+    /// Times a reader fell behind the ring and skipped to the next GOP start.
+    pub lags: u64,
+    /// Readers ended for falling behind too often.
+    pub dropped_readers: u64,
+}
+
+/// The drops of every [`Fanout`] so far.
+pub fn fanout_drops() -> FanoutDrops {
+    FanoutDrops {
+        lags: LAGS.load(std::sync::atomic::Ordering::Relaxed),
+        dropped_readers: DROPPED.load(std::sync::atomic::Ordering::Relaxed),
+    }
+}
+
 /// One reader's place in a [`Fanout`]. Dropping it detaches the reader.
 pub struct Reader<T> {
     shared: Arc<Shared<T>>,
@@ -312,7 +334,9 @@ impl<T: Clone> Reader<T> {
         }
         let ring = lock(&self.shared);
         if self.next < ring.head {
+            LAGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if self.lags.lagged() {
+                DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(
                     lags = self.lags.count(),
                     "reader dropped: fell behind too often"

@@ -42,7 +42,10 @@ mod reader;
 mod stream;
 mod viewer;
 
-pub use fanout::{Ended, Fanout, FanoutLimits, FanoutStats, LagTracker, Reader, ITEM_OVERHEAD};
+pub use fanout::{
+    fanout_drops, Ended, Fanout, FanoutDrops, FanoutLimits, FanoutStats, LagTracker, Reader,
+    ITEM_OVERHEAD,
+};
 pub use options::StreamOptions;
 pub use reader::{Item, StreamReader};
 pub use stream::{PublisherGuard, StreamInfo, TrackStats};
@@ -263,6 +266,10 @@ pub(crate) struct Inner {
     sessions: Mutex<HashMap<u64, SessionEntry>>,
     events: broadcast::Sender<Event>,
     next_id: AtomicU64,
+    /// Media bytes received from every publisher since the start.
+    pub(crate) bytes_in: AtomicU64,
+    /// Bytes sent to every viewer since the start (as drivers count them).
+    pub(crate) bytes_out: AtomicU64,
 }
 
 impl Inner {
@@ -334,6 +341,8 @@ impl Registry {
                 sessions: Mutex::new(HashMap::new()),
                 events,
                 next_id: AtomicU64::new(1),
+                bytes_in: AtomicU64::new(0),
+                bytes_out: AtomicU64::new(0),
             }),
         }
     }
@@ -524,6 +533,14 @@ impl Registry {
     /// Whether `key` is live.
     pub fn is_live(&self, key: &StreamKey) -> bool {
         self.inner.streams().contains_key(key)
+    }
+
+    /// Bytes received from publishers and sent to viewers since the start: `(in, out)`.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.inner.bytes_in.load(Ordering::Relaxed),
+            self.inner.bytes_out.load(Ordering::Relaxed),
+        )
     }
 
     /// A snapshot of every live stream.

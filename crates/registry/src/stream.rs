@@ -388,9 +388,9 @@ impl PublisherGuard {
     /// A frame larger than its codec's limit ([`RegistryConfig::max_video_frame`],
     /// [`RegistryConfig::max_audio_frame`]) is dropped.
     pub fn push(&self, mut frame: Frame) {
-        self.stream
-            .bytes_in
-            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+        let len = frame.data.len() as u64;
+        self.stream.bytes_in.fetch_add(len, Ordering::Relaxed);
+        self.registry.bytes_in.fetch_add(len, Ordering::Relaxed);
         let mut state = self.stream.lock();
         let kind = frame.kind();
         if kind == TrackKind::Audio && !state.options.enable_audio {

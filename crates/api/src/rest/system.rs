@@ -124,7 +124,7 @@ pub(crate) async fn threads_load(_call: &Call<'_>) -> ApiResult {
     tokio::time::sleep(LOAD_SAMPLE).await;
     let window = start.elapsed().max(Duration::from_millis(1));
     let after = busy(&metrics);
-    let fds = open_fds();
+    let fds = crate::metrics::open_fds();
     let data: Vec<Value> = (0..workers)
         .map(|w| {
             let used = after[w].saturating_sub(before[w]);
@@ -138,9 +138,4 @@ pub(crate) async fn threads_load(_call: &Call<'_>) -> ApiResult {
         })
         .collect();
     Ok(Answer::Data(data.into()))
-}
-
-/// Open file descriptors of this process (0 where `/proc` is not there).
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
