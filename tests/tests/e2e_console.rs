@@ -92,9 +92,7 @@ async fn open_view(page: &mut Page, name: &str) {
     page.click(&format!("#nav a[data-view=\"{name}\"]")).await;
     page.wait(
         &format!("the {name} view"),
-        &format!(
-            "location.hash === '#/{name}' && document.querySelector('#view').children.length > 0"
-        ),
+        &format!("document.querySelector('#view').dataset.view === '{name}'"),
         5,
     )
     .await;
@@ -494,11 +492,31 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
         .eval("document.querySelector('#close-stream').textContent")
         .await;
     assert_eq!(armed, "Click again to close");
+    page.eval("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+        .await;
     page.click("#close-stream").await;
-    tokio::time::timeout(Duration::from_secs(5), publisher.wait())
+    let closed = page
+        .wait(
+            "close_stream's answer",
+            "[...document.querySelectorAll('.toast')].map((t) => t.textContent).join(' | ')",
+            5,
+        )
+        .await;
+    assert_eq!(closed, "Closed live/console.");
+    if tokio::time::timeout(Duration::from_secs(5), publisher.wait())
         .await
-        .expect("the publisher was cut off within 5 s")
-        .expect("wait");
+        .is_err()
+    {
+        panic!(
+            "close_stream answered but the publisher was not cut off within 5 s; live: {}, \
+             sessions: {}",
+            server
+                .registry
+                .stream(&StreamKey::new("live", "console").expect("key"))
+                .is_some(),
+            api(&server, "getAllSession", &[]).await
+        );
+    }
     page.wait(
         "the list to empty",
         "!document.querySelector('#streams-empty').hidden && \

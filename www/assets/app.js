@@ -96,6 +96,7 @@ function route() {
   }
   const root = document.getElementById('view');
   replace(root);
+  root.dataset.view = view;
   document.title = `${views[view].title} · ferrostream`;
   unmount = views[view].mount(root, { live }) || null;
 }

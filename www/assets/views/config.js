@@ -52,12 +52,12 @@ function mount(root) {
       }
       // Secrets are not shown to whoever looks over the operator's shoulder; focus shows them.
       const secret = /secret|token|passw|users$/i.test(key);
-      const input = h('input', { class: 'input mono', value: String(value), spellcheck: 'false',
-        'aria-label': key, dataset: { key }, type: secret ? 'password' : 'text',
+      const input = h('input', { class: secret ? 'input mono masked' : 'input mono',
+        value: String(value), spellcheck: 'false', 'aria-label': key, dataset: { key },
         autocomplete: 'off' });
       if (secret) {
-        input.addEventListener('focus', () => { input.type = 'text'; });
-        input.addEventListener('blur', () => { input.type = 'password'; });
+        input.addEventListener('focus', () => input.classList.remove('masked'));
+        input.addEventListener('blur', () => input.classList.add('masked'));
       }
       input.addEventListener('input', () => {
         if (input.value === String(values[key])) edits.delete(key);
