@@ -1,6 +1,7 @@
 //! The end-to-end harness: an in-process server on 127.0.0.1:0 (or the real binary) and real
-//! clients against it: ffmpeg/ffprobe, GStreamer, headless Chromium, coturn's tools, our own
-//! RTMP/RTSP/HTTP clients for what those cannot do, and an axum hook backend.
+//! clients against it: ffmpeg/ffprobe, GStreamer, headless Chromium (pages that report, or
+//! driven over the DevTools protocol), coturn's tools, our own RTMP/RTSP/HTTP clients for what
+//! those cannot do, and an axum hook backend.
 //!
 //! Each file in `tests/tests/` is one behaviour (STYLE §8) and uses this library.
 // A test harness, not an API: its helpers are named for what they do and documented where
@@ -10,6 +11,7 @@
 pub mod api;
 pub mod backend;
 pub mod browser;
+pub mod cdp;
 pub mod client;
 pub mod http1;
 pub mod raw_rtsp;
@@ -67,7 +69,16 @@ pub async fn start_server() -> Server {
 
 /// Like [`start_server`], with options adjusted by `tweak`.
 pub async fn start_server_with(tweak: impl FnOnce(&mut Options)) -> Server {
-    let mut options = Options::from_config(&server::config::Config::default());
+    start_server_from(server::config::Config::default(), tweak).await
+}
+
+/// Like [`start_server_with`], from `config` instead of the defaults: what the API reads and
+/// reports (getServerConfig, the secret) is then `config`, not only the options.
+pub async fn start_server_from(
+    config: server::config::Config,
+    tweak: impl FnOnce(&mut Options),
+) -> Server {
+    let mut options = Options::from_config(&config);
     options.rtmp_addr = Some("127.0.0.1:0".parse().expect("addr"));
     options.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
     options.rtsp_addr = Some("127.0.0.1:0".parse().expect("addr"));

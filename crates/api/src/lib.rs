@@ -32,6 +32,7 @@
 //! - `hls.rs`: HLS and LL-HLS requests and their viewers.
 //! - `viewing.rs`: admitting a live viewer and turning an output's reader into a body.
 //! - `files.rs`: the file server.
+//! - `console.rs`: the web console (`www/`, embedded), at `/` unless the file root has its own.
 //! - `rest/`: the REST API.
 //! - `metrics.rs`: `/metrics`.
 //! - `tokens.rs`: bounded, expiring random tokens (on_http_access grants, API logins).
@@ -41,6 +42,7 @@
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
+mod console;
 mod files;
 mod flv;
 mod hls;
@@ -213,6 +215,9 @@ async fn dispatch(
         if let Some(resp) = hls::serve(&state, peer, &path, &query, req.headers()).await {
             return resp;
         }
+    }
+    if let Some(resp) = console::serve(&state, req.method(), &path, req.headers()).await {
+        return resp;
     }
     match files::serve(&state, peer, req.method(), &path, &query, req.headers()).await {
         Some(resp) => resp,
