@@ -20,10 +20,19 @@ async fn restart_server_stops_cleanly_and_comes_back() {
         .env("FERROSTREAM__RTMP__PORT", "0")
         .env("FERROSTREAM__RTSP__PORT", "0")
         .env("FERROSTREAM__TURN__PORT", "0")
-        .env("FERROSTREAM__API__SECRET", "restart-test-secret-0123456789ab")
+        .env(
+            "FERROSTREAM__API__SECRET",
+            "restart-test-secret-0123456789ab",
+        )
         .env("FERROSTREAM__HOOK__ENABLE", "1")
-        .env("FERROSTREAM__HOOK__ON_SERVER_STARTED", hook("on_server_started"))
-        .env("FERROSTREAM__HOOK__ON_SERVER_EXITED", hook("on_server_exited"))
+        .env(
+            "FERROSTREAM__HOOK__ON_SERVER_STARTED",
+            hook("on_server_started"),
+        )
+        .env(
+            "FERROSTREAM__HOOK__ON_SERVER_EXITED",
+            hook("on_server_exited"),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -103,7 +103,10 @@ async fn metrics_describe_streams_viewers_hooks_and_the_process() {
     assert_eq!(at(r#"ferrostream_streams{origin="rtmp_push"}"#), 1.0);
     assert_eq!(at(r#"ferrostream_viewers{protocol="http_flv"}"#), 1.0);
     assert_eq!(at("ferrostream_publishers"), 1.0);
-    assert!(at("ferrostream_received_bytes_total") >= at("ferrostream_sent_bytes_total") / 2.0, "{text}");
+    assert!(
+        at("ferrostream_received_bytes_total") >= at("ferrostream_sent_bytes_total") / 2.0,
+        "{text}"
+    );
     assert_eq!(
         at(r#"ferrostream_hook_calls_total{hook="on_publish",outcome="ok"}"#),
         1.0
