@@ -10,12 +10,14 @@ export const sessionsView = { title: 'Sessions', mount };
 function mount(root) {
   const summary = h('p', { class: 'muted' }, 'Reading…');
   const filter = h('input', { type: 'search', class: 'input', id: 'sessions-filter',
-    placeholder: 'Filter by type, address or id', 'aria-label': 'Filter sessions' });
+    placeholder: 'Filter: stream, protocol, address', 'aria-label': 'Filter sessions' });
   const tbody = h('tbody');
   const table = h('table', { class: 'table', id: 'sessions-table' },
     h('thead', null, h('tr', null,
-      h('th', null, 'ID'), h('th', null, 'Type'), h('th', null, 'Peer'),
-      h('th', null, 'Local'), h('th', null, 'Identifier'), h('th', { class: 'num' }, ''))),
+      h('th', null, 'ID'), h('th', null, 'Role'), h('th', null, 'Protocol'),
+      h('th', null, 'Stream'), h('th', null, 'Peer'), h('th', null, 'Local'),
+      h('th', { class: 'num' }, 'Bytes'), h('th', { class: 'num' }, 'Since'),
+      h('th', { class: 'num' }, ''))),
     tbody);
   const empty = h('div', { class: 'empty', hidden: true }, h('h2', null, 'No sessions'),
     h('p', { class: 'muted' }, 'Publishers and viewers appear here while they are connected.'));
@@ -32,21 +34,28 @@ function mount(root) {
 
   function render() {
     const needle = filter.value.trim().toLowerCase();
-    const shown = sessions.filter((s) => !needle || [s.id, s.type, s.identifier,
-      `${s.peer_ip}:${s.peer_port}`, `${s.local_ip}:${s.local_port}`]
+    const shown = sessions.filter((s) => !needle || [s.id, s.role, s.protocol, s.schema,
+      streamName(s), `${s.peer_ip}:${s.peer_port}`, `${s.local_ip}:${s.local_port}`]
       .some((v) => String(v ?? '').toLowerCase().includes(needle)));
     replace(tbody, shown.map((s) => h('tr', { dataset: { id: String(s.id) } },
       h('td', { class: 'mono' }, String(s.id)),
-      h('td', null, h('span', { class: 'badge' }, String(s.type ?? ''))),
+      h('td', null, h('span', { class: `badge ${s.role === 'publisher' ? 'accent' : ''}` },
+        String(s.role ?? ''))),
+      h('td', null, protocolName(s)),
+      h('td', { class: 'mono' }, streamName(s)),
       h('td', { class: 'mono' }, `${s.peer_ip}:${s.peer_port}`),
       h('td', { class: 'mono' }, `${s.local_ip}:${s.local_port}`),
-      h('td', { class: 'mono muted' }, String(s.identifier ?? '')),
+      h('td', { class: 'num mono' }, bytes(s.totalBytes)),
+      h('td', { class: 'num muted' }, since(s.createStamp)),
       h('td', { class: 'num' }, h('button', {
         class: 'button danger small kick', type: 'button', disabled: kicking.has(String(s.id)),
         title: `End session ${s.id}`, onclick: () => kick(s),
       }, 'Kick')))));
     const types = new Map();
-    for (const s of sessions) types.set(s.type, (types.get(s.type) || 0) + 1);
+    for (const s of sessions) {
+      const role = s.role === 'publisher' ? 'publishing' : 'playing';
+      types.set(role, (types.get(role) || 0) + 1);
+    }
     summary.textContent = `${sessions.length} connected` + (types.size
       ? ` · ${[...types].map(([t, n]) => `${n} ${t}`).join(' · ')}` : '');
     document.getElementById('count-sessions').textContent = String(sessions.length);
@@ -58,7 +67,7 @@ function mount(root) {
     try {
       const body = await api.call('getAllSession');
       sessions = (body.data || []).slice().sort((a, b) =>
-        String(a.type).localeCompare(String(b.type)) || Number(a.id) - Number(b.id) ||
+        String(a.role).localeCompare(String(b.role)) || Number(a.id) - Number(b.id) ||
         String(a.id).localeCompare(String(b.id)));
       error.hidden = true;
     } catch (e) {
@@ -77,7 +86,7 @@ function mount(root) {
       // find the target") when there was none; count_hit is kick_sessions' (several at once).
       const body = await api.act('kick_session', { id });
       toast(body.count_hit === 0 ? `Session ${id} had already ended.`
-        : `Kicked session ${id} (${s.type}).`);
+        : `Kicked session ${id} (${s.role} of ${streamName(s)}).`);
     } catch (e) {
       toast(e.message, 'error');
     }
@@ -92,4 +101,33 @@ function mount(root) {
     stopped = true;
     clearInterval(timer);
   };
+}
+
+// `schema` and `protocol` say what a session speaks: rtmp/rtmp, rtsp/rtsp, rtmp/http
+// (HTTP-FLV), hls/http, …
+function protocolName(s) {
+  const over = s.protocol === 'ws' ? 'WS' : s.protocol === 'http' ? 'HTTP' : '';
+  const what = { rtmp: over ? 'FLV' : 'RTMP', rtsp: 'RTSP', ts: 'TS', fmp4: 'fMP4', hls: 'HLS',
+    'hls.fmp4': 'LL-HLS' }[s.schema] || String(s.schema ?? '');
+  return over && !what.includes('HLS') ? `${over}-${what}` : what;
+}
+
+function streamName(s) {
+  const vhost = s.vhost && s.vhost !== '__defaultVhost__' ? `${s.vhost}/` : '';
+  return `${vhost}${s.app ?? ''}/${s.stream ?? ''}`;
+}
+
+function bytes(n) {
+  const v = Number(n) || 0;
+  if (v >= 1e9) return `${(v / 1e9).toFixed(1)} GB`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(1)} MB`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(0)} kB`;
+  return `${v} B`;
+}
+
+function since(stamp) {
+  const secs = Math.max(0, Math.round(Date.now() / 1000 - Number(stamp || 0)));
+  if (secs < 60) return `${secs}s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)}m ${secs % 60}s`;
+  return `${Math.floor(secs / 3600)}h ${Math.floor(secs % 3600 / 60)}m`;
 }
