@@ -12,16 +12,19 @@
 //! data. After a -100, -300 or -500 answer the connection is closed, as ZLMediaKit does.
 //!
 //! Layout: `mod.rs` (envelope, arguments, access, dispatch), `auth.rs` (cookie login),
-//! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `system.rs`
+//! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `snap.rs`
+//! (getSnap), `system.rs`
 //! (version, config, statistics, load).
 
 mod auth;
 mod media;
 mod record;
 mod sessions;
+mod snap;
 mod system;
 
 pub(crate) use auth::Logins;
+pub(crate) use snap::Snaps;
 
 use crate::AppState;
 use axum::body::Body;
@@ -215,6 +218,7 @@ pub(crate) const CALLS: &[&str] = &[
     "isRecording",
     "getMP4RecordFile",
     "deleteRecordDirectory",
+    "getSnap",
     "getStatistic",
     "getThreadsLoad",
     "getWorkThreadsLoad",
@@ -298,6 +302,7 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "isRecording" => record::is_recording(call),
         "getMP4RecordFile" => record::files(call).await,
         "deleteRecordDirectory" => record::delete_dir(call).await,
+        "getSnap" => snap::snap(call).await,
         "getStatistic" => system::statistic(call),
         "getThreadsLoad" | "getWorkThreadsLoad" => system::threads_load(call).await,
         other => Err(ApiError::new(
