@@ -279,6 +279,24 @@ async fn envelope_paths_and_argument_forms() {
             "/index/api/version",
         ]
     );
+    // The OpenAPI description names the same calls, without the secret.
+    let doc: Value = api
+        .client
+        .get(api.url("openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    let mut described: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    described.sort_by_key(|p| p.to_ascii_lowercase());
+    assert_eq!(described, paths);
     // Argument names are case-insensitive too, and the secret may come as a header.
     let upper = json_of(
         api.client
