@@ -760,3 +760,48 @@ async fn tcp_client_that_deletes_its_allocation_gets_the_deadline_again() {
     assert!(took >= Duration::from_millis(1500), "closed after {took:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn relayed_traffic_reaches_metrics() {
+    if !have_coturn() {
+        return;
+    }
+    let server = start_server_with(|o| {
+        o.rtmp_addr = None;
+        o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.turn.server.users = vec![("alice".into(), "alicepw".into())];
+        allow_loopback(&mut o.turn.server);
+    })
+    .await;
+    let (_peer, port) = start_peer().await;
+    let run = uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
+    assert_relayed(&run);
+    // /metrics counts what went through the relay (refreshed every second).
+    let echoed = run.received_bytes().expect("summary") as f64;
+    let metrics = format!("http://{}/metrics", server.http_addr.expect("http"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = reqwest::get(&metrics)
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        };
+        let relayed = value("ferrostream_turn_relayed_bytes_total").unwrap_or(0.0);
+        if relayed >= echoed {
+            assert!(value("ferrostream_turn_allocations").is_some(), "{text}");
+            assert!(value("ferrostream_turn_relayed_packets_total").unwrap_or(0.0) > 0.0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relayed {relayed} < echoed {echoed}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown().await;
+}

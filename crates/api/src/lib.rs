@@ -131,6 +131,22 @@ impl From<&config::Config> for ApiOptions {
     }
 }
 
+/// What the embedded TURN relay reports for `/metrics` (the server converts its relay's
+/// counters; this crate knows no protocol crate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnFigures {
+    /// Allocations now.
+    pub allocations: u64,
+    /// Payload bytes relayed, both directions, since the start.
+    pub relayed_bytes: u64,
+    /// Packets relayed, both directions, since the start.
+    pub relayed_packets: u64,
+    /// Requests refused for credentials since the start.
+    pub auth_failures: u64,
+    /// Inputs that did not decode or were dropped, since the start.
+    pub dropped: u64,
+}
+
 /// What every route shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -154,6 +170,9 @@ pub struct AppState {
     snaps: Arc<rest::Snaps>,
     /// Starts and stops recordings (startRecord, stopRecord); `None` = no recorder.
     pub recorder: Option<outputs::RecordControl>,
+    /// The embedded TURN relay's figures for `/metrics` (`None` inside: TURN is off or has not
+    /// reported yet; the whole field `None`: no relay).
+    pub turn: Option<tokio::sync::watch::Receiver<Option<TurnFigures>>>,
     /// Set to true by restartServer; the binary stops and starts again when it sees it.
     /// `None` = the server cannot restart itself.
     pub restart: Option<Arc<tokio::sync::watch::Sender<bool>>>,
@@ -179,6 +198,7 @@ impl AppState {
             logins: Arc::default(),
             snaps: Arc::default(),
             recorder: None,
+            turn: None,
             restart: None,
         }
     }

@@ -13,6 +13,9 @@
 //!   bounded rings that fell behind (skipped to a keyframe) and that were dropped for it.
 //! - `ferrostream_hook_calls_total{hook,outcome}`, `ferrostream_hook_latency_seconds`,
 //!   `ferrostream_hook_queue_dropped_total`: web hooks.
+//! - `ferrostream_turn_allocations`, `ferrostream_turn_relayed_bytes_total`,
+//!   `…_relayed_packets_total`, `…_auth_failures_total`, `…_dropped_total`: the embedded TURN
+//!   relay (when it runs; refreshed every second).
 //! - `ferrostream_process_cpu_seconds_total`, `ferrostream_process_resident_memory_bytes`,
 //!   `ferrostream_process_open_fds`: the process (Linux `/proc`).
 
@@ -186,6 +189,38 @@ fn collect(state: &AppState) -> Registry {
         "Hook calls dropped because their bounded queue was full",
         state.hooks.dropped(),
     );
+    if let Some(turn) = state.turn.as_ref().and_then(|rx| *rx.borrow()) {
+        gauge(
+            &mut registry,
+            "turn_allocations",
+            "TURN allocations now",
+            i64::try_from(turn.allocations).unwrap_or(i64::MAX),
+        );
+        counter(
+            &mut registry,
+            "turn_relayed_bytes",
+            "TURN payload bytes relayed, both directions",
+            turn.relayed_bytes,
+        );
+        counter(
+            &mut registry,
+            "turn_relayed_packets",
+            "TURN packets relayed, both directions",
+            turn.relayed_packets,
+        );
+        counter(
+            &mut registry,
+            "turn_auth_failures",
+            "TURN requests refused for credentials",
+            turn.auth_failures,
+        );
+        counter(
+            &mut registry,
+            "turn_dropped",
+            "TURN inputs that did not decode or were dropped",
+            turn.dropped,
+        );
+    }
     if let Some(process) = Process::now() {
         let cpu: Counter<f64> = Counter::default();
         cpu.inc_by(process.cpu_seconds);

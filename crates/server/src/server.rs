@@ -222,6 +222,7 @@ impl Server {
         };
 
         let listeners = Arc::new(crate::listeners::Listeners::default());
+        let turn_figures = watch::channel(None).0;
         let rtmp_addr = {
             let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, _bound, accept| {
@@ -273,6 +274,7 @@ impl Server {
             );
             state.recorder = Some(recorder.control());
             state.restart = Some(Arc::clone(&restart));
+            state.turn = Some(turn_figures.subscribe());
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
@@ -303,6 +305,7 @@ impl Server {
                 options.turn.clone(),
                 registry.clone(),
                 shared.limits.clone(),
+                turn_figures.clone(),
                 shutdown_rx.clone(),
             )
             .await?;

@@ -95,6 +95,8 @@ fn grow_recv_buffer(socket: socket2::SockRef<'_>) {
 /// hot-plugged interface changes them, and the policy must know the host's addresses to keep
 /// relays off its other services.
 const OWN_ADDRESSES_EVERY: Duration = Duration::from_secs(60);
+/// How often the relay's counters are handed to `/metrics`.
+const FIGURES_EVERY: Duration = Duration::from_secs(1);
 
 /// The host's own addresses for the peer policy (`turn::server::Config::own_addresses`):
 /// every interface's (getifaddrs(3)) and `extra` (the listener's and the advertised relay
@@ -205,6 +207,7 @@ pub(crate) async fn start(
     options: TurnOptions,
     registry: registry::Registry,
     limits: crate::limits::Limits,
+    figures: watch::Sender<Option<api::TurnFigures>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let (udp, tcp) = bind_pair(addr).await?;
@@ -254,6 +257,7 @@ pub(crate) async fn start(
         pw_tx,
         hooks,
         tcp_dropped: 0,
+        figures,
     };
     let span = tracing::info_span!("turn", %bound);
     let task = tokio::spawn(
@@ -340,6 +344,8 @@ struct Owner {
     /// The seed 000 hooks, when `turn.hook_url` is set.
     hooks: Option<Arc<dyn TurnHooks>>,
     tcp_dropped: u64,
+    /// The relay's counters for `/metrics`, refreshed every [`FIGURES_EVERY`].
+    figures: watch::Sender<Option<api::TurnFigures>>,
 }
 
 impl Owner {
@@ -365,6 +371,7 @@ impl Owner {
         tokio::pin!(timer);
         let mut reread =
             tokio::time::interval_at(Instant::now() + OWN_ADDRESSES_EVERY, OWN_ADDRESSES_EVERY);
+        let mut report = tokio::time::interval(FIGURES_EVERY);
         loop {
             let deadline = self.server.poll_timeout().map(Instant::from_std);
             if deadline != armed {
@@ -446,6 +453,16 @@ impl Owner {
                         tracing::info!(?own, "TURN: the server's addresses changed");
                         self.server.set_own_addresses(own);
                     }
+                }
+                _ = report.tick() => {
+                    let stats = self.server.stats();
+                    self.figures.send_replace(Some(api::TurnFigures {
+                        allocations: stats.allocations as u64,
+                        relayed_bytes: stats.relayed_bytes,
+                        relayed_packets: stats.relayed_packets,
+                        auth_failures: stats.auth_failures,
+                        dropped: stats.malformed + stats.discarded,
+                    }));
                 }
                 Some(_) = conns.join_next() => {}
                 _ = shutdown.changed() => break,
