@@ -805,3 +805,44 @@ async fn relayed_traffic_reaches_metrics() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn turn_users_change_through_set_server_config() {
+    if !have_coturn() {
+        return;
+    }
+    let server = start_server_with(|o| {
+        o.rtmp_addr = None;
+        o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.turn.server.users = vec![("alice".into(), "alicepw".into())];
+        allow_loopback(&mut o.turn.server);
+    })
+    .await;
+    let (_peer, port) = start_peer().await;
+    let api = e2e::api::Api::of(&server);
+    let set = api
+        .call("setServerConfig", &[("turn.users", "bob:bobpw")])
+        .await;
+    assert_eq!(set, serde_json::json!({"code": 0, "changed": 1}));
+    // Applied while running: bob relays, alice is refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let run = uclient(&server, port, &["-u", "bob", "-w", "bobpw"]).await;
+        if run.success {
+            assert_relayed(&run);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never got in:\n{}",
+            run.text
+        );
+    }
+    let alice = uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
+    assert!(
+        !alice.success,
+        "a removed user still relays:\n{}",
+        alice.text
+    );
+    server.shutdown().await;
+}

@@ -223,6 +223,7 @@ impl Server {
 
         let listeners = Arc::new(crate::listeners::Listeners::default());
         let turn_figures = watch::channel(None).0;
+        let turn_credentials = watch::channel(crate::turn::credentials(&options.turn)).0;
         let rtmp_addr = {
             let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, _bound, accept| {
@@ -306,6 +307,7 @@ impl Server {
                 registry.clone(),
                 shared.limits.clone(),
                 turn_figures.clone(),
+                turn_credentials.subscribe(),
                 shutdown_rx.clone(),
             )
             .await?;
@@ -339,6 +341,7 @@ impl Server {
                 Arc::clone(&shared),
                 outputs.clone(),
                 Arc::clone(&listeners),
+                turn_credentials,
             ),
             listeners,
             tasks,
@@ -401,14 +404,15 @@ impl Server {
 
 /// Applies each change of the running config (setServerConfig, SIGHUP) to what can change
 /// while running: the hooks (URLs, timeouts, retries, signing), the `[protocol]` defaults of
-/// new streams, the `[hls]` settings of HLS that starts from now on, and the RTMP, RTSP and
-/// HTTP ports (moved without dropping a session). Other keys take effect at the next start;
+/// new streams, the `[hls]` settings of HLS that starts from now on, the TURN users and REST
+/// secret, and the RTMP, RTSP and HTTP ports (moved without dropping a session). Other keys take effect at the next start;
 /// each change says which keys it applied in the log.
 fn spawn_applier(
     live: config::Live,
     shared: Arc<Shared>,
     outputs: outputs::Outputs,
     listeners: Arc<crate::listeners::Listeners>,
+    turn_credentials: watch::Sender<crate::turn::Credentials>,
 ) -> JoinHandle<()> {
     let mut changes = live.subscribe();
     let mut prev = Arc::clone(&changes.borrow_and_update());
@@ -425,6 +429,11 @@ fn spawn_applier(
             if prev.protocol != next.protocol {
                 shared.set_protocol(StreamOptions::from(&*next));
                 applied.push("protocol");
+            }
+            if prev.turn.users != next.turn.users || prev.turn.auth_secret != next.turn.auth_secret
+            {
+                turn_credentials.send_replace(crate::turn::credentials(&TurnOptions::from(&*next)));
+                applied.push("turn.users");
             }
             if prev.hls != next.hls {
                 outputs.set_hls(outputs::HlsOptions::from(&*next));

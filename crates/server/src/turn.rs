@@ -95,6 +95,17 @@ fn grow_recv_buffer(socket: socket2::SockRef<'_>) {
 /// hot-plugged interface changes them, and the policy must know the host's addresses to keep
 /// relays off its other services.
 const OWN_ADDRESSES_EVERY: Duration = Duration::from_secs(60);
+/// `turn.users` (name, password) and `turn.auth_secret`, as the relay checks them.
+pub(crate) type Credentials = (Vec<(String, String)>, Option<String>);
+
+/// The credentials `options` give.
+pub(crate) fn credentials(options: &TurnOptions) -> Credentials {
+    (
+        options.server.users.clone(),
+        options.server.auth_secret.clone(),
+    )
+}
+
 /// How often the relay's counters are handed to `/metrics`.
 const FIGURES_EVERY: Duration = Duration::from_secs(1);
 
@@ -208,6 +219,7 @@ pub(crate) async fn start(
     registry: registry::Registry,
     limits: crate::limits::Limits,
     figures: watch::Sender<Option<api::TurnFigures>>,
+    credentials: watch::Receiver<Credentials>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let (udp, tcp) = bind_pair(addr).await?;
@@ -258,6 +270,7 @@ pub(crate) async fn start(
         hooks,
         tcp_dropped: 0,
         figures,
+        credentials,
     };
     let span = tracing::info_span!("turn", %bound);
     let task = tokio::spawn(
@@ -346,6 +359,8 @@ struct Owner {
     tcp_dropped: u64,
     /// The relay's counters for `/metrics`, refreshed every [`FIGURES_EVERY`].
     figures: watch::Sender<Option<api::TurnFigures>>,
+    /// `turn.users` and `turn.auth_secret` as the running config has them.
+    credentials: watch::Receiver<Credentials>,
 }
 
 impl Owner {
@@ -453,6 +468,11 @@ impl Owner {
                         tracing::info!(?own, "TURN: the server's addresses changed");
                         self.server.set_own_addresses(own);
                     }
+                }
+                Ok(()) = self.credentials.changed() => {
+                    let (users, secret) = self.credentials.borrow_and_update().clone();
+                    tracing::info!(users = users.len(), "TURN credentials changed");
+                    self.server.set_credentials(users, secret);
                 }
                 _ = report.tick() => {
                     let stats = self.server.stats();

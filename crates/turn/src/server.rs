@@ -479,6 +479,14 @@ impl Server {
         }
     }
 
+    /// Replaces [`Config::users`] and [`Config::auth_secret`] (the operator changed
+    /// `turn.users` or `turn.auth_secret` while running). Requests from now on are checked
+    /// against them; an allocation whose user is gone lasts until its next Refresh fails.
+    pub fn set_credentials(&mut self, users: Vec<(String, String)>, auth_secret: Option<String>) {
+        self.config.users = users;
+        self.config.auth_secret = auth_secret;
+    }
+
     /// Replaces [`Config::own_addresses`] (the driver re-reads the interfaces now and then).
     /// Permissions already granted stay; channels to an address that became the server's own
     /// are not re-checked.
