@@ -79,6 +79,10 @@ pub struct Options {
     /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
     /// `maxConnections`).
     pub limits: crate::limits::LimitsConfig,
+    /// Admin shell listener (`shell.port`).
+    pub shell_addr: Option<SocketAddr>,
+    /// Admin shell deadlines.
+    pub shell: crate::shell::ShellOptions,
     /// The running configuration these options were taken from, for the parts that apply
     /// changes live (setServerConfig, SIGHUP). Tests that adjust fields above leave it as is.
     pub config: config::Live,
@@ -140,6 +144,8 @@ pub struct Server {
     pub rtsp_addr: Option<SocketAddr>,
     /// The bound STUN/TURN address (UDP and TCP), if enabled.
     pub turn_addr: Option<SocketAddr>,
+    /// The bound admin shell address, if enabled.
+    pub shell_addr: Option<SocketAddr>,
     /// The live streams.
     pub registry: Registry,
     /// The hook client.
@@ -310,6 +316,23 @@ impl Server {
             tasks.push(task);
         }
 
+        let mut shell_addr = None;
+        if let Some(addr) = options.shell_addr {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind the admin shell on {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!("admin shell listening on {bound} (telnet, nc)");
+            shell_addr = Some(bound);
+            tasks.push(tokio::spawn(crate::shell::serve(
+                listener,
+                Arc::clone(&shared),
+                options.config.clone(),
+                options.shell.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+
         if hooks.enabled(Hook::OnServerStarted) {
             let body = options
                 .flat_config
@@ -326,6 +349,7 @@ impl Server {
             http_addr,
             rtsp_addr,
             turn_addr,
+            shell_addr,
             registry,
             hooks,
             config: options.config.clone(),
@@ -486,6 +510,8 @@ impl Options {
             hls: outputs::HlsOptions::from(c),
             flv_legacy_hevc: !c.rtmp.enhanced,
             limits: crate::limits::LimitsConfig::from(c),
+            shell_addr: listen(c.shell.listen_port()),
+            shell: crate::shell::ShellOptions::default(),
             config: live.clone(),
         }
     }
