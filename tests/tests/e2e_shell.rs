@@ -176,7 +176,15 @@ async fn a_denied_login_gets_one_line_and_the_backend_zlms_body() {
     fields.sort_unstable();
     assert_eq!(
         fields,
-        ["hook_index", "id", "ip", "mediaServerId", "passwd", "port", "user_name"]
+        [
+            "hook_index",
+            "id",
+            "ip",
+            "mediaServerId",
+            "passwd",
+            "port",
+            "user_name"
+        ]
     );
     for (field, value) in [
         ("ip", json!("127.0.0.1")),
@@ -280,10 +288,7 @@ async fn an_allowed_login_lists_kicks_closes_and_quits() {
         "the kicked viewer still plays"
     );
     assert_eq!(shell.run("kick 999999").await, ["no session 999999"]);
-    assert_eq!(
-        shell.run("kick me").await,
-        ["not a session id: me"]
-    );
+    assert_eq!(shell.run("kick me").await, ["not a session id: me"]);
 
     assert_eq!(
         shell.run("close live/shell").await,
@@ -313,10 +318,7 @@ async fn an_allowed_login_lists_kicks_closes_and_quits() {
     );
 
     shell.send("quit").await;
-    assert_eq!(
-        shell.until_closed(Duration::from_secs(5)).await,
-        "bye\r\n"
-    );
+    assert_eq!(shell.until_closed(Duration::from_secs(5)).await, "bye\r\n");
     server.shutdown().await;
 }
 
@@ -377,11 +379,7 @@ async fn a_silent_client_is_closed_at_the_login_deadline() {
     );
     // A line that never ends is no way around it either; nor is a line too long.
     let mut shell = Shell::connect(&server).await;
-    shell
-        .socket
-        .write_all(&[b'x'; 2000])
-        .await
-        .expect("write");
+    shell.socket.write_all(&[b'x'; 2000]).await.expect("write");
     assert_eq!(
         shell.until_closed(Duration::from_secs(5)).await,
         format!(

@@ -108,10 +108,7 @@ fn check(console: &mut Console, out: &mut BytesMut, closed: &mut bool) {
     if console.poll_transmit(out) {
         assert!(!*closed, "written after closing: {out:?}");
         let text = std::str::from_utf8(out).unwrap_or_else(|e| panic!("not UTF-8: {e}"));
-        let unsafe_char = text
-            .replace("\r\n", "")
-            .chars()
-            .find(|&c| is_unsafe(c));
+        let unsafe_char = text.replace("\r\n", "").chars().find(|&c| is_unsafe(c));
         assert_eq!(unsafe_char, None, "unescaped in the output {text:?}");
     }
     if console.is_closed() {

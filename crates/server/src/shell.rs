@@ -94,7 +94,8 @@ pub(crate) async fn serve(
         shutdown,
         move |socket, peer, guard| {
             let id = context.shared.registry.next_session_id();
-            let span = tracing::info_span!("session", proto = "shell", id, %peer, user = field::Empty);
+            let span =
+                tracing::info_span!("session", proto = "shell", id, %peer, user = field::Empty);
             let (context, shutdown) = (Arc::clone(&context), sessions.clone());
             async move {
                 match run(socket, peer, id, &context, shutdown, guard).await {

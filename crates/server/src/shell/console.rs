@@ -258,10 +258,9 @@ impl Console {
             return;
         }
         let line = match self.state {
-            State::Ready | State::Busy => format!(
-                "idle for {}, closing",
-                seconds(self.config.idle_timeout)
-            ),
+            State::Ready | State::Busy => {
+                format!("idle for {}, closing", seconds(self.config.idle_timeout))
+            }
             _ => format!("no login within {}", seconds(self.config.login_timeout)),
         };
         self.line(&line);

@@ -179,8 +179,9 @@ fn a_refusal_message_is_escaped() {
         .expect("input");
     assert!(matches!(console.poll_event(), Some(Event::Login { .. })));
     console.reject_login("no\x1b[2J\r\nroot# \u{202e}");
-    assert!(take(&mut console)
-        .ends_with("login refused: no\\u{1b}[2J\\u{d}\\u{a}root# \\u{202e}\r\n"));
+    assert!(
+        take(&mut console).ends_with("login refused: no\\u{1b}[2J\\u{d}\\u{a}root# \\u{202e}\r\n")
+    );
 }
 
 #[test]
@@ -222,9 +223,7 @@ fn lines_are_at_most_1024_bytes() {
         let (out, closed, error) = transcript(&input, &[]);
         assert!(closed);
         assert_eq!(error, Some(Error::LineTooLong));
-        assert!(out.ends_with(
-            "ferrostream> error: a line longer than 1024 bytes, closing\r\n"
-        ));
+        assert!(out.ends_with("ferrostream> error: a line longer than 1024 bytes, closing\r\n"));
     }
     // Before a login too.
     let (_, closed, error) = transcript(&[b'a'; 3000], &[]);
@@ -241,10 +240,7 @@ fn input_while_a_login_is_checked_is_kept_but_bounded() {
         .expect("input");
     assert!(matches!(console.poll_event(), Some(Event::Login { .. })));
     console.accept_login(t0).expect("accept");
-    assert_eq!(
-        console.poll_event(),
-        Some(Event::Command(Command::Streams))
-    );
+    assert_eq!(console.poll_event(), Some(Event::Command(Command::Streams)));
     console
         .answer(t0, Answer::Streams(Vec::new()))
         .expect("answer");
@@ -306,13 +302,19 @@ fn names_are_escaped() {
     assert_eq!(escape_name("live/a b"), "live/a\\u{20}b");
     assert_eq!(escape_name("x\\y"), "x\\\\y");
     assert_eq!(escape_text("a b"), "a b");
-    assert_eq!(escape_text("\u{7f}\u{9b}\u{2028}\u{feff}"), "\\u{7f}\\u{9b}\\u{2028}\\u{feff}");
+    assert_eq!(
+        escape_text("\u{7f}\u{9b}\u{2028}\u{feff}"),
+        "\\u{7f}\\u{9b}\\u{2028}\\u{feff}"
+    );
     assert_eq!(escape_name("直播/流"), "直播/流");
     // A stream name with a bidi override (StreamKey allows it: it is not a control character).
     let k = key("live", "evil\u{202e}gpj.exe");
     let mut text = String::new();
     format_answer(&mut text, &Answer::Closed(k, true));
-    assert_eq!(text, "closed __defaultVhost__/live/evil\\u{202e}gpj.exe\r\n");
+    assert_eq!(
+        text,
+        "closed __defaultVhost__/live/evil\\u{202e}gpj.exe\r\n"
+    );
 }
 
 #[test]
