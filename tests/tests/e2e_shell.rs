@@ -411,3 +411,52 @@ async fn shells_count_against_the_connection_cap() {
     assert_eq!(second.run("sessions").await, ["no sessions"]);
     server.shutdown().await;
 }
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_shell_port_moves_the_listener_and_keeps_its_shells() {
+    let server = start_shell_server(|_| {}).await;
+    let secret = server.config.get().api.secret.expose().to_owned();
+    let old = server.shell_addr.expect("shell");
+    let mut logged_in = Shell::connect(&server).await;
+    logged_in.login("admin", &secret).await;
+    logged_in.until(PROMPT).await;
+
+    let port = free_port();
+    server
+        .config
+        .set([("shell.port", port.to_string())])
+        .expect("set");
+    let moved: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.shell_addr_now() != Some(moved) {
+        assert!(Instant::now() < deadline, "the shell did not move");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        TcpStream::connect(old).await.is_err(),
+        "the old port still accepts"
+    );
+    let mut fresh = Shell {
+        socket: TcpStream::connect(moved).await.expect("connect"),
+        seen: Vec::new(),
+    };
+    assert_eq!(fresh.until("login: ").await, banner());
+    assert_eq!(logged_in.run("sessions").await, ["no sessions"]);
+
+    // 0 turns it off; the shells it accepted go on.
+    server.config.set([("shell.port", "0")]).expect("set");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.shell_addr_now().is_some() {
+        assert!(Instant::now() < deadline, "the shell is still on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(TcpStream::connect(moved).await.is_err());
+    assert_eq!(logged_in.run("streams").await, ["no live streams"]);
+    server.shutdown().await;
+}

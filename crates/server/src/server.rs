@@ -155,7 +155,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// Set by the api's restartServer.
     restart: Arc<watch::Sender<bool>>,
-    /// RTMP, RTSP and HTTP, which config changes may move.
+    /// RTMP, RTSP, HTTP and the admin shell, which config changes may move.
     listeners: Arc<crate::listeners::Listeners>,
     /// Applies config changes while running.
     applier: JoinHandle<()>,
@@ -316,22 +316,24 @@ impl Server {
             tasks.push(task);
         }
 
-        let mut shell_addr = None;
-        if let Some(addr) = options.shell_addr {
-            let listener = TcpListener::bind(addr)
+        let shell_addr = {
+            let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
+            let (live, shell) = (options.config.clone(), options.shell.clone());
+            let spawn: crate::listeners::Spawn = Box::new(move |listener, _bound, accept| {
+                tokio::spawn(crate::shell::serve(
+                    listener,
+                    Arc::clone(&shared),
+                    live.clone(),
+                    shell.clone(),
+                    accept,
+                    sessions.clone(),
+                ))
+            });
+            listeners
+                .start(Kind::Shell, options.shell_addr, spawn)
                 .await
-                .with_context(|| format!("bind the admin shell on {addr}"))?;
-            let bound = listener.local_addr()?;
-            tracing::info!("admin shell listening on {bound} (telnet, nc)");
-            shell_addr = Some(bound);
-            tasks.push(tokio::spawn(crate::shell::serve(
-                listener,
-                Arc::clone(&shared),
-                options.config.clone(),
-                options.shell.clone(),
-                shutdown_rx.clone(),
-            )));
-        }
+                .with_context(|| format!("bind the admin shell on {:?}", options.shell_addr))?
+        };
 
         if hooks.enabled(Hook::OnServerStarted) {
             let body = options
@@ -384,6 +386,11 @@ impl Server {
         self.listeners.addr(Kind::Http)
     }
 
+    /// See [`Server::rtmp_addr_now`].
+    pub fn shell_addr_now(&self) -> Option<SocketAddr> {
+        self.listeners.addr(Kind::Shell)
+    }
+
     /// Resolves when restartServer asked this server to stop and start again.
     pub async fn restart_requested(&self) {
         let mut rx = self.restart.subscribe();
@@ -422,8 +429,8 @@ impl Server {
 
 /// Applies each change of the running config (setServerConfig, SIGHUP) to what can change
 /// while running: the hooks (URLs, timeouts, retries, signing), the `[protocol]` defaults of
-/// new streams, the `[hls]` settings of HLS that starts from now on, and the RTMP, RTSP and
-/// HTTP ports (moved without dropping a session). Other keys take effect at the next start;
+/// new streams, the `[hls]` settings of HLS that starts from now on, and the RTMP, RTSP,
+/// HTTP and admin shell ports (moved without dropping a session). Other keys take effect at the next start;
 /// each change says which keys it applied in the log.
 fn spawn_applier(
     live: config::Live,
@@ -455,6 +462,7 @@ fn spawn_applier(
                 (Kind::Rtmp, prev.rtmp.port, next.rtmp.port),
                 (Kind::Rtsp, prev.rtsp.port, next.rtsp.port),
                 (Kind::Http, prev.http.port, next.http.port),
+                (Kind::Shell, prev.shell.port, next.shell.port),
             ] {
                 if old != new {
                     listeners.move_to(kind, new).await;
@@ -462,6 +470,7 @@ fn spawn_applier(
                         Kind::Rtmp => "rtmp.port",
                         Kind::Rtsp => "rtsp.port",
                         Kind::Http => "http.port",
+                        Kind::Shell => "shell.port",
                     });
                 }
             }

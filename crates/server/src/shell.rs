@@ -68,12 +68,14 @@ struct Context {
     console: ConsoleConfig,
 }
 
-/// Accepts shell connections until `shutdown` turns true.
+/// Accepts shell connections until `accept` turns true (the listener moves or the server
+/// stops); its shells end when `shutdown` does.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     config: config::Live,
     options: ShellOptions,
+    accept: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) {
     let limits = shared.limits.clone();
@@ -86,12 +88,12 @@ pub(crate) async fn serve(
             idle_timeout: options.idle_timeout,
         },
     });
-    let sessions = shutdown.clone();
+    let sessions = shutdown;
     crate::limits::accept_loop(
         listener,
         Listener::Shell,
         limits,
-        shutdown,
+        accept,
         move |socket, peer, guard| {
             let id = context.shared.registry.next_session_id();
             let span =
