@@ -262,6 +262,7 @@ async fn envelope_paths_and_argument_forms() {
             "/index/api/getMediaPlayerList",
             "/index/api/getMP4RecordFile",
             "/index/api/getServerConfig",
+            "/index/api/getSnap",
             "/index/api/getStatistic",
             "/index/api/getThreadsLoad",
             "/index/api/getWorkThreadsLoad",
@@ -278,6 +279,24 @@ async fn envelope_paths_and_argument_forms() {
             "/index/api/version",
         ]
     );
+    // The OpenAPI description names the same calls, without the secret.
+    let doc: Value = api
+        .client
+        .get(api.url("openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    let mut described: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    described.sort_by_key(|p| p.to_ascii_lowercase());
+    assert_eq!(described, paths);
     // Argument names are case-insensitive too, and the secret may come as a header.
     let upper = json_of(
         api.client
@@ -868,5 +887,83 @@ async fn server_config_is_read_and_written_back() {
         api.call("getServerConfig", &[]).await["data"][0]["hook.retry"],
         flat[0]["hook.retry"]
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_snap_answers_a_jpeg_of_the_latest_keyframe() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = start_server().await;
+    let api = Api::of(&server);
+    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/snap"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "snap").expect("key"), 2).await;
+    let snap = |url: String, expire: &'static str| {
+        let api = &api;
+        async move {
+            api.client
+                .get(api.url("getSnap"))
+                .query(&[
+                    ("secret", api.secret.as_str()),
+                    ("url", url.as_str()),
+                    ("timeout_sec", "10"),
+                    ("expire_sec", expire),
+                ])
+                .send()
+                .await
+                .expect("getSnap")
+        }
+    };
+    // Any of the stream's URLs names it; the host is not contacted.
+    let resp = snap("rtmp://192.0.2.1/live/snap".into(), "30").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"image/jpeg"[..])
+    );
+    let jpeg = resp.bytes().await.expect("body");
+    assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("snap.jpg");
+    std::fs::write(&file, &jpeg).expect("write");
+    let probe = ffprobe(file.to_str().expect("utf-8"), 0).await;
+    assert_eq!(codecs(&probe), ["mjpeg"]);
+    assert_eq!(
+        (
+            &probe["streams"][0]["width"],
+            &probe["streams"][0]["height"]
+        ),
+        (&json!(320), &json!(240))
+    );
+    // Within expire_sec the same picture comes from the cache; expire_sec=0 makes a new one.
+    let again = snap(http_url(&server, "live/snap.live.flv"), "30").await;
+    assert_eq!(again.bytes().await.expect("body"), jpeg);
+    let fresh = snap(http_url(&server, "live/snap/hls.m3u8"), "0").await;
+    assert_eq!(fresh.status(), 200);
+    assert!(fresh
+        .bytes()
+        .await
+        .expect("body")
+        .starts_with(&[0xff, 0xd8]));
+    // A stream that is not live, a URL that names none, missing arguments.
+    let offline = json_of(snap("rtmp://127.0.0.1/live/none".into(), "0").await).await;
+    assert_eq!(
+        offline,
+        json!({"code": -500, "msg": "can not find the stream"})
+    );
+    let bad = json_of(snap("not a url".into(), "0").await).await;
+    assert_eq!(bad["code"], -300, "{bad}");
+    let missing = api.call("getSnap", &[("url", "rtmp://h/live/snap")]).await;
+    assert_eq!(
+        missing,
+        json!({"code": -300, "msg": "Required parameter missed: \"url\", \"timeout_sec\", \"expire_sec\""})
+    );
+    // setServerConfig never sets the program getSnap runs.
+    let set = api
+        .call("setServerConfig", &[("ffmpeg.bin", "/bin/sh")])
+        .await;
+    assert_eq!(set, json!({"code": 0, "changed": 0}));
+    assert_eq!(server.config.get().ffmpeg.bin, "ffmpeg");
     server.shutdown().await;
 }

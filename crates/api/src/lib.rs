@@ -150,6 +150,8 @@ pub struct AppState {
     hls: Arc<hls::HlsViewers>,
     /// API logins (ZLMediaKit's cookie login).
     logins: Arc<rest::Logins>,
+    /// getSnap's cache and ffmpeg permits.
+    snaps: Arc<rest::Snaps>,
     /// Starts and stops recordings (startRecord, stopRecord); `None` = no recorder.
     pub recorder: Option<outputs::RecordControl>,
     /// Set to true by restartServer; the binary stops and starts again when it sees it.
@@ -175,6 +177,7 @@ impl AppState {
             grants: Arc::default(),
             hls: Arc::default(),
             logins: Arc::default(),
+            snaps: Arc::default(),
             recorder: None,
             restart: None,
         }

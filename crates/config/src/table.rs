@@ -185,6 +185,12 @@ sections! {
         "appName" => app_name: String = "record" via Plain;
     }
 
+    /// The ffmpeg that getSnap runs to turn a keyframe into a JPEG (never set by the api).
+    "ffmpeg" => ffmpeg: Ffmpeg {
+        /// Path or name (looked up in PATH) of the ffmpeg binary.
+        "bin" => bin: String = "ffmpeg" via Plain;
+    }
+
     /// RTMP listener.
     "rtmp" => rtmp: Rtmp {
         /// TCP port of the RTMP listener; 0 disables it.

@@ -12,16 +12,19 @@
 //! data. After a -100, -300 or -500 answer the connection is closed, as ZLMediaKit does.
 //!
 //! Layout: `mod.rs` (envelope, arguments, access, dispatch), `auth.rs` (cookie login),
-//! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `system.rs`
+//! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `snap.rs`
+//! (getSnap), `system.rs`
 //! (version, config, statistics, load).
 
 mod auth;
 mod media;
 mod record;
 mod sessions;
+mod snap;
 mod system;
 
 pub(crate) use auth::Logins;
+pub(crate) use snap::Snaps;
 
 use crate::AppState;
 use axum::body::Body;
@@ -192,6 +195,10 @@ pub(crate) struct Call<'a> {
     pub(crate) headers: HeaderMap,
 }
 
+/// The OpenAPI 3 description of every call, served at `/index/api/openapi.json`; a test keeps
+/// its paths equal to [`CALLS`].
+const OPENAPI: &str = include_str!("openapi.json");
+
 /// Every call, by its ZLMediaKit name (getApiList lists these).
 pub(crate) const CALLS: &[&str] = &[
     "getApiList",
@@ -215,6 +222,7 @@ pub(crate) const CALLS: &[&str] = &[
     "isRecording",
     "getMP4RecordFile",
     "deleteRecordDirectory",
+    "getSnap",
     "getStatistic",
     "getThreadsLoad",
     "getWorkThreadsLoad",
@@ -228,6 +236,17 @@ pub(crate) fn is_api(path: &str) -> bool {
 /// Answers an API request.
 pub(crate) async fn serve(state: &AppState, peer: SocketAddr, req: Request<Body>) -> Response {
     let name = req.uri().path()[PREFIX.len()..].to_ascii_lowercase();
+    if name == "openapi.json" && req.method() == Method::GET {
+        // A description, not data: served without the secret.
+        return (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            OPENAPI,
+        )
+            .into_response();
+    }
     let Some(call) = CALLS.iter().find(|c| c.eq_ignore_ascii_case(&name)) else {
         // ZLMediaKit hands an unknown path to its file server (a 404 page); an API client
         // is better served by the same 404 as JSON.
@@ -298,6 +317,7 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "isRecording" => record::is_recording(call),
         "getMP4RecordFile" => record::files(call).await,
         "deleteRecordDirectory" => record::delete_dir(call).await,
+        "getSnap" => snap::snap(call).await,
         "getStatistic" => system::statistic(call),
         "getThreadsLoad" | "getWorkThreadsLoad" => system::threads_load(call).await,
         other => Err(ApiError::new(
@@ -432,5 +452,42 @@ pub(crate) fn data_or_nothing(list: Vec<Value>) -> Answer {
         Answer::Fields(Map::new())
     } else {
         Answer::Data(list.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_describes_every_call_and_nothing_else() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let mut described: Vec<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect();
+        described.sort();
+        let mut calls: Vec<String> = CALLS.iter().map(|c| format!("{PREFIX}{c}")).collect();
+        calls.sort();
+        assert_eq!(described, calls);
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in ["get", "post"] {
+                let op = &item[method];
+                assert!(op["summary"].is_string(), "{path} {method}: summary");
+                assert!(op["responses"]["200"].is_object(), "{path} {method}: 200");
+                let secret = op["parameters"]
+                    .as_array()
+                    .expect("parameters")
+                    .iter()
+                    .any(|p| p["name"] == "secret");
+                let open = path.ends_with("/login") || path.ends_with("/logout");
+                assert_eq!(
+                    secret, !open,
+                    "{path}: the secret is documented where it is asked"
+                );
+            }
+        }
     }
 }

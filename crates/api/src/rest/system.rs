@@ -38,7 +38,7 @@ pub(crate) fn get_config(call: &Call<'_>) -> ApiResult {
 }
 
 /// setServerConfig: every argument that names a config key and differs from its value now is
-/// set (unknown names, `secret` among them, are skipped as ZLMediaKit does); the file is
+/// set (unknown names, `secret` among them, and `ffmpeg.bin` are skipped as ZLMediaKit does); the file is
 /// written back; `changed` counts them. A value its key cannot take is -300 and changes
 /// nothing.
 pub(crate) async fn set_config(call: &Call<'_>) -> ApiResult {
@@ -52,6 +52,10 @@ pub(crate) async fn set_config(call: &Call<'_>) -> ApiResult {
             let key = config::Config::keys()
                 .iter()
                 .find(|k| k.path.eq_ignore_ascii_case(name))?;
+            if NOT_SETTABLE.contains(&key.path) {
+                tracing::warn!(key = key.path, "setServerConfig may not set this key");
+                return None;
+            }
             let current = now.get(key.path)?;
             (current != value).then(|| (key.path.to_owned(), value.to_owned()))
         })
@@ -71,6 +75,10 @@ pub(crate) async fn set_config(call: &Call<'_>) -> ApiResult {
     }
     Ok(fields([("changed", changed.into())]))
 }
+
+/// Keys setServerConfig never sets (ZLMediaKit refuses `ffmpeg.bin` too): the API secret
+/// must not be able to choose a program the server runs.
+const NOT_SETTABLE: &[&str] = &["ffmpeg.bin"];
 
 /// restartServer: the server stops cleanly and starts again from its binary.
 pub(crate) fn restart(call: &Call<'_>) -> ApiResult {
