@@ -243,6 +243,12 @@ sections! {
         "metricsSecret" => metrics_secret: bool = "0" via Flag;
     }
 
+    /// Admin shell: a line-oriented console over TCP (streams, sessions, kick, close).
+    "shell" => shell: Shell {
+        /// TCP port of the admin shell (login: hook.on_shell_login, else `admin` + api.secret); 0 disables it.
+        "port" => port: u16 = "0" via Plain;
+    }
+
     /// ZLMediaKit-compatible web hooks.
     "hook" => hook: Hook {
         /// 1 = call the hooks below; 0 = every hook takes its default action (allow).
@@ -289,6 +295,8 @@ sections! {
         "on_server_keepalive" => on_server_keepalive: Option<String> = "" via OptText;
         /// URL called on a clean shutdown.
         "on_server_exited" => on_server_exited: Option<String> = "" via OptText;
+        /// URL asked whether an admin shell login may proceed (auth); empty = user `admin` with api.secret.
+        "on_shell_login" => on_shell_login: Option<String> = "" via OptText;
     }
 
     /// Embedded STUN/TURN relay (RFC 8489, RFC 8656).
@@ -353,6 +361,13 @@ impl Rtsp {
 
 impl Http {
     /// The port to listen on, or `None` when the listener is disabled (`port=0`).
+    pub fn listen_port(&self) -> Option<u16> {
+        enabled(self.port)
+    }
+}
+
+impl Shell {
+    /// The port to listen on, or `None` when the admin shell is disabled (`port=0`).
     pub fn listen_port(&self) -> Option<u16> {
         enabled(self.port)
     }

@@ -458,11 +458,11 @@ fn zlmediakit_config_loads_with_warnings() {
         "api.apiDebug",
         "ffmpeg.cmd",
         "general.resetWhenRePlay",
-        "hook.on_shell_login",
+        "hook.on_record_ts",
         "http.charSet",
         "rtp_proxy.port_range",
         "rtc.preferredCodecV",
-        "shell.port",
+        "shell.maxReqSize",
     ] {
         assert!(warned(key), "no warning for {key}: {:?}", loaded.warnings);
     }
@@ -471,6 +471,8 @@ fn zlmediakit_config_loads_with_warnings() {
         "rtmp.port",
         "rtmp.enhanced",
         "hook.on_play",
+        "hook.on_shell_login",
+        "shell.port",
         "general.mediaServerId",
     ] {
         assert!(

@@ -14,7 +14,7 @@ port = 1935
 [hook]
 enable=1
 on_publish=http://127.0.0.1:9/old
-on_shell_login=http://127.0.0.1:9/zlm-only
+on_record_ts=http://127.0.0.1:9/zlm-only
 ";
 
 fn write(dir: &Path, text: &str) -> std::path::PathBuf {
@@ -132,7 +132,7 @@ port = 1935
 [hook]
 enable=1
 on_publish=http://127.0.0.1:9/new
-on_shell_login=http://127.0.0.1:9/zlm-only
+on_record_ts=http://127.0.0.1:9/zlm-only
 # URL called when a player starts (auth); empty = allow.
 on_play=http://127.0.0.1:9/play
 
@@ -156,7 +156,7 @@ realm=example.org
         "the generated secret stays out"
     );
     assert_eq!(reread.warnings.len(), 1, "{:?}", reread.warnings);
-    assert!(reread.warnings[0].contains("hook.on_shell_login"));
+    assert!(reread.warnings[0].contains("hook.on_record_ts"));
 }
 
 #[cfg(unix)]

@@ -261,6 +261,31 @@ impl Hooks {
         Ok(RtspPassword { encrypted, passwd })
     }
 
+    /// on_shell_login for a login on the admin shell: `Ok(true)` the backend allowed it,
+    /// `Ok(false)` the hook is off (the shell then applies its own check), `Err` refused,
+    /// also when the backend could not be asked (fail closed, as on_play). The body is
+    /// ZLMediaKit's: `ip`, `port`, `id` (a string), `user_name`, `passwd` (as typed: the
+    /// backend checks it). No bypass applies: `admin_params` and `local_bypass` are about
+    /// publishers and players, and an admin console is worth more than a stream.
+    pub async fn on_shell_login(
+        &self,
+        peer: std::net::SocketAddr,
+        id: u64,
+        user_name: &str,
+        passwd: &str,
+    ) -> Result<bool, Refused> {
+        let mut body = Map::new();
+        body.insert("ip".into(), peer.ip().to_canonical().to_string().into());
+        body.insert("port".into(), peer.port().into());
+        body.insert("id".into(), id.to_string().into());
+        body.insert("user_name".into(), user_name.into());
+        body.insert("passwd".into(), passwd.into());
+        match self.call(Hook::OnShellLogin, body).await {
+            Ok(reply) => Ok(reply.is_some()),
+            Err(e) => Err(Refused::from_hook(Hook::OnShellLogin, e)),
+        }
+    }
+
     /// on_stream_not_found: true when the backend says `close: true` (fail the player now
     /// instead of waiting for the stream). Disabled or failed = false (wait).
     pub async fn on_stream_not_found(&self, req: &Request) -> bool {
@@ -381,6 +406,37 @@ mod tests {
         assert!(admin_params_match("a=1&b=2", "b=2&c=3&a=1"));
         assert!(!admin_params_match("a=1&b=2", "a=1"));
         assert!(!admin_params_match("", "anything"));
+    }
+
+    #[tokio::test]
+    async fn shell_login_sends_zlms_body_and_fails_closed() {
+        use crate::{Answer, RecordingHooks};
+        let recording = Arc::new(RecordingHooks::new());
+        let hooks = Hooks::from_client(Arc::clone(&recording) as Arc<dyn HookClient>);
+        let peer = "[::ffff:192.0.2.10]:4000".parse().expect("addr");
+        // Off: allowed by nobody, the shell applies its own check.
+        assert_eq!(hooks.on_shell_login(peer, 9, "root", "pw").await, Ok(false));
+        recording.answer(Hook::OnShellLogin, Answer::allow());
+        assert_eq!(hooks.on_shell_login(peer, 9, "root", "pw").await, Ok(true));
+        let Value::Object(body) = json!({
+            "ip": "192.0.2.10", "port": 4000, "id": "9", "user_name": "root", "passwd": "pw",
+        }) else {
+            unreachable!()
+        };
+        assert_eq!(recording.bodies(Hook::OnShellLogin), vec![body]);
+        recording.answer(Hook::OnShellLogin, Answer::deny(1, "no shell for you"));
+        assert_eq!(
+            hooks.on_shell_login(peer, 9, "root", "pw").await,
+            Err(Refused {
+                msg: "no shell for you".into()
+            })
+        );
+        recording.answer(Hook::OnShellLogin, Answer::Fail);
+        let refused = hooks.on_shell_login(peer, 9, "root", "pw").await;
+        assert_eq!(
+            refused.expect_err("fail closed").msg,
+            "on_shell_login failed: authorization unavailable"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!
 //! ```text
 //!  session driver ──await──▶ Hooks::on_publish / on_play / on_rtsp_* / on_stream_not_found
+//!                            / on_shell_login
 //!                            (direct: never queued behind anything)
 //!  registry events ─▶ lifecycle task ─▶ Hooks::notify ─▶ N ordered workers (bounded queues)
 //!                     on_stream_changed, on_flow_report, on_stream_none_reader, keepalive
@@ -114,11 +115,13 @@ pub enum Hook {
     OnServerKeepalive,
     /// The server is stopping cleanly.
     OnServerExited,
+    /// A login on the admin shell (auth).
+    OnShellLogin,
 }
 
 impl Hook {
     /// Every hook.
-    pub const ALL: [Hook; 13] = [
+    pub const ALL: [Hook; 14] = [
         Hook::OnPublish,
         Hook::OnPlay,
         Hook::OnFlowReport,
@@ -132,6 +135,7 @@ impl Hook {
         Hook::OnServerStarted,
         Hook::OnServerKeepalive,
         Hook::OnServerExited,
+        Hook::OnShellLogin,
     ];
 
     /// The hook's name, which is also its `[hook]` config key.
@@ -150,6 +154,7 @@ impl Hook {
             Hook::OnServerStarted => "on_server_started",
             Hook::OnServerKeepalive => "on_server_keepalive",
             Hook::OnServerExited => "on_server_exited",
+            Hook::OnShellLogin => "on_shell_login",
         }
     }
 
@@ -185,7 +190,7 @@ pub struct HookConfig {
     pub workers: usize,
     /// Hooks each worker may hold waiting; past it they are dropped. Default: 1024.
     pub queue_capacity: usize,
-    urls: [Option<String>; 13],
+    urls: [Option<String>; Hook::ALL.len()],
 }
 
 impl Default for HookConfig {
@@ -229,6 +234,7 @@ impl From<&config::Config> for HookConfig {
                 Hook::OnServerStarted => &h.on_server_started,
                 Hook::OnServerKeepalive => &h.on_server_keepalive,
                 Hook::OnServerExited => &h.on_server_exited,
+                Hook::OnShellLogin => &h.on_shell_login,
             };
             c.set_url(hook, url.clone());
         }

@@ -14,6 +14,8 @@
 //!   deadline and the idle keep-alive timeout.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
+//! - `shell.rs`: the admin shell listener (`shell.port`) around the sans-IO console in
+//!   `shell/console.rs`: login through on_shell_login, streams, sessions, kick, close.
 //! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
 //! - `limits.rs`: connection caps (process, listener, client address) and the accept loop
 //!   every TCP listener shares.
@@ -28,9 +30,16 @@ mod listeners;
 mod rtmp;
 mod rtsp;
 mod server;
+mod shell;
 mod stall;
 mod turn;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
 pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions};
+pub use shell::{
+    ShellOptions, IDLE_TIMEOUT as SHELL_IDLE_TIMEOUT, LOGIN_TIMEOUT as SHELL_LOGIN_TIMEOUT,
+};

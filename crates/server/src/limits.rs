@@ -124,6 +124,7 @@ pub(crate) enum Listener {
     Rtsp,
     Http,
     TurnTcp,
+    Shell,
 }
 
 impl Listener {
@@ -133,6 +134,7 @@ impl Listener {
             Listener::Rtsp => "RTSP",
             Listener::Http => "HTTP",
             Listener::TurnTcp => "TURN TCP",
+            Listener::Shell => "shell",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The TCP listeners the config can move at run time: RTMP, RTSP and HTTP. A changed
-//! `rtmp.port` (`rtsp.port`, `http.port`) binds the new port first, then the old listener stops
+//! The TCP listeners the config can move at run time: RTMP, RTSP, HTTP and the admin shell. A
+//! changed `rtmp.port` (`rtsp.port`, `http.port`, `shell.port`) binds the new port first, then the old listener stops
 //! accepting; sessions it accepted go on until they end by themselves (their end is the
 //! server's shutdown, not the listener's). A port of 0 closes the listener. A port that cannot
 //! be bound leaves the old listener as it was, with an error in the log.
@@ -16,6 +16,7 @@ pub(crate) enum Kind {
     Rtmp,
     Rtsp,
     Http,
+    Shell,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
             Kind::Rtmp => "RTMP",
             Kind::Rtsp => "RTSP",
             Kind::Http => "HTTP",
+            Kind::Shell => "admin shell",
         }
     }
 
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Rtmp => "rtmp",
             Kind::Rtsp => "rtsp",
             Kind::Http => "http",
+            Kind::Shell => "telnet",
         }
     }
 }

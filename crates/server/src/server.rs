@@ -79,6 +79,10 @@ pub struct Options {
     /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
     /// `maxConnections`).
     pub limits: crate::limits::LimitsConfig,
+    /// Admin shell listener (`shell.port`).
+    pub shell_addr: Option<SocketAddr>,
+    /// Admin shell deadlines.
+    pub shell: crate::shell::ShellOptions,
     /// The running configuration these options were taken from, for the parts that apply
     /// changes live (setServerConfig, SIGHUP). Tests that adjust fields above leave it as is.
     pub config: config::Live,
@@ -140,6 +144,8 @@ pub struct Server {
     pub rtsp_addr: Option<SocketAddr>,
     /// The bound STUN/TURN address (UDP and TCP), if enabled.
     pub turn_addr: Option<SocketAddr>,
+    /// The bound admin shell address, if enabled.
+    pub shell_addr: Option<SocketAddr>,
     /// The live streams.
     pub registry: Registry,
     /// The hook client.
@@ -149,7 +155,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// Set by the api's restartServer.
     restart: Arc<watch::Sender<bool>>,
-    /// RTMP, RTSP and HTTP, which config changes may move.
+    /// RTMP, RTSP, HTTP and the admin shell, which config changes may move.
     listeners: Arc<crate::listeners::Listeners>,
     /// Applies config changes while running.
     applier: JoinHandle<()>,
@@ -315,6 +321,25 @@ impl Server {
             tasks.push(task);
         }
 
+        let shell_addr = {
+            let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
+            let (live, shell) = (options.config.clone(), options.shell.clone());
+            let spawn: crate::listeners::Spawn = Box::new(move |listener, _bound, accept| {
+                tokio::spawn(crate::shell::serve(
+                    listener,
+                    Arc::clone(&shared),
+                    live.clone(),
+                    shell.clone(),
+                    accept,
+                    sessions.clone(),
+                ))
+            });
+            listeners
+                .start(Kind::Shell, options.shell_addr, spawn)
+                .await
+                .with_context(|| format!("bind the admin shell on {:?}", options.shell_addr))?
+        };
+
         if hooks.enabled(Hook::OnServerStarted) {
             let body = options
                 .flat_config
@@ -331,6 +356,7 @@ impl Server {
             http_addr,
             rtsp_addr,
             turn_addr,
+            shell_addr,
             registry,
             hooks,
             config: options.config.clone(),
@@ -364,6 +390,11 @@ impl Server {
     /// See [`Server::rtmp_addr_now`].
     pub fn http_addr_now(&self) -> Option<SocketAddr> {
         self.listeners.addr(Kind::Http)
+    }
+
+    /// See [`Server::rtmp_addr_now`].
+    pub fn shell_addr_now(&self) -> Option<SocketAddr> {
+        self.listeners.addr(Kind::Shell)
     }
 
     /// Resolves when restartServer asked this server to stop and start again.
@@ -404,8 +435,9 @@ impl Server {
 
 /// Applies each change of the running config (setServerConfig, SIGHUP) to what can change
 /// while running: the hooks (URLs, timeouts, retries, signing), the `[protocol]` defaults of
-/// new streams, the `[hls]` settings of HLS that starts from now on, the TURN users and REST
-/// secret, and the RTMP, RTSP and HTTP ports (moved without dropping a session). Other keys take effect at the next start;
+/// new streams, the `[hls]` settings of HLS that starts from now on, the TURN users, and the
+/// RTMP, RTSP, HTTP and admin shell ports (moved without dropping a session). Other keys take
+/// effect at the next start;
 /// each change says which keys it applied in the log.
 fn spawn_applier(
     live: config::Live,
@@ -443,6 +475,7 @@ fn spawn_applier(
                 (Kind::Rtmp, prev.rtmp.port, next.rtmp.port),
                 (Kind::Rtsp, prev.rtsp.port, next.rtsp.port),
                 (Kind::Http, prev.http.port, next.http.port),
+                (Kind::Shell, prev.shell.port, next.shell.port),
             ] {
                 if old != new {
                     listeners.move_to(kind, new).await;
@@ -450,6 +483,7 @@ fn spawn_applier(
                         Kind::Rtmp => "rtmp.port",
                         Kind::Rtsp => "rtsp.port",
                         Kind::Http => "http.port",
+                        Kind::Shell => "shell.port",
                     });
                 }
             }
@@ -498,6 +532,8 @@ impl Options {
             hls: outputs::HlsOptions::from(c),
             flv_legacy_hevc: !c.rtmp.enhanced,
             limits: crate::limits::LimitsConfig::from(c),
+            shell_addr: listen(c.shell.listen_port()),
+            shell: crate::shell::ShellOptions::default(),
             config: live.clone(),
         }
     }

@@ -35,6 +35,8 @@ fn every_key_reaches_its_part() {
         ("turn.allow_peers", "10.0.0.1-10.0.0.6"),
         ("turn.users", "alice:pw"),
         ("turn.max_tcp_connections", "3"),
+        ("shell.port", "9023"),
+        ("hook.on_shell_login", "http://127.0.0.1:9/shell"),
     ] {
         c.set(key, value).expect(key);
     }
@@ -58,6 +60,16 @@ fn every_key_reaches_its_part() {
     assert_eq!(o.hooks.url(Hook::OnPlay), Some("http://127.0.0.1:9/play"));
     assert_eq!(o.hooks.url(Hook::OnPublish), None);
     assert_eq!(o.hooks.sign_token.as_deref(), Some("tok"));
+    assert_eq!(o.shell_addr.map(|a| a.port()), Some(9023));
+    assert_eq!(
+        o.hooks.url(Hook::OnShellLogin),
+        Some("http://127.0.0.1:9/shell")
+    );
+    assert_eq!(
+        Options::from_config(&Config::default()).shell_addr,
+        None,
+        "the admin shell is off by default"
+    );
     assert_eq!(o.lifecycle.flow_threshold, 2048);
     assert_eq!(o.lifecycle.alive_interval, Duration::from_millis(250));
     assert_eq!(o.turn.server.realm, "example.org");
