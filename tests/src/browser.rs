@@ -75,23 +75,27 @@ pub async fn serve_page(
     (addr, rx, task)
 }
 
+/// The flags every headless Chromium of the tests runs with: no sandbox or GPU (containers),
+/// nothing that reaches for the (closed) network, media that plays without a user gesture.
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+];
+
 /// Headless Chromium on `url` with a fresh profile in `dir`, its stderr in `dir/chromium.log`.
 /// The background-networking flags keep it off the (closed) network; killing this process takes
 /// its renderer and GPU processes down with it.
 pub fn chromium(url: &str, dir: &Path) -> Child {
     let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
     Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg(url)
         .stdin(Stdio::null())

@@ -46,20 +46,12 @@ impl Chrome {
         let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
         let profile = dir.join("profile");
         let mut child = Command::new("chromium")
+            .args(crate::browser::HEADLESS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
                 "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--disable-extensions",
                 "--hide-scrollbars",
                 "--mute-audio",
-                "--autoplay-policy=no-user-gesture-required",
                 "--remote-debugging-port=0",
                 "--remote-debugging-address=127.0.0.1",
             ])

@@ -156,6 +156,33 @@ pub fn ffmpeg_publish(url: &str, input_args: &[&str]) -> Child {
         .expect("spawn ffmpeg")
 }
 
+/// ffmpeg reading `url` to nowhere until it is stopped or its stream ends (a viewer that
+/// only has to be there).
+pub fn ffmpeg_view(url: &str) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            url,
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ffmpeg")
+}
+
+/// Whether `child` exits within `limit`.
+pub async fn exits_within(child: &mut Child, limit: Duration) -> bool {
+    tokio::time::timeout(limit, child.wait()).await.is_ok()
+}
+
 /// Polls until `key` is live with its tracks known, or panics after 15 s.
 pub async fn wait_live(server: &Server, key: &StreamKey, tracks: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -8,33 +8,6 @@ use e2e::*;
 use media::StreamKey;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio::process::{Child, Command};
-
-/// ffmpeg reading `url` to nowhere until it is stopped or its stream ends.
-fn ffmpeg_view(url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-i",
-            url,
-            "-f",
-            "null",
-            "-",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg")
-}
-
-/// Waits for `child` to exit within `limit`; false when it is still running.
-async fn exits_within(child: &mut Child, limit: Duration) -> bool {
-    tokio::time::timeout(limit, child.wait()).await.is_ok()
-}
 
 /// Polls until `count` sessions are listed, or panics after 15 s.
 async fn wait_sessions(api: &Api, count: usize) -> Vec<Value> {

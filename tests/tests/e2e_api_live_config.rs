@@ -9,27 +9,7 @@ use e2e::*;
 use media::StreamKey;
 use serde_json::json;
 use std::time::Duration;
-use tokio::process::{Child, Command};
-
-fn ffmpeg_view(url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-i",
-            url,
-            "-f",
-            "null",
-            "-",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg")
-}
+use tokio::process::Command;
 
 fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -13,7 +13,6 @@ use server::Server;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 const PROMPT: &str = "ferrostream> ";
@@ -109,23 +108,6 @@ impl Shell {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// ffmpeg reading `url` to nowhere until it is stopped or its stream ends.
-fn ffmpeg_view(url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-i", url])
-        .args(["-f", "null", "-"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ffmpeg")
-}
-
-async fn exits_within(child: &mut Child, limit: Duration) -> bool {
-    tokio::time::timeout(limit, child.wait()).await.is_ok()
 }
 
 /// `line` is `prefix` followed by ` bytes=<a number>`.

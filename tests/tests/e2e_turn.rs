@@ -70,6 +70,17 @@ async fn turn_server_with(tweak: impl FnOnce(&mut server::TurnOptions)) -> Serve
     .await
 }
 
+/// [`turn_server`] for alice, relaying to loopback peers, with HTTP on (the API, `/metrics`).
+async fn turn_server_with_api() -> Server {
+    start_server_with(|o| {
+        o.rtmp_addr = None;
+        o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.turn.server.users = vec![("alice".into(), "alicepw".into())];
+        allow_loopback(&mut o.turn.server);
+    })
+    .await
+}
+
 fn allow_loopback(c: &mut ::turn::server::Config) {
     c.allow_peers = vec!["127.0.0.1/32".parse().expect("cidr")];
 }
@@ -766,13 +777,7 @@ async fn relayed_traffic_reaches_metrics() {
     if !have_coturn() {
         return;
     }
-    let server = start_server_with(|o| {
-        o.rtmp_addr = None;
-        o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.turn.server.users = vec![("alice".into(), "alicepw".into())];
-        allow_loopback(&mut o.turn.server);
-    })
-    .await;
+    let server = turn_server_with_api().await;
     let (_peer, port) = start_peer().await;
     let run = uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
     assert_relayed(&run);
@@ -811,13 +816,7 @@ async fn turn_users_change_through_set_server_config() {
     if !have_coturn() {
         return;
     }
-    let server = start_server_with(|o| {
-        o.rtmp_addr = None;
-        o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.turn.server.users = vec![("alice".into(), "alicepw".into())];
-        allow_loopback(&mut o.turn.server);
-    })
-    .await;
+    let server = turn_server_with_api().await;
     let (_peer, port) = start_peer().await;
     let api = e2e::api::Api::of(&server);
     let set = api

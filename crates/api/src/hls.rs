@@ -115,14 +115,7 @@ fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+    crate::tokens::cookie(headers, COOKIE)
 }
 
 /// Serves an HLS path, or `None` when `path` is not one.
