@@ -194,6 +194,12 @@ async fn access_needs_the_secret_or_a_login_and_an_allowed_address() {
         outside,
         json!({"code": -100, "msg": "Your ip is not allowed to access the service."})
     );
+    // An empty list lets everyone in, as in ZLMediaKit.
+    server
+        .config
+        .set([("http.allow_ip_range", "")])
+        .expect("set");
+    assert_eq!(api.call("getStatistic", &[]).await["code"], 0);
     server.shutdown().await;
 }
 

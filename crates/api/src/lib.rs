@@ -88,6 +88,12 @@ pub struct ApiOptions {
     pub schemas: Vec<&'static str>,
 }
 
+/// Whether `http.allow_ip_range` (`list`) lets `ip` in: an empty list lets everyone in, as
+/// ZLMediaKit's `isIPAllowed` does.
+pub fn ip_allowed(list: &[config::IpRange], ip: IpAddr) -> bool {
+    list.is_empty() || config::IpRange::any_contains(list, ip.to_canonical())
+}
+
 /// A predicate on client addresses (`http.allow_ip_range`).
 #[derive(Clone)]
 pub struct IpFilter(pub Arc<dyn Fn(IpAddr) -> bool + Send + Sync>);
@@ -122,9 +128,7 @@ impl From<&config::Config> for ApiOptions {
             local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             file_root: Some(config.http.root_path.clone()),
             dir_menu: config.http.dir_menu,
-            allow_ip: IpFilter(Arc::new(move |ip| {
-                config::IpRange::any_contains(&allow, ip)
-            })),
+            allow_ip: IpFilter(Arc::new(move |ip| ip_allowed(&allow, ip))),
             hls_idle: outputs::HlsOptions::from(config).idle,
             schemas: vec!["rtmp", "rtsp"],
         }

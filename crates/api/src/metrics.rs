@@ -43,8 +43,7 @@ pub(crate) fn serve(
     headers: &HeaderMap,
 ) -> Response {
     let config = state.config.get();
-    let ip = peer.ip().to_canonical();
-    if !config::IpRange::any_contains(&config.http.allow_ip_range, ip) {
+    if !crate::ip_allowed(&config.http.allow_ip_range, peer.ip()) {
         return (
             StatusCode::FORBIDDEN,
             "Your ip is not allowed to access the service.\n",

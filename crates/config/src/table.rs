@@ -225,7 +225,7 @@ sections! {
         "port" => port: u16 = "8080" via Plain;
         /// Directory served as static files.
         "rootPath" => root_path: PathBuf = "./www" via Dir;
-        /// Clients allowed to call the API (and to read files when hooks are off).
+        /// Clients allowed to call the API and /metrics (and to read files when hooks are off); empty = everyone.
         "allow_ip_range" => allow_ip_range: Vec<IpRange> = "::1,127.0.0.1,172.16.0.0-172.31.255.255,192.168.0.0-192.168.255.255,10.0.0.0-10.255.255.255" via CommaList;
         /// 1 = list directory contents under rootPath.
         "dirMenu" => dir_menu: bool = "1" via Flag;

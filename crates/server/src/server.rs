@@ -272,9 +272,7 @@ impl Server {
                     local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
                     file_root: options.file_root.clone(),
                     dir_menu: options.dir_menu,
-                    allow_ip: api::IpFilter(Arc::new(move |ip| {
-                        allow.iter().any(|range| range.contains(ip))
-                    })),
+                    allow_ip: api::IpFilter(Arc::new(move |ip| api::ip_allowed(&allow, ip))),
                     hls_idle: options.hls.idle,
                     schemas: lifecycle_schemas.clone(),
                 },

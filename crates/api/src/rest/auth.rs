@@ -44,8 +44,7 @@ impl Default for Logins {
 /// Whether `call` may run `name`.
 pub(crate) fn check(call: &Call<'_>, name: &str) -> Result<(), ApiError> {
     let config = call.state.config.get();
-    let ip = call.peer.ip().to_canonical();
-    if !config::IpRange::any_contains(&config.http.allow_ip_range, ip) {
+    if !crate::ip_allowed(&config.http.allow_ip_range, call.peer.ip()) {
         return Err(ApiError::new(
             Code::Auth,
             "Your ip is not allowed to access the service.",
