@@ -45,13 +45,9 @@ async fn start_stop_list_and_delete_a_recording() {
         api.call("isRecording", &mp4).await,
         json!({"code": 0, "status": false})
     );
-    // HLS is not recorded through the api in this build: said so, nothing started.
-    let hls = [&[("type", "0")][..], &key].concat();
-    let refused = api.call("startRecord", &hls).await;
-    assert_eq!(
-        (&refused["code"], &refused["result"]),
-        (&json!(-1), &json!(false))
-    );
+    // A type that is none of ZLMediaKit's.
+    let odd = [&[("type", "7")][..], &key].concat();
+    assert_eq!(api.call("startRecord", &odd).await["code"], -300);
 
     assert_eq!(
         api.call("startRecord", &mp4).await,
@@ -175,5 +171,70 @@ async fn start_stop_list_and_delete_a_recording() {
         .await,
         json!({"code": 0, "data": {"rootPath": stream_dir, "paths": []}})
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_recording_writes_a_keep_all_playlist_to_disk() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_server_with(|o| o.protocol.hls_save_path = dir.path().to_owned()).await;
+    let api = Api::of(&server);
+    let key = [
+        ("vhost", "__defaultVhost__"),
+        ("app", "live"),
+        ("stream", "hlsrec"),
+    ];
+    let ts = [&[("type", "0")][..], &key].concat();
+    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/hlsrec"), &["-stream_loop", "-1"]);
+    wait_live(&server, &StreamKey::new("live", "hlsrec").expect("key"), 2).await;
+    assert_eq!(
+        api.call("startRecord", &ts).await,
+        json!({"code": 0, "msg": "success", "result": true})
+    );
+    assert_eq!(
+        api.call("isRecording", &ts).await,
+        json!({"code": 0, "status": true})
+    );
+    let fmp4 = [&[("type", "2")][..], &key].concat();
+    assert_eq!(
+        api.call("isRecording", &fmp4).await,
+        json!({"code": 0, "status": false})
+    );
+    let listed = api.call("getMediaList", &[("schema", "rtmp")]).await;
+    assert_eq!(
+        (
+            &listed["data"][0]["isRecordingHLS"],
+            &listed["data"][0]["isRecordingMP4"]
+        ),
+        (&json!(true), &json!(false))
+    );
+    // Nobody watches HLS, yet segments and the playlist reach the disk.
+    let playlist = dir.path().join("live/hlsrec/hls.m3u8");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&playlist).unwrap_or_default();
+        if text.matches("#EXTINF").count() >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no HLS on disk: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let probe = ffprobe(playlist.to_str().expect("utf-8"), 0).await;
+    assert_eq!(codecs(&probe), ["aac", "h264"]);
+    assert_eq!(
+        api.call("stopRecord", &ts).await,
+        json!({"code": 0, "msg": "success", "result": true})
+    );
+    assert_eq!(
+        api.call("isRecording", &ts).await,
+        json!({"code": 0, "status": false})
+    );
+    assert!(playlist.exists(), "what was recorded stays");
     server.shutdown().await;
 }

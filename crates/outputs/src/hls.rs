@@ -87,6 +87,9 @@ pub enum PlaylistError {
 pub(crate) struct HlsOutputs {
     // Std Mutexes, held for look-ups and inserts, never across an `.await`.
     streams: Mutex<HashMap<(StreamKey, HlsKind), Arc<HlsStream>>>,
+    /// HLS recordings (startRecord `type` 0 and 2): keep-all playlists written to disk,
+    /// whoever watches, until stopped or their stream ends.
+    recordings: Mutex<HashMap<(StreamKey, HlsKind), Arc<HlsStream>>>,
     janitor: OnceLock<()>,
 }
 
@@ -121,6 +124,7 @@ impl Default for HlsOutputs {
     fn default() -> Self {
         HlsOutputs {
             streams: Mutex::new(HashMap::new()),
+            recordings: Mutex::new(HashMap::new()),
             janitor: OnceLock::new(),
         }
     }
@@ -143,6 +147,7 @@ impl HlsOutputs {
                         let unused = now.duration_since(*lock(&s.last_request)) >= idle;
                         !(unused || lock(&s.state).ended)
                     });
+                    lock(&outputs.recordings).retain(|_, s| !lock(&s.state).ended);
                 }
             });
         });
@@ -163,72 +168,133 @@ impl HlsOutputs {
             s.touch();
             return Some(s);
         }
-        let tracks = registry
-            .tracks_ready(key, Duration::from_secs(1), Duration::from_secs(10))
-            .await?;
-        let save_root = registry.stream(key)?.options.hls_save_path;
-        let disk = if options.window == 0 {
-            // `{hls_save_path}/[{vhost}/]{app}/{stream}`, made and checked to stay under the
-            // save root before a file is written there.
-            let rel = key.relative_dir(enable_vhost);
-            let made =
-                tokio::task::spawn_blocking(move || crate::confined_dir(&save_root, &rel)).await;
-            match made {
-                Ok(Ok(dir)) => Some(dir),
-                Ok(Err(e)) => {
-                    tracing::error!(stream = %key, "HLS not written to disk: {e}");
-                    return None;
-                }
-                Err(e) => {
-                    tracing::error!(stream = %key, "HLS not written to disk: {e}");
-                    return None;
-                }
-            }
-        } else {
-            None
-        };
-        let reader = registry.subscribe_output(key)?;
-        let seg_ms = options.segment.as_millis() as u64;
-        let part_ms = (seg_ms / 6).clamp(200, 500);
-        let config = PlaylistConfig {
-            target_duration_ms: seg_ms,
-            window: options.window,
-            part_target_ms: (kind == HlsKind::Fmp4).then_some(part_ms),
-            map_uri: (kind == HlsKind::Fmp4).then(|| "hls_init.mp4".to_owned()),
-        };
+        let stream = build(registry, key, kind, options, options.window, enable_vhost).await?;
         let mut streams = lock(&self.streams);
         if let Some(s) = streams.get(&(key.clone(), kind)) {
             if !lock(&s.state).ended {
                 return Some(Arc::clone(s)); // another request started it meanwhile
             }
         }
-        let stream = Arc::new(HlsStream {
-            state: Mutex::new(State {
-                playlist: Playlist::new(config),
-                disk,
-                on_disk: BTreeSet::new(),
-                segments: BTreeMap::new(),
-                complete: BTreeMap::new(),
-                init: None,
-                ended: false,
-            }),
-            changed: watch::Sender::new(0),
-            last_request: Mutex::new(Instant::now()),
-            task: OnceLock::new(),
-        });
-        let weak: Weak<HlsStream> = Arc::downgrade(&stream);
-        let retain = options.retain;
-        let task = match kind {
-            HlsKind::Ts => Task::spawn(mux::mux_ts(weak, reader, tracks, seg_ms, retain)),
-            HlsKind::Fmp4 => {
-                Task::spawn(mux::mux_fmp4(weak, reader, tracks, seg_ms, part_ms, retain))
-            }
-        };
-        let _ = stream.task.set(task);
         streams.insert((key.clone(), kind), Arc::clone(&stream));
         tracing::debug!(stream = %key, ?kind, "HLS started");
         Some(stream)
     }
+
+    /// Starts recording `key`'s HLS of `kind` to disk (a keep-all playlist under
+    /// `{hls_save_path}/[{vhost}/]{app}/{stream}/`), whoever watches, until
+    /// [`HlsOutputs::stop_recording`] or the stream's end. With `hls.segNum=0` the viewers'
+    /// HLS is that recording already and is kept running. False when the stream is not live
+    /// (or its directory cannot be made).
+    pub(crate) async fn record(
+        self: &Arc<Self>,
+        registry: &Registry,
+        key: &StreamKey,
+        kind: HlsKind,
+        options: &HlsOptions,
+        enable_vhost: bool,
+    ) -> bool {
+        if self.is_recording(key, kind) {
+            return true;
+        }
+        let stream = if options.window == 0 {
+            self.stream(registry, key, kind, options, enable_vhost)
+                .await
+        } else {
+            build(registry, key, kind, options, 0, enable_vhost).await
+        };
+        let Some(stream) = stream else {
+            return false;
+        };
+        self.start_janitor(options.idle);
+        lock(&self.recordings)
+            .entry((key.clone(), kind))
+            .or_insert(stream);
+        tracing::info!(stream = %key, ?kind, "HLS recording started");
+        true
+    }
+
+    /// Stops recording `key`'s HLS of `kind` (what is on disk stays). False when it was not.
+    pub(crate) fn stop_recording(&self, key: &StreamKey, kind: HlsKind) -> bool {
+        let stopped = lock(&self.recordings)
+            .remove(&(key.clone(), kind))
+            .is_some();
+        if stopped {
+            tracing::info!(stream = %key, ?kind, "HLS recording stopped");
+        }
+        stopped
+    }
+
+    /// Whether `key`'s HLS of `kind` is being recorded.
+    pub(crate) fn is_recording(&self, key: &StreamKey, kind: HlsKind) -> bool {
+        lock(&self.recordings)
+            .get(&(key.clone(), kind))
+            .is_some_and(|s| !lock(&s.state).ended)
+    }
+}
+
+/// A new HLS of `key` listing `window` segments (0: every one, on disk), its muxer running.
+async fn build(
+    registry: &Registry,
+    key: &StreamKey,
+    kind: HlsKind,
+    options: &HlsOptions,
+    window: usize,
+    enable_vhost: bool,
+) -> Option<Arc<HlsStream>> {
+    let tracks = registry
+        .tracks_ready(key, Duration::from_secs(1), Duration::from_secs(10))
+        .await?;
+    let save_root = registry.stream(key)?.options.hls_save_path;
+    let disk = if window == 0 {
+        // `{hls_save_path}/[{vhost}/]{app}/{stream}`, made and checked to stay under the
+        // save root before a file is written there.
+        let rel = key.relative_dir(enable_vhost);
+        let made = tokio::task::spawn_blocking(move || crate::confined_dir(&save_root, &rel)).await;
+        match made {
+            Ok(Ok(dir)) => Some(dir),
+            Ok(Err(e)) => {
+                tracing::error!(stream = %key, "HLS not written to disk: {e}");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(stream = %key, "HLS not written to disk: {e}");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let reader = registry.subscribe_output(key)?;
+    let seg_ms = options.segment.as_millis() as u64;
+    let part_ms = (seg_ms / 6).clamp(200, 500);
+    let config = PlaylistConfig {
+        target_duration_ms: seg_ms,
+        window,
+        part_target_ms: (kind == HlsKind::Fmp4).then_some(part_ms),
+        map_uri: (kind == HlsKind::Fmp4).then(|| "hls_init.mp4".to_owned()),
+    };
+    let stream = Arc::new(HlsStream {
+        state: Mutex::new(State {
+            playlist: Playlist::new(config),
+            disk,
+            on_disk: BTreeSet::new(),
+            segments: BTreeMap::new(),
+            complete: BTreeMap::new(),
+            init: None,
+            ended: false,
+        }),
+        changed: watch::Sender::new(0),
+        last_request: Mutex::new(Instant::now()),
+        task: OnceLock::new(),
+    });
+    let weak: Weak<HlsStream> = Arc::downgrade(&stream);
+    let retain = options.retain;
+    let task = match kind {
+        HlsKind::Ts => Task::spawn(mux::mux_ts(weak, reader, tracks, seg_ms, retain)),
+        HlsKind::Fmp4 => Task::spawn(mux::mux_fmp4(weak, reader, tracks, seg_ms, part_ms, retain)),
+    };
+    let _ = stream.task.set(task);
+    Some(stream)
 }
 
 impl HlsStream {

@@ -163,6 +163,36 @@ impl Outputs {
             .await
     }
 
+    /// Starts recording `key`'s HLS of `kind` to disk (startRecord `type` 0 / 2): a keep-all
+    /// playlist and its segments under `{hls_save_path}/[{vhost}/]{app}/{stream}/`, whoever
+    /// watches, until [`Outputs::stop_hls_recording`] or the stream's end. False when the
+    /// stream is not live or its directory cannot be made.
+    pub async fn record_hls(&self, key: &StreamKey, kind: HlsKind) -> bool {
+        let inner = &self.inner;
+        let options = self.hls_options();
+        inner
+            .hls
+            .record(
+                &inner.registry,
+                key,
+                kind,
+                &options,
+                inner.config.enable_vhost,
+            )
+            .await
+    }
+
+    /// Stops recording `key`'s HLS of `kind`; what is on disk stays. False when it was not
+    /// recording.
+    pub fn stop_hls_recording(&self, key: &StreamKey, kind: HlsKind) -> bool {
+        self.inner.hls.stop_recording(key, kind)
+    }
+
+    /// Whether `key`'s HLS of `kind` is being recorded to disk.
+    pub fn is_recording_hls(&self, key: &StreamKey, kind: HlsKind) -> bool {
+        self.inner.hls.is_recording(key, kind)
+    }
+
     /// The `[hls]` settings a stream's HLS starts with now.
     pub fn hls_options(&self) -> HlsOptions {
         self.inner

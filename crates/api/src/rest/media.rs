@@ -21,6 +21,11 @@ pub(crate) fn describe(call: &Call<'_>, info: &StreamInfo, schema: &str) -> Map<
             recorder.is_recording(&info.key).into(),
         );
     }
+    let outputs = &call.state.outputs;
+    let hls = [outputs::HlsKind::Ts, outputs::HlsKind::Fmp4]
+        .iter()
+        .any(|kind| outputs.is_recording_hls(&info.key, *kind));
+    body.insert("isRecordingHLS".into(), hls.into());
     body
 }
 

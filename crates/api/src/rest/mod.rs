@@ -312,7 +312,7 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "getAllSession" => sessions::list(call),
         "kick_session" => sessions::kick_one(call),
         "kick_sessions" => sessions::kick_many(call),
-        "startRecord" => record::start(call),
+        "startRecord" => record::start(call).await,
         "stopRecord" => record::stop(call),
         "isRecording" => record::is_recording(call),
         "getMP4RecordFile" => record::files(call).await,

@@ -1,4 +1,5 @@
-//! Recording calls: startRecord, stopRecord, isRecording (MP4, `type=1`), and the files:
+//! Recording calls: startRecord, stopRecord, isRecording (MP4 `type=1`; HLS `type=0`, fMP4 HLS
+//! `type=2`: a keep-all playlist written to `hls_save_path`), and the MP4 files:
 //! getMP4RecordFile, deleteRecordDirectory, over the layout of DESIGN.md §1 Recording
 //! (`{mp4_save_path}/record/[{vhost}/]{app}/{stream}/{YYYY-MM-DD}/{HH-MM-SS}.mp4`).
 //!
@@ -14,9 +15,6 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// ZLMediaKit's record `type`: 0 HLS, 1 MP4, 2 HLS-fMP4.
-const TYPE_MP4: u32 = 1;
-
 fn recorder<'a>(call: &'a Call<'_>) -> Result<&'a RecordControl, ApiError> {
     call.state
         .recorder
@@ -24,32 +22,31 @@ fn recorder<'a>(call: &'a Call<'_>) -> Result<&'a RecordControl, ApiError> {
         .ok_or_else(|| ApiError::new(Code::Failed, "recording is not available"))
 }
 
-/// The stream and record type a call names; only MP4 is recorded by these calls.
-fn target(call: &Call<'_>) -> Result<StreamKey, ApiError> {
+/// What a record call records: ZLMediaKit's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// 1: MP4 files.
+    Mp4,
+    /// 0 (MPEG-TS) or 2 (fMP4): a keep-all HLS playlist on disk.
+    Hls(outputs::HlsKind),
+}
+
+/// The stream and record type a call names.
+fn target(call: &Call<'_>) -> Result<(StreamKey, Kind), ApiError> {
     let [kind, vhost, app, stream] = call.args.require(["type", "vhost", "app", "stream"])?;
-    let kind: u32 = kind
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::bad_arg("type", "0 (hls), 1 (mp4) or 2 (hls_fmp4)"))?;
-    match kind {
-        TYPE_MP4 => {}
-        0 | 2 => {
-            return Err(ApiError::new(
-                Code::Failed,
-                "only MP4 recording (type=1) is controlled by the api in this build; HLS is \
-                 written to disk with hls.segNum=0",
-            )
-            .with("result", false))
-        }
+    let kind = match kind.trim() {
+        "0" => Kind::Hls(outputs::HlsKind::Ts),
+        "1" => Kind::Mp4,
+        "2" => Kind::Hls(outputs::HlsKind::Fmp4),
         _ => {
             return Err(ApiError::bad_arg(
                 "type",
                 "0 (hls), 1 (mp4) or 2 (hls_fmp4)",
             ))
         }
-    }
+    };
     no_customized_path(call)?;
-    key(vhost, app, stream)
+    Ok((key(vhost, app, stream)?, kind))
 }
 
 fn no_customized_path(call: &Call<'_>) -> Result<(), ApiError> {
@@ -63,46 +60,58 @@ fn no_customized_path(call: &Call<'_>) -> Result<(), ApiError> {
 }
 
 /// The live stream a record call names, or -500.
-fn live_target(call: &Call<'_>) -> Result<StreamKey, ApiError> {
-    let key = target(call)?;
+fn live_target(call: &Call<'_>) -> Result<(StreamKey, Kind), ApiError> {
+    let (key, kind) = target(call)?;
     if !call.state.registry.is_live(&key) {
         return Err(ApiError::stream_not_found());
     }
-    Ok(key)
+    Ok((key, kind))
 }
 
 /// startRecord: `result` true (also when it records already), or -500 when the stream is not
 /// live.
-pub(crate) fn start(call: &Call<'_>) -> ApiResult {
-    let key = live_target(call)?;
-    let max = call.args.int::<u64>("max_second")?.map(Duration::from_secs);
-    match recorder(call)?.start(&key, max) {
-        Ok(()) => {
-            tracing::info!(stream = %key, "recording started by the api");
-            Ok(fields([("msg", "success".into()), ("result", true.into())]))
+pub(crate) async fn start(call: &Call<'_>) -> ApiResult {
+    let (key, kind) = live_target(call)?;
+    let started = match kind {
+        Kind::Mp4 => {
+            let max = call.args.int::<u64>("max_second")?.map(Duration::from_secs);
+            match recorder(call)?.start(&key, max) {
+                Ok(()) => true,
+                Err(outputs::RecordError::NotLive) => return Err(ApiError::stream_not_found()),
+                Err(_) => false,
+            }
         }
-        Err(outputs::RecordError::NotLive) => Err(ApiError::stream_not_found()),
-        Err(_) => Err(ApiError::new(Code::Failed, "start record failed").with("result", false)),
+        Kind::Hls(hls) => call.state.outputs.record_hls(&key, hls).await,
+    };
+    if !started {
+        return Err(ApiError::new(Code::Failed, "start record failed").with("result", false));
     }
+    tracing::info!(stream = %key, ?kind, "recording started by the api");
+    Ok(fields([("msg", "success".into()), ("result", true.into())]))
 }
 
 /// stopRecord: `result` true (also when it was not recording), or -500 when the stream is not
 /// live.
 pub(crate) fn stop(call: &Call<'_>) -> ApiResult {
-    let key = live_target(call)?;
-    if recorder(call)?.stop(&key) {
-        tracing::info!(stream = %key, "recording stopped by the api");
+    let (key, kind) = live_target(call)?;
+    let stopped = match kind {
+        Kind::Mp4 => recorder(call)?.stop(&key),
+        Kind::Hls(hls) => call.state.outputs.stop_hls_recording(&key, hls),
+    };
+    if stopped {
+        tracing::info!(stream = %key, ?kind, "recording stopped by the api");
     }
     Ok(fields([("msg", "success".into()), ("result", true.into())]))
 }
 
 /// isRecording: `status`, or -500 when the stream is not live.
 pub(crate) fn is_recording(call: &Call<'_>) -> ApiResult {
-    let key = live_target(call)?;
-    Ok(fields([(
-        "status",
-        recorder(call)?.is_recording(&key).into(),
-    )]))
+    let (key, kind) = live_target(call)?;
+    let status = match kind {
+        Kind::Mp4 => recorder(call)?.is_recording(&key),
+        Kind::Hls(hls) => call.state.outputs.is_recording_hls(&key, hls),
+    };
+    Ok(fields([("status", status.into())]))
 }
 
 /// What a `period` names: a day (`YYYY-MM-DD`: its files), or any other prefix of a date
