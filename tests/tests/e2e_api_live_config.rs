@@ -103,6 +103,18 @@ async fn hooks_protocol_and_ports_change_while_running() {
         "a live stream keeps its outputs"
     );
 
+    // [hls]: HLS started from now on cuts 4 s segments (the default is 2 s).
+    backend.reply("on_play", Reply::Json(json!({"code": 0})));
+    let set = api.call("setServerConfig", &[("hls.segDur", "4")]).await;
+    assert_eq!(set, json!({"code": 0, "changed": 1}));
+    let playlist = reqwest::get(http_url(&server, "live/two/hls.m3u8"))
+        .await
+        .expect("playlist")
+        .text()
+        .await
+        .expect("text");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
+
     // rtmp.port moves: the new port takes publishers, the old one refuses new connections, and
     // the viewer that came in on the old one is still playing.
     assert!(
