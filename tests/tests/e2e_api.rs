@@ -362,10 +362,27 @@ async fn envelope_paths_and_argument_forms() {
     assert_eq!(mixed["code"], -100);
 
     // version and getStatistic with nothing live.
+    // version: ZLMediaKit's build facts, from the checkout this was built from.
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|| "unknown".into())
+    };
     let version = api.call("version", &[]).await;
     assert_eq!(
         version,
-        json!({"code": 0, "data": {"server": "ferrostream", "version": env!("CARGO_PKG_VERSION")}})
+        json!({"code": 0, "data": {
+            "branchName": git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+            "buildTime": git(&["log", "-1", "--format=%cI"]),
+            "commitHash": git(&["rev-parse", "--short=12", "HEAD"]),
+            "server": "ferrostream",
+            "version": env!("CARGO_PKG_VERSION"),
+        }})
     );
     let stats = api.call("getStatistic", &[]).await;
     assert_eq!(

@@ -16,9 +16,13 @@ pub(crate) fn api_list() -> ApiResult {
     Ok(Answer::Data(paths.into()))
 }
 
-/// version: what this build is.
+/// version: what this build is: ZLMediaKit's `branchName`, `commitHash` and `buildTime` (the
+/// commit's time, from git at build time; `unknown` outside a checkout), and ours.
 pub(crate) fn version() -> ApiResult {
     Ok(Answer::Data(json!({
+        "branchName": env!("FERROSTREAM_BRANCH"),
+        "buildTime": env!("FERROSTREAM_COMMIT_TIME"),
+        "commitHash": env!("FERROSTREAM_COMMIT"),
         "server": "ferrostream",
         "version": env!("CARGO_PKG_VERSION"),
     })))
