@@ -168,7 +168,7 @@ async fn uclient_run(
     rtcp: &[&str],
     args: &[&str],
 ) -> Run {
-    let turn = server.turn_addr.expect("turn on");
+    let turn = server.turn_addr_now().expect("turn on");
     let mut cmd = Command::new("turnutils_uclient");
     // -s: Send indications (else channels); -z 5: 5 ms apart.
     cmd.args(mode)
@@ -843,5 +843,44 @@ async fn turn_users_change_through_set_server_config() {
         "a removed user still relays:\n{}",
         alice.text
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn turn_port_moves_and_the_old_port_drains() {
+    if !have_coturn() {
+        return;
+    }
+    let server = turn_server_with_api().await;
+    let (_peer, port) = start_peer().await;
+    let api = e2e::api::Api::of(&server);
+    let old = server.turn_addr_now().expect("turn on");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let set = api
+        .call("setServerConfig", &[("turn.port", &free.to_string())])
+        .await;
+    assert_eq!(set, serde_json::json!({"code": 0, "changed": 1}));
+    let moved: std::net::SocketAddr = format!("127.0.0.1:{free}").parse().expect("addr");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.turn_addr_now() != Some(moved) {
+        assert!(tokio::time::Instant::now() < deadline, "TURN did not move");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The new port relays.
+    let run = uclient(&server, port, &["-u", "alice", "-w", "alicepw"]).await;
+    assert_relayed(&run);
+    // The old one had no allocation: it ends (its TCP port closes).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(old).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old TURN port still accepts"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.shutdown().await;
 }

@@ -98,6 +98,13 @@ impl Listeners {
         Ok(bound)
     }
 
+    /// Waits for `task` too when the server stops (the TURN relay's, which moves on its own).
+    pub(crate) fn adopt(&self, task: JoinHandle<()>) {
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
     /// The address `kind` is bound to now.
     pub(crate) fn addr(&self, kind: Kind) -> Option<SocketAddr> {
         lock(&self.slots)

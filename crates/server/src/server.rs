@@ -159,7 +159,8 @@ pub struct Server {
     listeners: Arc<crate::listeners::Listeners>,
     /// Applies config changes while running.
     applier: JoinHandle<()>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The TURN relay, which a config change may move.
+    turn: Arc<TurnSlot>,
     lifecycle: hooks::LifecycleTask,
     recorder: outputs::Recorder,
 }
@@ -214,7 +215,6 @@ impl Server {
             limits: crate::limits::Limits::new(options.limits),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         let recorder = {
             let hooks = hooks.clone();
             outputs::Recorder::start(
@@ -303,21 +303,37 @@ impl Server {
                 .with_context(|| format!("bind HTTP on {:?}", options.http_addr))?
         };
 
-        let mut turn_addr = None;
-        if let Some(addr) = options.turn_addr {
-            let (bound, task) = crate::turn::start(
-                addr,
+        let turn = {
+            let (turn, registry, limits) = (
                 options.turn.clone(),
                 registry.clone(),
                 shared.limits.clone(),
+            );
+            let (figures, credentials, shutdown) = (
                 turn_figures.clone(),
-                turn_credentials.subscribe(),
+                turn_credentials.clone(),
                 shutdown_rx.clone(),
-            )
-            .await?;
-            turn_addr = Some(bound);
-            tasks.push(task);
-        }
+            );
+            let start: TurnStart = Box::new(move |addr, drain| {
+                Box::pin(crate::turn::start(
+                    addr,
+                    turn.clone(),
+                    registry.clone(),
+                    limits.clone(),
+                    crate::turn::Links {
+                        figures: figures.clone(),
+                        credentials: credentials.subscribe(),
+                        drain,
+                    },
+                    shutdown.clone(),
+                ))
+            });
+            Arc::new(TurnSlot::new(start))
+        };
+        let turn_addr = match options.turn_addr {
+            Some(addr) => Some(turn.start(addr, &listeners).await?),
+            None => None,
+        };
 
         let shell_addr = {
             let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
@@ -366,9 +382,10 @@ impl Server {
                 outputs.clone(),
                 Arc::clone(&listeners),
                 turn_credentials,
+                Arc::clone(&turn),
             ),
+            turn,
             listeners,
-            tasks,
             lifecycle,
             recorder,
         })
@@ -390,6 +407,11 @@ impl Server {
         self.listeners.addr(Kind::Http)
     }
 
+    /// The address the TURN relay takes new allocations on now (UDP and TCP).
+    pub fn turn_addr_now(&self) -> Option<SocketAddr> {
+        self.turn.addr()
+    }
+
     /// See [`Server::rtmp_addr_now`].
     pub fn shell_addr_now(&self) -> Option<SocketAddr> {
         self.listeners.addr(Kind::Shell)
@@ -406,10 +428,8 @@ impl Server {
     pub async fn shutdown(self) {
         self.applier.abort();
         let _ = self.shutdown.send(true);
+        // The listeners' accept loops and the TURN relay(s) end with the shutdown watch.
         self.listeners.stop().await;
-        for task in self.tasks {
-            let _ = task.await;
-        }
         // End every stream (those waiting for a dropped publisher too) and give the sessions a
         // moment to let go of them, so their last hooks (regist=false, flow reports) go out.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -431,6 +451,83 @@ impl Server {
     }
 }
 
+/// Starts a TURN relay on an address; it drains (no new allocation, ends after its last)
+/// when the receiver turns true.
+type TurnStart = Box<
+    dyn Fn(
+            SocketAddr,
+            watch::Receiver<bool>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = anyhow::Result<(SocketAddr, JoinHandle<()>)>>
+                    + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
+/// The TURN relay a changed `turn.port` moves: a relay starts on the new port, and the old one
+/// takes no new allocation (508) but keeps those it has until they end, so no client loses
+/// its relay. Port 0 drains the relay and starts none.
+struct TurnSlot {
+    start: TurnStart,
+    current: std::sync::Mutex<Option<(SocketAddr, watch::Sender<bool>)>>,
+}
+
+impl TurnSlot {
+    fn new(start: TurnStart) -> Self {
+        TurnSlot {
+            start,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(SocketAddr, watch::Sender<bool>)>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn addr(&self) -> Option<SocketAddr> {
+        self.lock().as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Starts a relay on `addr`; its task is kept with the listeners' (the server waits for
+    /// it on shutdown). The relay it replaces, if any, drains.
+    async fn start(
+        &self,
+        addr: SocketAddr,
+        listeners: &crate::listeners::Listeners,
+    ) -> anyhow::Result<SocketAddr> {
+        let (drain, drained) = watch::channel(false);
+        let (bound, task) = (self.start)(addr, drained).await?;
+        listeners.adopt(task);
+        if let Some((old, drain)) = self.lock().replace((bound, drain)) {
+            drain.send_replace(true);
+            tracing::info!("TURN moved from {old} to {bound}; {old} drains");
+        }
+        Ok(bound)
+    }
+
+    async fn move_to(&self, port: u16, listeners: &crate::listeners::Listeners) {
+        let now = self.addr();
+        if now.map(|a| a.port()) == Some(port) {
+            return;
+        }
+        if port == 0 {
+            if let Some((old, drain)) = self.lock().take() {
+                drain.send_replace(true);
+                tracing::info!("TURN turned off: {old} drains");
+            }
+            return;
+        }
+        let ip = now.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        if let Err(e) = self.start(SocketAddr::new(ip, port), listeners).await {
+            tracing::error!("TURN stays where it was: {e:#}");
+        }
+    }
+}
+
 /// Applies each change of the running config (setServerConfig, SIGHUP) to what can change
 /// while running: the hooks (URLs, timeouts, retries, signing), the `[protocol]` defaults of
 /// new streams, the `[hls]` settings of HLS that starts from now on, the TURN users, and the
@@ -443,6 +540,7 @@ fn spawn_applier(
     outputs: outputs::Outputs,
     listeners: Arc<crate::listeners::Listeners>,
     turn_credentials: watch::Sender<crate::turn::Credentials>,
+    turn: Arc<TurnSlot>,
 ) -> JoinHandle<()> {
     let mut changes = live.subscribe();
     let mut prev = Arc::clone(&changes.borrow_and_update());
@@ -468,6 +566,10 @@ fn spawn_applier(
             if prev.hls != next.hls {
                 outputs.set_hls(outputs::HlsOptions::from(&*next));
                 applied.push("hls");
+            }
+            if prev.turn.port != next.turn.port {
+                turn.move_to(next.turn.port, &listeners).await;
+                applied.push("turn.port");
             }
             for (kind, old, new) in [
                 (Kind::Rtmp, prev.rtmp.port, next.rtmp.port),

@@ -95,6 +95,17 @@ fn grow_recv_buffer(socket: socket2::SockRef<'_>) {
 /// hot-plugged interface changes them, and the policy must know the host's addresses to keep
 /// relays off its other services.
 const OWN_ADDRESSES_EVERY: Duration = Duration::from_secs(60);
+/// What ties a relay to the running server: its figures go out for `/metrics`, the
+/// credentials and the drain switch come in from config changes.
+pub(crate) struct Links {
+    /// Where the relay's counters go every second.
+    pub(crate) figures: watch::Sender<Option<api::TurnFigures>>,
+    /// `turn.users` and `turn.auth_secret` now.
+    pub(crate) credentials: watch::Receiver<Credentials>,
+    /// Turns true when the relay moved to another port.
+    pub(crate) drain: watch::Receiver<bool>,
+}
+
 /// `turn.users` (name, password) and `turn.auth_secret`, as the relay checks them.
 pub(crate) type Credentials = (Vec<(String, String)>, Option<String>);
 
@@ -218,10 +229,14 @@ pub(crate) async fn start(
     options: TurnOptions,
     registry: registry::Registry,
     limits: crate::limits::Limits,
-    figures: watch::Sender<Option<api::TurnFigures>>,
-    credentials: watch::Receiver<Credentials>,
+    links: Links,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let Links {
+        figures,
+        credentials,
+        drain,
+    } = links;
     let (udp, tcp) = bind_pair(addr).await?;
     let bound = udp.local_addr()?;
     let relay_ip = relay_ip(bound.ip());
@@ -271,6 +286,8 @@ pub(crate) async fn start(
         tcp_dropped: 0,
         figures,
         credentials,
+        drain,
+        draining: false,
     };
     let span = tracing::info_span!("turn", %bound);
     let task = tokio::spawn(
@@ -361,6 +378,10 @@ struct Owner {
     figures: watch::Sender<Option<api::TurnFigures>>,
     /// `turn.users` and `turn.auth_secret` as the running config has them.
     credentials: watch::Receiver<Credentials>,
+    /// Turns true when `turn.port` moved: this relay takes no new allocation and ends once
+    /// its last one does (the new port's relay reports the figures meanwhile).
+    drain: watch::Receiver<bool>,
+    draining: bool,
 }
 
 impl Owner {
@@ -474,8 +495,25 @@ impl Owner {
                     tracing::info!(users = users.len(), "TURN credentials changed");
                     self.server.set_credentials(users, secret);
                 }
+                Ok(()) = self.drain.changed(), if !self.draining => {
+                    if *self.drain.borrow_and_update() {
+                        self.draining = true;
+                        self.server.set_draining(true);
+                        tracing::info!(
+                            allocations = self.server.stats().allocations,
+                            "TURN moved to another port: this one ends with its last allocation"
+                        );
+                    }
+                }
                 _ = report.tick() => {
                     let stats = self.server.stats();
+                    if self.draining {
+                        if stats.allocations == 0 {
+                            tracing::info!("TURN on the old port drained");
+                            break;
+                        }
+                        continue;
+                    }
                     self.figures.send_replace(Some(api::TurnFigures {
                         allocations: stats.allocations as u64,
                         relayed_bytes: stats.relayed_bytes,

@@ -394,6 +394,8 @@ pub struct Server {
     next_id: u64,
     out: VecDeque<Output>,
     stats: Stats,
+    /// Refusing new allocations (the relay moved to another port); the others go on.
+    draining: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -461,6 +463,7 @@ impl Server {
             next_id: 0,
             out: VecDeque::new(),
             stats: Stats::default(),
+            draining: false,
         }
     }
 
@@ -477,6 +480,13 @@ impl Server {
             reservations: self.reservations.len(),
             ..self.stats
         }
+    }
+
+    /// Stops taking new allocations (508 Insufficient Capacity) while those made go on
+    /// (Refresh, permissions, channels, relaying): the relay is moving to another port and this
+    /// one ends once [`Stats::allocations`] is 0.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
     }
 
     /// Replaces [`Config::users`] and [`Config::auth_secret`] (the operator changed

@@ -133,6 +133,11 @@ impl Server {
             }
             return;
         }
+        if self.draining {
+            tracing::debug!("Allocate refused: this relay is draining (it moved to another port)");
+            self.error(reply, 508, Vec::new());
+            return;
+        }
         match msg.attribute(attr::REQUESTED_TRANSPORT) {
             Some(Attribute::RequestedTransport(17)) => {}
             Some(_) => {

@@ -727,3 +727,27 @@ fn fuzz_corpus_never_panics_the_server() {
     }
     assert!(n > 20);
 }
+
+#[test]
+fn a_draining_relay_refuses_new_allocations_and_keeps_the_others() {
+    let mut p = Pair::new(config());
+    p.allocate();
+    p.s.set_draining(true);
+    // A second client: 508.
+    let other = udp("192.0.2.77:4000");
+    let n = p.nonce();
+    let (_, raw) = p.build(
+        Class::Request,
+        Method::Allocate,
+        &[Attribute::RequestedTransport(17)],
+        Some((USER, PW, &n)),
+    );
+    let (m, _, rest) = p.call(other, &raw);
+    assert_eq!(code(&m), Some(508));
+    assert!(rest.is_empty(), "{rest:?}");
+    // The first one refreshes as before.
+    let (tid, raw) = p.authed(Method::Refresh, &[Attribute::Lifetime(100)]);
+    let (m, _, _) = p.call(p.client, &raw);
+    assert_eq!((m.class, m.transaction_id), (Class::Success, tid));
+    assert_eq!(p.s.stats().allocations, 1);
+}
