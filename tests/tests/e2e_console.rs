@@ -487,11 +487,19 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
     // Close the stream from its panel (the selection is kept across views): two clicks, then
     // the publisher is cut off, the list empties and the panel says so.
     open_view(page, "streams").await;
+    // Toasts of the earlier steps sit over the panel's corner: a real click there would hit
+    // them, not the button.
+    page.eval("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+        .await;
     page.click("#close-stream").await;
     let armed = page
-        .eval("document.querySelector('#close-stream').textContent")
+        .wait(
+            "the close button to ask for a second click",
+            "document.querySelector('#close-stream').textContent === 'Click again to close'",
+            2,
+        )
         .await;
-    assert_eq!(armed, "Click again to close");
+    assert_eq!(armed, true);
     page.eval("document.querySelectorAll('.toast').forEach((t) => t.remove())")
         .await;
     page.click("#close-stream").await;

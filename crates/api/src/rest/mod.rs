@@ -279,17 +279,13 @@ pub(crate) async fn serve(state: &AppState, peer: SocketAddr, req: Request<Body>
         headers,
     };
     if let Err(e) = auth::check(&call_ctx, call) {
-        tracing::info!(peer = %peer, api = call, "api call refused: {}", e.msg);
+        tracing::info!(peer = %peer, api = call, msg = ?e.msg, "api call refused");
         return envelope(Err(e));
     }
     let result = dispatch(call, &call_ctx).await;
     if let Err(e) = &result {
-        tracing::debug!(
-            api = call,
-            code = e.code as i32,
-            "api call failed: {}",
-            e.msg
-        );
+        // Debug-formatted: a message may quote a stream name or ffmpeg's output.
+        tracing::debug!(api = call, code = e.code as i32, msg = ?e.msg, "api call failed");
     }
     envelope(result)
 }
