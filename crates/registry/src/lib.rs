@@ -268,8 +268,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     /// Media bytes received from every publisher since the start.
     pub(crate) bytes_in: AtomicU64,
-    /// Bytes sent to every viewer since the start (as drivers count them).
-    pub(crate) bytes_out: AtomicU64,
+    /// Bytes sent to the viewers that have left (as drivers counted them).
+    bytes_out_done: AtomicU64,
 }
 
 impl Inner {
@@ -313,7 +313,16 @@ impl Inner {
     }
 
     pub(crate) fn remove_session(&self, id: u64) {
-        self.sessions().remove(&id);
+        // A viewer's bytes join the total when it leaves (under the table's lock, so
+        // `traffic` sees each viewer once): counting them as they are sent would put one
+        // atomic every viewer writes to on the fan-out's hot path.
+        let mut sessions = self.sessions();
+        if let Some(entry) = sessions.remove(&id) {
+            if entry.role == Role::Viewer {
+                self.bytes_out_done
+                    .fetch_add(entry.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
     }
 
     pub(crate) fn remove(&self, key: &StreamKey, stream: &Arc<Stream>) {
@@ -342,7 +351,7 @@ impl Registry {
                 events,
                 next_id: AtomicU64::new(1),
                 bytes_in: AtomicU64::new(0),
-                bytes_out: AtomicU64::new(0),
+                bytes_out_done: AtomicU64::new(0),
             }),
         }
     }
@@ -537,10 +546,17 @@ impl Registry {
 
     /// Bytes received from publishers and sent to viewers since the start: `(in, out)`.
     pub fn traffic(&self) -> (u64, u64) {
-        (
-            self.inner.bytes_in.load(Ordering::Relaxed),
-            self.inner.bytes_out.load(Ordering::Relaxed),
-        )
+        // The viewers there now and those gone, read under the table's lock (a leaving
+        // viewer moves from one to the other under it).
+        let sessions = self.inner.sessions();
+        let live: u64 = sessions
+            .values()
+            .filter(|e| e.role == Role::Viewer)
+            .map(|e| e.bytes.load(Ordering::Relaxed))
+            .sum();
+        let gone = self.inner.bytes_out_done.load(Ordering::Relaxed);
+        drop(sessions);
+        (self.inner.bytes_in.load(Ordering::Relaxed), live + gone)
     }
 
     /// A snapshot of every live stream.

@@ -60,7 +60,6 @@ impl Viewer {
     /// Counts bytes the driver sent to the viewer (reported when it leaves).
     pub fn add_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
-        self.registry.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Bytes counted so far.
