@@ -10,7 +10,7 @@
 //! Bounds: at most [`MAX_RUNNING`] ffmpeg at once (more wait up to `timeout_sec`), at most
 //! [`MAX_INPUT`] bytes fed and [`MAX_JPEG`] read, `timeout_sec` for the whole run (the child
 //! is killed after it), and a JPEG younger than `expire_sec` is answered from a cache of at
-//! most [`MAX_CACHED`] streams.
+//! most [`MAX_CACHED`] streams and [`MAX_CACHE_BYTES`].
 
 use super::{Answer, ApiError, ApiResult, Call, Code};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -32,6 +32,8 @@ pub(crate) const MAX_INPUT: usize = 16 * 1024 * 1024;
 pub(crate) const MAX_JPEG: usize = 8 * 1024 * 1024;
 /// Streams whose last snapshot is kept.
 pub(crate) const MAX_CACHED: usize = 256;
+/// Bytes of snapshots kept (a 1080p JPEG is a few hundred KB).
+pub(crate) const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The longest `timeout_sec` honoured.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -61,17 +63,20 @@ impl Snaps {
 
     fn keep(&self, key: StreamKey, jpeg: Bytes) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_CACHED && !cache.contains_key(&key) {
-            // The oldest goes.
-            if let Some(oldest) = cache
+        cache.insert(key, (jpeg, Instant::now()));
+        // The oldest go first, until both bounds hold.
+        while cache.len() > MAX_CACHED
+            || cache.values().map(|(j, _)| j.len()).sum::<usize>() > MAX_CACHE_BYTES
+        {
+            let Some(oldest) = cache
                 .iter()
                 .min_by_key(|(_, (_, at))| *at)
                 .map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
+            else {
+                break;
+            };
+            cache.remove(&oldest);
         }
-        cache.insert(key, (jpeg, Instant::now()));
     }
 }
 
@@ -268,6 +273,27 @@ async fn run_ffmpeg(bin: &str, input: Vec<u8>) -> Result<Bytes, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_is_bounded_in_streams_and_bytes() {
+        let snaps = Snaps::default();
+        let key = |i: usize| StreamKey::new("live", format!("s{i}")).expect("key");
+        for i in 0..MAX_CACHED + 10 {
+            snaps.keep(key(i), Bytes::from_static(b"jpeg"));
+        }
+        let cache = snaps.cache.lock().expect("lock");
+        assert_eq!(cache.len(), MAX_CACHED);
+        assert!(!cache.contains_key(&key(0)), "the oldest went first");
+        drop(cache);
+        let big = Bytes::from(vec![0u8; MAX_CACHE_BYTES / 3 + 1]);
+        for i in 0..4 {
+            snaps.keep(key(1000 + i), big.clone());
+        }
+        let cache = snaps.cache.lock().expect("lock");
+        let bytes: usize = cache.values().map(|(j, _)| j.len()).sum();
+        assert!(bytes <= MAX_CACHE_BYTES, "{bytes}");
+        assert!(cache.contains_key(&key(1003)), "the newest stays");
+    }
 
     #[test]
     fn keyframes_legacy_and_enhanced() {
