@@ -64,6 +64,8 @@ pub fn origin_type(protocol: Protocol) -> (u32, &'static str) {
     match protocol {
         Protocol::Rtmp => (1, "rtmp_push"),
         Protocol::Rtsp => (2, "rtsp_push"),
+        Protocol::Rtp => (3, "rtp_push"),
+        Protocol::Pull => (4, "pull"),
         _ => (0, "unknown"),
     }
 }
@@ -93,17 +95,23 @@ pub fn stream_json(info: &StreamInfo, schema: &str) -> Map<String, Value> {
     let mut body = media_json(schema, key, &publisher.params);
     let (origin, origin_str) = origin_type(publisher.protocol);
     let alive = info.alive.as_secs();
-    let mut origin_url = format!(
-        "{}://{}/{}/{}",
-        publisher.protocol.schema(),
-        key.vhost(),
-        key.app(),
-        key.stream()
-    );
-    if !publisher.params.is_empty() {
-        origin_url.push('?');
-        origin_url.push_str(&publisher.params);
-    }
+    let origin_url = match &info.origin_url {
+        Some(url) => url.clone(),
+        None => {
+            let mut url = format!(
+                "{}://{}/{}/{}",
+                publisher.protocol.schema(),
+                key.vhost(),
+                key.app(),
+                key.stream()
+            );
+            if !publisher.params.is_empty() {
+                url.push('?');
+                url.push_str(&publisher.params);
+            }
+            url
+        }
+    };
     let tracks: Vec<Value> = info
         .tracks
         .iter()

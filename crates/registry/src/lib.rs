@@ -115,6 +115,11 @@ pub enum Protocol {
     HttpFmp4,
     /// WebSocket fMP4.
     WsFmp4,
+    /// A stream the server pulls from another server or a camera (addStreamProxy); its
+    /// session is the pulling connection.
+    Pull,
+    /// A stream received by the RTP server (openRtpServer, GB28181).
+    Rtp,
 }
 
 impl Protocol {
@@ -127,6 +132,8 @@ impl Protocol {
             Protocol::HlsFmp4 => "hls.fmp4",
             Protocol::HttpTs | Protocol::WsTs => "ts",
             Protocol::HttpFmp4 | Protocol::WsFmp4 => "fmp4",
+            Protocol::Pull => "pull",
+            Protocol::Rtp => "rtp",
         }
     }
 
@@ -141,6 +148,8 @@ impl Protocol {
             | Protocol::HttpTs
             | Protocol::HttpFmp4 => "http",
             Protocol::WsFlv | Protocol::WsTs | Protocol::WsFmp4 => "ws",
+            Protocol::Pull => "pull",
+            Protocol::Rtp => "rtp",
         }
     }
 }

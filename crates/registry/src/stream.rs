@@ -36,6 +36,9 @@ pub struct StreamInfo {
     pub orphaned: bool,
     /// How full the stream's ring is.
     pub ring: FanoutStats,
+    /// Where a pulled stream comes from (ZLMediaKit's `originUrl` of a proxy), without
+    /// credentials; `None` for a pushed stream.
+    pub origin_url: Option<String>,
 }
 
 /// Frame counts and timing of one track, for the hooks' and API's stream descriptions.
@@ -143,6 +146,8 @@ pub(crate) struct State {
     max_audio_frame: usize,
     /// Frames refused for their size (logged on the first and every 100th).
     oversized: u64,
+    /// See [`StreamInfo::origin_url`].
+    origin_url: Option<String>,
 }
 
 impl Stream {
@@ -171,6 +176,7 @@ impl Stream {
                 max_video_frame: config.max_video_frame,
                 max_audio_frame: config.max_audio_frame,
                 oversized: 0,
+                origin_url: None,
             }),
             readers: AtomicUsize::new(0),
             total_readers: AtomicU64::new(0),
@@ -204,6 +210,7 @@ impl Stream {
             publisher: state.publisher.clone(),
             options: state.options.clone(),
             orphaned: state.orphaned,
+            origin_url: state.origin_url.clone(),
             stats,
             tracks,
             created: self.created,
@@ -325,6 +332,26 @@ impl PublisherGuard {
             _ = self.close.wait_for(|close| *close) => {}
             _ = self.kick.wait_for(|kicked| *kicked) => {}
         }
+    }
+
+    /// Records where a pulled stream comes from (see [`StreamInfo::origin_url`]).
+    pub fn set_origin_url(&self, url: impl Into<String>) {
+        self.stream.lock().origin_url = Some(url.into());
+    }
+
+    /// The publisher reconnected to its source (a pull proxy after a camera restart): the
+    /// source's timestamps start over, so the next frame continues the stream's timeline from
+    /// its last frame, and a new viewer waits for the next keyframe rather than starting at
+    /// frames from before the break.
+    pub fn resume(&self) {
+        let mut state = self.stream.lock();
+        state.rebase.resume();
+        state.fanout.reset_gop();
+    }
+
+    /// Whether the stream must end now (what [`PublisherGuard::closed`] waits for).
+    pub fn is_closed(&self) -> bool {
+        *self.close.borrow() || *self.kick.borrow()
     }
 
     /// The session that publishes.
