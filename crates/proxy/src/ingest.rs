@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use media::{Frame, Metadata, StreamKey, TrackInfo};
 use registry::{Protocol, PublisherGuard, SessionInfo, StreamOptions};
 
-use crate::{Context, ProxyError};
+use crate::{Context, ProxyError, Started};
 
 /// One stream the server fetches (a pull proxy) or receives without a client session of its own
 /// (the RTP server). The source driver calls [`Ingest::live`] once it is connected and knows
@@ -26,6 +26,8 @@ pub struct Ingest {
     guard: Option<PublisherGuard>,
     /// Attempts that reached [`Ingest::live`].
     connects: u64,
+    /// Signalled by the first [`Ingest::live`].
+    started: Started,
 }
 
 impl Ingest {
@@ -46,7 +48,14 @@ impl Ingest {
             overrides,
             guard: None,
             connects: 0,
+            started: Started::default(),
         }
+    }
+
+    /// Signals `started` when the stream first goes live.
+    pub fn with_started(mut self, started: Started) -> Self {
+        self.started = started;
+        self
     }
 
     /// The stream's name.
@@ -90,6 +99,7 @@ impl Ingest {
         self.key = guard.key().clone();
         tracing::info!(stream = %self.key, "source live");
         self.guard = Some(guard);
+        self.started.done();
         Ok(())
     }
 

@@ -11,8 +11,10 @@
 //! on_publish and publishes its frames into the registry like any pushed stream.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use registry::{Registry, StreamOptions};
+use tokio::sync::oneshot;
 
 mod error;
 mod ingest;
@@ -45,4 +47,53 @@ pub fn redacted(url: &url::Url) -> String {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.to_string()
+}
+
+/// How an RTSP source or server carries RTP (addStreamProxy's `rtp_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtpTransport {
+    /// Interleaved in the RTSP connection (`rtp_type=0`, the default).
+    #[default]
+    Tcp,
+    /// A UDP port pair per track (`rtp_type=1`).
+    Udp,
+}
+
+/// Settings of one attempt of a pull or push proxy.
+#[derive(Debug, Clone)]
+pub struct AttemptOptions {
+    /// addStreamProxy's `timeout_sec`: the longest a connect, a request, or a silence of the
+    /// peer may take before the attempt fails.
+    pub timeout: Duration,
+    /// How an RTSP peer carries RTP.
+    pub rtp_transport: RtpTransport,
+}
+
+impl Default for AttemptOptions {
+    fn default() -> Self {
+        AttemptOptions {
+            timeout: Duration::from_secs(10),
+            rtp_transport: RtpTransport::Tcp,
+        }
+    }
+}
+
+/// Tells whoever started a proxy that an attempt got through (a pull is live, a push was
+/// accepted by its server): addStreamProxy and addStreamPusherProxy answer then.
+#[derive(Debug, Default)]
+pub struct Started(Option<oneshot::Sender<()>>);
+
+impl Started {
+    /// A signal and the receiver that hears it.
+    pub fn new() -> (Started, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Started(Some(tx)), rx)
+    }
+
+    /// The attempt got through; later calls do nothing.
+    pub fn done(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
 }
