@@ -56,6 +56,7 @@
 //! - [`reader`]: a TS packet, PSI and PES reader (the TS pull proxies' demuxer, and what the
 //!   tests check the muxer's output with).
 //! - [`es`]: [`es::Elementary`], PES payloads of a program into tracks and frames.
+//! - [`ps`]: [`ps::PsDemuxer`], an MPEG-2 Program Stream (GB28181's) into PES.
 //! - [`Error`]: what the reader returns.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -66,6 +67,7 @@ pub mod es;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod playlist;
+pub mod ps;
 pub mod reader;
 pub mod ts;
 

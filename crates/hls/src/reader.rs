@@ -134,7 +134,7 @@ impl PesHeader {
 }
 
 /// A 5-byte PTS or DTS at `at` in the optional header fields.
-fn read_timestamp(data: &[u8], at: usize) -> Result<u64, Error> {
+pub(crate) fn read_timestamp(data: &[u8], at: usize) -> Result<u64, Error> {
     let b = data
         .get(at..at + 5)
         .ok_or(Error::malformed(9 + at, "PES timestamp"))?;
