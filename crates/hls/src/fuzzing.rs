@@ -3,7 +3,8 @@
 //!
 //! Targets: `hls_ts_reader` (the TS [`reader`](crate::reader), which the TS and HLS pulls
 //! demux with and the tests check the muxer's output with), `hls_es` (the
-//! [`Elementary`] PES-to-frames step) and `hls_ps` (the [`PsDemuxer`] GB28181 sends through).
+//! [`Elementary`] PES-to-frames step), `hls_ps` (the [`PsDemuxer`] GB28181 sends through) and
+//! `hls_m3u8` (the playlist parser of the HLS pull).
 
 use bytes::Bytes;
 
@@ -14,7 +15,7 @@ use crate::ts::PACKET_SIZE;
 use crate::Error;
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 3] = ["hls_ts_reader", "hls_es", "hls_ps"];
+pub const TARGETS: [&str; 4] = ["hls_ts_reader", "hls_es", "hls_ps", "hls_m3u8"];
 
 /// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
 pub fn run(target: &str, data: &[u8]) {
@@ -22,6 +23,7 @@ pub fn run(target: &str, data: &[u8]) {
         "hls_ts_reader" => ts_reader(data),
         "hls_es" => es(data),
         "hls_ps" => ps(data),
+        "hls_m3u8" => m3u8(data),
         _ => {}
     }
 }
@@ -187,5 +189,26 @@ pub fn ps(data: &[u8]) {
         assert!(pes.payload.len() <= data.len());
         let _ = es.push(pes.stream_type, pes.pts, pes.dts, pes.payload);
         while es.pull().is_some() {}
+    }
+}
+
+/// A playlist: parsing never panics, and what it gives keeps the parser's bounds and numbers
+/// segments consecutively.
+pub fn m3u8(data: &[u8]) {
+    use crate::m3u8::{parse, M3u8, MAX_SEGMENTS, MAX_URI, MAX_VARIANTS};
+    match parse(data) {
+        Ok(M3u8::Media(m)) => {
+            assert!(m.segments.len() <= MAX_SEGMENTS);
+            for (i, s) in m.segments.iter().enumerate() {
+                assert_eq!(s.sequence, m.media_sequence.saturating_add(i as u64));
+                assert!(!s.uri.is_empty() && s.uri.len() <= MAX_URI);
+            }
+        }
+        Ok(M3u8::Master(m)) => {
+            assert!(!m.variants.is_empty() && m.variants.len() <= MAX_VARIANTS);
+            let best = m.best().map_or(0, |v| v.bandwidth);
+            assert!(m.variants.iter().all(|v| v.bandwidth <= best));
+        }
+        Err(_) => {}
     }
 }
