@@ -175,3 +175,14 @@ impl Ingest {
         }
     }
 }
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        // The proxy itself ended (deleted, out of retries, the server stops): the stream ends
+        // now. `continue_push` is for a publisher that may come back, and a proxy's retries
+        // already keep its stream across a reconnect.
+        if let Some(guard) = self.guard.take() {
+            guard.finish();
+        }
+    }
+}

@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 mod error;
 mod ingest;
 pub mod pull;
-mod rtmp_client;
 pub mod push;
+mod rtmp_client;
 mod status;
 
 pub use error::ProxyError;

@@ -26,7 +26,10 @@ pub(crate) struct RtmpUrl {
 impl RtmpUrl {
     pub(crate) fn parse(url: &Url) -> Result<RtmpUrl, ProxyError> {
         if url.scheme() != "rtmp" {
-            return Err(ProxyError::BadUrl(format!("{} is not rtmp://", url.scheme())));
+            return Err(ProxyError::BadUrl(format!(
+                "{} is not rtmp://",
+                url.scheme()
+            )));
         }
         let host = url
             .host_str()

@@ -266,7 +266,11 @@ impl FlvStream {
         let tag_type = h[0] & 0x1f;
         let len = usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
         if len > self.max_tag {
-            return Err(Error::limit("FLV tag body", len as u64, self.max_tag as u64));
+            return Err(Error::limit(
+                "FLV tag body",
+                len as u64,
+                self.max_tag as u64,
+            ));
         }
         let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
         if self.buf.len() < TAG_HEADER_LEN + len {

@@ -205,11 +205,13 @@ impl Pulls {
     }
 
     /// Stops the proxy `key` (`vhost/app/stream`) and ends its stream; false when there is none.
-    pub fn remove(&self, key: &str) -> bool {
+    pub async fn remove(&self, key: &str) -> bool {
         let entry = self.inner.proxies().remove(key);
         match entry {
             Some(entry) => {
                 entry.task.abort();
+                // Its stream (or its session) has ended when this answers.
+                let _ = entry.task.await;
                 tracing::info!(proxy = ?key, "pull proxy deleted");
                 true
             }
@@ -360,9 +362,15 @@ mod tests {
     fn sources_by_url() {
         let of = |s: &str| Source::of(&Url::parse(s).expect("url"));
         assert_eq!(of("rtmp://h/live/a").ok(), Some(Source::Rtmp));
-        assert_eq!(of("http://h/live/a.live.flv?x=1").ok(), Some(Source::HttpFlv));
+        assert_eq!(
+            of("http://h/live/a.live.flv?x=1").ok(),
+            Some(Source::HttpFlv)
+        );
         assert!(matches!(of("https://h/a.flv"), Err(ProxyError::BadUrl(_))));
         assert!(matches!(of("http://h/a.mp4"), Err(ProxyError::BadUrl(_))));
-        assert!(matches!(of("file:///etc/passwd"), Err(ProxyError::BadUrl(_))));
+        assert!(matches!(
+            of("file:///etc/passwd"),
+            Err(ProxyError::BadUrl(_))
+        ));
     }
 }

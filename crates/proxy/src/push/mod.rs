@@ -194,11 +194,13 @@ impl Pushes {
     }
 
     /// Stops the push `key`; false when there is none.
-    pub fn remove(&self, key: &str) -> bool {
+    pub async fn remove(&self, key: &str) -> bool {
         let entry = self.inner.pushes().remove(key);
         match entry {
             Some(entry) => {
                 entry.task.abort();
+                // Its stream (or its session) has ended when this answers.
+                let _ = entry.task.await;
                 tracing::info!(push = ?key, "push proxy deleted");
                 true
             }
@@ -293,7 +295,11 @@ async fn run(
             tracing::info!(push = ?key, "push ends: {err}");
             break;
         }
-        failures = if got_through { 1 } else { failures.saturating_add(1) };
+        failures = if got_through {
+            1
+        } else {
+            failures.saturating_add(1)
+        };
         if attempts.retry_count >= 0 && i64::from(failures) > attempts.retry_count {
             tracing::info!(push = ?key, "push ends after {failures} failed attempts: {err}");
             break;
