@@ -479,7 +479,8 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
     ))
     .await;
     page.click("#proxy-add").await;
-    let row = "document.querySelector('#proxy-pulls tr[data-key=\"__defaultVhost__/proxy/pulled\"]')";
+    let row =
+        "document.querySelector('#proxy-pulls tr[data-key=\"__defaultVhost__/proxy/pulled\"]')";
     let cells = page
         .wait(
             "the pulled stream's row",
@@ -490,9 +491,15 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
             20,
         )
         .await;
-    assert_eq!(cells, serde_json::json!(["proxy/pulled", source, "playing"]));
+    assert_eq!(
+        cells,
+        serde_json::json!(["proxy/pulled", source, "playing"])
+    );
     let listed = api(&server, "listStreamProxy", &[]).await;
-    assert_eq!(listed["data"][0]["key"], "__defaultVhost__/proxy/pulled", "{listed}");
+    assert_eq!(
+        listed["data"][0]["key"], "__defaultVhost__/proxy/pulled",
+        "{listed}"
+    );
     shot(page, "proxies").await;
     page.eval("document.querySelectorAll('.toast').forEach((t) => t.remove())")
         .await;

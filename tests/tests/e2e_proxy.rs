@@ -415,6 +415,8 @@ async fn a_backend_pulls_on_demand_and_closes_when_unwatched() {
         o.hooks = backend.config();
         o.max_stream_wait = Duration::from_secs(15);
         o.lifecycle.none_reader_delay = Duration::from_secs(2);
+        // An HLS viewer counts as one until it has fetched nothing for this long.
+        o.hls.idle = Duration::from_secs(2);
     })
     .await;
     let api = Api::of(&server);
@@ -425,37 +427,72 @@ async fn a_backend_pulls_on_demand_and_closes_when_unwatched() {
         Reply::Json(json!({"code": 0, "close": true})),
     );
 
-    // The backend: adds the proxy the moment it hears of the missing stream.
+    // The backend: adds a proxy for each missing stream the moment it hears of it.
     let source = rtmp_url(&server, "live/origin");
     let backend_task = {
         let (backend, api, source) = (backend.clone(), Api::of(&server), source.clone());
         tokio::spawn(async move {
-            let asked = backend
-                .wait_for("on_stream_not_found", 1, Duration::from_secs(20), |c| {
-                    c.body["stream"] == "demand"
-                })
-                .await;
-            let body = &asked[0].body;
-            let app = body["app"].as_str().expect("app").to_owned();
-            let stream = body["stream"].as_str().expect("stream").to_owned();
-            api.call(
-                "addStreamProxy",
-                &[
-                    ("vhost", "__defaultVhost__"),
-                    ("app", &app),
-                    ("stream", &stream),
-                    ("url", &source),
-                ],
-            )
-            .await
+            let mut answered = 0;
+            let mut answers = Vec::new();
+            loop {
+                let asked = backend.calls("on_stream_not_found");
+                for call in asked.iter().skip(answered) {
+                    let app = call.body["app"].as_str().expect("app").to_owned();
+                    let stream = call.body["stream"].as_str().expect("stream").to_owned();
+                    let added = api
+                        .call(
+                            "addStreamProxy",
+                            &[
+                                ("vhost", "__defaultVhost__"),
+                                ("app", &app),
+                                ("stream", &stream),
+                                ("url", &source),
+                            ],
+                        )
+                        .await;
+                    answers.push((stream, added));
+                }
+                answered = asked.len();
+                if answers.len() >= 4 {
+                    return answers;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         })
     };
-    let probe = ffprobe(&http_url(&server, "proxy/demand.live.flv"), 0).await;
-    assert_eq!(codecs(&probe), ["aac", "h264"], "{probe}");
-    let added = backend_task.await.expect("backend");
+    // Players of every kind ask first; each gets its stream.
+    let urls = [
+        http_url(&server, "proxy/demand.live.flv"),
+        rtmp_url(&server, "proxy/demand-rtmp"),
+        rtsp_url(&server, "proxy/demand-rtsp"),
+        http_url(&server, "proxy/demand-hls/hls.m3u8"),
+    ];
+    let (flv, rtmp, rtsp, hls) = tokio::join!(
+        ffprobe(&urls[0], 0),
+        ffprobe(&urls[1], 0),
+        ffprobe(&urls[2], 0),
+        ffprobe(&urls[3], 0),
+    );
+    for (player, probe) in [
+        ("HTTP-FLV", flv),
+        ("RTMP", rtmp),
+        ("RTSP", rtsp),
+        ("HLS", hls),
+    ] {
+        assert_eq!(codecs(&probe), ["aac", "h264"], "{player}: {probe}");
+    }
+    let mut answers = backend_task.await.expect("backend");
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
+    for (stream, added) in &answers {
+        assert_eq!(
+            added,
+            &json!({"code": 0, "data": {"key": format!("__defaultVhost__/proxy/{stream}")}})
+        );
+    }
+    let streams: Vec<&str> = answers.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
-        added,
-        json!({"code": 0, "data": {"key": "__defaultVhost__/proxy/demand"}})
+        streams,
+        ["demand", "demand-hls", "demand-rtmp", "demand-rtsp"]
     );
     // The proxied stream was admitted like any other: on_publish, as a pull.
     let publish = backend
@@ -478,7 +515,7 @@ async fn a_backend_pulls_on_demand_and_closes_when_unwatched() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let list = api.call("listStreamProxy", &[]).await;
-        if list == json!({"code": 0}) && !server.registry.is_live(&key("proxy", "demand")) {
+        if list == json!({"code": 0}) && server.registry.streams().len() == 1 {
             break;
         }
         assert!(
