@@ -18,9 +18,16 @@ use tokio::sync::oneshot;
 
 mod error;
 mod ingest;
+pub mod pull;
+pub mod push;
+mod rtmp_client;
+mod status;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;
+pub use pull::{PullInfo, PullRequest, Pulls};
+pub use push::{PushInfo, PushRequest, Pushes};
+pub use status::Status;
 
 /// What every proxy needs from the server.
 #[derive(Clone)]
