@@ -83,7 +83,7 @@ pub(super) async fn get(
             if e.is_connect() {
                 ProxyError::Io {
                     context: "connect",
-                    source: std::io::Error::other(e),
+                    source: io_cause(&e),
                 }
             } else {
                 ProxyError::Refused(format!("GET {}: {e}", crate::redacted(url)))
@@ -97,6 +97,22 @@ pub(super) async fn get(
         )));
     }
     Ok(response)
+}
+
+/// The socket error under a reqwest error (`Connection refused (os error 111)`, as the RTMP
+/// pull reports it), or the error itself when there is none.
+fn io_cause(e: &reqwest::Error) -> std::io::Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return match io.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+        cause = c.source();
+    }
+    std::io::Error::other(e.to_string())
 }
 
 /// A transport stream being read into tracks and frames: a [`Demuxer`] and an [`Elementary`].
