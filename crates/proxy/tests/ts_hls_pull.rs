@@ -220,6 +220,104 @@ async fn http_ts_from_ffmpeg() {
     assert!(!registry.is_live(&stream));
 }
 
+/// The source goes away (its body ends: the attempt ends with `Ended`) and comes back: the
+/// proxy pulls again and the stream stays live, its viewers attached, its timeline going on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_ts_source_restart_is_survived() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/live.ts");
+    let source = |url: &str| {
+        ffmpeg(&[
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+            "-listen",
+            "1",
+            url,
+        ])
+    };
+    let first = source(&url);
+    wait_listening(port).await;
+    let (pulls, registry) = pulls();
+    let mut req = request("restart", &url, Duration::from_secs(5));
+    req.retry_count = 5;
+    let key = pulls.add(req).await.expect("the pull plays");
+    let stream = StreamKey::new("pull", "restart").expect("key");
+    let mut reader = registry.subscribe_output(&stream).expect("live");
+    let mut before = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Ok(item)) = timeout(
+        until.saturating_duration_since(Instant::now()),
+        reader.recv(),
+    )
+    .await
+    {
+        if let Item::Frame(f) = item {
+            before.push(f);
+        }
+    }
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _second = source(&url);
+    let mut after = Vec::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match timeout(left, reader.recv()).await {
+            Ok(Ok(Item::Frame(f))) => {
+                after.push(f);
+                if after.iter().filter(|f| f.codec == Codec::H264).count() >= 50 {
+                    break;
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("the stream ended: {e:?}"),
+            Err(_) => break,
+        }
+    }
+    assert!(before.iter().filter(|f| f.codec == Codec::H264).count() >= 25);
+    assert!(
+        after.iter().filter(|f| f.codec == Codec::H264).count() >= 50,
+        "{} frames after the restart",
+        after.len()
+    );
+    let mut all = before;
+    all.extend(after);
+    for codec in [Codec::H264, Codec::Aac] {
+        let dts: Vec<u64> = all
+            .iter()
+            .filter(|f| f.codec == codec)
+            .map(|f| f.dts)
+            .collect();
+        assert!(
+            dts.windows(2).all(|w| w[1] >= w[0]),
+            "{codec:?} timeline went back: {dts:?}"
+        );
+    }
+    let info = pulls.get(&key).expect("still listed");
+    assert!(info.retries >= 1, "{}", info.retries);
+    assert_eq!(info.status, 0);
+}
+
 /// Serves the files of `dir` over HTTP (what a CDN or nginx does for HLS).
 async fn file_server(dir: PathBuf) -> SocketAddr {
     use axum::extract::{Path as UrlPath, State};

@@ -16,7 +16,8 @@
 //! start. Frames go out at the pace of their timestamps, as a live source's would, so a
 //! segment downloaded at once does not reach viewers as a burst. A playlist that stops
 //! changing for three target durations (at least the attempt's timeout) is a stalled server.
-//! Encrypted (EXT-X-KEY), byte-range and fMP4 (EXT-X-MAP) playlists are refused.
+//! A segment the server no longer has (an HTTP error status) is skipped. Encrypted
+//! (EXT-X-KEY), byte-range and fMP4 (EXT-X-MAP) playlists are refused.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,6 +55,10 @@ pub(crate) async fn pull(
     let mut pace: Option<(Instant, u64)> = None;
     let mut last_change = Instant::now();
     let mut last_reload = Instant::now();
+    // The last segment could not be fetched: the next one does not follow it.
+    let mut skipped = false;
+    // This attempt called `Ingest::live` (every attempt does, once: a reconnect resumes).
+    let mut live = false;
     loop {
         let target = Duration::from_secs(playlist.target_duration.clamp(1, 60));
         if let Some(segment) = playlist
@@ -71,16 +76,28 @@ pub(crate) async fn pull(
             }
             next = segment.sequence + 1;
             let segment_url = resolve(&playlist_url, &segment.uri)?;
-            feed.next_segment(segment.discontinuity);
-            fetch_segment(&client, &segment_url, &segment, opts, &mut feed).await?;
+            feed.next_segment(segment.discontinuity || skipped);
+            match fetch_segment(&client, &segment_url, &segment, opts, &mut feed).await {
+                Ok(()) => skipped = false,
+                Err(ProxyError::Refused(why)) => {
+                    // Gone from the server between the reload and the GET (a live window
+                    // moves on): the next one is played, on the timeline after the last.
+                    tracing::debug!("HLS segment skipped: {why}");
+                    skipped = true;
+                    feed.check_progress()?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             feed.finish();
-            if !ingest.is_live() {
+            if !live {
                 if !feed.has_program() {
                     return Err(ProxyError::Protocol(
                         "the first HLS segment holds no MPEG-TS program".into(),
                     ));
                 }
                 ingest.live(peer, local).await?;
+                live = true;
             }
             play(&mut feed, ingest, &mut pace).await?;
             feed.check_progress()?;
@@ -88,6 +105,11 @@ pub(crate) async fn pull(
                 continue;
             }
         } else if playlist.end_list {
+            if !live {
+                return Err(ProxyError::Refused(
+                    "no segment of the HLS playlist could be fetched".into(),
+                ));
+            }
             return Err(ProxyError::Ended);
         } else {
             // Nothing new: RFC 8216 §6.3.4, half a target duration before trying again.

@@ -30,6 +30,8 @@ pub(crate) async fn pull(
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let local = SocketAddr::from(([0, 0, 0, 0], 0));
     let mut feed = TsFeed::new(opts.timeout);
+    // This attempt called `Ingest::live` (every attempt does, once: a reconnect resumes).
+    let mut live = false;
     loop {
         let chunk = timeout(opts.timeout, response.chunk())
             .await
@@ -40,7 +42,7 @@ pub(crate) async fn pull(
             })?;
         let Some(chunk) = chunk else {
             feed.finish();
-            if !ingest.is_live() {
+            if !live {
                 return Err(ProxyError::Protocol(
                     "the body ended without an MPEG-TS program".into(),
                 ));
@@ -49,10 +51,11 @@ pub(crate) async fn pull(
             return Err(ProxyError::Ended);
         };
         feed.push(&chunk);
-        if !ingest.is_live() && feed.has_program() {
+        if !live && feed.has_program() {
             ingest.live(peer, local).await?;
+            live = true;
         }
-        if ingest.is_live() {
+        if live {
             feed.drain(ingest)?;
         }
         feed.check_progress()?;
