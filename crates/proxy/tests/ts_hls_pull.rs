@@ -571,3 +571,49 @@ async fn not_a_transport_stream_fails_the_add() {
         assert!(pulls.list().is_empty(), "{name}: {err}");
     }
 }
+
+/// Two segments from two encoder runs (both start at the same timestamps) with
+/// EXT-X-DISCONTINUITY between them: played as one timeline, the second segment just after
+/// the first rather than back over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discontinuity_continues_the_timeline() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, size) in [("a.ts", "320x240"), ("b.ts", "160x120")] {
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=25:duration=1"))
+            .args(["-c:v", "libx264", "-g", "25", "-bf", "0", "-f", "mpegts"])
+            .arg(dir.path().join(name))
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+    }
+    std::fs::write(
+        dir.path().join("disc.m3u8"),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\na.ts\n\
+         #EXT-X-DISCONTINUITY\n#EXTINF:1.0,\nb.ts\n#EXT-X-ENDLIST\n",
+    )
+    .expect("write playlist");
+    let addr = file_server(dir.path().to_owned()).await;
+    let (pulls, registry) = pulls();
+    let url = format!("http://{addr}/hls/disc.m3u8");
+    pulls
+        .add(request("disc", &url, Duration::from_secs(5)))
+        .await
+        .expect("the pull plays");
+    let stream = StreamKey::new("pull", "disc").expect("key");
+    let (tracks, frames, ended) = read_stream(&registry, &stream, Duration::from_secs(10)).await;
+    assert!(ended);
+    // The picture size changed with the second encoder: the track was announced again.
+    assert_eq!(
+        summary(&tracks),
+        [(Codec::H264, 320, 240, 0, 0), (Codec::H264, 160, 120, 0, 0)]
+    );
+    assert_eq!(frames.len(), 50);
+    check_timing(&frames);
+    assert_eq!(frames[49].dts - frames[0].dts, 49 * 40);
+}
