@@ -344,8 +344,15 @@ async fn file_server(dir: PathBuf) -> SocketAddr {
         }
     }
 
+    // `/moved/master.m3u8` redirects to the master playlist, as CDNs send players to an edge.
     let app = axum::Router::new()
         .route("/hls/{*name}", axum::routing::get(file))
+        .route(
+            "/moved/master.m3u8",
+            axum::routing::get(|| async {
+                axum::response::Redirect::temporary("/hls/master.m3u8")
+            }),
+        )
         .with_state(Arc::new(dir));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -463,7 +470,9 @@ async fn vod_hls_plays_through_and_ends() {
     .expect("write master");
     let addr = file_server(dir.path().to_owned()).await;
     let (pulls, registry) = pulls();
-    let url = format!("http://{addr}/hls/master.m3u8");
+    // Through a redirect: the variant's relative URI resolves against where the master
+    // playlist really is.
+    let url = format!("http://{addr}/moved/master.m3u8");
     let started = Instant::now();
     let key = pulls
         .add(request("vod", &url, Duration::from_secs(5)))

@@ -62,11 +62,19 @@ pub(crate) async fn pull(
     }
 }
 
-/// The HTTP client of one attempt: connect timeout, our user agent, no redirects to other
-/// schemes (reqwest follows up to 10 redirects).
+/// The HTTP client of one attempt: connect timeout, our user agent, at most 5 redirects and
+/// only to http:// (a redirect elsewhere answers as the 3xx it is).
 pub(super) fn client(opts: &AttemptOptions) -> Result<reqwest::Client, ProxyError> {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() != "http" || attempt.previous().len() >= 5 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
     reqwest::Client::builder()
         .connect_timeout(opts.timeout)
+        .redirect(redirects)
         .user_agent(concat!("ferrostream/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ProxyError::Protocol(e.to_string()))
