@@ -19,7 +19,7 @@ use registry::Protocol;
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::status::backoff;
+use crate::status::Retries;
 use crate::tasks::Tasks;
 use crate::{redacted, AttemptOptions, Context, Ingest, ProxyError, Started, Status};
 
@@ -242,7 +242,7 @@ async fn run(
     status: Arc<Status>,
 ) {
     let mut failed = Some(failed);
-    let mut failures: u32 = 0;
+    let mut retries = Retries::new(attempts.retry_count);
     loop {
         let connects = ingest.connects();
         let result = attempts
@@ -263,15 +263,11 @@ async fn run(
             tracing::info!(proxy = ?key, "pull proxy ends: {err}");
             break;
         }
-        if ingest.connects() > connects {
-            failures = 0;
-        }
-        failures = failures.saturating_add(1);
-        if attempts.retry_count >= 0 && i64::from(failures) > attempts.retry_count {
+        let Some(wait) = retries.next(ingest.connects() > connects) else {
+            let failures = retries.failures();
             tracing::info!(proxy = ?key, "pull proxy ends after {failures} failed attempts: {err}");
             break;
-        }
-        let wait = backoff(failures);
+        };
         tracing::info!(proxy = ?key, "source lost ({err}); retrying in {wait:?}");
         tokio::select! {
             () = tokio::time::sleep(wait) => {}

@@ -14,7 +14,7 @@ use media::StreamKey;
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::status::backoff;
+use crate::status::Retries;
 use crate::tasks::Tasks;
 use crate::{redacted, AttemptOptions, Context, ProxyError, Started, Status};
 
@@ -232,7 +232,7 @@ async fn run(
     status: Arc<Status>,
 ) {
     let mut failed = Some(failed);
-    let mut failures: u32 = 0;
+    let mut retries = Retries::new(attempts.retry_count);
     loop {
         let result = attempts
             .destination
@@ -261,16 +261,11 @@ async fn run(
             tracing::info!(push = ?key, "push ends: {err}");
             break;
         }
-        failures = if got_through {
-            1
-        } else {
-            failures.saturating_add(1)
-        };
-        if attempts.retry_count >= 0 && i64::from(failures) > attempts.retry_count {
+        let Some(wait) = retries.next(got_through) else {
+            let failures = retries.failures();
             tracing::info!(push = ?key, "push ends after {failures} failed attempts: {err}");
             break;
-        }
-        let wait = backoff(failures);
+        };
         tracing::info!(push = ?key, "push lost ({err}); retrying in {wait:?}");
         tokio::time::sleep(wait).await;
         if !ctx.registry.is_live(&attempts.stream) {
