@@ -22,6 +22,7 @@ pub mod pull;
 pub mod push;
 mod rtmp_client;
 mod status;
+mod tasks;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;
