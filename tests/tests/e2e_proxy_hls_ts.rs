@@ -59,11 +59,6 @@ const SOURCE: [&str; 17] = [
     "aac",
 ];
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Waits until something listens on 127.0.0.1:`port`, without connecting (ffmpeg's
 /// `-listen 1` serves one client only).
 async fn wait_listening(port: u16) {
