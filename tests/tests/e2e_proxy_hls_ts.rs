@@ -255,9 +255,9 @@ async fn pulls_http_ts_and_hls_sources() {
     }
 }
 
-/// Another ZLMediaKit-style server's `.live.ts` (here ferrostream's own, of a stream ffmpeg
-/// publishes over RTMP) pulls like any HTTP-TS source: what the TS muxer writes, the TS pull
-/// reads back to the same tracks.
+/// Another ZLMediaKit-style server's `.live.ts` and HLS (here ferrostream's own, of a stream
+/// ffmpeg publishes over RTMP) pull like any HTTP-TS or HLS source: what the TS muxer and the
+/// segmenter write, the pulls read back to the same tracks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_a_servers_live_ts() {
     if !have_ffmpeg() {
@@ -295,4 +295,21 @@ async fn pulls_a_servers_live_ts() {
         assert_eq!(entry["originType"], 4, "{entry}");
         assert_eq!(entry["originUrl"], source, "{entry}");
     }
+
+    // And its HLS (segment URIs with a session query, as ZLMediaKit writes them).
+    let source = http_url(&server, "live/src/hls.m3u8");
+    let added = add_proxy(&api, "own_hls", &source).await;
+    assert_eq!(
+        added,
+        json!({"code": 0, "data": {"key": "__defaultVhost__/proxy/own_hls"}})
+    );
+    wait_live(&server, &key("proxy", "own_hls"), 2).await;
+    let pulled = server
+        .registry
+        .stream(&key("proxy", "own_hls"))
+        .expect("live");
+    assert_eq!(dims(&pulled.tracks), dims(&original.tracks));
+    let rtmp = rtmp_url(&server, "proxy/own_hls");
+    assert_eq!(codecs(&ffprobe(&rtmp, 0).await), ["aac", "h264"]);
+    assert!(decode_frames(&rtmp, 30).await >= 30, "{rtmp}");
 }
