@@ -38,6 +38,9 @@ use crate::Error;
 /// The most bytes [`PsDemuxer`] keeps waiting for the end of a packet (an unbounded PES).
 pub const MAX_BUFFER: usize = 8 << 20;
 
+/// The most bytes [`PsDemuxer::push`] appends before reading what it can.
+const PUSH_PIECE: usize = 64 << 10;
+
 const PACK_START: u8 = 0xba;
 const SYSTEM_HEADER: u8 = 0xbb;
 const PSM: u8 = 0xbc;
@@ -108,6 +111,17 @@ impl PsDemuxer {
     /// Takes the next bytes of the stream (any split). Every complete packet in them is read;
     /// the first error met is returned, and reading goes on after the packet that caused it.
     pub fn push(&mut self, data: &[u8]) -> Result<(), Error> {
+        let mut first_error = None;
+        // In pieces, so that one large push cannot take the buffer past its bound either.
+        for piece in data.chunks(PUSH_PIECE) {
+            if let Err(e) = self.push_piece(piece) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn push_piece(&mut self, data: &[u8]) -> Result<(), Error> {
         let mut first_error = None;
         if self.buf.len() + data.len() > MAX_BUFFER {
             // Only an unbounded PES whose end never comes can fill it: give it up.

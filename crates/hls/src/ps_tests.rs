@@ -284,3 +284,15 @@ fn discard_after_a_gap_resyncs_quietly() {
     let got: Vec<Pes> = std::iter::from_fn(|| d.pull()).collect();
     assert_eq!(got, all[all.len() - 1..]);
 }
+
+#[test]
+fn one_huge_push_stays_bounded() {
+    let mut s = pes(0xe0, Some(0), None, VIDEO, false);
+    s.resize(MAX_BUFFER * 2, 0x11);
+    s.extend(gb28181());
+    let mut d = PsDemuxer::new();
+    assert!(matches!(d.push(&s), Err(Error::LimitExceeded { .. })));
+    let got: Vec<Pes> = std::iter::from_fn(|| d.pull()).collect();
+    let (expected, _) = read(&[&gb28181()]);
+    assert_eq!(got, expected);
+}
