@@ -268,6 +268,8 @@ pub struct Client {
     next_keep_alive: Option<Instant>,
     /// The last time something came in.
     last_input: Instant,
+    /// Most bytes held while the driver binds UDP ports.
+    max_held: usize,
 }
 
 impl Client {
@@ -347,6 +349,7 @@ impl Client {
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             next_keep_alive: None,
             last_input: now,
+            max_held: config.max_message.saturating_mul(2),
         };
         let uri = client.url.clone();
         client.send(now, "OPTIONS", uri, Vec::new(), Bytes::new());
@@ -386,7 +389,26 @@ impl Client {
             return Ok(());
         }
         self.decoder.push(bytes);
+        self.decode(now)
+    }
+
+    /// Handles what the decoder holds, until it needs more bytes, the driver must bind ports,
+    /// or the session ends.
+    fn decode(&mut self, now: Instant) -> Result<(), Error> {
         loop {
+            if self.waiting_for_ports() {
+                // The server cannot have answered a SETUP not sent yet; what it sent is held
+                // (bounded) until the driver answers.
+                let held = self.decoder.buffered();
+                if held > self.max_held {
+                    return Err(self.fail(Error::limit(
+                        "bytes held while binding UDP ports",
+                        held,
+                        self.max_held,
+                    )));
+                }
+                return Ok(());
+            }
             let input = match self.decoder.poll() {
                 Ok(Some(input)) => input,
                 Ok(None) => return Ok(()),
@@ -494,17 +516,19 @@ impl Client {
     }
 
     /// The driver bound `track`'s UDP port pair (`rtp`, `rtp + 1`) after [`Event::BindUdp`]:
-    /// the SETUP goes out.
-    pub fn udp_bound(&mut self, now: Instant, track: usize, rtp: u16) {
+    /// the SETUP goes out, and what the server sent meanwhile is decoded (so `Err` as for
+    /// [`Client::handle_input`]).
+    pub fn udp_bound(&mut self, now: Instant, track: usize, rtp: u16) -> Result<(), Error> {
         if self.step != Step::Setup(track) || !self.waiting_for_ports() {
             tracing::debug!(track, "UDP ports for a SETUP not waiting");
-            return;
+            return Ok(());
         }
         if let Some(setup) = self.setups.get_mut(track) {
             setup.client_ports = Some((rtp, rtp.saturating_add(1)));
         }
         self.pending = None;
         self.send_setup(now, track);
+        self.decode(now)
     }
 
     /// Ends the session: a TEARDOWN is queued when the server gave a session (write it, then

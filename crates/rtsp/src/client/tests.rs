@@ -332,7 +332,7 @@ fn plays_over_udp() {
     assert_eq!(s.c.poll_timeout(), None, "no clock while the driver binds");
     s.sent();
     s.advance(60_000);
-    s.c.udp_bound(s.now, 0, 40_000);
+    s.c.udp_bound(s.now, 0, 40_000).expect("valid");
     let setup = s.sent();
     assert!(
         setup.starts_with(&format!(
@@ -355,7 +355,7 @@ fn plays_over_udp() {
         panic!("{events:?}");
     };
     assert_eq!(transport.server_port, Some((6970, 6971)));
-    s.c.udp_bound(s.now, 1, 40_002);
+    s.c.udp_bound(s.now, 1, 40_002).expect("valid");
     let setup = s.sent();
     assert!(
         setup.starts_with("SETUP rtsp://cam.local:554/live/ch0/stream=2 RTSP/1.0\r\n"),
