@@ -18,6 +18,10 @@ use tokio::sync::oneshot;
 
 mod error;
 mod ingest;
+pub(crate) mod pull;
+pub(crate) mod push;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;

@@ -1,0 +1,542 @@
+//! Pulling an `rtsp://` source (a camera, another server) as an RTSP player does, around the
+//! sans-IO [`rtsp::client::Client`]: OPTIONS, DESCRIBE (Digest or Basic from the URL's
+//! credentials), SETUP of the tracks the server can carry (TCP interleaved or a UDP port pair
+//! each), PLAY; the RTP goes through an [`rtsp::demux::Demuxer`] into the [`Ingest`].
+//!
+//! This file also holds what the RTSP push ([`crate::push::rtsp`]) shares: the URL
+//! ([`Target`]), the TCP connection with its timeouts ([`Conn`]) and the UDP port pairs
+//! ([`UdpPairs`]).
+//!
+//! Bounds: the client caps every message at [`rtsp::RtspConfig::max_message`] and sets up at
+//! most one video and one audio track, so at most two port pairs; the read buffer is 64 KiB;
+//! UDP datagrams wait in a queue of [`UDP_QUEUE`] and are dropped beyond it; every connect,
+//! write and request has `opts.timeout`, and a playing source that sends nothing for
+//! `opts.timeout` ends the attempt with [`ProxyError::Timeout`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rtsp::client::{Client, ClientOptions, ClientTimeout, Event, Login, RtpOver};
+use rtsp::demux::{DemuxEvent, Demuxer};
+use rtsp::RtspConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::{AttemptOptions, Ingest, ProxyError, RtpTransport};
+
+/// UDP datagrams queued from the socket tasks to the attempt; more are dropped.
+pub(crate) const UDP_QUEUE: usize = 1024;
+/// The read buffer: a message is at most 64 KiB, an interleaved frame 64 KiB + 4.
+const READ_BUF: usize = 64 * 1024 + 4;
+/// Receive buffer of an RTP socket: any UDP payload (65 507 bytes at most) fits.
+const UDP_BUF_RTP: usize = 64 * 1024;
+/// Receive buffer of an RTCP socket: compounds stay within the path MTU (RFC 3550 §6.1).
+const UDP_BUF_RTCP: usize = 2 * 1024;
+/// Tracks a session may bind UDP pairs for (the client asks for one video, one audio).
+const MAX_UDP_TRACKS: usize = 4;
+/// The RTSP port when the URL has none (RFC 2326 §3.2).
+const DEFAULT_PORT: u16 = 554;
+
+/// An `rtsp://` URL split for the client.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The URL without its user and password: the Request-URI.
+    pub(crate) request_url: String,
+    /// The URL's user and password, percent-decoded.
+    pub(crate) login: Option<Login>,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &Url) -> Result<Target, ProxyError> {
+        if !url.scheme().eq_ignore_ascii_case("rtsp") {
+            return Err(ProxyError::BadUrl(format!(
+                "scheme {} is not rtsp",
+                url.scheme()
+            )));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| ProxyError::BadUrl("no host".into()))?;
+        // An IPv6 literal comes bracketed; the socket wants it bare.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let login = if url.username().is_empty() {
+            None
+        } else {
+            Some(Login {
+                username: percent_decode(url.username())?,
+                password: percent_decode(url.password().unwrap_or(""))?,
+            })
+        };
+        Ok(Target {
+            host,
+            port: url.port().unwrap_or(DEFAULT_PORT),
+            request_url: crate::redacted(url),
+            login,
+        })
+    }
+}
+
+/// `%XX` escapes of a URL's user or password undone (RFC 3986 §2.1).
+fn percent_decode(s: &str) -> Result<String, ProxyError> {
+    let bad = || ProxyError::BadUrl("credentials are not valid percent-encoded UTF-8".into());
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// The client's settings for an attempt.
+pub(crate) fn client_options(opts: &AttemptOptions) -> ClientOptions {
+    ClientOptions {
+        transport: match opts.rtp_transport {
+            RtpTransport::Tcp => RtpOver::Tcp,
+            RtpTransport::Udp => RtpOver::Udp,
+        },
+        request_timeout: opts.timeout,
+        media_timeout: opts.timeout,
+        user_agent: concat!("ferrostream/", env!("CARGO_PKG_VERSION")).into(),
+        cnonce: format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// What a client's refusal or timeout means for the attempt.
+pub(crate) fn end_of(event: &Event) -> Option<ProxyError> {
+    match event {
+        Event::Refused { method, status } => {
+            Some(ProxyError::Refused(format!("{method} answered {status}")))
+        }
+        Event::Ended => Some(ProxyError::Ended),
+        Event::TimedOut { reason } => Some(ProxyError::Timeout(match reason {
+            ClientTimeout::Silence => "the RTSP source sent nothing",
+            _ => "the RTSP server did not answer",
+        })),
+        _ => None,
+    }
+}
+
+/// Undecodable input from the server, or a response the client cannot use.
+pub(crate) fn protocol(e: rtsp::Error) -> ProxyError {
+    ProxyError::Protocol(e.to_string())
+}
+
+/// The time as the sans-IO client counts it; tokio's clock, so paused-time tests move it too.
+pub(crate) fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Sleeps until `at`; never, when no clock runs.
+pub(crate) async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The RTSP connection of one attempt.
+pub(crate) struct Conn {
+    pub(crate) socket: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    buf: BytesMut,
+    pub(crate) out: BytesMut,
+}
+
+impl Conn {
+    /// Connects within `opts.timeout`.
+    pub(crate) async fn connect(
+        target: &Target,
+        opts: &AttemptOptions,
+    ) -> Result<Conn, ProxyError> {
+        let connect = TcpStream::connect((target.host.as_str(), target.port));
+        let socket = tokio::time::timeout(opts.timeout, connect)
+            .await
+            .map_err(|_| ProxyError::Timeout("connecting to the RTSP server"))?
+            .map_err(ProxyError::io("connecting to the RTSP server"))?;
+        let _ = socket.set_nodelay(true);
+        let peer = socket
+            .peer_addr()
+            .map_err(ProxyError::io("RTSP peer address"))?;
+        let local = socket
+            .local_addr()
+            .map_err(ProxyError::io("RTSP local address"))?;
+        Ok(Conn {
+            socket,
+            peer,
+            local,
+            buf: BytesMut::with_capacity(READ_BUF),
+            out: BytesMut::new(),
+        })
+    }
+
+    /// Writes the client's requests and whatever media is in `out`, within `opts.timeout`.
+    pub(crate) async fn flush(
+        &mut self,
+        client: &mut Client,
+        opts: &AttemptOptions,
+    ) -> Result<(), ProxyError> {
+        client.poll_transmit(&mut self.out);
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = self.out.split();
+        tokio::time::timeout(opts.timeout, self.socket.write_all(&out))
+            .await
+            .map_err(|_| ProxyError::Timeout("the RTSP server takes nothing"))?
+            .map_err(ProxyError::io("writing to the RTSP server"))
+    }
+
+    /// Reads once and hands the bytes to the client; EOF is `Err(eof)`.
+    pub(crate) async fn read(
+        &mut self,
+        client: &mut Client,
+        eof: fn() -> ProxyError,
+    ) -> Result<(), ProxyError> {
+        self.buf.clear();
+        let n = self
+            .socket
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(ProxyError::io("reading from the RTSP server"))?;
+        if n == 0 {
+            return Err(eof());
+        }
+        client.handle_input(now(), &self.buf).map_err(protocol)
+    }
+}
+
+/// A datagram from one of an attempt's UDP sockets.
+pub(crate) struct Datagram {
+    pub(crate) track: usize,
+    /// From the RTCP socket of the pair.
+    pub(crate) rtcp: bool,
+    pub(crate) data: Bytes,
+}
+
+/// One track's UDP port pair and the tasks reading it; dropping it closes both sockets.
+pub(crate) struct UdpPair {
+    pub(crate) rtp: Arc<UdpSocket>,
+    pub(crate) rtcp: Arc<UdpSocket>,
+    /// Where the server's RTP and RTCP for this track come from (and go to, for a push).
+    pub(crate) server: Option<(SocketAddr, SocketAddr)>,
+    readers: [JoinHandle<()>; 2],
+}
+
+impl Drop for UdpPair {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+/// The UDP port pairs of an attempt (one per track) and the queue their datagrams come on.
+pub(crate) struct UdpPairs {
+    pub(crate) pairs: Vec<Option<UdpPair>>,
+    tx: mpsc::Sender<Datagram>,
+    rx: mpsc::Receiver<Datagram>,
+}
+
+impl UdpPairs {
+    pub(crate) fn new() -> UdpPairs {
+        let (tx, rx) = mpsc::channel(UDP_QUEUE);
+        UdpPairs {
+            pairs: Vec::new(),
+            tx,
+            rx,
+        }
+    }
+
+    /// Binds `track`'s even/odd pair on `local`, reading what `peer` sends to it; returns the
+    /// RTP port.
+    pub(crate) async fn bind(
+        &mut self,
+        track: usize,
+        local: IpAddr,
+        peer: IpAddr,
+    ) -> Result<u16, ProxyError> {
+        if track >= MAX_UDP_TRACKS {
+            return Err(ProxyError::Protocol(format!("UDP asked for track {track}")));
+        }
+        let (rtp, rtcp) = udp_pair(local)
+            .await
+            .map_err(ProxyError::io("binding an RTP/RTCP port pair"))?;
+        let port = rtp.local_addr().map_err(ProxyError::io("RTP port"))?.port();
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
+        let readers = [
+            tokio::spawn(udp_reader(
+                Arc::clone(&rtp),
+                peer,
+                track,
+                false,
+                UDP_BUF_RTP,
+                self.tx.clone(),
+            )),
+            tokio::spawn(udp_reader(
+                Arc::clone(&rtcp),
+                peer,
+                track,
+                true,
+                UDP_BUF_RTCP,
+                self.tx.clone(),
+            )),
+        ];
+        if self.pairs.len() <= track {
+            self.pairs.resize_with(track + 1, || None);
+        }
+        if let Some(slot) = self.pairs.get_mut(track) {
+            *slot = Some(UdpPair {
+                rtp,
+                rtcp,
+                server: None,
+                readers,
+            });
+        }
+        Ok(port)
+    }
+
+    /// The server's ports for `track`, from its SETUP answer.
+    pub(crate) fn set_server(&mut self, track: usize, ip: IpAddr, ports: Option<(u16, u16)>) {
+        if let (Some(Some(pair)), Some((rtp, rtcp))) = (self.pairs.get_mut(track), ports) {
+            pair.server = Some((SocketAddr::new(ip, rtp), SocketAddr::new(ip, rtcp)));
+        }
+    }
+
+    pub(crate) fn get(&self, track: usize) -> Option<&UdpPair> {
+        self.pairs.get(track)?.as_ref()
+    }
+
+    /// The next datagram; never, while no pair is bound.
+    pub(crate) async fn recv(&mut self) -> Datagram {
+        if self.pairs.is_empty() {
+            return std::future::pending().await;
+        }
+        match self.rx.recv().await {
+            Some(d) => d,
+            // The sender half lives in `self`: the channel never closes.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Binds an RTP/RTCP UDP port pair (even, even + 1) on `ip` (RFC 3550 §11).
+async fn udp_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..64 {
+        let rtp = UdpSocket::bind((ip, 0)).await?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free even/odd UDP port pair",
+    ))
+}
+
+/// Forwards the datagrams `peer` sends to the attempt, dropping what does not fit in the
+/// queue; one that fills `buf_size` may have been cut short and is dropped too.
+async fn udp_reader(
+    socket: Arc<UdpSocket>,
+    peer: IpAddr,
+    track: usize,
+    rtcp: bool,
+    buf_size: usize,
+    tx: mpsc::Sender<Datagram>,
+) {
+    let mut buf = vec![0u8; buf_size];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        if from.ip() != peer || n == buf.len() {
+            continue;
+        }
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        if tx.try_send(Datagram { track, rtcp, data }).is_err() && tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// What woke the attempt up.
+enum Wake {
+    Read(Result<(), ProxyError>),
+    Timer,
+    Udp(Datagram),
+    Closed,
+}
+
+/// Plays `url` into `ingest` until the source ends or fails.
+pub(crate) async fn pull(
+    url: &Url,
+    opts: &AttemptOptions,
+    ingest: &mut Ingest,
+) -> Result<(), ProxyError> {
+    let target = Target::parse(url)?;
+    let config = RtspConfig::default();
+    let mut conn = Conn::connect(&target, opts).await?;
+    let mut client = Client::play(
+        &target.request_url,
+        target.login.clone(),
+        client_options(opts),
+        &config,
+        now(),
+    )
+    .map_err(|e| ProxyError::BadUrl(e.to_string()))?;
+    let started = Instant::now();
+    let mut demuxer: Option<Demuxer> = None;
+    let mut udp = UdpPairs::new();
+    let mut live = false;
+    loop {
+        while let Some(event) = client.poll_event() {
+            if let Some(end) = end_of(&event) {
+                return Err(end);
+            }
+            match event {
+                Event::Described { tracks } => {
+                    let codecs: Vec<_> = tracks.iter().map(|t| t.info.codec).collect();
+                    tracing::debug!(?codecs, "described");
+                    demuxer = Some(Demuxer::new(&tracks, &config));
+                }
+                Event::BindUdp { track } => {
+                    let port = udp.bind(track, conn.local.ip(), conn.peer.ip()).await?;
+                    client.udp_bound(now(), track, port).map_err(protocol)?;
+                }
+                Event::SetUp { track, transport } => {
+                    udp.set_server(track, conn.peer.ip(), transport.server_port);
+                }
+                Event::Playing => {
+                    ingest.live(conn.peer, conn.local).await?;
+                    live = true;
+                    if let Some(demuxer) = demuxer.as_mut() {
+                        // The tracks whose configuration the SDP gave.
+                        drain(demuxer, ingest)?;
+                    }
+                }
+                Event::Media {
+                    track,
+                    rtcp,
+                    payload,
+                } => {
+                    if let (true, Some(demuxer)) = (live, demuxer.as_mut()) {
+                        feed(demuxer, ingest, track, rtcp, payload, started)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        conn.flush(&mut client, opts).await?;
+        if client.is_closed() {
+            return Err(ProxyError::Ended);
+        }
+        let deadline = client.poll_timeout();
+        let wake = tokio::select! {
+            read = conn.read(&mut client, || ProxyError::Ended) => Wake::Read(read),
+            () = sleep_until(deadline) => Wake::Timer,
+            datagram = udp.recv() => Wake::Udp(datagram),
+            () = ingest.closed() => Wake::Closed,
+        };
+        match wake {
+            Wake::Read(read) => read?,
+            Wake::Timer => client.handle_timeout(now()),
+            Wake::Udp(Datagram { track, rtcp, data }) => {
+                client.handle_udp_activity(now());
+                if let (true, Some(demuxer)) = (live, demuxer.as_mut()) {
+                    feed(demuxer, ingest, track, rtcp, data, started)?;
+                }
+            }
+            Wake::Closed => {
+                client.teardown(now());
+                let _ = conn.flush(&mut client, opts).await;
+                return Err(ProxyError::Closed);
+            }
+        }
+    }
+}
+
+/// One RTP or RTCP packet of `track` into the demuxer, and what it gives into the stream.
+fn feed(
+    demuxer: &mut Demuxer,
+    ingest: &mut Ingest,
+    track: usize,
+    rtcp: bool,
+    payload: Bytes,
+    started: Instant,
+) -> Result<(), ProxyError> {
+    if rtcp {
+        if let Err(e) = demuxer.push_rtcp(track, &payload) {
+            tracing::trace!("RTCP packet dropped: {e}");
+        }
+        return Ok(());
+    }
+    let arrival = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Err(e) = demuxer.push(track, payload, arrival) {
+        tracing::debug!("RTP packet dropped: {e}");
+        return Ok(());
+    }
+    drain(demuxer, ingest)
+}
+
+fn drain(demuxer: &mut Demuxer, ingest: &mut Ingest) -> Result<(), ProxyError> {
+    while let Some(event) = demuxer.pull() {
+        match event {
+            DemuxEvent::Track(info) => {
+                tracing::debug!(codec = ?info.codec, width = info.width, height = info.height, "track");
+                ingest.set_track(info);
+            }
+            DemuxEvent::Frame(frame) => ingest.push(frame)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let url = Url::parse("rtsp://ad%40min:p%3Ass@cam.local/live/ch0?x=1").expect("url");
+        let t = Target::parse(&url).expect("rtsp");
+        assert_eq!((t.host.as_str(), t.port), ("cam.local", 554));
+        assert_eq!(t.request_url, "rtsp://cam.local/live/ch0?x=1");
+        let login = t.login.expect("login");
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("ad@min", "p:ss")
+        );
+        let t = Target::parse(&Url::parse("rtsp://[::1]:8554/a").expect("url")).expect("v6");
+        assert_eq!((t.host.as_str(), t.port, t.login), ("::1", 8554, None));
+        assert!(matches!(
+            Target::parse(&Url::parse("rtsps://h/a").expect("url")),
+            Err(ProxyError::BadUrl(_))
+        ));
+        assert!(Target::parse(&Url::parse("rtsp://u:%ff@h/a").expect("url")).is_err());
+        assert!(Target::parse(&Url::parse("rtsp://u:%4@h/a").expect("url")).is_err());
+    }
+}

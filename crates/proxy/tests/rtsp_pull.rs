@@ -1,0 +1,276 @@
+//! Pulling `rtsp://` sources from a real camera (GStreamer's RTSP server, 1.22): over TCP and
+//! UDP, with Digest credentials, H.265 + AAC and H.264 + G.711, and a camera that restarts.
+//! What arrives is read back from the registry as a viewer's output would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{camera, check_frames, context, frames, free_port, have_camera, ingest, tracks};
+use media::{Codec, TrackInfo};
+use proxy::testing::pull_rtsp;
+use proxy::{AttemptOptions, ProxyError, RtpTransport};
+use url::Url;
+
+fn options(rtp_transport: RtpTransport) -> AttemptOptions {
+    AttemptOptions {
+        timeout: Duration::from_secs(5),
+        rtp_transport,
+    }
+}
+
+/// Pulls the camera on `port` with `transport`, checks the tracks and 3 s of frames, then
+/// stops the pull and checks the stream is gone with it.
+async fn pull_and_check(
+    port: u16,
+    camera_args: &[&str],
+    userinfo: &str,
+    transport: RtpTransport,
+    expected: (Codec, Codec),
+) -> Vec<TrackInfo> {
+    let _camera = camera(port, camera_args).await;
+    let ctx = context();
+    let url = Url::parse(&format!("rtsp://{userinfo}127.0.0.1:{port}/live/cam")).expect("url");
+    let mut ingest = ingest(&ctx, "cam", &proxy::redacted(&url));
+    let key = ingest.key().clone();
+    let opts = options(transport);
+    let pull = tokio::spawn(async move {
+        let end = pull_rtsp(&url, &opts, &mut ingest).await;
+        (end, ingest)
+    });
+    let tracks = tracks(&ctx.registry, &key).await;
+    let info = ctx.registry.stream(&key).expect("live");
+    assert_eq!(info.publisher.protocol, registry::Protocol::Pull);
+    assert_eq!(
+        info.publisher.peer.port(),
+        port,
+        "the publisher is the pulling connection"
+    );
+    assert_eq!(
+        info.origin_url.as_deref(),
+        Some(format!("rtsp://127.0.0.1:{port}/live/cam").as_str())
+    );
+    let got = frames(&ctx.registry, &key, Duration::from_secs(3)).await;
+    check_frames(&got, expected.0, expected.1, 3);
+    assert!(!pull.is_finished(), "the pull goes on");
+    pull.abort();
+    let _ = pull.await;
+    let left = ctx.registry.stream(&key);
+    assert!(
+        left.as_ref().is_none_or(|s| s.orphaned),
+        "dropping the attempt's ingest ends the stream (or orphans it for continue_push)"
+    );
+    tracks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_h264_aac_over_tcp() {
+    if !have_camera() {
+        return;
+    }
+    let tracks = pull_and_check(
+        free_port(),
+        &[],
+        "",
+        RtpTransport::Tcp,
+        (Codec::H264, Codec::Aac),
+    )
+    .await;
+    assert_eq!(tracks.len(), 2);
+    let video = tracks
+        .iter()
+        .find(|t| t.codec == Codec::H264)
+        .expect("video");
+    assert_eq!((video.width, video.height), (640, 360));
+    let audio = tracks
+        .iter()
+        .find(|t| t.codec == Codec::Aac)
+        .expect("audio");
+    assert_eq!((audio.sample_rate, audio.channels), (44_100, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_over_udp() {
+    if !have_camera() {
+        return;
+    }
+    let tracks = pull_and_check(
+        free_port(),
+        &[],
+        "",
+        RtpTransport::Udp,
+        (Codec::H264, Codec::Aac),
+    )
+    .await;
+    let codecs: Vec<_> = tracks.iter().map(|t| t.codec).collect();
+    assert_eq!(codecs.len(), 2);
+    assert!(codecs.contains(&Codec::H264) && codecs.contains(&Codec::Aac));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_with_digest_credentials() {
+    if !have_camera() {
+        return;
+    }
+    let port = free_port();
+    let args = ["--user", "admin", "--pass", "s3:cr@t", "--audio", "pcma"];
+    // The password is percent-encoded in the URL, as addStreamProxy receives it.
+    let tracks = pull_and_check(
+        port,
+        &args,
+        "admin:s3%3Acr%40t@",
+        RtpTransport::Tcp,
+        (Codec::H264, Codec::G711A),
+    )
+    .await;
+    let audio = tracks
+        .iter()
+        .find(|t| t.codec == Codec::G711A)
+        .expect("G.711 A-law");
+    assert_eq!(audio.sample_rate, 8000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused() {
+    if !have_camera() {
+        return;
+    }
+    let port = free_port();
+    let _camera = camera(port, &["--user", "admin", "--pass", "s3cret"]).await;
+    let ctx = context();
+    for userinfo in ["admin:wrong@", ""] {
+        let url = Url::parse(&format!("rtsp://{userinfo}127.0.0.1:{port}/live/cam")).expect("url");
+        let mut ingest = ingest(&ctx, "cam", "x");
+        let end = tokio::time::timeout(
+            Duration::from_secs(10),
+            pull_rtsp(&url, &options(RtpTransport::Tcp), &mut ingest),
+        )
+        .await
+        .expect("answered at once");
+        match end {
+            Err(ProxyError::Refused(why)) => assert_eq!(why, "DESCRIBE answered 401"),
+            other => panic!("{userinfo:?}: {other:?}"),
+        }
+        assert!(!ingest.is_live());
+    }
+    assert!(ctx.registry.streams().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_h265_aac() {
+    if !have_camera() {
+        return;
+    }
+    let tracks = pull_and_check(
+        free_port(),
+        &["--h265"],
+        "",
+        RtpTransport::Tcp,
+        (Codec::H265, Codec::Aac),
+    )
+    .await;
+    let video = tracks
+        .iter()
+        .find(|t| t.codec == Codec::H265)
+        .expect("H.265");
+    assert_eq!((video.width, video.height), (640, 360));
+    assert!(
+        media::hevc::DecoderConfig::parse(&video.config).is_ok(),
+        "an hvcC from the parameter sets"
+    );
+}
+
+/// A camera killed mid-pull ends the attempt with an error the manager retries; the next
+/// attempt, once the camera is back, resumes the same live stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_restart_ends_the_attempt_and_the_next_resumes() {
+    if !have_camera() {
+        return;
+    }
+    let port = free_port();
+    let ctx = context();
+    let url = Url::parse(&format!("rtsp://127.0.0.1:{port}/live/cam")).expect("url");
+    let mut ingest = ingest(&ctx, "cam", url.as_str());
+    let key = ingest.key().clone();
+    let mut reader = None;
+    for attempt in 1..=2u64 {
+        let mut camera = camera(port, &[]).await;
+        let (url, opts) = (url.clone(), options(RtpTransport::Tcp));
+        let pull = tokio::spawn(async move {
+            let end = pull_rtsp(&url, &opts, &mut ingest).await;
+            (end, ingest)
+        });
+        tracks(&ctx.registry, &key).await;
+        let got = frames(&ctx.registry, &key, Duration::from_secs(2)).await;
+        check_frames(&got, Codec::H264, Codec::Aac, 2);
+        // A viewer attached during the first attempt stays attached through the restart.
+        if reader.is_none() {
+            let mut first = ctx.registry.subscribe_output(&key).expect("live");
+            while first.try_recv().is_some() {}
+            reader = Some(first);
+        }
+        camera.kill().await.expect("kill the camera");
+        let (end, back) = tokio::time::timeout(Duration::from_secs(15), pull)
+            .await
+            .expect("the attempt ends within the timeout")
+            .expect("no panic");
+        let end = end.expect_err("an attempt always ends with why");
+        assert!(end.retryable(), "{end:?}");
+        assert!(
+            matches!(
+                end,
+                ProxyError::Ended | ProxyError::Timeout(_) | ProxyError::Io { .. }
+            ),
+            "{end:?}"
+        );
+        ingest = back;
+        assert_eq!(ingest.connects(), attempt);
+        assert!(
+            ctx.registry.stream(&key).is_some(),
+            "the stream outlives the attempt"
+        );
+    }
+    // The viewer from the first attempt got the second attempt's frames.
+    let reader = reader.as_mut().expect("reader");
+    let mut after = 0;
+    while let Some(Ok(item)) = reader.try_recv() {
+        if matches!(item, registry::Item::Frame(_)) {
+            after += 1;
+        }
+    }
+    assert!(
+        after >= 25,
+        "{after} frames reached the first viewer after the restart"
+    );
+}
+
+/// Nothing listens: the attempt fails at once with an IO error; a silent server times out.
+#[tokio::test]
+async fn unreachable_and_silent_servers() {
+    let ctx = context();
+    let port = free_port();
+    let url = Url::parse(&format!("rtsp://127.0.0.1:{port}/live/cam")).expect("url");
+    let mut ingest = ingest(&ctx, "cam", "x");
+    let end = pull_rtsp(&url, &options(RtpTransport::Tcp), &mut ingest).await;
+    assert!(matches!(end, Err(ProxyError::Io { .. })), "{end:?}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let url = Url::parse(&format!("rtsp://127.0.0.1:{port}/live/cam")).expect("url");
+    let opts = AttemptOptions {
+        timeout: Duration::from_millis(500),
+        rtp_transport: RtpTransport::Tcp,
+    };
+    let silent = tokio::spawn(async move { listener.accept().await });
+    let started = std::time::Instant::now();
+    let end = pull_rtsp(&url, &opts, &mut ingest).await;
+    assert!(matches!(end, Err(ProxyError::Timeout(_))), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(silent);
+    let bad = Url::parse("rtsp://u:%ff@127.0.0.1/x").expect("url");
+    assert!(matches!(
+        pull_rtsp(&bad, &opts, &mut ingest).await,
+        Err(ProxyError::BadUrl(_))
+    ));
+}
