@@ -180,6 +180,10 @@ pub struct AppState {
     /// Set to true by restartServer; the binary stops and starts again when it sees it.
     /// `None` = the server cannot restart itself.
     pub restart: Option<Arc<tokio::sync::watch::Sender<bool>>>,
+    /// Pull proxies (addStreamProxy…); `None` = the proxy calls fail.
+    pub pulls: Option<proxy::Pulls>,
+    /// Push proxies (addStreamPusherProxy…); `None` = those calls fail.
+    pub pushes: Option<proxy::Pushes>,
 }
 
 impl AppState {
@@ -204,6 +208,8 @@ impl AppState {
             recorder: None,
             turn: None,
             restart: None,
+            pulls: None,
+            pushes: None,
         }
     }
 }

@@ -18,13 +18,19 @@ use tokio::sync::oneshot;
 
 mod error;
 mod ingest;
-pub(crate) mod pull;
-pub(crate) mod push;
+pub mod pull;
+pub mod push;
+mod rtmp_client;
+mod status;
+mod tasks;
 #[doc(hidden)]
 pub mod testing;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;
+pub use pull::{PullInfo, PullRequest, Pulls};
+pub use push::{PushInfo, PushRequest, Pushes};
+pub use status::Status;
 
 /// What every proxy needs from the server.
 #[derive(Clone)]

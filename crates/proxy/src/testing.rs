@@ -4,7 +4,7 @@
 use media::StreamKey;
 use url::Url;
 
-use crate::{AttemptOptions, Context, Ingest, ProxyError, Started};
+use crate::{AttemptOptions, Context, Ingest, ProxyError, Started, Status};
 
 /// One attempt of an `rtsp://` pull ([`crate::pull::rtsp`]).
 pub async fn pull_rtsp(
@@ -22,6 +22,7 @@ pub async fn push_rtsp(
     ctx: &Context,
     key: &StreamKey,
     started: &mut Started,
+    status: &Status,
 ) -> Result<(), ProxyError> {
-    crate::push::rtsp::push(url, opts, ctx, key, started).await
+    crate::push::rtsp::push(url, opts, ctx, key, started, status).await
 }

@@ -60,8 +60,10 @@ async fn push_when_listening(
     loop {
         let (mut started, rx) = Started::new();
         let (ctx, key, url, opts) = (ctx.clone(), key.clone(), url.clone(), opts.clone());
-        let push =
-            tokio::spawn(async move { push_rtsp(&url, &opts, &ctx, &key, &mut started).await });
+        let push = tokio::spawn(async move {
+            let status = proxy::Status::default();
+            push_rtsp(&url, &opts, &ctx, &key, &mut started, &status).await
+        });
         if tokio::time::timeout(Duration::from_secs(5), rx)
             .await
             .is_ok_and(|r| r.is_ok())

@@ -163,6 +163,10 @@ pub struct Server {
     turn: Arc<TurnSlot>,
     lifecycle: hooks::LifecycleTask,
     recorder: outputs::Recorder,
+    /// Pull proxies (addStreamProxy), stopped with the server.
+    pulls: proxy::Pulls,
+    /// Push proxies (addStreamPusherProxy), stopped with the server.
+    pushes: proxy::Pushes,
 }
 
 impl Server {
@@ -215,6 +219,17 @@ impl Server {
             limits: crate::limits::Limits::new(options.limits),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let proxy_ctx = proxy::Context {
+            registry: registry.clone(),
+            hooks: hooks.clone(),
+            outputs: outputs.clone(),
+            protocol: {
+                let shared = Arc::clone(&shared);
+                Arc::new(move || shared.protocol())
+            },
+        };
+        let pulls = proxy::Pulls::new(proxy_ctx.clone());
+        let pushes = proxy::Pushes::new(proxy_ctx);
         let recorder = {
             let hooks = hooks.clone();
             outputs::Recorder::start(
@@ -279,6 +294,8 @@ impl Server {
             );
             state.recorder = Some(recorder.control());
             state.restart = Some(Arc::clone(&restart));
+            state.pulls = Some(pulls.clone());
+            state.pushes = Some(pushes.clone());
             state.turn = Some(turn_figures.subscribe());
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
@@ -388,6 +405,8 @@ impl Server {
             listeners,
             lifecycle,
             recorder,
+            pulls,
+            pushes,
         })
     }
 
@@ -430,6 +449,9 @@ impl Server {
         let _ = self.shutdown.send(true);
         // The listeners' accept loops and the TURN relay(s) end with the shutdown watch.
         self.listeners.stop().await;
+        // Proxies are sessions the server started itself: they end with it.
+        self.pushes.shutdown();
+        self.pulls.shutdown();
         // End every stream (those waiting for a dropped publisher too) and give the sessions a
         // moment to let go of them, so their last hooks (regist=false, flow reports) go out.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;

@@ -13,11 +13,12 @@
 //!
 //! Layout: `mod.rs` (envelope, arguments, access, dispatch), `auth.rs` (cookie login),
 //! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `snap.rs`
-//! (getSnap), `system.rs`
-//! (version, config, statistics, load).
+//! (getSnap), `system.rs` (version, config, statistics, load), `proxy.rs` (pull and push
+//! proxies).
 
 mod auth;
 mod media;
+mod proxy;
 mod record;
 mod sessions;
 mod snap;
@@ -226,6 +227,14 @@ pub(crate) const CALLS: &[&str] = &[
     "getStatistic",
     "getThreadsLoad",
     "getWorkThreadsLoad",
+    "addStreamProxy",
+    "delStreamProxy",
+    "listStreamProxy",
+    "getProxyInfo",
+    "addStreamPusherProxy",
+    "delStreamPusherProxy",
+    "listStreamPusherProxy",
+    "getProxyPusherInfo",
 ];
 
 /// Whether `path` is an API call.
@@ -316,6 +325,14 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "getSnap" => snap::snap(call).await,
         "getStatistic" => system::statistic(call),
         "getThreadsLoad" | "getWorkThreadsLoad" => system::threads_load(call).await,
+        "addStreamProxy" => proxy::add_pull(call).await,
+        "delStreamProxy" => proxy::del_pull(call).await,
+        "listStreamProxy" => proxy::list_pulls(call),
+        "getProxyInfo" => proxy::pull_info(call),
+        "addStreamPusherProxy" => proxy::add_push(call).await,
+        "delStreamPusherProxy" => proxy::del_push(call).await,
+        "listStreamPusherProxy" => proxy::list_pushes(call),
+        "getProxyPusherInfo" => proxy::push_info(call),
         other => Err(ApiError::new(
             Code::NotFound,
             format!("api not found: {other}"),

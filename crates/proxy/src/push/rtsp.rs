@@ -17,7 +17,7 @@ use url::Url;
 use crate::pull::rtsp::{
     client_options, end_of, now, protocol, sleep_until, Conn, Target, UdpPairs,
 };
-use crate::{AttemptOptions, Context, ProxyError, Started};
+use crate::{AttemptOptions, Context, ProxyError, Started, Status};
 
 /// Bytes of packets gathered into one socket write.
 const WRITE_BATCH: usize = 128 * 1024;
@@ -39,6 +39,7 @@ pub(crate) async fn push(
     ctx: &Context,
     key: &StreamKey,
     started: &mut Started,
+    status: &Status,
 ) -> Result<(), ProxyError> {
     let target = Target::parse(url)?;
     let mut conn = Conn::connect(&target, opts).await?;
@@ -84,6 +85,7 @@ pub(crate) async fn push(
                 Event::Recording => {
                     tracing::info!(stream = %key, to = %crate::redacted(url), "pushing");
                     started.done();
+                    status.went_live();
                     reader = Some(output.reader().0);
                 }
                 _ => {}
@@ -127,6 +129,7 @@ pub(crate) async fn push(
                     }
                 }
                 viewer.add_bytes(sent);
+                status.add_bytes(sent);
             }
             Wake::Read(read) => read?,
             Wake::Timer => client.handle_timeout(now()),
