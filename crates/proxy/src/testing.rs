@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::{AttemptOptions, Context, Ingest, ProxyError, Started, Status};
 
-/// One attempt of an `rtsp://` pull ([`crate::pull::rtsp`]).
+/// One attempt of an `rtsp://` pull (`pull::rtsp`).
 pub async fn pull_rtsp(
     url: &Url,
     opts: &AttemptOptions,
@@ -15,7 +15,7 @@ pub async fn pull_rtsp(
     crate::pull::rtsp::pull(url, opts, ingest).await
 }
 
-/// One attempt of an `rtsp://` push ([`crate::push::rtsp`]).
+/// One attempt of an `rtsp://` push (`push::rtsp`).
 pub async fn push_rtsp(
     url: &Url,
     opts: &AttemptOptions,
