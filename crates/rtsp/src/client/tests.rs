@@ -604,3 +604,67 @@ fn stray_and_unnumbered_responses() {
     s.answer("RTSP/1.0 200 OK\n", "").expect("valid");
     assert!(s.sent().starts_with("DESCRIBE "));
 }
+
+/// A camera asking for credentials already at OPTIONS, then later calling the nonce stale:
+/// each is answered with the credentials again, the nonce count starting over.
+#[test]
+fn options_challenge_and_a_stale_nonce() {
+    let mut s = Server::play(login("s3cret"), RtpOver::Tcp);
+    s.sent();
+    s.answer(
+        "RTSP/1.0 401 Unauthorized\nCSeq: 1\nWWW-Authenticate: Digest realm=\"cam\", nonce=\"a1\", qop=\"auth\"\n",
+        "",
+    )
+    .expect("valid");
+    let retry = s.sent();
+    assert!(
+        retry.starts_with(&format!("OPTIONS {URL} RTSP/1.0\r\nCSeq: 2\r\n")),
+        "{retry}"
+    );
+    assert!(
+        retry.contains("nonce=\"a1\"") && retry.contains("nc=00000001"),
+        "{retry}"
+    );
+    s.answer("RTSP/1.0 200 OK\nCSeq: 2\n", "").expect("valid");
+    let describe = s.sent();
+    assert!(
+        describe.contains("nonce=\"a1\"") && describe.contains("nc=00000002"),
+        "{describe}"
+    );
+    let stale = "WWW-Authenticate: Digest realm=\"cam\", nonce=\"b2\", qop=\"auth\", stale=true\n";
+    s.answer(&format!("RTSP/1.0 401 Unauthorized\nCSeq: 3\n{stale}"), "")
+        .expect("valid");
+    let again = s.sent();
+    assert!(
+        again.starts_with(&format!("DESCRIBE {URL} RTSP/1.0\r\nCSeq: 4\r\n")),
+        "{again}"
+    );
+    assert!(
+        again.contains("nonce=\"b2\"") && again.contains("nc=00000001"),
+        "{again}"
+    );
+    // A stale nonce once more after that is still tried; a third refusal is final.
+    s.answer(&format!("RTSP/1.0 401 Unauthorized\nCSeq: 4\n{stale}"), "")
+        .expect("valid");
+    assert!(s.sent().starts_with("DESCRIBE "));
+    s.answer(&format!("RTSP/1.0 401 Unauthorized\nCSeq: 5\n{stale}"), "")
+        .expect("valid");
+    assert_eq!(
+        s.events(),
+        [Event::Refused {
+            method: "DESCRIBE",
+            status: 401
+        }]
+    );
+    // Content-Location serves as the base when there is no Content-Base.
+    let mut s = Server::play(None, RtpOver::Tcp);
+    s.answer("RTSP/1.0 200 OK\nCSeq: 1\n", "").expect("valid");
+    s.answer(
+        "RTSP/1.0 200 OK\nCSeq: 2\nContent-Location: rtsp://cam.local:554/base\n",
+        SDP,
+    )
+    .expect("valid");
+    assert!(s
+        .sent()
+        .contains("SETUP rtsp://cam.local:554/base/stream=0 RTSP/1.0\r\n"));
+}
