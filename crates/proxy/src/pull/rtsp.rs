@@ -519,6 +519,47 @@ fn drain(demuxer: &mut Demuxer, ingest: &mut Ingest) -> Result<(), ProxyError> {
 mod tests {
     use super::*;
 
+    /// An attempt's port pairs are even/odd, bounded in number, and closed with the attempt.
+    #[tokio::test]
+    async fn udp_pairs_close_with_the_attempt() {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        let mut pairs = UdpPairs::new();
+        let rtp = pairs.bind(0, lo, lo).await.expect("bound");
+        assert_eq!(rtp % 2, 0);
+        assert!(
+            UdpSocket::bind((lo, rtp + 1)).await.is_err(),
+            "RTCP is rtp + 1"
+        );
+        assert!(matches!(
+            pairs.bind(MAX_UDP_TRACKS, lo, lo).await,
+            Err(ProxyError::Protocol(_))
+        ));
+        // What the peer sends arrives on the queue; others are ignored.
+        let peer = UdpSocket::bind((lo, 0)).await.expect("peer");
+        peer.send_to(&[1, 2, 3], (lo, rtp)).await.expect("send");
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), pairs.recv())
+            .await
+            .expect("received");
+        assert_eq!(
+            (got.track, got.rtcp, &got.data[..]),
+            (0, false, &[1u8, 2, 3][..])
+        );
+        drop(pairs);
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            if UdpSocket::bind((lo, rtp)).await.is_ok()
+                && UdpSocket::bind((lo, rtp + 1)).await.is_ok()
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pair stays bound after the attempt"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     #[test]
     fn targets() {
         let url = Url::parse("rtsp://ad%40min:p%3Ass@cam.local/live/ch0?x=1").expect("url");
