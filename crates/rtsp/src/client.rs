@@ -435,6 +435,12 @@ impl Client {
         self.last_input = now;
     }
 
+    /// The driver kept the client waiting until `now` (admitting the stream after
+    /// [`Event::Playing`], say): the server's silence until then does not count against it.
+    pub fn resume_clocks(&mut self, now: Instant) {
+        self.last_input = self.last_input.max(now);
+    }
+
     /// Tells the client the time is `now`: a keep-alive goes out when due, and a clock that
     /// ran out ends the session ([`Event::TimedOut`]). Early calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -432,6 +432,8 @@ pub(crate) async fn pull(
                 }
                 Event::Playing => {
                     ingest.live(conn.peer, conn.local).await?;
+                    // on_publish may have taken a while; the camera's bytes wait in the socket.
+                    client.resume_clocks(now());
                     live = true;
                     if let Some(demuxer) = demuxer.as_mut() {
                         // The tracks whose configuration the SDP gave.
