@@ -274,3 +274,96 @@ async fn unreachable_and_silent_servers() {
         Err(ProxyError::BadUrl(_))
     ));
 }
+
+/// The pull reports back: an RTCP receiver report on the track's RTCP channel within the
+/// first 5 s, counting the packets a scripted RTSP server (its requests read by the crate's own
+/// server-side decoder) sent, a lost one included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_receiver_reports() {
+    use bytes::{BufMut, BytesMut};
+    use rtsp::message::{write_interleaved, Decoder, Input, Response};
+    use rtsp::rtp::{parse_rtcp, write_header, Rtcp};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut decoder = Decoder::default();
+        let mut buf = vec![0u8; 4096];
+        let mut seq = 100u16;
+        let mut playing = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        loop {
+            tokio::select! {
+                n = socket.read(&mut buf) => {
+                    let n = n.expect("read");
+                    assert!(n > 0, "the pull hung up before reporting");
+                    decoder.push(&buf[..n]);
+                    while let Some(input) = decoder.poll().expect("the pull's requests decode") {
+                        match input {
+                            Input::Request(req) => {
+                                let method: &str = req.method().into();
+                                let response = match method {
+                                    "DESCRIBE" => Response::to(&req, 200).body(
+                                        "application/sdp",
+                                        "v=0\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=control:a\r\n",
+                                    ),
+                                    "SETUP" => Response::to(&req, 200)
+                                        .session("77aa", Some(60))
+                                        .header("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+                                    _ => Response::to(&req, 200),
+                                };
+                                socket.write_all(&response.to_bytes()).await.expect("write");
+                                playing |= method == "PLAY";
+                            }
+                            Input::Interleaved { channel, payload } => {
+                                assert_eq!(channel, 1, "only RTCP comes back");
+                                let reports = parse_rtcp(&payload).expect("a valid compound");
+                                let Some(Rtcp::ReceiverReport(rr)) = reports.first() else {
+                                    panic!("{reports:?}");
+                                };
+                                return rr.reports.clone();
+                            }
+                        }
+                    }
+                }
+                _ = tick.tick(), if playing => {
+                    // Sequence 105 never comes.
+                    if seq != 105 {
+                        let mut rtp = BytesMut::new();
+                        write_header(&mut rtp, false, 0, seq, u32::from(seq) * 160, 0xabcd);
+                        rtp.put_bytes(0xff, 160);
+                        let mut frame = BytesMut::new();
+                        write_interleaved(0, &rtp, &mut frame).expect("fits");
+                        socket.write_all(&frame).await.expect("write");
+                    }
+                    seq += 1;
+                }
+                () = tokio::time::sleep_until(deadline) => panic!("no receiver report in 8 s"),
+            }
+        }
+    });
+    let ctx = context();
+    let url = Url::parse(&format!("rtsp://127.0.0.1:{port}/live/x")).expect("url");
+    let mut ingest = ingest(&ctx, "x", url.as_str());
+    let key = ingest.key().clone();
+    let pull = tokio::spawn(async move {
+        let _ = pull_rtsp(&url, &options(RtpTransport::Tcp), &mut ingest).await;
+    });
+    let blocks = server.await.expect("the server saw a report");
+    assert_eq!(blocks.len(), 1);
+    let block = blocks[0];
+    assert_eq!(block.ssrc, 0xabcd);
+    assert!(block.highest_sequence > 105, "{block:?}");
+    assert_eq!(block.cumulative_lost, 1, "{block:?}");
+    let tracks = ctx.registry.stream(&key).expect("live").tracks;
+    assert_eq!(
+        tracks.iter().map(|t| t.codec).collect::<Vec<_>>(),
+        [Codec::G711U]
+    );
+    pull.abort();
+}

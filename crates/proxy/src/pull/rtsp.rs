@@ -1,7 +1,9 @@
 //! Pulling an `rtsp://` source (a camera, another server) as an RTSP player does, around the
 //! sans-IO [`rtsp::client::Client`]: OPTIONS, DESCRIBE (Digest or Basic from the URL's
 //! credentials), SETUP of the tracks the server can carry (TCP interleaved or a UDP port pair
-//! each), PLAY; the RTP goes through an [`rtsp::demux::Demuxer`] into the [`Ingest`].
+//! each), PLAY; the RTP goes through an [`rtsp::demux::Demuxer`] into the [`Ingest`], and an
+//! RTCP receiver report per track goes back every 5 s (RFC 3550 §6.4.2: many cameras take
+//! them as the sign their player is still there).
 //!
 //! This file also holds what the RTSP push ([`crate::push::rtsp`]) shares: the URL
 //! ([`Target`]), the TCP connection with its timeouts ([`Conn`]) and the UDP port pairs
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use rtsp::client::{Client, ClientOptions, ClientTimeout, Event, Login, RtpOver};
 use rtsp::demux::{DemuxEvent, Demuxer};
+use rtsp::rtp::{Reception, Rtcp};
 use rtsp::RtspConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -39,6 +42,8 @@ const UDP_BUF_RTP: usize = 64 * 1024;
 const UDP_BUF_RTCP: usize = 2 * 1024;
 /// Tracks a session may bind UDP pairs for (the client asks for one video, one audio).
 const MAX_UDP_TRACKS: usize = 4;
+/// How often a playing attempt sends RTCP receiver reports.
+const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// The RTSP port when the URL has none (RFC 2326 §3.2).
 const DEFAULT_PORT: u16 = 554;
 
@@ -389,6 +394,7 @@ enum Wake {
     Timer,
     Udp(Datagram),
     Closed,
+    Report,
 }
 
 /// Plays `url` into `ingest` until the source ends or fails.
@@ -409,7 +415,11 @@ pub(crate) async fn pull(
     )
     .map_err(|e| ProxyError::BadUrl(e.to_string()))?;
     let started = Instant::now();
-    let mut demuxer: Option<Demuxer> = None;
+    let mut media: Option<Media> = None;
+    // RTCP receiver reports every 5 s (RFC 3550 §6.2's minimum interval) once playing.
+    let mut reports = tokio::time::interval_at(started + REPORT_INTERVAL, REPORT_INTERVAL);
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let own_ssrc: u32 = rand::random();
     let mut udp = UdpPairs::new();
     let mut live = false;
     loop {
@@ -421,7 +431,11 @@ pub(crate) async fn pull(
                 Event::Described { tracks } => {
                     let codecs: Vec<_> = tracks.iter().map(|t| t.info.codec).collect();
                     tracing::debug!(?codecs, "described");
-                    demuxer = Some(Demuxer::new(&tracks, &config));
+                    media = Some(Media {
+                        demuxer: Demuxer::new(&tracks, &config),
+                        reception: vec![Reception::default(); tracks.len()],
+                        started,
+                    });
                 }
                 Event::BindUdp { track } => {
                     let port = udp.bind(track, conn.local.ip(), conn.peer.ip()).await?;
@@ -435,9 +449,9 @@ pub(crate) async fn pull(
                     // on_publish may have taken a while; the camera's bytes wait in the socket.
                     client.resume_clocks(now());
                     live = true;
-                    if let Some(demuxer) = demuxer.as_mut() {
+                    if let Some(media) = media.as_mut() {
                         // The tracks whose configuration the SDP gave.
-                        drain(demuxer, ingest)?;
+                        drain(&mut media.demuxer, ingest)?;
                     }
                 }
                 Event::Media {
@@ -445,8 +459,8 @@ pub(crate) async fn pull(
                     rtcp,
                     payload,
                 } => {
-                    if let (true, Some(demuxer)) = (live, demuxer.as_mut()) {
-                        feed(demuxer, ingest, track, rtcp, payload, started)?;
+                    if let (true, Some(media)) = (live, media.as_mut()) {
+                        media.feed(ingest, track, rtcp, payload)?;
                     }
                 }
                 _ => {}
@@ -462,14 +476,20 @@ pub(crate) async fn pull(
             () = sleep_until(deadline) => Wake::Timer,
             datagram = udp.recv() => Wake::Udp(datagram),
             () = ingest.closed() => Wake::Closed,
+            _ = reports.tick(), if live => Wake::Report,
         };
         match wake {
             Wake::Read(read) => read?,
             Wake::Timer => client.handle_timeout(now()),
             Wake::Udp(Datagram { track, rtcp, data }) => {
                 client.handle_udp_activity(now());
-                if let (true, Some(demuxer)) = (live, demuxer.as_mut()) {
-                    feed(demuxer, ingest, track, rtcp, data, started)?;
+                if let (true, Some(media)) = (live, media.as_mut()) {
+                    media.feed(ingest, track, rtcp, data)?;
+                }
+            }
+            Wake::Report => {
+                if let Some(media) = media.as_mut() {
+                    media.report(own_ssrc, &client, &udp, &mut conn.out);
                 }
             }
             Wake::Closed => {
@@ -481,27 +501,77 @@ pub(crate) async fn pull(
     }
 }
 
-/// One RTP or RTCP packet of `track` into the demuxer, and what it gives into the stream.
-fn feed(
-    demuxer: &mut Demuxer,
-    ingest: &mut Ingest,
-    track: usize,
-    rtcp: bool,
-    payload: Bytes,
+/// A playing attempt's media side: the demuxer and what the receiver reports say.
+struct Media {
+    demuxer: Demuxer,
+    /// Per track.
+    reception: Vec<Reception>,
     started: Instant,
-) -> Result<(), ProxyError> {
-    if rtcp {
-        if let Err(e) = demuxer.push_rtcp(track, &payload) {
-            tracing::trace!("RTCP packet dropped: {e}");
+}
+
+impl Media {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One RTP or RTCP packet of `track` into the demuxer, and what it gives into the stream.
+    fn feed(
+        &mut self,
+        ingest: &mut Ingest,
+        track: usize,
+        rtcp: bool,
+        payload: Bytes,
+    ) -> Result<(), ProxyError> {
+        let now_ms = self.now_ms();
+        let Some(reception) = self.reception.get_mut(track) else {
+            return Ok(());
+        };
+        if rtcp {
+            if let Ok(reports) = rtsp::rtp::parse_rtcp(&payload) {
+                for r in reports {
+                    if let Rtcp::SenderReport(sr) = r {
+                        reception.on_sender_report(sr.ntp_time, now_ms);
+                    }
+                }
+            }
+            if let Err(e) = self.demuxer.push_rtcp(track, &payload) {
+                tracing::trace!("RTCP packet dropped: {e}");
+            }
+            return Ok(());
         }
-        return Ok(());
+        if let (Some(seq), Some(ssrc)) = (payload.get(2..4), payload.get(8..12)) {
+            let seq = u16::from_be_bytes([seq[0], seq[1]]);
+            reception.on_rtp(
+                u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]),
+                seq,
+            );
+        }
+        if let Err(e) = self.demuxer.push(track, payload, now_ms) {
+            tracing::debug!("RTP packet dropped: {e}");
+            return Ok(());
+        }
+        drain(&mut self.demuxer, ingest)
     }
-    let arrival = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    if let Err(e) = demuxer.push(track, payload, arrival) {
-        tracing::debug!("RTP packet dropped: {e}");
-        return Ok(());
+
+    /// A receiver report per track that has had packets, on its RTCP channel or port.
+    fn report(&mut self, own_ssrc: u32, client: &Client, udp: &UdpPairs, out: &mut BytesMut) {
+        let now_ms = self.now_ms();
+        for (track, reception) in self.reception.iter_mut().enumerate() {
+            let Some(block) = reception.block(now_ms) else {
+                continue;
+            };
+            let report = rtsp::rtp::receiver_report(own_ssrc, vec![block]);
+            if let Ok(true) = client.interleave(track, true, &report, out) {
+                continue;
+            }
+            if let Some((_, rtcp_to)) = udp.get(track).and_then(|p| p.server) {
+                // Lossy by nature: a full socket buffer drops the report.
+                if let Some(pair) = udp.get(track) {
+                    let _ = pair.rtcp.try_send_to(&report, rtcp_to);
+                }
+            }
+        }
     }
-    drain(demuxer, ingest)
 }
 
 fn drain(demuxer: &mut Demuxer, ingest: &mut Ingest) -> Result<(), ProxyError> {
