@@ -193,6 +193,7 @@ async fn a_camera_restart_ends_the_attempt_and_the_next_resumes() {
     let mut ingest = ingest(&ctx, "cam", url.as_str());
     let key = ingest.key().clone();
     let mut reader = None;
+    let mut bytes_before = 0;
     for attempt in 1..=2u64 {
         let mut camera = camera(port, &[]).await;
         let (url, opts) = (url.clone(), options(RtpTransport::Tcp));
@@ -201,6 +202,16 @@ async fn a_camera_restart_ends_the_attempt_and_the_next_resumes() {
             (end, ingest)
         });
         tracks(&ctx.registry, &key).await;
+        // The tracks outlive the first attempt: wait for this one's media before reading,
+        // so the reader starts at this attempt's first keyframe.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while ctx.registry.stream(&key).map_or(0, |s| s.bytes_in) <= bytes_before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "attempt {attempt} got no media"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let got = frames(&ctx.registry, &key, Duration::from_secs(2)).await;
         check_frames(&got, Codec::H264, Codec::Aac, 2);
         // A viewer attached during the first attempt stays attached through the restart.
@@ -225,6 +236,7 @@ async fn a_camera_restart_ends_the_attempt_and_the_next_resumes() {
         );
         ingest = back;
         assert_eq!(ingest.connects(), attempt);
+        bytes_before = ctx.registry.stream(&key).map_or(0, |s| s.bytes_in);
         assert!(
             ctx.registry.stream(&key).is_some(),
             "the stream outlives the attempt"
@@ -326,7 +338,8 @@ async fn sends_receiver_reports() {
                                 let Some(Rtcp::ReceiverReport(rr)) = reports.first() else {
                                     panic!("{reports:?}");
                                 };
-                                return rr.reports.clone();
+                                // The socket goes back too: the pull stays live while checked.
+                                return (rr.reports.clone(), socket);
                             }
                         }
                     }
@@ -354,7 +367,7 @@ async fn sends_receiver_reports() {
     let pull = tokio::spawn(async move {
         let _ = pull_rtsp(&url, &options(RtpTransport::Tcp), &mut ingest).await;
     });
-    let blocks = server.await.expect("the server saw a report");
+    let (blocks, _socket) = server.await.expect("the server saw a report");
     assert_eq!(blocks.len(), 1);
     let block = blocks[0];
     assert_eq!(block.ssrc, 0xabcd);

@@ -433,6 +433,7 @@ pub(crate) async fn pull(
                     tracing::debug!(?codecs, "described");
                     media = Some(Media {
                         demuxer: Demuxer::new(&tracks, &config),
+                        order: Interleaver::new(&tracks),
                         reception: vec![Reception::default(); tracks.len()],
                         started,
                     });
@@ -451,7 +452,7 @@ pub(crate) async fn pull(
                     live = true;
                     if let Some(media) = media.as_mut() {
                         // The tracks whose configuration the SDP gave.
-                        drain(&mut media.demuxer, ingest)?;
+                        drain(&mut media.demuxer, &mut media.order, ingest)?;
                     }
                 }
                 Event::Media {
@@ -504,6 +505,7 @@ pub(crate) async fn pull(
 /// A playing attempt's media side: the demuxer and what the receiver reports say.
 struct Media {
     demuxer: Demuxer,
+    order: Interleaver,
     /// Per track.
     reception: Vec<Reception>,
     started: Instant,
@@ -550,7 +552,7 @@ impl Media {
             tracing::debug!("RTP packet dropped: {e}");
             return Ok(());
         }
-        drain(&mut self.demuxer, ingest)
+        drain(&mut self.demuxer, &mut self.order, ingest)
     }
 
     /// A receiver report per track that has had packets, on its RTCP channel or port.
@@ -574,22 +576,155 @@ impl Media {
     }
 }
 
-fn drain(demuxer: &mut Demuxer, ingest: &mut Ingest) -> Result<(), ProxyError> {
+/// Hands what the demuxer has to the stream, frames through `order`.
+fn drain(
+    demuxer: &mut Demuxer,
+    order: &mut Interleaver,
+    ingest: &mut Ingest,
+) -> Result<(), ProxyError> {
     while let Some(event) = demuxer.pull() {
         match event {
             DemuxEvent::Track(info) => {
                 tracing::debug!(codec = ?info.codec, width = info.width, height = info.height, "track");
+                // Frames made with the old configuration go first.
+                while let Some(frame) = order.pop(true) {
+                    ingest.push(frame)?;
+                }
                 ingest.set_track(info);
             }
-            DemuxEvent::Frame(frame) => ingest.push(frame)?,
+            DemuxEvent::Frame(frame) => {
+                order.push(frame);
+                while let Some(frame) = order.pop(false) {
+                    ingest.push(frame)?;
+                }
+            }
         }
     }
     Ok(())
 }
 
+/// Frames held for at most this much media time to put the tracks in dts order.
+const INTERLEAVE_MS: u64 = 500;
+/// Frames held at most, whatever their times.
+const INTERLEAVE_FRAMES: usize = 128;
+
+/// Puts the tracks' frames in dts order before they reach the stream. A depacketizer finishes
+/// a video frame only with its last packet, after audio frames that started later, so the
+/// demuxer's order is not time order across tracks; the stream's timeline (rebased from the
+/// first frame of an attempt) and every muxer want it to be. A frame waits until every track
+/// has one queued, or at most [`INTERLEAVE_MS`] / [`INTERLEAVE_FRAMES`], so a track that
+/// sends nothing holds the other up only that long.
+struct Interleaver {
+    /// Per kind of the stream's tracks: video, audio.
+    queues: Vec<(media::TrackKind, std::collections::VecDeque<media::Frame>)>,
+    queued: usize,
+}
+
+impl Interleaver {
+    fn new(tracks: &[rtsp::sdp::Track]) -> Interleaver {
+        let mut queues: Vec<(media::TrackKind, std::collections::VecDeque<media::Frame>)> =
+            Vec::new();
+        for t in tracks {
+            if !queues.iter().any(|(k, _)| *k == t.info.kind()) {
+                queues.push((t.info.kind(), Default::default()));
+            }
+        }
+        Interleaver { queues, queued: 0 }
+    }
+
+    fn push(&mut self, frame: media::Frame) {
+        match self.queues.iter_mut().find(|(k, _)| *k == frame.kind()) {
+            Some((_, q)) => {
+                q.push_back(frame);
+                self.queued += 1;
+            }
+            None => tracing::debug!(codec = ?frame.codec, "frame of no announced track dropped"),
+        }
+    }
+
+    /// The next frame in dts order, when it may go (`all`: whatever waits).
+    fn pop(&mut self, all: bool) -> Option<media::Frame> {
+        let (earliest, oldest) = self
+            .queues
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, q))| q.front().map(|f| (i, f.dts)))
+            .min_by_key(|&(_, dts)| dts)?;
+        let newest = self
+            .queues
+            .iter()
+            .filter_map(|(_, q)| q.back().map(|f| f.dts))
+            .max()
+            .unwrap_or(oldest);
+        let every_track = self.queues.iter().all(|(_, q)| !q.is_empty());
+        let go = all
+            || every_track
+            || self.queued > INTERLEAVE_FRAMES
+            || newest.saturating_sub(oldest) > INTERLEAVE_MS;
+        if !go {
+            return None;
+        }
+        let frame = self.queues.get_mut(earliest)?.1.pop_front()?;
+        self.queued -= 1;
+        Some(frame)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaves_by_dts_within_a_bounded_window() {
+        use media::{Codec, Frame, TrackInfo};
+        let tracks: Vec<rtsp::sdp::Track> = [Codec::H264, Codec::Aac]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| rtsp::sdp::Track::offer(&TrackInfo::new(*c, Bytes::new()), i))
+            .collect();
+        let frame = |codec, dts| Frame {
+            codec,
+            dts,
+            cts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[1]),
+        };
+        let mut order = Interleaver::new(&tracks);
+        let mut out = Vec::new();
+        // Audio at 23 and 46 is finished before the video frame at 0 is.
+        for f in [
+            frame(Codec::Aac, 23),
+            frame(Codec::Aac, 46),
+            frame(Codec::H264, 0),
+            frame(Codec::H264, 40),
+            frame(Codec::Aac, 69),
+        ] {
+            order.push(f);
+            while let Some(f) = order.pop(false) {
+                out.push(f.dts);
+            }
+        }
+        // 46 waits: the next video frame may still come before it.
+        assert_eq!(out, [0, 23, 40]);
+        // Video stops: audio waits at most INTERLEAVE_MS of media time.
+        for dts in (92..700).step_by(23) {
+            order.push(frame(Codec::Aac, dts));
+            while let Some(f) = order.pop(false) {
+                out.push(f.dts);
+            }
+        }
+        let last = *out.last().expect("some");
+        assert!(
+            (690 - INTERLEAVE_MS - 23..=690 - INTERLEAVE_MS).contains(&last),
+            "{last}"
+        );
+        assert!(out.windows(2).all(|w| w[1] > w[0]));
+        while let Some(f) = order.pop(true) {
+            out.push(f.dts);
+        }
+        assert_eq!(out.last(), Some(&690));
+        assert_eq!(order.queued, 0);
+    }
 
     /// An attempt's port pairs are even/odd, bounded in number, and closed with the attempt.
     #[tokio::test]
