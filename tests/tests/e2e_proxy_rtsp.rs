@@ -249,6 +249,11 @@ async fn a_camera_restart_keeps_the_viewer() {
         dts.windows(2).all(|w| w[1] >= w[0]),
         "the timeline never goes back"
     );
+    let largest_gap = dts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(
+        largest_gap < 1.0,
+        "the restart leaves no hole in the timeline: {largest_gap} s"
+    );
     let span = dts.last().expect("last") - dts.first().expect("first");
     assert!(span > 5.0, "video spans {span} s");
 }
