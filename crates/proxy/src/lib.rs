@@ -23,6 +23,8 @@ pub mod push;
 mod rtmp_client;
 mod status;
 mod tasks;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;

@@ -57,6 +57,13 @@ fn ffmpeg(args: &[&str]) -> Process {
 
 /// The pull manager on a registry of its own; no hooks, no HLS or MP4 files written.
 fn pulls() -> (Pulls, Registry) {
+    let ctx = context();
+    let registry = ctx.registry.clone();
+    (Pulls::new(ctx), registry)
+}
+
+/// A registry of its own with the server's outputs; no hooks, no HLS or MP4 files written.
+fn context() -> Context {
     let registry = Registry::new(RegistryConfig::default());
     let hooks = hooks::Hooks::new(hooks::HookConfig::default());
     let outputs = outputs::Outputs::new(registry.clone(), outputs::OutputsConfig::default());
@@ -65,13 +72,12 @@ fn pulls() -> (Pulls, Registry) {
         enable_mp4: false,
         ..StreamOptions::default()
     };
-    let ctx = Context {
+    Context {
         registry: registry.clone(),
         hooks,
         outputs,
         protocol: Arc::new(move || protocol.clone()),
-    };
-    (Pulls::new(ctx), registry)
+    }
 }
 
 fn request(stream: &str, url: &str, timeout: Duration) -> PullRequest {
@@ -497,6 +503,13 @@ async fn vod_hls_plays_through_and_ends() {
     let audio = frames.iter().filter(|f| f.codec == Codec::Aac).count();
     assert!((138..=144).contains(&audio), "{audio} audio frames");
     check_timing(&frames);
+    // The readers end first, then the stream leaves the registry.
+    for _ in 0..100 {
+        if !registry.is_live(&stream) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(!registry.is_live(&stream));
     assert!(pulls.get(&key).is_none());
 }
@@ -625,4 +638,81 @@ async fn discontinuity_continues_the_timeline() {
     assert_eq!(frames.len(), 50);
     check_timing(&frames);
     assert_eq!(frames[49].dts - frames[0].dts, 49 * 40);
+}
+
+/// The drivers' own verdicts, one attempt each: a TS body that ends and a VOD playlist played
+/// through are `Ended`, a live playlist that stops changing is `Timeout`; and the stream they
+/// fed has the source's tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_end_as_they_should() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=176x144:rate=25:duration=1",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=48000:duration=1"])
+        .args(["-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "mpegts"])
+        .arg(dir.path().join("0.ts"))
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    let segment = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n0.ts\n";
+    std::fs::write(
+        dir.path().join("vod.m3u8"),
+        format!("{segment}#EXT-X-ENDLIST\n"),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("live.m3u8"), segment).expect("write");
+    let addr = file_server(dir.path().to_owned()).await;
+    let ctx = context();
+    let opts = AttemptOptions {
+        timeout: Duration::from_secs(2),
+        ..AttemptOptions::default()
+    };
+    type Verdict = fn(&proxy::ProxyError) -> bool;
+    let cases: [(&str, &str, Verdict); 3] = [
+        ("ts", "0.ts", |e| matches!(e, proxy::ProxyError::Ended)),
+        ("vod", "vod.m3u8", |e| matches!(e, proxy::ProxyError::Ended)),
+        ("live", "live.m3u8", |e| {
+            matches!(
+                e,
+                proxy::ProxyError::Timeout("the HLS playlist stopped changing")
+            )
+        }),
+    ];
+    for (name, path, expected) in cases {
+        let url = url::Url::parse(&format!("http://{addr}/hls/{path}")).expect("url");
+        let key = StreamKey::new("pull", name).expect("key");
+        let mut ingest = proxy::Ingest::new(
+            ctx.clone(),
+            key.clone(),
+            registry::Protocol::Pull,
+            Some(url.to_string()),
+            serde_json::Map::new(),
+        );
+        let result = if name == "ts" {
+            proxy::testing::pull_ts(&url, &opts, &mut ingest).await
+        } else {
+            proxy::testing::pull_hls(&url, &opts, &mut ingest).await
+        };
+        let err = result.expect_err("an attempt always ends with why");
+        assert!(expected(&err), "{name}: {err:?}");
+        let tracks = ctx
+            .registry
+            .stream(&key)
+            .expect("live while the ingest is")
+            .tracks;
+        assert_eq!(
+            summary(&tracks),
+            [(Codec::H264, 176, 144, 0, 0), (Codec::Aac, 0, 0, 48000, 1)],
+            "{name}"
+        );
+    }
 }

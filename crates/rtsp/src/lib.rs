@@ -1,5 +1,5 @@
 //! Sans-IO RTSP for ferrostream (RFC 2326, with RFC 7826 where they agree): the pieces an RTSP
-//! server is built from. Request framing and responses, SDP, RTP and RTCP, packetizers and
+//! server (and the client that pulls from cameras and pushes to servers) is built from. Request framing and responses, SDP, RTP and RTCP, packetizers and
 //! depacketizers for H.264, H.265 and AAC, Digest and Basic authentication.
 //!
 //! The crate never touches a socket, a clock, a thread or a random number generator. Bytes read
@@ -166,7 +166,10 @@
 //!   frames on the session's timeline.
 //! - [`session`]: [`session::Session`], one server connection's session: decoding, states and
 //!   checks (RFC 2326 §A.1), replies and clocks.
-//! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
+//! - [`client`]: [`client::Client`], the client side of a connection: playing a camera
+//!   (OPTIONS, DESCRIBE, SETUP, PLAY) or recording to a server (ANNOUNCE, SETUP, RECORD),
+//!   with Digest/Basic answers, keep-alives and clocks.
+//! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges, verification and answers.
 //! - [`RtspConfig`]: the limits and sizes, with their defaults.
 //! - [`Error`]: the crate's one error type.
 #![forbid(unsafe_code)]
@@ -175,6 +178,7 @@
 
 pub mod aac;
 pub mod auth;
+pub mod client;
 pub mod demux;
 mod error;
 #[doc(hidden)]
