@@ -266,7 +266,11 @@ async fn run(
         if !ingest.is_live() {
             if let Some(failed) = failed.take() {
                 tracing::info!(proxy = ?key, "pull proxy failed: {err}");
-                let _ = failed.send(err.to_string());
+                // Gone from the list before the add call hears of it.
+                tasks.remove_own(&key, id);
+                // Gone from the list before the add call hears of it.
+            tasks.remove_own(&key, id);
+            let _ = failed.send(err.to_string());
                 break;
             }
         }

@@ -258,6 +258,8 @@ async fn run(
         }
         if let Some(failed) = failed.take() {
             tracing::info!(push = ?key, "push failed: {err}");
+            // Gone from the list before the add call hears of it.
+            tasks.remove_own(&key, id);
             let _ = failed.send(err.to_string());
             break;
         }
