@@ -166,6 +166,9 @@
 //!   frames on the session's timeline.
 //! - [`session`]: [`session::Session`], one server connection's session: decoding, states and
 //!   checks (RFC 2326 §A.1), replies and clocks.
+//! - [`rfc4571`]: RTP over TCP framing (a 16-bit length before each packet), as GB28181
+//!   devices send it.
+//! - [`reorder`]: a bounded reorder of RTP by sequence number, for RTP received without RTSP.
 //! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
 //! - [`RtspConfig`]: the limits and sizes, with their defaults.
 //! - [`Error`]: the crate's one error type.
@@ -184,6 +187,8 @@ pub mod h265;
 pub mod message;
 pub mod mux;
 mod nal;
+pub mod reorder;
+pub mod rfc4571;
 pub mod rtp;
 pub mod sdp;
 pub mod session;

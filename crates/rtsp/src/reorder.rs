@@ -1,0 +1,168 @@
+//! A small, bounded reordering of RTP packets by sequence number (RFC 3550 §5.1), for RTP that
+//! arrives over UDP without RTSP (the GB28181 RTP server): packets come out in sequence order,
+//! duplicates and packets older than the ones released are dropped, and a gap is waited for at
+//! most [`Reorder::new`]'s `window` packets.
+//!
+//! A transform: [`Reorder::push`] a packet, then [`Reorder::pull`] until `None`.
+
+use std::collections::VecDeque;
+
+use crate::rtp::Packet;
+
+/// A jump of more than this many windows is a new sequence (a device that restarted), not a
+/// gap to wait for.
+const RESET_WINDOWS: usize = 8;
+
+/// Puts packets back in sequence order; see the [module docs](self).
+#[derive(Debug)]
+pub struct Reorder {
+    /// Sequence number of `slots[0]`; `None` before the first packet.
+    expected: Option<u16>,
+    /// Packets `expected`, `expected + 1`, … still held (the front is always `None`).
+    slots: VecDeque<Option<Packet>>,
+    window: usize,
+    ready: VecDeque<Packet>,
+    dropped: u64,
+    lost: u64,
+}
+
+impl Reorder {
+    /// Holds at most `window` packets (at least 1) while it waits for a missing one.
+    pub fn new(window: usize) -> Self {
+        Reorder {
+            expected: None,
+            slots: VecDeque::new(),
+            window: window.max(1),
+            ready: VecDeque::new(),
+            dropped: 0,
+            lost: 0,
+        }
+    }
+
+    /// One packet, as received. Then call [`Reorder::pull`] until `None`.
+    pub fn push(&mut self, packet: Packet) {
+        let expected = *self.expected.get_or_insert(packet.sequence);
+        let ahead = packet.sequence.wrapping_sub(expected);
+        if ahead as i16 >= 0 && usize::from(ahead) > self.window * RESET_WINDOWS {
+            // A new sequence: what is held goes out, then this one starts afresh.
+            self.release_all();
+            self.expected = Some(packet.sequence);
+        } else if (ahead as i16) < 0 {
+            if (ahead as i16).unsigned_abs() as usize > self.window * RESET_WINDOWS {
+                self.release_all();
+                self.expected = Some(packet.sequence);
+            } else {
+                // Late (its place was given up) or a duplicate.
+                self.dropped += 1;
+                return;
+            }
+        }
+        let expected = self.expected.unwrap_or(packet.sequence);
+        let mut at = usize::from(packet.sequence.wrapping_sub(expected));
+        // Past the window: give up on the oldest missing packets until it fits.
+        while at >= self.window {
+            self.advance();
+            at -= 1;
+        }
+        while self.slots.len() <= at {
+            self.slots.push_back(None);
+        }
+        match self.slots.get_mut(at) {
+            Some(slot @ None) => *slot = Some(packet),
+            _ => self.dropped += 1,
+        }
+        while matches!(self.slots.front(), Some(Some(_))) {
+            self.advance();
+        }
+    }
+
+    /// The next packet in order, `None` when the rest waits for a missing packet (or there is
+    /// nothing).
+    pub fn pull(&mut self) -> Option<Packet> {
+        self.ready.pop_front()
+    }
+
+    /// Packets dropped as duplicates or too late.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Sequence numbers given up on (never arrived within the window).
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Releases the front slot (a packet, or a loss) and moves `expected` on.
+    fn advance(&mut self) {
+        match self.slots.pop_front() {
+            Some(Some(p)) => self.ready.push_back(p),
+            _ => self.lost += 1,
+        }
+        self.expected = self.expected.map(|e| e.wrapping_add(1));
+    }
+
+    fn release_all(&mut self) {
+        self.ready.extend(self.slots.drain(..).flatten());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn p(sequence: u16) -> Packet {
+        Packet {
+            marker: false,
+            payload_type: 96,
+            sequence,
+            timestamp: 0,
+            ssrc: 1,
+            payload: Bytes::new(),
+        }
+    }
+
+    fn run(r: &mut Reorder, seqs: &[u16]) -> Vec<u16> {
+        let mut out = Vec::new();
+        for &s in seqs {
+            r.push(p(s));
+            out.extend(std::iter::from_fn(|| r.pull()).map(|p| p.sequence));
+        }
+        out
+    }
+
+    #[test]
+    fn swapped_packets_come_out_in_order_across_the_wrap() {
+        let mut r = Reorder::new(4);
+        assert_eq!(
+            run(&mut r, &[65534, 0, 65535, 1, 3, 2]),
+            vec![65534, 65535, 0, 1, 2, 3]
+        );
+        assert_eq!(r.lost(), 0);
+    }
+
+    #[test]
+    fn duplicates_and_late_packets_are_dropped() {
+        let mut r = Reorder::new(2);
+        assert_eq!(run(&mut r, &[10, 10, 12, 13, 14, 11]), vec![10, 12, 13, 14]);
+        assert_eq!(r.dropped(), 2);
+        assert_eq!(r.lost(), 1);
+    }
+
+    #[test]
+    fn a_gap_is_waited_for_at_most_the_window() {
+        let mut r = Reorder::new(3);
+        assert_eq!(run(&mut r, &[1, 3, 4]), vec![1]);
+        assert_eq!(run(&mut r, &[5]), vec![3, 4, 5]);
+        assert_eq!(r.lost(), 1);
+    }
+
+    #[test]
+    fn a_restarted_sequence_starts_afresh() {
+        let mut r = Reorder::new(4);
+        assert_eq!(
+            run(&mut r, &[100, 102, 30000, 30001]),
+            vec![100, 102, 30000, 30001]
+        );
+    }
+}
