@@ -1,0 +1,225 @@
+//! One stream received over RTP: the packets of one source (a port opened by openRtpServer, or
+//! one SSRC on the shared port) in, a live stream out.
+//!
+//! ```text
+//!  socket tasks ──Inbound (bounded)──▶ run ─ rtp::Packet ─▶ Reorder ─▶ Payload ─▶ Ingest
+//!                                        │                           (PS, TS, H.264, H.265)
+//!                                        └─ nothing for timeoutSec ─▶ Ended::Timeout
+//! ```
+//!
+//! The first packet makes the stream live (on_publish); its payload type picks how the payload
+//! is read, and later packets of another payload type are dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use media::{Codec, TrackInfo, TrackKind};
+use rtsp::demux::{DemuxEvent, Demuxer};
+use rtsp::reorder::Reorder;
+use rtsp::rtp::Packet;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::{Ingest, ProxyError};
+
+use super::RtpServerConfig;
+
+/// Packets a reorder holds while it waits for a missing one (about 20 ms of a 4 Mbit/s
+/// stream in 1400-byte packets).
+const REORDER_WINDOW: usize = 32;
+/// Packets waiting between the socket tasks and a stream's task; past it UDP packets are
+/// dropped and TCP readers wait.
+pub(crate) const INBOUND_QUEUE: usize = 1024;
+
+/// One datagram or RFC 4571 frame as received.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    /// The RTP packet's bytes.
+    pub(crate) data: Bytes,
+    /// Who sent it.
+    pub(crate) peer: SocketAddr,
+    /// Where it arrived.
+    pub(crate) local: SocketAddr,
+}
+
+/// ZLMediaKit's `only_track`: which tracks of the source the stream keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnlyTrack {
+    /// Audio and video (`0`).
+    #[default]
+    All,
+    /// Only audio (`1`).
+    Audio,
+    /// Only video (`2`).
+    Video,
+}
+
+impl OnlyTrack {
+    /// The `only_track` argument's value.
+    pub fn from_arg(value: u8) -> Option<OnlyTrack> {
+        match value {
+            0 => Some(OnlyTrack::All),
+            1 => Some(OnlyTrack::Audio),
+            2 => Some(OnlyTrack::Video),
+            _ => None,
+        }
+    }
+
+    /// The number listRtpServer reports.
+    pub fn as_arg(self) -> u8 {
+        match self {
+            OnlyTrack::All => 0,
+            OnlyTrack::Audio => 1,
+            OnlyTrack::Video => 2,
+        }
+    }
+
+    fn keeps(self, kind: TrackKind) -> bool {
+        match self {
+            OnlyTrack::All => true,
+            OnlyTrack::Audio => kind == TrackKind::Audio,
+            OnlyTrack::Video => kind == TrackKind::Video,
+        }
+    }
+}
+
+/// Why a stream's task ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// No packet for `timeoutSec`.
+    Timeout,
+    /// Every socket feeding it is gone (the server was closed).
+    Closed,
+    /// The stream was closed here, refused by on_publish, or its source broke.
+    Stream(ProxyError),
+}
+
+/// A track's media: what to do with an RTP payload of the stream's payload type.
+enum Payload {
+    /// Raw H.264 or H.265 (RFC 6184 / RFC 7798), depacketized by the RTSP crate's demuxer on
+    /// a one-track SDP.
+    Rtp(Demuxer),
+    /// MPEG-PS (GB28181 §C) or MPEG-TS, through the MPEG demuxers.
+    Mpeg(super::mpeg::Mpeg),
+}
+
+impl Payload {
+    /// The reader for payload type `pt`, `None` for one nobody configured.
+    fn for_type(pt: u8, config: &RtpServerConfig) -> Option<Payload> {
+        let raw = |codec| {
+            let track = rtsp::sdp::Track {
+                info: TrackInfo::new(codec, Bytes::new()),
+                payload_type: pt,
+                clock_rate: 90_000,
+                control: String::new(),
+            };
+            Payload::Rtp(Demuxer::new(&[track], &rtsp::RtspConfig::default()))
+        };
+        if pt == config.ps_pt {
+            Some(Payload::Mpeg(super::mpeg::Mpeg::ps()))
+        } else if pt == super::mpeg::TS_PT {
+            Some(Payload::Mpeg(super::mpeg::Mpeg::ts()))
+        } else if pt == config.h264_pt {
+            Some(raw(Codec::H264))
+        } else if pt == config.h265_pt {
+            Some(raw(Codec::H265))
+        } else {
+            None
+        }
+    }
+
+    /// Feeds one packet in sequence order; its tracks and frames go to `out`.
+    fn push(&mut self, packet: &Packet, arrival_ms: u64, out: &mut Vec<DemuxEvent>) {
+        match self {
+            Payload::Rtp(demuxer) => {
+                if let Err(e) = demuxer.push(0, packet.to_bytes(), arrival_ms) {
+                    tracing::debug!("RTP payload dropped: {e}");
+                }
+                out.extend(std::iter::from_fn(|| demuxer.pull()));
+            }
+            Payload::Mpeg(mpeg) => mpeg.push(&packet.payload, out),
+        }
+    }
+}
+
+/// Receives one stream until it times out, is closed or its sockets go; see the
+/// [module docs](self).
+pub(crate) async fn run(
+    mut ingest: Ingest,
+    mut inbound: mpsc::Receiver<Inbound>,
+    config: RtpServerConfig,
+    ssrc_filter: u32,
+    only_track: OnlyTrack,
+) -> Ended {
+    let started = Instant::now();
+    let mut reorder = Reorder::new(REORDER_WINDOW);
+    let mut payload: Option<(u8, Payload)> = None;
+    // The source's SSRC: the one asked for, or the first one seen.
+    let mut ssrc = (ssrc_filter != 0).then_some(ssrc_filter);
+    let mut events = Vec::new();
+    let mut deadline = started + config.timeout;
+    loop {
+        let received = tokio::select! {
+            r = tokio::time::timeout_at(deadline, inbound.recv()) => r,
+            _ = ingest.closed() => return Ended::Stream(ProxyError::Closed),
+        };
+        let Inbound { data, peer, local } = match received {
+            Err(_) => return Ended::Timeout,
+            Ok(None) => return Ended::Closed,
+            Ok(Some(inbound)) => inbound,
+        };
+        let packet = match Packet::parse(data) {
+            Ok(packet) => packet,
+            Err(e) => {
+                tracing::debug!(%peer, "not an RTP packet: {e}");
+                continue;
+            }
+        };
+        if *ssrc.get_or_insert(packet.ssrc) != packet.ssrc {
+            tracing::debug!(%peer, ssrc = packet.ssrc, "RTP of another SSRC dropped");
+            continue;
+        }
+        deadline = Instant::now() + config.timeout;
+        if !ingest.is_live() {
+            if let Err(e) = ingest.live(peer, local).await {
+                return Ended::Stream(e);
+            }
+        }
+        reorder.push(packet);
+        while let Some(packet) = reorder.pull() {
+            let reader = match &mut payload {
+                Some((pt, reader)) if *pt == packet.payload_type => reader,
+                Some(_) => continue,
+                None => match Payload::for_type(packet.payload_type, &config) {
+                    Some(reader) => &mut payload.insert((packet.payload_type, reader)).1,
+                    None => {
+                        tracing::debug!(pt = packet.payload_type, "RTP of an unknown payload type");
+                        continue;
+                    }
+                },
+            };
+            let arrival_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            reader.push(&packet, arrival_ms, &mut events);
+            for event in events.drain(..) {
+                match event {
+                    DemuxEvent::Track(track) if only_track.keeps(track.kind()) => {
+                        ingest.set_track(track)
+                    }
+                    DemuxEvent::Frame(frame) if only_track.keeps(frame.kind()) => {
+                        if let Err(e) = ingest.push(frame) {
+                            return Ended::Stream(e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// How long a source may be silent; never zero (a zero `timeoutSec` would end every stream at
+/// once).
+pub(crate) fn timeout_of(configured: Duration) -> Duration {
+    configured.max(Duration::from_secs(1))
+}
