@@ -53,13 +53,16 @@
 //! Layout:
 //! - [`ts`]: [`TsMuxer`], PAT/PMT/PES/PCR packets written by hand (no `mpeg2ts` dependency).
 //! - [`playlist`]: [`Playlist`] and [`PlaylistConfig`], the live m3u8 with LL-HLS parts.
-//! - [`reader`]: a TS packet, PSI and PES reader the tests (and fuzzing) check output with.
+//! - [`reader`]: a TS packet, PSI and PES reader (the TS pull proxies' demuxer, and what the
+//!   tests check the muxer's output with).
+//! - [`es`]: [`es::Elementary`], PES payloads of a program into tracks and frames.
 //! - [`Error`]: what the reader returns.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
 mod error;
+pub mod es;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod playlist;

@@ -23,7 +23,11 @@ fn seed_corpus_is_current() {
 /// The valid seeds read cleanly and give PES; each `bad_` seed gives the error it is named for.
 #[test]
 fn seeds_reach_what_they_were_made_for() {
-    for (_, name, data) in seeds() {
+    for (target, name, data) in seeds() {
+        if target == "hls_es" {
+            es_seed_reaches(name, &data);
+            continue;
+        }
         let (pes, errors) = read_all([&data[..]]);
         match name {
             "bad_cc_jump.ts" => assert!(
@@ -178,5 +182,130 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
     let cut = keyframe_and_audio.len() - 100;
     seeds.push((t, "bad_truncated.ts", keyframe_and_audio[..cut].to_vec()));
+    seeds.extend(es_seeds());
     seeds
+}
+
+fn annex_b(nals: &[&[u8]]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for n in nals {
+        b.extend_from_slice(&[0, 0, 0, 1]);
+        b.extend_from_slice(n);
+    }
+    b
+}
+
+fn adts(body: &[u8]) -> Vec<u8> {
+    let asc = media::aac::AudioSpecificConfig::parse(&[0x12, 0x10]).expect("asc");
+    let mut v = asc.adts_header(body.len()).to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Seeds of `hls_es`: PES runs in [`fuzzing::es_input`]'s layout. (`ffmpeg_h264_aac.bin`,
+/// the first PES of a real ffmpeg stream, is written by `tests/ffmpeg_es.rs`.)
+fn es_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let t = "hls_es";
+    let aud: &[u8] = &[0x09, 0xf0];
+    let mut idr = vec![0x65, 0x88];
+    idr.extend(body(0x10, 60).iter().map(|b| b | 0x02));
+    let mut p = vec![0x41, 0x9a];
+    p.extend(body(0x10, 20).iter().map(|b| b | 0x02));
+    let h264 = annex_b(&[aud, SPS, PPS, &idr]);
+    let h264_p = annex_b(&[aud, &p]);
+    let mut seeds = vec![(
+        t,
+        "h264_idr_p.bin",
+        fuzzing::es_input(&[
+            (0x1b, Some(9000), Some(5400), &h264),
+            (0x1b, Some(18000), Some(9000), &h264_p),
+        ]),
+    )];
+    // A picture cut over three PES, parameter sets each in their own, as GB28181 sends them.
+    let whole = annex_b(&[&idr]);
+    seeds.push((
+        t,
+        "h264_cut_pes.bin",
+        fuzzing::es_input(&[
+            (0x1b, Some(0), None, &annex_b(&[SPS])),
+            (0x1b, Some(0), None, &annex_b(&[PPS])),
+            (0x1b, Some(0), None, &whole[..30]),
+            (0x1b, None, None, &whole[30..]),
+            (0x1b, Some(3600), None, &annex_b(&[&p])),
+        ]),
+    ));
+    let mut irap = vec![0x26, 0x01, 0xaf];
+    irap.extend(body(0x10, 40).iter().map(|b| b | 0x02));
+    seeds.push((
+        t,
+        "h265_irap.bin",
+        fuzzing::es_input(&[
+            (
+                0x24,
+                Some(0),
+                None,
+                &annex_b(&[&[0x46, 0x01, 0x50], VPS_265, SPS_265, PPS_265, &irap]),
+            ),
+            (
+                0x24,
+                Some(3600),
+                None,
+                &annex_b(&[&[0x46, 0x01, 0x50], &irap]),
+            ),
+        ]),
+    ));
+    let mut three = Vec::new();
+    for i in 0..3u8 {
+        three.extend(adts(&[0x21, i, i]));
+    }
+    let (a, b) = three.split_at(12);
+    seeds.push((
+        t,
+        "aac_adts_cut.bin",
+        fuzzing::es_input(&[(0x0f, Some(90_000), None, a), (0x0f, Some(94_180), None, b)]),
+    ));
+    seeds.push((
+        t,
+        "g711_wrap.bin",
+        fuzzing::es_input(&[
+            (0x90, Some((1 << 33) - 900), None, &[0xd5; 160]),
+            (0x91, Some(900), None, &[0xff; 160]),
+        ]),
+    ));
+    let mut mp3 = vec![0xff, 0xfb, 0x94, 0x44];
+    mp3.resize(100, 0x55);
+    seeds.push((
+        t,
+        "mp3.bin",
+        fuzzing::es_input(&[(0x03, Some(0), None, &mp3)]),
+    ));
+    seeds
+}
+
+/// Each `hls_es` seed gives the tracks it was made for.
+fn es_seed_reaches(name: &str, data: &[u8]) {
+    let mut es = hls::es::Elementary::new();
+    let mut codecs = Vec::new();
+    let mut frames = 0;
+    for (stream_type, pts, dts, payload) in fuzzing::es_parse(data) {
+        es.push(stream_type, pts, dts, Bytes::copy_from_slice(payload))
+            .expect("clean seed");
+    }
+    es.flush();
+    while let Some(event) = es.pull() {
+        match event {
+            hls::es::EsEvent::Track(t) => codecs.push(t.codec),
+            hls::es::EsEvent::Frame(_) => frames += 1,
+        }
+    }
+    let expected: &[Codec] = match name {
+        "h264_idr_p.bin" | "h264_cut_pes.bin" => &[Codec::H264],
+        "h265_irap.bin" => &[Codec::H265],
+        "aac_adts_cut.bin" => &[Codec::Aac],
+        "g711_wrap.bin" => &[Codec::G711A, Codec::G711U],
+        "mp3.bin" => &[Codec::Mp3],
+        other => panic!("no expectation for {other}"),
+    };
+    assert_eq!(codecs, expected, "{name}");
+    assert!(frames >= 1, "{name}");
 }
