@@ -13,6 +13,9 @@ use crate::Error;
 
 /// The longest PES the [`Demuxer`] assembles; a longer one is an error and is dropped.
 pub const MAX_PES: usize = 8 << 20;
+/// The most PCRs [`Demuxer::pcrs`] keeps (the latest ones): a live source read for days must
+/// not grow the list without end.
+pub const MAX_PCRS: usize = 1 << 16;
 
 /// One 188-byte transport stream packet, borrowed from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +244,7 @@ impl Demuxer {
         self.pmt.as_ref()
     }
 
-    /// Every PCR seen, with its PID, in stream order.
+    /// The PCRs seen (at most the last [`MAX_PCRS`]), with their PID, in stream order.
     pub fn pcrs(&self) -> &[(u16, u64)] {
         &self.pcrs
     }
@@ -258,6 +261,9 @@ impl Demuxer {
             other => other,
         })?;
         if let Some(pcr) = packet.pcr {
+            if self.pcrs.len() >= MAX_PCRS {
+                self.pcrs.drain(..MAX_PCRS / 2);
+            }
             self.pcrs.push((packet.pid, pcr));
         }
         self.continuity(&packet)?;

@@ -18,9 +18,13 @@ use tokio::sync::oneshot;
 
 mod error;
 mod ingest;
+pub mod rtp_server;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;
+pub use rtp_server::{
+    OnlyTrack, OpenRequest, RtpServerConfig, RtpServerError, RtpServerInfo, RtpServers, TcpMode,
+};
 
 /// What every proxy needs from the server.
 #[derive(Clone)]

@@ -11,7 +11,6 @@
 //! is read, and later packets of another payload type are dropped.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use media::{Codec, TrackInfo, TrackKind};
@@ -116,9 +115,7 @@ impl Payload {
             };
             Payload::Rtp(Demuxer::new(&[track], &rtsp::RtspConfig::default()))
         };
-        if pt == config.ps_pt {
-            Some(Payload::Mpeg(super::mpeg::Mpeg::ps()))
-        } else if pt == super::mpeg::TS_PT {
+        if pt == super::mpeg::TS_PT {
             Some(Payload::Mpeg(super::mpeg::Mpeg::ts()))
         } else if pt == config.h264_pt {
             Some(raw(Codec::H264))
@@ -216,10 +213,4 @@ pub(crate) async fn run(
             }
         }
     }
-}
-
-/// How long a source may be silent; never zero (a zero `timeoutSec` would end every stream at
-/// once).
-pub(crate) fn timeout_of(configured: Duration) -> Duration {
-    configured.max(Duration::from_secs(1))
 }

@@ -1,0 +1,76 @@
+//! MPEG payloads over RTP: a program stream (GB28181's PS, payload type `rtp_proxy.ps_pt`) or a
+//! transport stream (payload type 33, RFC 2250 §2), read by the `hls` crate's demuxers into
+//! PES payloads and by [`hls::es::Elementary`] into tracks and frames.
+//!
+//! The RTP payloads are pushed in sequence order; a lost packet costs the frame it was part
+//! of (the demuxers resynchronise on the next pack header or TS packet).
+
+use hls::es::{Elementary, EsEvent};
+use hls::ts::PACKET_SIZE;
+use rtsp::demux::DemuxEvent;
+
+/// The static RTP payload type of MPEG-2 transport streams (RFC 3551 §6, `MP2T`).
+pub(crate) const TS_PT: u8 = 33;
+
+enum Container {
+    Ts(Box<hls::reader::Demuxer>),
+}
+
+/// An MPEG container's demuxer and its elementary streams.
+pub(crate) struct Mpeg {
+    container: Container,
+    es: Elementary,
+}
+
+impl Mpeg {
+    /// For MPEG-TS over RTP.
+    pub(crate) fn ts() -> Self {
+        Mpeg {
+            container: Container::Ts(Box::default()),
+            es: Elementary::new(),
+        }
+    }
+
+    /// One RTP payload; the tracks and frames it completes go to `out`.
+    pub(crate) fn push(&mut self, payload: &[u8], out: &mut Vec<DemuxEvent>) {
+        match &mut self.container {
+            Container::Ts(demuxer) => {
+                // RFC 2250 §2: a payload is a whole number of TS packets. Anything else would
+                // put the demuxer out of step with packet boundaries for good.
+                if payload.is_empty()
+                    || !payload.len().is_multiple_of(PACKET_SIZE)
+                    || payload[0] != hls::ts::SYNC_BYTE
+                {
+                    tracing::debug!(len = payload.len(), "RTP payload is not whole TS packets");
+                    return;
+                }
+                if let Err(e) = demuxer.push(payload) {
+                    tracing::debug!("TS over RTP: {e}");
+                }
+                while let Some(pes) = demuxer.pull() {
+                    let stream_type = demuxer.pmt().and_then(|pmt| {
+                        pmt.streams
+                            .iter()
+                            .find(|(_, pid)| *pid == pes.pid)
+                            .map(|(stream_type, _)| *stream_type)
+                    });
+                    let Some(stream_type) = stream_type else {
+                        continue;
+                    };
+                    let (pts, dts) = (pes.header.pts, pes.header.dts);
+                    if let Err(e) = self.es.push(stream_type, pts, dts, pes.data.into()) {
+                        tracing::debug!("TS over RTP: {e}");
+                    }
+                }
+            }
+        }
+        drain(&mut self.es, out);
+    }
+}
+
+fn drain(es: &mut Elementary, out: &mut Vec<DemuxEvent>) {
+    out.extend(std::iter::from_fn(|| es.pull()).map(|e| match e {
+        EsEvent::Track(track) => DemuxEvent::Track(track),
+        EsEvent::Frame(frame) => DemuxEvent::Frame(frame),
+    }));
+}
