@@ -83,6 +83,9 @@ pub struct Options {
     pub shell_addr: Option<SocketAddr>,
     /// Admin shell deadlines.
     pub shell: crate::shell::ShellOptions,
+    /// The GB28181 RTP server (`[rtp_proxy]`); its `shared` is the shared port's address
+    /// (`rtp_proxy.port`, UDP and TCP), `None` = off.
+    pub rtp_server: proxy::RtpServerConfig,
     /// The running configuration these options were taken from, for the parts that apply
     /// changes live (setServerConfig, SIGHUP). Tests that adjust fields above leave it as is.
     pub config: config::Live,
@@ -146,6 +149,10 @@ pub struct Server {
     pub turn_addr: Option<SocketAddr>,
     /// The bound admin shell address, if enabled.
     pub shell_addr: Option<SocketAddr>,
+    /// The bound shared RTP port (UDP and TCP, `rtp_proxy.port`), if enabled.
+    pub rtp_proxy_addr: Option<SocketAddr>,
+    /// The GB28181 RTP server (openRtpServer and the shared port).
+    pub rtp: proxy::RtpServers,
     /// The live streams.
     pub registry: Registry,
     /// The hook client.
@@ -215,6 +222,7 @@ impl Server {
             limits: crate::limits::Limits::new(options.limits),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let rtp = start_rtp(&options, &shared).await?;
         let recorder = {
             let hooks = hooks.clone();
             outputs::Recorder::start(
@@ -280,6 +288,7 @@ impl Server {
             state.recorder = Some(recorder.control());
             state.restart = Some(Arc::clone(&restart));
             state.turn = Some(turn_figures.subscribe());
+            state.rtp = Some(rtp.clone());
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
@@ -371,6 +380,8 @@ impl Server {
             rtsp_addr,
             turn_addr,
             shell_addr,
+            rtp_proxy_addr: rtp.shared_addr(),
+            rtp,
             registry,
             hooks,
             config: options.config.clone(),
@@ -430,6 +441,7 @@ impl Server {
         let _ = self.shutdown.send(true);
         // The listeners' accept loops and the TURN relay(s) end with the shutdown watch.
         self.listeners.stop().await;
+        self.rtp.shutdown();
         // End every stream (those waiting for a dropped publisher too) and give the sessions a
         // moment to let go of them, so their last hooks (regist=false, flow reports) go out.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -634,9 +646,38 @@ impl Options {
             limits: crate::limits::LimitsConfig::from(c),
             shell_addr: listen(c.shell.listen_port()),
             shell: crate::shell::ShellOptions::default(),
+            rtp_server: rtp_server_config(c, listen(c.rtp_proxy.listen_port())),
             config: live.clone(),
         }
     }
+}
+
+/// `[rtp_proxy]` as the RTP server takes it, with its shared port at `shared`.
+fn rtp_server_config(config: &Config, shared: Option<SocketAddr>) -> proxy::RtpServerConfig {
+    let r = &config.rtp_proxy;
+    proxy::RtpServerConfig {
+        shared,
+        port_range: r.port_range.clone(),
+        timeout: r.timeout_sec,
+        ps_pt: r.ps_pt,
+        h264_pt: r.h264_pt,
+        h265_pt: r.h265_pt,
+        ..proxy::RtpServerConfig::default()
+    }
+}
+
+/// Starts the GB28181 RTP server on the streams of `shared`, binding its shared port.
+async fn start_rtp(options: &Options, shared: &Arc<Shared>) -> anyhow::Result<proxy::RtpServers> {
+    let protocol = Arc::clone(shared);
+    let ctx = proxy::Context {
+        registry: shared.registry.clone(),
+        hooks: shared.hooks.clone(),
+        outputs: shared.outputs.clone(),
+        protocol: Arc::new(move || protocol.protocol()),
+    };
+    proxy::RtpServers::start(ctx, options.rtp_server.clone())
+        .await
+        .with_context(|| format!("bind the RTP port on {:?}", options.rtp_server.shared))
 }
 
 impl From<&Config> for RtmpOptions {

@@ -14,11 +14,12 @@
 //! Layout: `mod.rs` (envelope, arguments, access, dispatch), `auth.rs` (cookie login),
 //! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `snap.rs`
 //! (getSnap), `system.rs`
-//! (version, config, statistics, load).
+//! (version, config, statistics, load), `rtp.rs` (the GB28181 RTP server).
 
 mod auth;
 mod media;
 mod record;
+mod rtp;
 mod sessions;
 mod snap;
 mod system;
@@ -226,6 +227,11 @@ pub(crate) const CALLS: &[&str] = &[
     "getStatistic",
     "getThreadsLoad",
     "getWorkThreadsLoad",
+    // GB28181 RTP server (rest/rtp.rs).
+    "openRtpServer",
+    "closeRtpServer",
+    "listRtpServer",
+    "connectRtpServer",
 ];
 
 /// Whether `path` is an API call.
@@ -316,6 +322,10 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "getSnap" => snap::snap(call).await,
         "getStatistic" => system::statistic(call),
         "getThreadsLoad" | "getWorkThreadsLoad" => system::threads_load(call).await,
+        "openRtpServer" => rtp::open(call),
+        "closeRtpServer" => rtp::close(call),
+        "listRtpServer" => rtp::list(call),
+        "connectRtpServer" => rtp::connect(call).await,
         other => Err(ApiError::new(
             Code::NotFound,
             format!("api not found: {other}"),

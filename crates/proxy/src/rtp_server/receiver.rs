@@ -100,7 +100,7 @@ enum Payload {
     /// a one-track SDP.
     Rtp(Demuxer),
     /// MPEG-PS (GB28181 §C) or MPEG-TS, through the MPEG demuxers.
-    Mpeg(super::mpeg::Mpeg),
+    Mpeg(Box<super::mpeg::Mpeg>),
 }
 
 impl Payload {
@@ -116,7 +116,7 @@ impl Payload {
             Payload::Rtp(Demuxer::new(&[track], &rtsp::RtspConfig::default()))
         };
         if pt == super::mpeg::TS_PT {
-            Some(Payload::Mpeg(super::mpeg::Mpeg::ts()))
+            Some(Payload::Mpeg(Box::new(super::mpeg::Mpeg::ts())))
         } else if pt == config.h264_pt {
             Some(raw(Codec::H264))
         } else if pt == config.h265_pt {
