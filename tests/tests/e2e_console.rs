@@ -459,30 +459,66 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
     let config = api(&server, "getServerConfig", &[]).await;
     assert_eq!(config["data"][0]["hook.timeoutSec"], "7");
 
-    // Proxies: what listStreamProxy answers, said plainly.
+    // Proxies: none yet; the form pulls the console's own stream back as proxy/pulled, the
+    // table shows it playing, and its Delete button ends it.
     open_view(page, "proxies").await;
     let heading = page
         .wait(
-            "the proxies answer",
-            "document.querySelector('#proxies h2') && document.querySelector('#proxies h2').textContent",
+            "the empty proxy list",
+            "document.querySelector('#proxies .empty:not([hidden]) h2') && \
+             document.querySelector('#proxies .empty:not([hidden]) h2').textContent",
             10,
         )
         .await;
-    let proxies: Value = reqwest::get(format!(
-        "{}?secret={SECRET}",
-        http_url(&server, "index/api/listStreamProxy")
+    assert_eq!(heading, "No proxies");
+    let source = rtmp_url(&server, "live/console");
+    page.eval(&format!(
+        "document.querySelector('#proxy-stream').value = 'pulled'; \
+         document.querySelector('#proxy-url').value = {}; true",
+        serde_json::json!(source)
     ))
-    .await
-    .expect("listStreamProxy")
-    .json()
-    .await
-    .expect("json");
-    let expected = if proxies["code"] == 0 {
-        "No proxies"
-    } else {
-        "Stream proxies are not available in this build"
-    };
-    assert_eq!(heading, expected, "listStreamProxy answered {proxies}");
+    .await;
+    page.click("#proxy-add").await;
+    let row =
+        "document.querySelector('#proxy-pulls tr[data-key=\"__defaultVhost__/proxy/pulled\"]')";
+    let cells = page
+        .wait(
+            "the pulled stream's row",
+            &format!(
+                "{row} && {row}.cells[2].textContent === 'playing' && \
+                 [...{row}.cells].slice(0, 3).map((c) => c.textContent)"
+            ),
+            20,
+        )
+        .await;
+    assert_eq!(
+        cells,
+        serde_json::json!(["proxy/pulled", source, "playing"])
+    );
+    let listed = api(&server, "listStreamProxy", &[]).await;
+    assert_eq!(
+        listed["data"][0]["key"], "__defaultVhost__/proxy/pulled",
+        "{listed}"
+    );
+    shot(page, "proxies").await;
+    page.eval("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+        .await;
+    page.click("#proxy-pulls tr[data-key=\"__defaultVhost__/proxy/pulled\"] button")
+        .await;
+    page.wait(
+        "the proxy list to empty",
+        "!document.querySelector('#proxies .empty').hidden",
+        10,
+    )
+    .await;
+    assert_eq!(
+        api(&server, "listStreamProxy", &[]).await,
+        serde_json::json!({"code": 0})
+    );
+    assert!(server
+        .registry
+        .stream(&StreamKey::new("proxy", "pulled").expect("key"))
+        .is_none());
 
     // Close the stream from its panel (the selection is kept across views): two clicks, then
     // the publisher is cut off, the list empties and the panel says so.

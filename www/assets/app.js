@@ -9,7 +9,8 @@ import { streamsView } from './views/streams.js';
 import { sessionsView } from './views/sessions.js';
 import { recordingsView } from './views/recordings.js';
 import { configView } from './views/config.js';
-import { proxiesView, serverView } from './views/server.js';
+import { proxiesView } from './views/proxies.js';
+import { serverView } from './views/server.js';
 
 /** Samples the graphs keep: 2 minutes at one per poll. */
 const HISTORY = 60;

@@ -182,6 +182,10 @@ pub struct AppState {
     pub restart: Option<Arc<tokio::sync::watch::Sender<bool>>>,
     /// The GB28181 RTP server (openRtpServer, …); `None` = the calls do not exist.
     pub rtp: Option<proxy::RtpServers>,
+    /// Pull proxies (addStreamProxy…); `None` = the proxy calls fail.
+    pub pulls: Option<proxy::Pulls>,
+    /// Push proxies (addStreamPusherProxy…); `None` = those calls fail.
+    pub pushes: Option<proxy::Pushes>,
 }
 
 impl AppState {
@@ -207,6 +211,8 @@ impl AppState {
             turn: None,
             restart: None,
             rtp: None,
+            pulls: None,
+            pushes: None,
         }
     }
 }

@@ -32,7 +32,9 @@
 //!
 //! Timestamps: the 33-bit PTS/DTS wrap (every 26.5 hours) is unwrapped on one clock shared by
 //! the program's streams, then turned into milliseconds; `cts = pts - dts` (never negative).
-//! A PES without a PTS continues the timing of the one before it.
+//! A PES without a PTS continues the timing of the one before it; a picture that starts in a
+//! PES after another one (so the PES's PTS is not its own) gets the DTS of the picture before
+//! it plus a frame duration (the shortest DTS step seen), and no composition offset.
 
 use std::collections::VecDeque;
 
@@ -65,6 +67,8 @@ pub const MAX_NALS: usize = 1024;
 
 /// The 33-bit PTS/DTS modulus.
 const WRAP: i64 = 1 << 33;
+/// A frame's duration (90 kHz) until two dated pictures tell it: 25 frames per second.
+const DEFAULT_FRAME_TICKS: i64 = 3600;
 /// Samples per AAC frame (AAC-LC, HE-AAC's core).
 const AAC_SAMPLES: u64 = 1024;
 
@@ -241,6 +245,8 @@ struct Video {
     au_stamp: Option<Stamp>,
     au_broken: bool,
     last_stamp: Option<Stamp>,
+    /// The shortest DTS step between two dated pictures: a frame's duration.
+    frame_ticks: Option<i64>,
     vps: Option<Bytes>,
     sps: Option<Bytes>,
     pps: Option<Bytes>,
@@ -280,6 +286,7 @@ impl Video {
             au_stamp: None,
             au_broken: false,
             last_stamp: None,
+            frame_ticks: None,
             vps: None,
             sps: None,
             pps: None,
@@ -505,7 +512,24 @@ impl Video {
     fn finish(&mut self, events: &mut VecDeque<EsEvent>) {
         let nals = std::mem::take(&mut self.au);
         let (vcl, key, broken) = (self.au_vcl, self.au_key, self.au_broken);
-        let stamp = self.au_stamp.take().or(self.last_stamp);
+        let stamp = match (self.au_stamp.take(), self.last_stamp) {
+            (Some(s), Some(last)) => {
+                let step = s.dts - last.dts;
+                if step > 0 && self.frame_ticks.is_none_or(|t| step < t) {
+                    self.frame_ticks = Some(step);
+                }
+                Some(s)
+            }
+            (Some(s), None) => Some(s),
+            // A second picture starting in one PES has no PTS of its own (§2.4.3.7: the PTS
+            // dates the first): it follows the one before by a frame duration, shown as
+            // soon as decoded.
+            (None, Some(last)) => {
+                let dts = last.dts + self.frame_ticks.unwrap_or(DEFAULT_FRAME_TICKS);
+                Some(Stamp { pts: dts, dts })
+            }
+            (None, None) => None,
+        };
         self.au_len = 0;
         self.au_vcl = false;
         self.au_key = false;

@@ -1,25 +1,29 @@
 //! Fuzz target bodies, shared by `fuzz/fuzz_targets/hls_*.rs` (cargo-fuzz, nightly) and
 //! `tests/fuzz_corpus.rs` (stable replay of the committed corpus). Each must never panic.
 //!
-//! The crate parses no untrusted input in production (it only writes TS and m3u8); the target
-//! covers the TS [`reader`](crate::reader) the tests rely on, so a test never passes because
-//! the reader misread the muxer's output.
+//! Targets: `hls_ts_reader` (the TS [`reader`](crate::reader), which the TS and HLS pulls
+//! demux with and the tests check the muxer's output with), `hls_es` (the
+//! [`Elementary`] PES-to-frames step), `hls_ps` (the [`PsDemuxer`] GB28181 sends through) and
+//! `hls_m3u8` (the playlist parser of the HLS pull).
 
 use bytes::Bytes;
 
 use crate::es::{Elementary, EsEvent, MAX_ACCESS_UNIT};
+use crate::ps::{self, PsDemuxer};
 use crate::reader::{Demuxer, Packet, Pes, PesHeader};
 use crate::ts::PACKET_SIZE;
 use crate::Error;
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 2] = ["hls_ts_reader", "hls_es"];
+pub const TARGETS: [&str; 4] = ["hls_ts_reader", "hls_es", "hls_ps", "hls_m3u8"];
 
 /// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
 pub fn run(target: &str, data: &[u8]) {
     match target {
         "hls_ts_reader" => ts_reader(data),
         "hls_es" => es(data),
+        "hls_ps" => ps(data),
+        "hls_m3u8" => m3u8(data),
         _ => {}
     }
 }
@@ -141,4 +145,70 @@ pub fn es(data: &[u8]) {
     }
     es.flush();
     check(&mut es);
+}
+
+/// Every PES a [`PsDemuxer`] hands out for `chunks` of one stream, finish included.
+pub fn read_ps<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<ps::Pes> {
+    let mut demuxer = PsDemuxer::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let _ = demuxer.push(chunk);
+        out.extend(std::iter::from_fn(|| demuxer.pull()));
+    }
+    let _ = demuxer.finish();
+    out.extend(std::iter::from_fn(|| demuxer.pull()));
+    out
+}
+
+/// A program stream: whole, in two halves, in RTP-sized pieces and (short inputs) one byte at
+/// a time, which must all give the same PES; each is an audio or video stream's, and its
+/// payloads then go through an [`Elementary`].
+pub fn ps(data: &[u8]) {
+    let whole = read_ps([data]);
+    let (a, b) = data.split_at(data.len() / 2);
+    assert_eq!(
+        whole,
+        read_ps([a, b]),
+        "splitting the stream changed the PES"
+    );
+    assert_eq!(
+        whole,
+        read_ps(data.chunks(1400)),
+        "RTP-sized pieces changed the PES"
+    );
+    if data.len() <= 2048 {
+        assert_eq!(
+            whole,
+            read_ps(data.chunks(1)),
+            "byte-at-a-time reading changed the PES"
+        );
+    }
+    let mut es = Elementary::new();
+    for pes in whole {
+        assert!(matches!(pes.stream_id, 0xc0..=0xef));
+        assert!(pes.payload.len() <= data.len());
+        let _ = es.push(pes.stream_type, pes.pts, pes.dts, pes.payload);
+        while es.pull().is_some() {}
+    }
+}
+
+/// A playlist: parsing never panics, and what it gives keeps the parser's bounds and numbers
+/// segments consecutively.
+pub fn m3u8(data: &[u8]) {
+    use crate::m3u8::{parse, M3u8, MAX_SEGMENTS, MAX_URI, MAX_VARIANTS};
+    match parse(data) {
+        Ok(M3u8::Media(m)) => {
+            assert!(m.segments.len() <= MAX_SEGMENTS);
+            for (i, s) in m.segments.iter().enumerate() {
+                assert_eq!(s.sequence, m.media_sequence.saturating_add(i as u64));
+                assert!(!s.uri.is_empty() && s.uri.len() <= MAX_URI);
+            }
+        }
+        Ok(M3u8::Master(m)) => {
+            assert!(!m.variants.is_empty() && m.variants.len() <= MAX_VARIANTS);
+            let best = m.best().map_or(0, |v| v.bandwidth);
+            assert!(m.variants.iter().all(|v| v.bandwidth <= best));
+        }
+        Err(_) => {}
+    }
 }

@@ -56,6 +56,8 @@
 //! - [`reader`]: a TS packet, PSI and PES reader (the TS pull proxies' demuxer, and what the
 //!   tests check the muxer's output with).
 //! - [`es`]: [`es::Elementary`], PES payloads of a program into tracks and frames.
+//! - [`ps`]: [`ps::PsDemuxer`], an MPEG-2 Program Stream (GB28181's) into PES.
+//! - [`m3u8`]: [`m3u8::parse`], the playlists an HLS pull reads.
 //! - [`Error`]: what the reader returns.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -65,7 +67,9 @@ mod error;
 pub mod es;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod m3u8;
 pub mod playlist;
+pub mod ps;
 pub mod reader;
 pub mod ts;
 

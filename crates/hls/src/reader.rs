@@ -1,7 +1,12 @@
 //! An MPEG-TS reader (ISO/IEC 13818-1): packet headers and adaptation fields, PAT and PMT, PES
-//! headers with PTS/DTS, continuity counters. The tests check [`TsMuxer`](crate::TsMuxer)
-//! output with it and the `hls_ts_reader` fuzz target feeds it arbitrary bytes; it is not meant
-//! as a player's demuxer (one program, sections in one packet, no scrambling).
+//! headers with PTS/DTS, continuity counters. The TS and HLS pull proxies demux with it, the
+//! tests check [`TsMuxer`](crate::TsMuxer) output with it and the `hls_ts_reader` fuzz target
+//! feeds it arbitrary bytes. It reads the first program of the PAT, PSI sections that fit in
+//! one packet (as every muxer in use writes PAT and PMT) and no scrambled packets.
+//!
+//! A live source may lose bytes: after a packet without its sync byte the reader skips to the
+//! next `0x47` that starts a packet (one error per loss of sync), and a PES whose packets'
+//! continuity counter jumps is dropped (an error), the next PES starting clean.
 //!
 //! Drain rule: after [`Demuxer::push`], call [`Demuxer::pull`] until `None`; after the last
 //! push, [`Demuxer::finish`] hands out the PES still being assembled.
@@ -13,9 +18,8 @@ use crate::Error;
 
 /// The longest PES the [`Demuxer`] assembles; a longer one is an error and is dropped.
 pub const MAX_PES: usize = 8 << 20;
-/// The most PCRs [`Demuxer::pcrs`] keeps (the latest ones): a live source read for days must
-/// not grow the list without end.
-pub const MAX_PCRS: usize = 1 << 16;
+/// How many PCRs [`Demuxer::pcrs`] keeps (the first ones; a test's stream has fewer).
+pub const MAX_PCRS: usize = 4096;
 
 /// One 188-byte transport stream packet, borrowed from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +141,7 @@ impl PesHeader {
 }
 
 /// A 5-byte PTS or DTS at `at` in the optional header fields.
-fn read_timestamp(data: &[u8], at: usize) -> Result<u64, Error> {
+pub(crate) fn read_timestamp(data: &[u8], at: usize) -> Result<u64, Error> {
     let b = data
         .get(at..at + 5)
         .ok_or(Error::malformed(9 + at, "PES timestamp"))?;
@@ -181,7 +185,7 @@ struct Assembly {
 }
 
 /// Reads a transport stream: tables, PES per elementary PID, continuity counters and PCRs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Demuxer {
     buffer: Vec<u8>,
     offset: usize,
@@ -192,6 +196,24 @@ pub struct Demuxer {
     ready: VecDeque<Pes>,
     pcrs: Vec<(u16, u64)>,
     packets: usize,
+    in_sync: bool,
+}
+
+impl Default for Demuxer {
+    fn default() -> Self {
+        Demuxer {
+            buffer: Vec::new(),
+            offset: 0,
+            pmt_pid: None,
+            pmt: None,
+            last_cc: BTreeMap::new(),
+            assembling: BTreeMap::new(),
+            ready: VecDeque::new(),
+            pcrs: Vec::new(),
+            packets: 0,
+            in_sync: true,
+        }
+    }
 }
 
 impl Demuxer {
@@ -204,9 +226,35 @@ impl Demuxer {
     /// error met is returned, and reading carries on after the packet that caused it.
     pub fn push(&mut self, data: &[u8]) -> Result<(), Error> {
         self.buffer.extend_from_slice(data);
+        self.read_packets(false)
+    }
+
+    /// Reads the whole packets in the buffer. A packet is taken when its sync byte is followed,
+    /// 188 bytes on, by the next one's (so a stray `0x47` is not taken for a packet); the last
+    /// packet waits for the next push, or for the end of the stream.
+    fn read_packets(&mut self, at_end: bool) -> Result<(), Error> {
         let mut first_error = None;
         let mut used = 0;
         while let Some(packet) = self.buffer.get(used..used + PACKET_SIZE) {
+            let next = self.buffer.get(used + PACKET_SIZE).copied();
+            if next.is_none() && !at_end {
+                break;
+            }
+            if packet[0] != SYNC_BYTE || next.is_some_and(|b| b != SYNC_BYTE) {
+                // Lost sync: try the next sync byte.
+                let skip = packet[1..]
+                    .iter()
+                    .position(|&b| b == SYNC_BYTE)
+                    .map_or(PACKET_SIZE, |p| p + 1);
+                if self.in_sync {
+                    first_error.get_or_insert(Error::malformed(self.offset, "TS sync byte"));
+                    self.in_sync = false;
+                }
+                used += skip;
+                self.offset += skip;
+                continue;
+            }
+            self.in_sync = true;
             let packet = packet.to_vec();
             if let Err(e) = self.packet(&packet) {
                 first_error.get_or_insert(e);
@@ -226,7 +274,7 @@ impl Demuxer {
     /// Ends the stream: each PES still being assembled is completed (an error names the first
     /// that does not parse), and bytes short of a whole packet are an error.
     pub fn finish(&mut self) -> Result<(), Error> {
-        let mut first_error = None;
+        let mut first_error = self.read_packets(true).err();
         for pid in self.assembling.keys().copied().collect::<Vec<_>>() {
             if let Err(e) = self.complete(pid) {
                 first_error.get_or_insert(e);
@@ -244,7 +292,7 @@ impl Demuxer {
         self.pmt.as_ref()
     }
 
-    /// The PCRs seen (at most the last [`MAX_PCRS`]), with their PID, in stream order.
+    /// The PCRs seen (the first [`MAX_PCRS`]), with their PID, in stream order.
     pub fn pcrs(&self) -> &[(u16, u64)] {
         &self.pcrs
     }
@@ -260,13 +308,14 @@ impl Demuxer {
             Error::Malformed { offset, context } => Error::malformed(self.offset + offset, context),
             other => other,
         })?;
-        if let Some(pcr) = packet.pcr {
-            if self.pcrs.len() >= MAX_PCRS {
-                self.pcrs.drain(..MAX_PCRS / 2);
-            }
+        if let Some(pcr) = packet.pcr.filter(|_| self.pcrs.len() < MAX_PCRS) {
             self.pcrs.push((packet.pid, pcr));
         }
-        self.continuity(&packet)?;
+        if let Err(e) = self.continuity(&packet) {
+            // Packets of this PES were lost: what was assembled of it is no use.
+            self.assembling.remove(&packet.pid);
+            return Err(e);
+        }
         if !packet.has_payload {
             return Ok(());
         }

@@ -328,3 +328,60 @@ fn crc_matches_the_standard_check_value() {
     // CRC-32/MPEG-2 of "123456789" is 0x0376e6e7.
     assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_e6e7);
 }
+
+/// A live source that loses bytes: garbage between packets costs one error and the reader
+/// finds the packets after it; a PES whose counter jumps is dropped, the next one read.
+#[test]
+fn reader_resyncs_and_drops_damaged_pes() {
+    let tracks = h264_tracks();
+    let mut m = TsMuxer::new(&tracks);
+    let mut out = BytesMut::new();
+    for i in 0..3u64 {
+        let data = avcc(&[&[0x65; 400]]);
+        m.push(&frame(Codec::H264, i * 40, 0, true, data), &mut out);
+    }
+    let ts = out.to_vec();
+    let (clean, _) = read_all([&ts[..]]);
+    assert_eq!(clean.len(), 3);
+
+    // 5 bytes of garbage after the fourth packet, two of them sync bytes: not one packet lost.
+    let mut garbage = ts.clone();
+    garbage.splice(4 * PACKET_SIZE..4 * PACKET_SIZE, [0x47, 1, 2, 3, 0x47]);
+    let (pes, errors) = read_all([&garbage[..]]);
+    assert!(
+        matches!(
+            errors[0],
+            crate::Error::Malformed {
+                context: "TS sync byte",
+                ..
+            }
+        ),
+        "{errors:?}"
+    );
+    assert_eq!(errors.len(), 1);
+    assert_eq!(pes, clean);
+    // Garbage inside a packet: that packet, so its PES, is lost; the others are read.
+    let mut cut = ts.clone();
+    cut.drain(5 * PACKET_SIZE + 10..5 * PACKET_SIZE + 20);
+    let (pes, errors) = read_all([&cut[..]]);
+    assert!(!errors.is_empty());
+    assert_eq!(pes[pes.len() - 2..], clean[1..], "the PES after the loss");
+
+    // One video packet of the second PES lost: its counter jumps.
+    let second_pes_start = ts
+        .chunks(PACKET_SIZE)
+        .enumerate()
+        .filter(|(_, p)| p[1] & 0x40 != 0 && u16::from_be_bytes([p[1] & 0x1f, p[2]]) == PID_VIDEO)
+        .map(|(i, _)| i)
+        .nth(1)
+        .expect("second PES");
+    let mut lost = ts.clone();
+    let at = (second_pes_start + 1) * PACKET_SIZE;
+    lost.drain(at..at + PACKET_SIZE);
+    let (pes, errors) = read_all([&lost[..]]);
+    assert!(
+        matches!(errors[..], [crate::Error::ProtocolViolation { .. }]),
+        "{errors:?}"
+    );
+    assert_eq!(pes, [clean[0].clone(), clean[2].clone()]);
+}

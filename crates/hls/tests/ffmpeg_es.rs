@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use hls::es::{Elementary, EsEvent};
+use hls::ps::PsDemuxer;
 use hls::reader::Demuxer;
 use media::{Codec, Frame, TrackInfo};
 
@@ -242,6 +243,46 @@ fn ffmpeg_es_seed() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/corpus/hls_es/ffmpeg_h264_aac.bin");
     std::fs::write(path, hls::fuzzing::es_input(&input)).expect("write seed");
+
+    // hls_ps: ffmpeg's VOB and MPEG-1 system stream, and the GB28181 layout.
+    let input = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=25:duration=0.2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=48000:duration=0.2",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "2",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "32k",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/hls_ps");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (format, name) in [("vob", "ffmpeg.vob"), ("mpeg", "ffmpeg_mpeg1.mpg")] {
+        std::fs::write(dir.join(name), ffmpeg_file(format, &input)).expect("write seed");
+    }
+    let mut gb = Vec::new();
+    for (i, (stream_type, pts, dts, data)) in pes.iter().enumerate() {
+        if i == 0 {
+            gb.extend_from_slice(&[
+                0, 0, 1, 0xba, 0x44, 0, 4, 0, 4, 1, 0x01, 0x89, 0xc3, 0xf9, 0xff,
+            ]);
+            gb.extend(ps_psm(&[(0x1b, 0xe0), (0x0f, 0xc0)]));
+        }
+        let id = if *stream_type == 0x1b { 0xe0 } else { 0xc0 };
+        for (j, piece) in data.chunks(1000).enumerate() {
+            let (p, d) = if j == 0 { (*pts, *dts) } else { (None, None) };
+            gb.extend(ps_pes(id, p, d, piece));
+        }
+    }
+    std::fs::write(dir.join("gb28181_h264_aac.ps"), gb).expect("write seed");
 }
 
 #[test]
@@ -289,4 +330,210 @@ fn h265_and_mp3_from_ffmpeg() {
     for pair in a.windows(2) {
         assert!(pair[1].dts >= pair[0].dts);
     }
+}
+
+/// What ffmpeg writes to a file for `args` with `-f format` (PS must be seekable for ffmpeg's
+/// mpeg muxer to finish cleanly; a file is simplest).
+fn ffmpeg_file(format: &str, args: &[&str]) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!("hls-es-{}-{format}", std::process::id()));
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .args(["-f", format])
+        .arg(&path)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&path).expect("read ffmpeg output");
+    let _ = std::fs::remove_file(&path);
+    data
+}
+
+/// A program stream through [`PsDemuxer`] in `chunk`-byte pieces (an RTP payload's size),
+/// then [`Elementary`].
+fn read_ps(ps: &[u8], chunk: usize) -> (Vec<TrackInfo>, Vec<Frame>) {
+    let mut demuxer = PsDemuxer::new();
+    let mut es = Elementary::new();
+    let mut tracks = Vec::new();
+    let mut frames = Vec::new();
+    let mut feed = |es: &mut Elementary, demuxer: &mut PsDemuxer| {
+        while let Some(pes) = demuxer.pull() {
+            es.push(pes.stream_type, pes.pts, pes.dts, pes.payload)
+                .expect("clean PES");
+        }
+        while let Some(event) = es.pull() {
+            match event {
+                EsEvent::Track(t) => tracks.push(t),
+                EsEvent::Frame(f) => frames.push(f),
+            }
+        }
+    };
+    for c in ps.chunks(chunk) {
+        demuxer.push(c).expect("clean PS");
+        feed(&mut es, &mut demuxer);
+    }
+    demuxer.finish().expect("finish");
+    es.flush();
+    feed(&mut es, &mut demuxer);
+    (tracks, frames)
+}
+
+#[test]
+fn h264_and_mp3_in_ffmpeg_vob_and_mpeg1() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let input = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=48000:duration=1",
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        "-bf",
+        "2",
+        "-c:a",
+        "libmp3lame",
+    ];
+    for format in ["vob", "mpeg"] {
+        let ps = ffmpeg_file(format, &input);
+        let (tracks, frames) = read_ps(&ps, 1400);
+        let mut codecs: Vec<(Codec, u32, u32, u32, u8)> = tracks
+            .iter()
+            .map(|t| (t.codec, t.width, t.height, t.sample_rate, t.channels))
+            .collect();
+        codecs.sort_by_key(|c| c.0.zlm_id());
+        assert_eq!(
+            codecs,
+            [(Codec::H264, 320, 240, 0, 0), (Codec::Mp3, 0, 0, 48000, 1)],
+            "{format}"
+        );
+        let v = of(&frames, Codec::H264);
+        assert_eq!(v.len(), 25, "{format}");
+        assert!(v[0].keyframe);
+        // ffmpeg packs small pictures two to a PES, and dates only the first: the second
+        // gets the next frame's DTS.
+        for pair in v.windows(2) {
+            assert_eq!(pair[1].dts - pair[0].dts, 40, "{format}");
+        }
+        assert!(!of(&frames, Codec::Mp3).is_empty());
+    }
+}
+
+/// A PS as GB28181 cameras write it: a pack header with stuffing and a PSM before each
+/// keyframe, video cut into PES of at most 8 KiB (only the first with PTS/DTS), AAC in PES of
+/// its own. The elementary streams are ffmpeg's (from its TS); what comes out of the PS must
+/// be exactly what comes out of the TS.
+#[test]
+fn gb28181_style_ps_gives_what_the_ts_gives() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let ts = ffmpeg_ts(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=44100:duration=2",
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        "-c:a",
+        "aac",
+    ]);
+    let (ts_tracks, ts_frames) = read(&ts);
+    let mut demuxer = Demuxer::new();
+    demuxer.push(&ts).expect("clean TS");
+    demuxer.finish().expect("finish");
+    let mut ps = Vec::new();
+    while let Some(pes) = demuxer.pull() {
+        let pmt = demuxer.pmt().expect("pmt");
+        let video = pmt
+            .streams
+            .iter()
+            .any(|(t, pid)| *t == 0x1b && *pid == pes.pid);
+        if video && pes.random_access {
+            ps.extend_from_slice(&[0, 0, 1, 0xba, 0x44, 0, 4, 0, 4, 1, 0x01, 0x89, 0xc3, 0xfa]);
+            ps.extend_from_slice(&[0xff, 0xff]);
+            ps.extend(ps_psm(&[(0x1b, 0xe0), (0x0f, 0xc0)]));
+        }
+        let id = if video { 0xe0 } else { 0xc0 };
+        for (i, piece) in pes.data.chunks(8192).enumerate() {
+            let (pts, dts) = if i == 0 {
+                (pes.header.pts, pes.header.dts)
+            } else {
+                (None, None)
+            };
+            ps.extend(ps_pes(id, pts, dts, piece));
+        }
+    }
+    let (ps_tracks, ps_frames) = read_ps(&ps, 1400);
+    assert_eq!(ps_tracks, ts_tracks);
+    assert_eq!(ps_frames.len(), ts_frames.len());
+    assert!(ps_frames == ts_frames, "PS and TS frames differ");
+    assert_eq!(of(&ps_frames, Codec::H264).len(), 50);
+    assert_eq!(
+        (
+            ps_tracks[0].width,
+            ps_tracks[0].height,
+            ps_tracks[1].sample_rate
+        ),
+        (640, 360, 44100)
+    );
+}
+
+fn ps_timestamp(prefix: u8, t: u64) -> [u8; 5] {
+    [
+        prefix << 4 | ((t >> 29) as u8 & 0x0e) | 1,
+        (t >> 22) as u8,
+        ((t >> 14) as u8 & 0xfe) | 1,
+        (t >> 7) as u8,
+        ((t << 1) as u8 & 0xfe) | 1,
+    ]
+}
+
+fn ps_pes(id: u8, pts: Option<u64>, dts: Option<u64>, data: &[u8]) -> Vec<u8> {
+    let mut optional = Vec::new();
+    let mut flags = 0;
+    if let Some(p) = pts {
+        flags = 0x80;
+        optional.extend(ps_timestamp(if dts.is_some() { 3 } else { 2 }, p));
+    }
+    if let Some(d) = dts {
+        flags = 0xc0;
+        optional.extend(ps_timestamp(1, d));
+    }
+    let mut v = vec![0, 0, 1, id];
+    v.extend_from_slice(&((3 + optional.len() + data.len()) as u16).to_be_bytes());
+    v.extend_from_slice(&[0x80, flags, optional.len() as u8]);
+    v.extend(optional);
+    v.extend_from_slice(data);
+    v
+}
+
+fn ps_psm(entries: &[(u8, u8)]) -> Vec<u8> {
+    let mut body = vec![0xe0, 0xff, 0, 0];
+    body.extend_from_slice(&((entries.len() * 4) as u16).to_be_bytes());
+    for (t, id) in entries {
+        body.extend_from_slice(&[*t, *id, 0, 0]);
+    }
+    body.extend_from_slice(&[0, 0, 0, 0]);
+    let mut v = vec![0, 0, 1, 0xbc];
+    v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    v.extend(body);
+    v
 }

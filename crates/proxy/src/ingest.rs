@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use media::{Frame, Metadata, StreamKey, TrackInfo};
 use registry::{Protocol, PublisherGuard, SessionInfo, StreamOptions};
 
-use crate::{Context, ProxyError, Started};
+use std::sync::Arc;
+
+use crate::{Context, ProxyError, Started, Status};
 
 /// One stream the server fetches (a pull proxy) or receives without a client session of its own
 /// (the RTP server). The source driver calls [`Ingest::live`] once it is connected and knows
@@ -28,6 +30,8 @@ pub struct Ingest {
     connects: u64,
     /// Signalled by the first [`Ingest::live`].
     started: Started,
+    /// Told when an attempt goes live.
+    status: Option<Arc<Status>>,
 }
 
 impl Ingest {
@@ -49,7 +53,14 @@ impl Ingest {
             guard: None,
             connects: 0,
             started: Started::default(),
+            status: None,
         }
+    }
+
+    /// Reports each attempt that goes live to `status`.
+    pub fn with_status(mut self, status: Arc<Status>) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// Signals `started` when the stream first goes live.
@@ -73,6 +84,9 @@ impl Ingest {
                 return Err(ProxyError::Closed);
             }
             guard.resume();
+            if let Some(status) = &self.status {
+                status.went_live();
+            }
             return Ok(());
         }
         let session = SessionInfo {
@@ -99,6 +113,9 @@ impl Ingest {
         self.key = guard.key().clone();
         tracing::info!(stream = %self.key, "source live");
         self.guard = Some(guard);
+        if let Some(status) = &self.status {
+            status.went_live();
+        }
         self.started.done();
         Ok(())
     }
@@ -139,6 +156,9 @@ impl Ingest {
         match &self.guard {
             Some(guard) if guard.is_closed() => Err(ProxyError::Closed),
             Some(guard) => {
+                if let Some(status) = &self.status {
+                    status.add_bytes(frame.data.len() as u64);
+                }
                 guard.push(frame);
                 Ok(())
             }
@@ -152,6 +172,17 @@ impl Ingest {
         match &mut self.guard {
             Some(guard) => guard.closed().await,
             None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        // The proxy itself ended (deleted, out of retries, the server stops): the stream ends
+        // now. `continue_push` is for a publisher that may come back, and a proxy's retries
+        // already keep its stream across a reconnect.
+        if let Some(guard) = self.guard.take() {
+            guard.finish();
         }
     }
 }

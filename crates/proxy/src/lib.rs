@@ -18,13 +18,20 @@ use tokio::sync::oneshot;
 
 mod error;
 mod ingest;
+pub mod pull;
+pub mod push;
+mod rtmp_client;
 pub mod rtp_server;
+mod status;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;
+pub use pull::{PullInfo, PullRequest, Pulls};
+pub use push::{PushInfo, PushRequest, Pushes};
 pub use rtp_server::{
     OnlyTrack, OpenRequest, RtpServerConfig, RtpServerError, RtpServerInfo, RtpServers, TcpMode,
 };
+pub use status::Status;
 
 /// What every proxy needs from the server.
 #[derive(Clone)]

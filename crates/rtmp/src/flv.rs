@@ -3,6 +3,7 @@
 //!
 //! - [`file_header`], [`write_tag`], [`write_tag_with`]: write an FLV file or HTTP-FLV stream.
 //! - [`FlvReader`]: read the tags of an FLV file.
+//! - [`FlvStream`]: read the tags of an HTTP-FLV body as its bytes arrive.
 //! - [`parse_video`], [`parse_audio`]: read a tag body's codec header (legacy and enhanced).
 //! - [`Demuxer`]: tag bodies to [`media::Frame`]s and [`media::TrackInfo`]s, zero-copy.
 //! - [`Muxer`]: frames and tracks back to tag bodies (the FLV output of every stream).
@@ -180,6 +181,113 @@ impl Iterator for FlvReader {
     }
 }
 
+/// Reads the tags of an FLV byte stream (an HTTP-FLV body) as it arrives, sans-IO: feed
+/// what the socket gave with [`FlvStream::push`], take whole tags with [`FlvStream::next_tag`].
+/// A tag longer than the limit, or a stream that does not start with an FLV header, is an
+/// error and the stream is dead.
+#[derive(Debug)]
+pub struct FlvStream {
+    buf: BytesMut,
+    max_tag: usize,
+    /// Bytes to skip before the next tag: the rest of the header, then PreviousTagSize fields.
+    skip: usize,
+    header_seen: bool,
+    dead: bool,
+}
+
+impl FlvStream {
+    /// A reader that refuses tag bodies over `max_tag` bytes (and so buffers at most about
+    /// that much).
+    pub fn new(max_tag: usize) -> Self {
+        FlvStream {
+            buf: BytesMut::new(),
+            max_tag: max_tag.min(MAX_BODY_LEN),
+            skip: 0,
+            header_seen: false,
+            dead: false,
+        }
+    }
+
+    /// Appends bytes read from the peer.
+    pub fn push(&mut self, data: &[u8]) {
+        if !self.dead {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Bytes held and not yet returned as tags.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next whole tag, `Ok(None)` until more bytes arrive.
+    pub fn next_tag(&mut self) -> Result<Option<Tag>, Error> {
+        if self.dead {
+            return Err(Error::Closed);
+        }
+        let result = self.parse();
+        if result.is_err() {
+            self.dead = true;
+            self.buf = BytesMut::new();
+        }
+        result
+    }
+
+    fn parse(&mut self) -> Result<Option<Tag>, Error> {
+        if !self.header_seen {
+            let Some(header) = self.buf.get(..9) else {
+                return Ok(None);
+            };
+            if &header[..3] != b"FLV" {
+                return Err(Error::malformed(0, "FLV signature"));
+            }
+            let offset = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) as usize;
+            if !(9..=1024).contains(&offset) {
+                return Err(Error::malformed(5, "FLV data offset"));
+            }
+            self.header_seen = true;
+            // DataOffset, then PreviousTagSize0.
+            self.skip = offset + 4;
+        }
+        if self.skip > 0 {
+            let n = self.skip.min(self.buf.len());
+            let _ = self.buf.split_to(n);
+            self.skip -= n;
+            if self.skip > 0 {
+                return Ok(None);
+            }
+        }
+        let Some(h) = self.buf.get(..TAG_HEADER_LEN) else {
+            return Ok(None);
+        };
+        if h[0] & 0x20 != 0 {
+            return Err(Error::Unsupported("encrypted FLV tag".to_owned()));
+        }
+        let tag_type = h[0] & 0x1f;
+        let len = usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
+        if len > self.max_tag {
+            return Err(Error::limit(
+                "FLV tag body",
+                len as u64,
+                self.max_tag as u64,
+            ));
+        }
+        let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        if self.buf.len() < TAG_HEADER_LEN + len {
+            return Ok(None);
+        }
+        let _ = self.buf.split_to(TAG_HEADER_LEN);
+        let body = self.buf.split_to(len).freeze();
+        // PreviousTagSize is not checked: writers disagree on it and nothing depends on it.
+        self.skip = 4;
+        Ok(Some(Tag {
+            tag_type,
+            timestamp,
+            body,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +309,44 @@ mod tests {
         assert!(tags[2].body.is_empty());
         // PreviousTagSize of the last tag: header + body.
         assert_eq!(&out[out.len() - 4..], &11u32.to_be_bytes());
+    }
+
+    #[test]
+    fn stream_reads_tags_split_anywhere() {
+        let data = include_bytes!("../tests/data/ffmpeg5_h264_aac.flv");
+        let whole: Vec<_> = FlvReader::new(Bytes::from_static(data))
+            .expect("header")
+            .collect::<Result<_, _>>()
+            .expect("tags");
+        for step in [1, 7, 4096] {
+            let mut stream = FlvStream::new(1 << 20);
+            let mut tags = Vec::new();
+            for chunk in data.chunks(step) {
+                stream.push(chunk);
+                while let Some(tag) = stream.next_tag().expect("tag") {
+                    tags.push(tag);
+                }
+            }
+            assert_eq!(tags, whole, "chunks of {step}");
+            assert_eq!(stream.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn stream_refuses_an_oversized_tag_and_a_bad_header() {
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&file_header(false, true));
+        write_tag(&mut out, TAG_VIDEO, 0, &[0; 100]);
+        let mut stream = FlvStream::new(99);
+        stream.push(&out);
+        assert!(matches!(
+            stream.next_tag(),
+            Err(Error::LimitExceeded { value: 100, .. })
+        ));
+        assert!(matches!(stream.next_tag(), Err(Error::Closed)));
+        let mut stream = FlvStream::new(99);
+        stream.push(b"GET / HTTP/1.1");
+        assert!(stream.next_tag().is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crate::amf0;
 use crate::chunk::{Decoder, Limits};
 use crate::client;
-use crate::flv::{self, DemuxEvent, Demuxer, FlvReader, Muxer};
+use crate::flv::{self, DemuxEvent, Demuxer, FlvReader, FlvStream, Muxer};
 use crate::handshake::{ClientHandshake, Scheme, ServerHandshake, PACKET_SIZE, RANDOM_SIZE};
 use crate::message::{split_aggregate, Command, UserControl};
 use crate::server;
@@ -202,6 +202,26 @@ pub fn flv_tag(data: &[u8]) {
                 flv::TAG_AUDIO => demuxer.push_audio(tag.timestamp, &tag.body),
                 _ => Ok(None),
             };
+        }
+        // The same bytes as an HTTP-FLV body arriving in pieces give the same tags (a prefix
+        // of them: the stream reader bounds the header's data offset and the tag size).
+        let whole: Vec<_> = FlvReader::new(body.clone())
+            .map(|r| r.take(10_000).map_while(Result::ok).collect())
+            .unwrap_or_default();
+        let mut stream = FlvStream::new(1 << 16);
+        let mut streamed = Vec::new();
+        'feed: for piece in data.chunks(7) {
+            stream.push(piece);
+            loop {
+                match stream.next_tag() {
+                    Ok(Some(tag)) => streamed.push(tag),
+                    Ok(None) => break,
+                    Err(_) => break 'feed,
+                }
+            }
+        }
+        for (a, b) in streamed.iter().zip(&whole) {
+            assert_eq!(a, b);
         }
     }
 }

@@ -170,6 +170,10 @@ pub struct Server {
     turn: Arc<TurnSlot>,
     lifecycle: hooks::LifecycleTask,
     recorder: outputs::Recorder,
+    /// Pull proxies (addStreamProxy), stopped with the server.
+    pulls: proxy::Pulls,
+    /// Push proxies (addStreamPusherProxy), stopped with the server.
+    pushes: proxy::Pushes,
 }
 
 impl Server {
@@ -222,7 +226,18 @@ impl Server {
             limits: crate::limits::Limits::new(options.limits),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let rtp = start_rtp(&options, &shared).await?;
+        let proxy_ctx = proxy::Context {
+            registry: registry.clone(),
+            hooks: hooks.clone(),
+            outputs: outputs.clone(),
+            protocol: {
+                let shared = Arc::clone(&shared);
+                Arc::new(move || shared.protocol())
+            },
+        };
+        let pulls = proxy::Pulls::new(proxy_ctx.clone());
+        let pushes = proxy::Pushes::new(proxy_ctx.clone());
+        let rtp = start_rtp(&options, proxy_ctx).await?;
         let recorder = {
             let hooks = hooks.clone();
             outputs::Recorder::start(
@@ -287,6 +302,8 @@ impl Server {
             );
             state.recorder = Some(recorder.control());
             state.restart = Some(Arc::clone(&restart));
+            state.pulls = Some(pulls.clone());
+            state.pushes = Some(pushes.clone());
             state.turn = Some(turn_figures.subscribe());
             state.rtp = Some(rtp.clone());
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
@@ -399,6 +416,8 @@ impl Server {
             listeners,
             lifecycle,
             recorder,
+            pulls,
+            pushes,
         })
     }
 
@@ -441,6 +460,9 @@ impl Server {
         let _ = self.shutdown.send(true);
         // The listeners' accept loops and the TURN relay(s) end with the shutdown watch.
         self.listeners.stop().await;
+        // Proxies are sessions the server started itself: they end with it.
+        self.pushes.shutdown();
+        self.pulls.shutdown();
         self.rtp.shutdown();
         // End every stream (those waiting for a dropped publisher too) and give the sessions a
         // moment to let go of them, so their last hooks (regist=false, flow reports) go out.
@@ -666,15 +688,8 @@ fn rtp_server_config(config: &Config, shared: Option<SocketAddr>) -> proxy::RtpS
     }
 }
 
-/// Starts the GB28181 RTP server on the streams of `shared`, binding its shared port.
-async fn start_rtp(options: &Options, shared: &Arc<Shared>) -> anyhow::Result<proxy::RtpServers> {
-    let protocol = Arc::clone(shared);
-    let ctx = proxy::Context {
-        registry: shared.registry.clone(),
-        hooks: shared.hooks.clone(),
-        outputs: shared.outputs.clone(),
-        protocol: Arc::new(move || protocol.protocol()),
-    };
+/// Starts the GB28181 RTP server, binding its shared port.
+async fn start_rtp(options: &Options, ctx: proxy::Context) -> anyhow::Result<proxy::RtpServers> {
     proxy::RtpServers::start(ctx, options.rtp_server.clone())
         .await
         .with_context(|| format!("bind the RTP port on {:?}", options.rtp_server.shared))

@@ -1,40 +1,10 @@
-// Proxies (listStreamProxy, when the build has it) and Server: version, thread loads and the
-// object counts of getStatistic, read every 2 s.
+// Server: version, thread loads and the object counts of getStatistic, read every 2 s.
 
 import * as api from '../api.js';
 import { h, replace } from '../dom.js';
 import { POLL_MS } from '../api.js';
 
-export const proxiesView = { title: 'Proxies', mount: mountProxies };
 export const serverView = { title: 'Server', mount: mountServer };
-
-function mountProxies(root) {
-  const body = h('section', { class: 'card', id: 'proxies' }, h('p', { class: 'muted' }, 'Reading…'));
-  root.append(h('header', { class: 'view-head' }, h('div', null, h('h1', null, 'Proxies'),
-    h('p', { class: 'muted' }, 'Streams pulled from other servers (addStreamProxy).'))), body);
-  api.raw('listStreamProxy').then((answer) => {
-    if (answer.code !== api.Code.Success) {
-      replace(body, h('div', { class: 'empty' },
-        h('h2', null, 'Stream proxies are not available in this build'),
-        h('p', { class: 'muted' }, `The server answered listStreamProxy with code ${answer.code}` +
-          (answer.msg ? `: ${answer.msg}` : '.'))));
-      return;
-    }
-    const proxies = Array.isArray(answer.data) ? answer.data : [];
-    if (proxies.length === 0) {
-      replace(body, h('div', { class: 'empty' }, h('h2', null, 'No proxies'),
-        h('p', { class: 'muted' }, 'No stream is being pulled from another server.')));
-      return;
-    }
-    replace(body, h('table', { class: 'table' },
-      h('thead', null, h('tr', null, h('th', null, 'Key'), h('th', null, 'Source'),
-        h('th', null, 'Status'))),
-      h('tbody', null, proxies.map((p) => h('tr', null,
-        h('td', { class: 'mono' }, String(p.key ?? '')),
-        h('td', { class: 'mono' }, String(p.src?.url ?? p.url ?? '')),
-        h('td', null, String(p.status ?? '')))))));
-  }, (e) => replace(body, h('p', { class: 'banner error', role: 'alert' }, e.message)));
-}
 
 function mountServer(root) {
   const version = h('dl', { class: 'kv', id: 'server-version' });

@@ -13,11 +13,12 @@
 //!
 //! Layout: `mod.rs` (envelope, arguments, access, dispatch), `auth.rs` (cookie login),
 //! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `snap.rs`
-//! (getSnap), `system.rs`
-//! (version, config, statistics, load), `rtp.rs` (the GB28181 RTP server).
+//! (getSnap), `system.rs` (version, config, statistics, load), `proxy.rs` (pull and push
+//! proxies), `rtp.rs` (the GB28181 RTP server).
 
 mod auth;
 mod media;
+mod proxy;
 mod record;
 mod rtp;
 mod sessions;
@@ -227,6 +228,14 @@ pub(crate) const CALLS: &[&str] = &[
     "getStatistic",
     "getThreadsLoad",
     "getWorkThreadsLoad",
+    "addStreamProxy",
+    "delStreamProxy",
+    "listStreamProxy",
+    "getProxyInfo",
+    "addStreamPusherProxy",
+    "delStreamPusherProxy",
+    "listStreamPusherProxy",
+    "getProxyPusherInfo",
     // GB28181 RTP server (rest/rtp.rs).
     "openRtpServer",
     "closeRtpServer",
@@ -322,6 +331,14 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "getSnap" => snap::snap(call).await,
         "getStatistic" => system::statistic(call),
         "getThreadsLoad" | "getWorkThreadsLoad" => system::threads_load(call).await,
+        "addStreamProxy" => proxy::add_pull(call).await,
+        "delStreamProxy" => proxy::del_pull(call).await,
+        "listStreamProxy" => proxy::list_pulls(call),
+        "getProxyInfo" => proxy::pull_info(call),
+        "addStreamPusherProxy" => proxy::add_push(call).await,
+        "delStreamPusherProxy" => proxy::del_push(call).await,
+        "listStreamPusherProxy" => proxy::list_pushes(call),
+        "getProxyPusherInfo" => proxy::push_info(call),
         "openRtpServer" => rtp::open(call),
         "closeRtpServer" => rtp::close(call),
         "listRtpServer" => rtp::list(call),

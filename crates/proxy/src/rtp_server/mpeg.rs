@@ -13,6 +13,7 @@ use rtsp::demux::DemuxEvent;
 pub(crate) const TS_PT: u8 = 33;
 
 enum Container {
+    Ps(Box<hls::ps::PsDemuxer>),
     Ts(Box<hls::reader::Demuxer>),
 }
 
@@ -23,6 +24,14 @@ pub(crate) struct Mpeg {
 }
 
 impl Mpeg {
+    /// For MPEG-PS over RTP (GB28181).
+    pub(crate) fn ps() -> Self {
+        Mpeg {
+            container: Container::Ps(Box::default()),
+            es: Elementary::new(),
+        }
+    }
+
     /// For MPEG-TS over RTP.
     pub(crate) fn ts() -> Self {
         Mpeg {
@@ -34,6 +43,17 @@ impl Mpeg {
     /// One RTP payload; the tracks and frames it completes go to `out`.
     pub(crate) fn push(&mut self, payload: &[u8], out: &mut Vec<DemuxEvent>) {
         match &mut self.container {
+            Container::Ps(demuxer) => {
+                // A lost packet is a loss of sync the demuxer recovers from at the next pack.
+                if let Err(e) = demuxer.push(payload) {
+                    tracing::debug!("PS over RTP: {e}");
+                }
+                while let Some(pes) = demuxer.pull() {
+                    if let Err(e) = self.es.push(pes.stream_type, pes.pts, pes.dts, pes.payload) {
+                        tracing::debug!("PS over RTP: {e}");
+                    }
+                }
+            }
             Container::Ts(demuxer) => {
                 // RFC 2250 §2: a payload is a whole number of TS packets. Anything else would
                 // put the demuxer out of step with packet boundaries for good.

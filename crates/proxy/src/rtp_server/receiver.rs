@@ -115,7 +115,9 @@ impl Payload {
             };
             Payload::Rtp(Demuxer::new(&[track], &rtsp::RtspConfig::default()))
         };
-        if pt == super::mpeg::TS_PT {
+        if pt == config.ps_pt {
+            Some(Payload::Mpeg(Box::new(super::mpeg::Mpeg::ps())))
+        } else if pt == super::mpeg::TS_PT {
             Some(Payload::Mpeg(Box::new(super::mpeg::Mpeg::ts())))
         } else if pt == config.h264_pt {
             Some(raw(Codec::H264))
