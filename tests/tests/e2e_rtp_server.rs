@@ -132,7 +132,10 @@ async fn udp_ps_plays_over_rtmp_and_rtsp_then_times_out() {
         )
         .await,
     );
-    assert!((30000..=35000).contains(&port) && port % 2 == 0, "{port}");
+    assert!(
+        (30000..=35000).contains(&port) && port.is_multiple_of(2),
+        "{port}"
+    );
     assert_eq!(
         api.call("listRtpServer", &[]).await,
         json!({"code": 0, "data": [{
