@@ -14,6 +14,9 @@ them paced in real time:
   tcp-listen listens on HOST:PORT, takes one connection (openRtpServer tcp_mode 2 dials it)
              and sends RFC 4571 framing on it
 
+With --alaw FILE (raw G.711 A-law, 8 kHz mono, as `ffmpeg -f alaw` writes it) the audio is
+that instead of the file's AAC: 40 ms per PES, stream type 0x90 as GB28181 numbers G.711A.
+
 The file is sent --loops times, timestamps going on across loops. Exits 0 when done, 1 when
 the receiver closed the connection.
 """
@@ -161,9 +164,39 @@ def is_keyframe(es):
     return False
 
 
+def alaw_pes(path, first_pts, duration):
+    """G.711 A-law as PES of 40 ms (320 samples), stamped from `first_pts`, for `duration`."""
+    data = open(path, "rb").read()
+    out = []
+    n = 0
+    while n * 3600 < duration and (n + 1) * 320 <= len(data):
+        pts = first_pts + n * 3600
+        stamp = bytes([
+            0x21 | (((pts >> 30) & 7) << 1),
+            (pts >> 22) & 0xFF,
+            (((pts >> 15) & 0x7F) << 1) | 1,
+            (pts >> 7) & 0xFF,
+            ((pts & 0x7F) << 1) | 1,
+        ])
+        body = b"\x80\x80\x05" + stamp + data[n * 320:(n + 1) * 320]
+        out.append((0x90, b"\x00\x00\x01\xc0" + struct.pack(">H", len(body)) + body))
+        n += 1
+    return out
+
+
+def with_alaw(order, path):
+    """`order` with its AAC replaced by the A-law of `path`, interleaved by time."""
+    video = [(t, p) for t, p in order if t != 0x0F]
+    stamps = [pes_timing(p)[1] for _, p in video if pes_timing(p)[1] is not None]
+    audio = alaw_pes(path, min(stamps), max(stamps) - min(stamps) + 3600)
+    merged = video + audio
+    merged.sort(key=lambda e: pes_timing(e[1])[1] if pes_timing(e[1])[1] is not None else 0)
+    return merged
+
+
 def packs(order, loops):
     """(time 90 kHz, pack bytes) of the whole send."""
-    sids = {0x1B: 0xE0, 0x24: 0xE0, 0x0F: 0xC0}
+    sids = {0x1B: 0xE0, 0x24: 0xE0, 0x0F: 0xC0, 0x90: 0xC0}
     streams = sorted({(t, sids[t]) for t, _ in order if t in sids}, key=lambda s: -s[1])
     stamps = [pes_timing(p)[1] for _, p in order if pes_timing(p)[1] is not None]
     first, last = min(stamps), max(stamps)
@@ -208,9 +241,13 @@ def main():
     ap.add_argument("--pt", type=int, default=96)
     ap.add_argument("--loops", type=int, default=1)
     ap.add_argument("--garbage", action="store_true")
+    ap.add_argument("--alaw")
     args = ap.parse_args()
 
-    schedule = packs(read_ts(args.ts), args.loops)
+    order = read_ts(args.ts)
+    if args.alaw:
+        order = with_alaw(order, args.alaw)
+    schedule = packs(order, args.loops)
     if args.mode == "udp":
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         send = lambda p: sock.sendto(p, (args.host, args.port))

@@ -44,6 +44,23 @@ async fn camera_ts(dir: &Path) -> PathBuf {
     path
 }
 
+/// 6 s of G.711 A-law, 8 kHz mono, as raw bytes: the other audio GB28181 cameras send.
+async fn camera_alaw(dir: &Path) -> PathBuf {
+    let path = dir.join("camera.alaw");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=800:sample_rate=8000"])
+        .args(["-t", "6", "-ac", "1", "-c:a", "pcm_alaw", "-f", "alaw"])
+        .arg(&path);
+    let out = output_within(&mut cmd, Duration::from_secs(60)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
 /// The device sending `ts` to (or, for `tcp-listen`, waiting on) 127.0.0.1:`port`.
 fn device(ts: &Path, mode: &str, port: u16, ssrc: u32, extra: &[&str]) -> Child {
     Command::new("python3")
@@ -284,11 +301,17 @@ async fn shared_port_names_streams_by_ssrc_and_the_ssrc_filter_drops_others() {
     let _tcp_camera = device(&ts, "tcp", shared.port(), 7, &["--loops", "4"]);
     wait_live(&server, &key("00000007"), 2).await;
 
-    // A port that only takes SSRC 5: a device sending SSRC 6 never makes the stream.
+    // A port that only takes SSRC 5 (and only its video): a device sending SSRC 6 never
+    // makes the stream.
     let port = port_of(
         &api.call(
             "openRtpServer",
-            &[("port", "0"), ("stream_id", "cam3"), ("ssrc", "5")],
+            &[
+                ("port", "0"),
+                ("stream_id", "cam3"),
+                ("ssrc", "5"),
+                ("only_track", "2"),
+            ],
         )
         .await,
     );
@@ -297,17 +320,25 @@ async fn shared_port_names_streams_by_ssrc_and_the_ssrc_filter_drops_others() {
     assert!(!server.registry.is_live(&key("cam3")), "SSRC 6 was taken");
     wrong.kill().await.expect("kill");
     let _right = device(&ts, "udp", port, 5, &["--loops", "4"]);
-    wait_live(&server, &key("cam3"), 2).await;
+    wait_live(&server, &key("cam3"), 1).await;
+    let rtmp = codecs(&ffprobe(&rtmp_url(&server, "rtp/cam3"), 0).await);
+    assert_eq!(rtmp, ["h264"], "only_track=2 keeps the video only");
+    assert_eq!(
+        api.call("listRtpServer", &[]).await["data"][0]["only_track"],
+        2
+    );
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_active_dials_the_device() {
+async fn tcp_active_dials_a_device_sending_h264_and_g711() {
     if !have_ffmpeg() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
     let ts = camera_ts(dir.path()).await;
+    let alaw = camera_alaw(dir.path()).await;
+    let alaw = alaw.to_str().expect("utf-8 path");
     let backend = Backend::start().await;
     let server = rtp_server(&backend, Duration::from_secs(15)).await;
     let api = Api::of(&server);
@@ -352,7 +383,13 @@ async fn tcp_active_dials_the_device() {
         .local_addr()
         .expect("addr")
         .port();
-    let mut camera = device(&ts, "tcp-listen", device_port, SSRC, &["--loops", "4"]);
+    let mut camera = device(
+        &ts,
+        "tcp-listen",
+        device_port,
+        SSRC,
+        &["--loops", "4", "--alaw", alaw],
+    );
     // Wait until it listens.
     let mut line = String::new();
     let stdout = camera.stdout.take().expect("stdout");
@@ -373,7 +410,8 @@ async fn tcp_active_dials_the_device() {
         json!({"code": 0})
     );
     wait_live(&server, &key("cam4"), 2).await;
-    let rtmp = codecs(&ffprobe(&rtmp_url(&server, "rtp/cam4"), 0).await);
-    assert_eq!(rtmp, ["aac", "h264"]);
+    let (rtmp, rtsp) = probe_both(&server, "cam4").await;
+    assert_eq!(rtmp, ["h264", "pcm_alaw"]);
+    assert_eq!(rtsp, ["h264", "pcm_alaw"]);
     server.shutdown().await;
 }
