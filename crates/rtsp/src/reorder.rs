@@ -3,6 +3,9 @@
 //! duplicates and packets older than the ones released are dropped, and a gap is waited for at
 //! most [`Reorder::new`]'s `window` packets.
 //!
+//! The first packet is held until half a window more came, so that packets sent before it but
+//! overtaken by it are not lost.
+//!
 //! A transform: [`Reorder::push`] a packet, then [`Reorder::pull`] until `None`.
 
 use std::collections::VecDeque;
@@ -24,6 +27,8 @@ pub struct Reorder {
     ready: VecDeque<Packet>,
     dropped: u64,
     lost: u64,
+    /// A packet went out: empty slots before that were room for early packets, not losses.
+    released: bool,
 }
 
 impl Reorder {
@@ -36,12 +41,16 @@ impl Reorder {
             ready: VecDeque::new(),
             dropped: 0,
             lost: 0,
+            released: false,
         }
     }
 
     /// One packet, as received. Then call [`Reorder::pull`] until `None`.
     pub fn push(&mut self, packet: Packet) {
-        let expected = *self.expected.get_or_insert(packet.sequence);
+        let back = (self.window / 2) as u16;
+        let expected = *self
+            .expected
+            .get_or_insert(packet.sequence.wrapping_sub(back));
         let ahead = packet.sequence.wrapping_sub(expected);
         if ahead as i16 >= 0 && usize::from(ahead) > self.window * RESET_WINDOWS {
             // A new sequence: what is held goes out, then this one starts afresh.
@@ -95,14 +104,20 @@ impl Reorder {
     /// Releases the front slot (a packet, or a loss) and moves `expected` on.
     fn advance(&mut self) {
         match self.slots.pop_front() {
-            Some(Some(p)) => self.ready.push_back(p),
-            _ => self.lost += 1,
+            Some(Some(p)) => {
+                self.released = true;
+                self.ready.push_back(p);
+            }
+            _ if self.released => self.lost += 1,
+            _ => {}
         }
         self.expected = self.expected.map(|e| e.wrapping_add(1));
     }
 
     fn release_all(&mut self) {
+        let before = self.ready.len();
         self.ready.extend(self.slots.drain(..).flatten());
+        self.released |= self.ready.len() > before;
     }
 }
 
@@ -134,11 +149,20 @@ mod tests {
     #[test]
     fn swapped_packets_come_out_in_order_across_the_wrap() {
         let mut r = Reorder::new(4);
+        // The first ones wait for half a window (room for packets sent before them).
+        assert_eq!(run(&mut r, &[65534, 0, 65535]), Vec::<u16>::new());
         assert_eq!(
-            run(&mut r, &[65534, 0, 65535, 1, 3, 2]),
-            vec![65534, 65535, 0, 1, 2, 3]
+            run(&mut r, &[1, 3, 2, 4]),
+            vec![65534, 65535, 0, 1, 2, 3, 4]
         );
-        assert_eq!(r.lost(), 0);
+        assert_eq!((r.lost(), r.dropped()), (0, 0));
+    }
+
+    #[test]
+    fn a_packet_overtaken_by_the_first_is_kept() {
+        let mut r = Reorder::new(4);
+        assert_eq!(run(&mut r, &[11, 10, 12, 13, 14]), vec![10, 11, 12, 13, 14]);
+        assert_eq!((r.lost(), r.dropped()), (0, 0));
     }
 
     #[test]
@@ -151,18 +175,22 @@ mod tests {
 
     #[test]
     fn a_gap_is_waited_for_at_most_the_window() {
-        let mut r = Reorder::new(3);
-        assert_eq!(run(&mut r, &[1, 3, 4]), vec![1]);
-        assert_eq!(run(&mut r, &[5]), vec![3, 4, 5]);
+        let mut r = Reorder::new(4);
+        assert_eq!(run(&mut r, &[1, 2, 3, 5]), vec![1, 2, 3]);
+        // 4 is waited for while 5, 6 and 7 come…
+        assert_eq!(run(&mut r, &[6, 7]), Vec::<u16>::new());
+        // …and given up on with the next.
+        assert_eq!(run(&mut r, &[8, 9]), vec![5, 6, 7, 8, 9]);
         assert_eq!(r.lost(), 1);
     }
 
     #[test]
     fn a_restarted_sequence_starts_afresh() {
         let mut r = Reorder::new(4);
+        assert_eq!(run(&mut r, &[100, 101, 102]), Vec::<u16>::new());
         assert_eq!(
-            run(&mut r, &[100, 102, 30000, 30001]),
-            vec![100, 102, 30000, 30001]
+            run(&mut r, &[30000, 30001]),
+            vec![100, 101, 102, 30000, 30001]
         );
     }
 }

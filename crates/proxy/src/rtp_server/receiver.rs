@@ -24,9 +24,9 @@ use crate::{Ingest, ProxyError};
 
 use super::RtpServerConfig;
 
-/// Packets a reorder holds while it waits for a missing one (about 20 ms of a 4 Mbit/s
-/// stream in 1400-byte packets).
-const REORDER_WINDOW: usize = 32;
+/// Packets a reorder holds while it waits for a missing one (about 45 ms of a 4 Mbit/s
+/// stream in 1400-byte packets; the first packets wait for half of it).
+const REORDER_WINDOW: usize = 16;
 /// Packets waiting between the socket tasks and a stream's task; past it UDP packets are
 /// dropped and TCP readers wait.
 pub(crate) const INBOUND_QUEUE: usize = 1024;
@@ -142,22 +142,90 @@ impl Payload {
     }
 }
 
+/// One source's RTP in, tracks and frames out, with no IO: the SSRC check, the reorder, the
+/// payload reader chosen by the first packet's payload type, and `only_track`.
+///
+/// [`Depacketizer::push`] one packet (as received), then [`Depacketizer::pull`] until `None`.
+pub(crate) struct Depacketizer {
+    config: RtpServerConfig,
+    /// The source's SSRC: the one asked for, or the first one seen.
+    ssrc: Option<u32>,
+    only_track: OnlyTrack,
+    reorder: Reorder,
+    payload: Option<(u8, Payload)>,
+    events: Vec<DemuxEvent>,
+}
+
+impl Depacketizer {
+    /// For a source of `ssrc` (0 = the first that comes), keeping `only_track`.
+    pub(crate) fn new(config: RtpServerConfig, ssrc: u32, only_track: OnlyTrack) -> Self {
+        Depacketizer {
+            config,
+            ssrc: (ssrc != 0).then_some(ssrc),
+            only_track,
+            reorder: Reorder::new(REORDER_WINDOW),
+            payload: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// One packet as received, `arrival_ms` after the source started. Whether it was the
+    /// source's RTP (not garbage, not another SSRC): only that keeps the source alive.
+    pub(crate) fn push(&mut self, data: Bytes, arrival_ms: u64) -> bool {
+        let packet = match Packet::parse(data) {
+            Ok(packet) => packet,
+            Err(e) => {
+                tracing::debug!("not an RTP packet: {e}");
+                return false;
+            }
+        };
+        if *self.ssrc.get_or_insert(packet.ssrc) != packet.ssrc {
+            tracing::debug!(ssrc = packet.ssrc, "RTP of another SSRC dropped");
+            return false;
+        }
+        self.reorder.push(packet);
+        while let Some(packet) = self.reorder.pull() {
+            let reader = match &mut self.payload {
+                Some((pt, reader)) if *pt == packet.payload_type => reader,
+                Some(_) => continue,
+                None => match Payload::for_type(packet.payload_type, &self.config) {
+                    Some(reader) => &mut self.payload.insert((packet.payload_type, reader)).1,
+                    None => {
+                        tracing::debug!(pt = packet.payload_type, "RTP of an unknown payload type");
+                        continue;
+                    }
+                },
+            };
+            reader.push(&packet, arrival_ms, &mut self.events);
+        }
+        let only = self.only_track;
+        self.events.retain(|e| match e {
+            DemuxEvent::Track(track) => only.keeps(track.kind()),
+            DemuxEvent::Frame(frame) => only.keeps(frame.kind()),
+        });
+        self.events.reverse();
+        true
+    }
+
+    /// The next track or frame of the packets pushed.
+    pub(crate) fn pull(&mut self) -> Option<DemuxEvent> {
+        self.events.pop()
+    }
+}
+
 /// Receives one stream until it times out, is closed or its sockets go; see the
 /// [module docs](self).
 pub(crate) async fn run(
     mut ingest: Ingest,
     mut inbound: mpsc::Receiver<Inbound>,
     config: RtpServerConfig,
-    ssrc_filter: u32,
+    ssrc: u32,
     only_track: OnlyTrack,
 ) -> Ended {
     let started = Instant::now();
-    let mut reorder = Reorder::new(REORDER_WINDOW);
-    let mut payload: Option<(u8, Payload)> = None;
-    // The source's SSRC: the one asked for, or the first one seen.
-    let mut ssrc = (ssrc_filter != 0).then_some(ssrc_filter);
-    let mut events = Vec::new();
     let mut deadline = started + config.timeout;
+    let timeout = config.timeout;
+    let mut depacketizer = Depacketizer::new(config, ssrc, only_track);
     loop {
         let received = tokio::select! {
             r = tokio::time::timeout_at(deadline, inbound.recv()) => r,
@@ -168,51 +236,28 @@ pub(crate) async fn run(
             Ok(None) => return Ended::Closed,
             Ok(Some(inbound)) => inbound,
         };
-        let packet = match Packet::parse(data) {
-            Ok(packet) => packet,
-            Err(e) => {
-                tracing::debug!(%peer, "not an RTP packet: {e}");
-                continue;
-            }
-        };
-        if *ssrc.get_or_insert(packet.ssrc) != packet.ssrc {
-            tracing::debug!(%peer, ssrc = packet.ssrc, "RTP of another SSRC dropped");
+        let arrival_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if !depacketizer.push(data, arrival_ms) {
             continue;
         }
-        deadline = Instant::now() + config.timeout;
+        deadline = Instant::now() + timeout;
         if !ingest.is_live() {
             if let Err(e) = ingest.live(peer, local).await {
                 return Ended::Stream(e);
             }
         }
-        reorder.push(packet);
-        while let Some(packet) = reorder.pull() {
-            let reader = match &mut payload {
-                Some((pt, reader)) if *pt == packet.payload_type => reader,
-                Some(_) => continue,
-                None => match Payload::for_type(packet.payload_type, &config) {
-                    Some(reader) => &mut payload.insert((packet.payload_type, reader)).1,
-                    None => {
-                        tracing::debug!(pt = packet.payload_type, "RTP of an unknown payload type");
-                        continue;
+        while let Some(event) = depacketizer.pull() {
+            match event {
+                DemuxEvent::Track(track) => ingest.set_track(track),
+                DemuxEvent::Frame(frame) => {
+                    if let Err(e) = ingest.push(frame) {
+                        return Ended::Stream(e);
                     }
-                },
-            };
-            let arrival_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            reader.push(&packet, arrival_ms, &mut events);
-            for event in events.drain(..) {
-                match event {
-                    DemuxEvent::Track(track) if only_track.keeps(track.kind()) => {
-                        ingest.set_track(track)
-                    }
-                    DemuxEvent::Frame(frame) if only_track.keeps(frame.kind()) => {
-                        if let Err(e) = ingest.push(frame) {
-                            return Ended::Stream(e);
-                        }
-                    }
-                    _ => {}
                 }
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
