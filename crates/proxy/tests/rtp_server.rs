@@ -35,7 +35,7 @@ fn h264_packets(ssrc: u32, frames: u32) -> Vec<Bytes> {
     let mut p = rtsp::h264::Packetizer::new(1400, 98, ssrc, 1000);
     let mut out = Vec::new();
     for i in 0..frames {
-        let key = i % 10 == 0;
+        let key = i.is_multiple_of(10);
         let mut body = vec![if key { 0x65 } else { 0x41 }, 0x88];
         body.extend((0..3000).map(|n| (n % 251) as u8));
         let au = if key {

@@ -21,7 +21,7 @@ fn avcc(nals: &[&[u8]]) -> Bytes {
 }
 
 fn video(i: u64) -> Frame {
-    let key = i % 5 == 0;
+    let key = i.is_multiple_of(5);
     let mut body = vec![if key { 0x65 } else { 0x41 }, 0x88];
     body.extend((0..2000).map(|n| (n % 251) as u8));
     Frame {
