@@ -415,3 +415,59 @@ async fn tcp_active_dials_a_device_sending_h264_and_g711() {
     assert_eq!(rtsp, ["h264", "pcm_alaw"]);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_server_config_moves_the_shared_port_and_sets_the_timeout() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let ts = camera_ts(dir.path()).await;
+    let backend = Backend::start().await;
+    let server = rtp_server(&backend, Duration::from_secs(15)).await;
+    let api = Api::of(&server);
+
+    // From 15 s to 1 s: a port opened from now on that gets nothing times out within it.
+    let set = api
+        .call("setServerConfig", &[("rtp_proxy.timeoutSec", "1")])
+        .await;
+    assert_eq!(set, json!({"code": 0, "changed": 1}));
+    let opened = tokio::time::Instant::now();
+    let port = port_of(
+        &api.call("openRtpServer", &[("port", "0"), ("stream_id", "cam5")])
+            .await,
+    );
+    let calls = backend
+        .wait_for("on_rtp_server_timeout", 1, Duration::from_secs(5), |_| true)
+        .await;
+    assert!(
+        opened.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        opened.elapsed()
+    );
+    assert_eq!(calls[0].body["local_port"], port);
+    assert_eq!(calls[0].body["stream_id"], "cam5");
+
+    // The shared port moves: the new one takes a device, the old one is closed.
+    let old = server.rtp.shared_addr().expect("shared");
+    let new_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let set = api
+        .call(
+            "setServerConfig",
+            &[("rtp_proxy.port", &new_port.to_string())],
+        )
+        .await;
+    assert_eq!(set, json!({"code": 0, "changed": 1}));
+    assert_eq!(
+        server.rtp.shared_addr(),
+        Some(std::net::SocketAddr::new(old.ip(), new_port))
+    );
+    std::net::UdpSocket::bind(old).expect("the old shared port is free");
+    let _camera = device(&ts, "udp", new_port, 0x0C0F_FEE0, &["--loops", "4"]);
+    wait_live(&server, &key("0C0FFEE0"), 2).await;
+    server.shutdown().await;
+}

@@ -398,7 +398,7 @@ impl Server {
             turn_addr,
             shell_addr,
             rtp_proxy_addr: rtp.shared_addr(),
-            rtp,
+            rtp: rtp.clone(),
             registry,
             hooks,
             config: options.config.clone(),
@@ -411,6 +411,7 @@ impl Server {
                 Arc::clone(&listeners),
                 turn_credentials,
                 Arc::clone(&turn),
+                (rtp.clone(), options.rtp_server.bind_ip),
             ),
             turn,
             listeners,
@@ -575,6 +576,7 @@ fn spawn_applier(
     listeners: Arc<crate::listeners::Listeners>,
     turn_credentials: watch::Sender<crate::turn::Credentials>,
     turn: Arc<TurnSlot>,
+    rtp: (proxy::RtpServers, std::net::IpAddr),
 ) -> JoinHandle<()> {
     let mut changes = live.subscribe();
     let mut prev = Arc::clone(&changes.borrow_and_update());
@@ -619,6 +621,27 @@ fn spawn_applier(
                         Kind::Http => "http.port",
                         Kind::Shell => "shell.port",
                     });
+                }
+            }
+            if prev.rtp_proxy != next.rtp_proxy {
+                let (servers, bind_ip) = &rtp;
+                // The shared port moves only when its port changed (a test or an embedder may
+                // have it on another address than `0.0.0.0:{port}`).
+                let shared = if prev.rtp_proxy.port == next.rtp_proxy.port {
+                    servers.shared_addr()
+                } else {
+                    let ip = servers.shared_addr().map_or(*bind_ip, |a| a.ip());
+                    next.rtp_proxy
+                        .listen_port()
+                        .map(|port| SocketAddr::new(ip, port))
+                };
+                let config = proxy::RtpServerConfig {
+                    bind_ip: *bind_ip,
+                    ..rtp_server_config(&next, shared)
+                };
+                match servers.set_config(config) {
+                    Ok(()) => applied.push("rtp_proxy"),
+                    Err(e) => tracing::error!("rtp_proxy.port: cannot bind {shared:?}: {e}"),
                 }
             }
             if !applied.is_empty() {

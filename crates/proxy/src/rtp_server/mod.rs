@@ -186,21 +186,22 @@ pub struct RtpServers {
 impl std::fmt::Debug for RtpServers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtpServers")
-            .field("shared", &self.inner.shared_addr)
+            .field("shared", &self.shared_addr())
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
     ctx: Context,
-    config: RtpServerConfig,
+    /// The settings new servers get ([`RtpServers::set_config`] replaces them).
+    config: Mutex<RtpServerConfig>,
     /// A std lock: held only to look up, insert or remove, never across an `.await`.
     servers: Mutex<HashMap<StreamKey, Server>>,
     next_id: AtomicU64,
     /// Where the search for a free port starts next.
     next_port: Mutex<u16>,
-    shared_addr: Option<SocketAddr>,
-    shared_tasks: Mutex<Vec<AbortHandle>>,
+    /// The shared port's address and tasks.
+    shared: Mutex<(Option<SocketAddr>, Vec<AbortHandle>)>,
 }
 
 /// One open server: its tasks end when it is dropped (closeRtpServer, a timeout, shutdown).
@@ -260,34 +261,63 @@ impl RtpServers {
             inner: Arc::new(Inner {
                 ctx,
                 next_port: Mutex::new(first + first % 2),
-                config,
+                config: Mutex::new(config),
                 servers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
-                shared_addr,
-                shared_tasks: Mutex::new(shared_tasks),
+                shared: Mutex::new((shared_addr, shared_tasks)),
             }),
         })
     }
 
     /// The bound shared port, if on.
     pub fn shared_addr(&self) -> Option<SocketAddr> {
-        self.inner.shared_addr
+        lock(&self.inner.shared).0
+    }
+
+    /// Applies changed settings (setServerConfig, SIGHUP): servers opened from now on use
+    /// them; when `config.shared` differs from the shared port's address, the port moves
+    /// (the new one is bound first; its old streams end) or closes (`None`).
+    pub fn set_config(&self, mut config: RtpServerConfig) -> std::io::Result<()> {
+        config.timeout = config.timeout.max(Duration::from_secs(1));
+        let mut shared = lock(&self.inner.shared);
+        let moved = match (config.shared, shared.0) {
+            (None, None) => false,
+            (Some(new), Some(old)) => new != old && !(new.port() == 0 && new.ip() == old.ip()),
+            _ => true,
+        };
+        if moved {
+            let started = match config.shared {
+                Some(addr) => {
+                    let (addr, tasks) =
+                        net::start_shared(self.inner.ctx.clone(), config.clone(), addr)?;
+                    tracing::info!(%addr, "RTP server shared port moved");
+                    (Some(addr), tasks)
+                }
+                None => (None, Vec::new()),
+            };
+            for task in std::mem::replace(&mut *shared, started).1 {
+                task.abort();
+            }
+        }
+        *lock(&self.inner.config) = config;
+        Ok(())
     }
 
     /// openRtpServer: binds the port (UDP, and TCP for [`TcpMode::Passive`]) and waits for
     /// RTP; answers the bound port.
     pub fn open(&self, req: OpenRequest) -> Result<u16, RtpServerError> {
         let inner = &self.inner;
+        let config = lock(&inner.config).clone();
         let mut servers = lock(&inner.servers);
         if servers.contains_key(&req.key) {
             return Err(RtpServerError::Exists);
         }
-        let sockets = self.bind(&req)?;
+        let sockets = self.bind(&req, &config)?;
         let local = sockets
             .udp
             .local_addr()
             .map_err(|source| RtpServerError::Bind {
-                addr: SocketAddr::new(inner.config.bind_ip, req.port),
+                addr: SocketAddr::new(config.bind_ip, req.port),
                 source,
             })?;
         let port = local.port();
@@ -310,12 +340,13 @@ impl RtpServers {
         })?;
         tasks.push(udp);
         if let Some(listener) = sockets.tcp {
-            let accept = net::spawn_accept(listener, tx.clone(), inner.config.timeout).map_err(
-                |source| RtpServerError::Bind {
-                    addr: local,
-                    source,
-                },
-            )?;
+            let accept =
+                net::spawn_accept(listener, tx.clone(), config.timeout).map_err(|source| {
+                    RtpServerError::Bind {
+                        addr: local,
+                        source,
+                    }
+                })?;
             tasks.push(accept);
         }
         let ingest = Ingest::new(
@@ -325,7 +356,7 @@ impl RtpServers {
             None,
             serde_json::Map::new(),
         );
-        let stream = tokio::spawn(self.clone().stream(id, info.clone(), ingest, rx));
+        let stream = tokio::spawn(self.clone().stream(id, info.clone(), ingest, rx, config));
         tracing::info!(stream = %req.key, port, tcp_mode = req.tcp_mode.as_arg(), "RTP server opened");
         servers.insert(
             req.key,
@@ -383,13 +414,15 @@ impl RtpServers {
             (server.id, server.local, server.inbound.clone())
         };
         let target = format!("{dst_url}:{dst_port}");
-        let stream = net::dial(&target, local, self.inner.config.timeout)
-            .await
-            .map_err(|source| RtpServerError::Connect {
-                target: target.clone(),
-                source,
-            })?;
-        let reader = net::spawn_tcp_reader(stream, inbound, self.inner.config.timeout);
+        let timeout = lock(&self.inner.config).timeout;
+        let stream =
+            net::dial(&target, local, timeout)
+                .await
+                .map_err(|source| RtpServerError::Connect {
+                    target: target.clone(),
+                    source,
+                })?;
+        let reader = net::spawn_tcp_reader(stream, inbound, timeout);
         let mut servers = lock(&self.inner.servers);
         match servers.get_mut(key).filter(|s| s.id == id) {
             Some(server) => server.tasks.push(reader),
@@ -404,7 +437,8 @@ impl RtpServers {
     pub fn shutdown(&self) {
         let servers: Vec<Server> = lock(&self.inner.servers).drain().map(|(_, s)| s).collect();
         drop(servers);
-        for task in lock(&self.inner.shared_tasks).drain(..) {
+        let tasks = std::mem::take(&mut lock(&self.inner.shared).1);
+        for task in tasks {
             task.abort();
         }
     }
@@ -417,8 +451,8 @@ impl RtpServers {
         info: RtpServerInfo,
         ingest: Ingest,
         rx: mpsc::Receiver<Inbound>,
+        config: RtpServerConfig,
     ) {
-        let config = self.inner.config.clone();
         let ended = receiver::run(ingest, rx, config, info.ssrc, info.only_track).await;
         match &ended {
             Ended::Timeout => {
@@ -449,15 +483,19 @@ impl RtpServers {
     }
 
     /// Binds the sockets of `req`: its port, or the first free even port of the range.
-    fn bind(&self, req: &OpenRequest) -> Result<net::Sockets, RtpServerError> {
-        let ip = self.inner.config.bind_ip;
+    fn bind(
+        &self,
+        req: &OpenRequest,
+        config: &RtpServerConfig,
+    ) -> Result<net::Sockets, RtpServerError> {
+        let ip = config.bind_ip;
         let tcp = req.tcp_mode == TcpMode::Passive;
         if req.port != 0 {
             let addr = SocketAddr::new(ip, req.port);
             return net::Sockets::bind(addr, tcp, req.re_use_port)
                 .map_err(|source| RtpServerError::Bind { addr, source });
         }
-        let range = self.inner.config.port_range.clone();
+        let range = config.port_range.clone();
         let (first, last) = (*range.start(), *range.end());
         let first_even = first + first % 2;
         let count = if last >= first_even {
