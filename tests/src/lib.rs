@@ -96,6 +96,12 @@ pub async fn start_server_from(
     Server::start(options).await.expect("server starts")
 }
 
+/// A loopback TCP port nobody listens on now (bound, then released).
+pub fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
+
 pub fn rtmp_url(server: &Server, path: &str) -> String {
     format!("rtmp://{}/{path}", server.rtmp_addr.expect("rtmp on"))
 }

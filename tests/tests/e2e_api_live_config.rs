@@ -11,11 +11,6 @@ use serde_json::json;
 use std::time::Duration;
 use tokio::process::Command;
 
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    probe.local_addr().expect("addr").port()
-}
-
 /// The status line's code of a GET of `url`.
 async fn status_of(url: &str) -> u16 {
     reqwest::Client::new()

@@ -19,11 +19,6 @@ const RSS_BOUND_MB: u64 = 160;
 /// Frames of this size are published.
 const FRAME: usize = 1 << 20;
 
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    probe.local_addr().expect("addr").port()
-}
-
 /// `VmHWM` (peak resident set) of `pid`, in MB.
 fn peak_rss_mb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");

@@ -164,10 +164,7 @@ async fn pulls_rtmp_and_http_flv_sources_and_lists_them() {
         again,
         json!({"code": -1, "msg": "This stream already exists"})
     );
-    let closed_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let closed_port = free_port();
     for (url, msg) in [
         (
             "ftp://example/a".to_owned(),
@@ -279,10 +276,7 @@ async fn a_source_that_restarts_is_pulled_again_and_viewers_stay() {
     }
     let server = start_server().await;
     let api = Api::of(&server);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let src = format!("rtmp://127.0.0.1:{port}/live/cam");
     let mut cam = camera(&src);
     // The first attempt is refused until ffmpeg listens.
@@ -538,10 +532,7 @@ async fn pushes_a_stream_to_an_rtmp_server() {
     let api = Api::of(&server);
 
     // Nothing to push yet.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let dst = format!("rtmp://127.0.0.1:{port}/live/copy");
     let args = [
         ("schema", "rtmp"),

@@ -394,12 +394,6 @@ async fn shells_count_against_the_connection_cap() {
     server.shutdown().await;
 }
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    probe.local_addr().expect("addr").port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_shell_port_moves_the_listener_and_keeps_its_shells() {
     let server = start_shell_server(|_| {}).await;

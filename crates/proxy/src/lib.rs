@@ -23,6 +23,7 @@ pub mod push;
 mod rtmp_client;
 pub mod rtp_server;
 mod status;
+mod tasks;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;

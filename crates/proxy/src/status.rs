@@ -105,6 +105,38 @@ impl Status {
     }
 }
 
+/// ZLMediaKit's retry rule: up to `limit` attempts after a failure (negative = forever), the
+/// count starting over after an attempt that got through, waiting [`backoff`] between them.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    limit: i64,
+    failures: u32,
+}
+
+impl Retries {
+    pub(crate) fn new(limit: i64) -> Self {
+        Retries { limit, failures: 0 }
+    }
+
+    /// After an attempt ended: the wait before the next one, `None` when none is left.
+    pub(crate) fn next(&mut self, got_through: bool) -> Option<Duration> {
+        self.failures = if got_through {
+            1
+        } else {
+            self.failures.saturating_add(1)
+        };
+        if self.limit >= 0 && i64::from(self.failures) > self.limit {
+            return None;
+        }
+        Some(backoff(self.failures))
+    }
+
+    /// Failed attempts in a row.
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
 /// ZLMediaKit's retry delay: 2 s more after each failed attempt, at most 60 s.
 pub(crate) fn backoff(failures: u32) -> Duration {
     Duration::from_secs(u64::from(failures.max(1)).saturating_mul(2).min(60))
@@ -120,6 +152,25 @@ mod tests {
         assert_eq!(backoff(3), Duration::from_secs(6));
         assert_eq!(backoff(30), Duration::from_secs(60));
         assert_eq!(backoff(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retries_count_failures_in_a_row() {
+        let mut r = Retries::new(2);
+        assert_eq!(r.next(false), Some(Duration::from_secs(2)));
+        assert_eq!(r.next(false), Some(Duration::from_secs(4)));
+        assert_eq!(r.next(false), None);
+        // An attempt that got through starts the count over.
+        let mut r = Retries::new(1);
+        assert_eq!(r.next(false), Some(Duration::from_secs(2)));
+        assert_eq!(r.next(true), Some(Duration::from_secs(2)));
+        assert_eq!(r.next(false), None);
+        assert_eq!(Retries::new(0).next(true), None);
+        let mut forever = Retries::new(-1);
+        for _ in 0..100 {
+            assert!(forever.next(false).is_some());
+        }
+        assert_eq!(forever.failures(), 100);
     }
 
     #[test]

@@ -12,17 +12,15 @@
 mod flv;
 mod rtmp;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use media::StreamKey;
 use registry::Protocol;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::status::backoff;
+use crate::status::Retries;
+use crate::tasks::Tasks;
 use crate::{redacted, AttemptOptions, Context, Ingest, ProxyError, Started, Status};
 
 /// Longest tag or frame a pulled source may send, bytes.
@@ -107,35 +105,14 @@ impl Source {
 #[derive(Clone)]
 pub struct Pulls {
     ctx: Context,
-    inner: Arc<Inner>,
+    tasks: Arc<Tasks<Meta>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    proxies: Mutex<HashMap<String, Entry>>,
-    next_id: AtomicU64,
-}
-
-struct Entry {
-    id: u64,
+/// What the API reports of a pull besides its live figures.
+struct Meta {
     stream: StreamKey,
     url: String,
     status: Arc<Status>,
-    task: JoinHandle<()>,
-}
-
-impl Inner {
-    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.proxies.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Removes proxy `id` under `key` (not a newer one under the same key).
-    fn remove_own(&self, key: &str, id: u64) {
-        let mut proxies = self.proxies();
-        if proxies.get(key).is_some_and(|e| e.id == id) {
-            proxies.remove(key);
-        }
-    }
 }
 
 impl Pulls {
@@ -143,7 +120,7 @@ impl Pulls {
     pub fn new(ctx: Context) -> Self {
         Pulls {
             ctx,
-            inner: Arc::default(),
+            tasks: Arc::default(),
         }
     }
 
@@ -156,46 +133,40 @@ impl Pulls {
         let (started, live) = Started::new();
         let (failed_tx, failed) = oneshot::channel();
         let status = Arc::new(Status::default());
-        {
-            let mut proxies = self.inner.proxies();
-            if proxies.contains_key(&key) {
-                return Err("This stream already exists".into());
-            }
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-            let origin = redacted(&url);
-            let ingest = Ingest::new(
-                self.ctx.clone(),
-                req.key.clone(),
-                Protocol::Pull,
-                Some(origin.clone()),
-                req.options.clone(),
-            )
-            .with_started(started)
-            .with_status(Arc::clone(&status));
-            let task = tokio::spawn(run(
-                Arc::clone(&self.inner),
+        let origin = redacted(&url);
+        let ingest = Ingest::new(
+            self.ctx.clone(),
+            req.key.clone(),
+            Protocol::Pull,
+            Some(origin.clone()),
+            req.options.clone(),
+        )
+        .with_started(started)
+        .with_status(Arc::clone(&status));
+        let meta = Meta {
+            stream: req.key.clone(),
+            url: origin,
+            status: Arc::clone(&status),
+        };
+        let attempts = Attempts {
+            source,
+            url,
+            opts: req.attempt.clone(),
+            retry_count: req.retry_count,
+        };
+        let started = self.tasks.start(&key, meta, |id| {
+            tokio::spawn(run(
+                Arc::clone(&self.tasks),
                 key.clone(),
                 id,
-                Attempts {
-                    source,
-                    url,
-                    opts: req.attempt.clone(),
-                    retry_count: req.retry_count,
-                },
+                attempts,
                 ingest,
                 failed_tx,
-                Arc::clone(&status),
-            ));
-            proxies.insert(
-                key.clone(),
-                Entry {
-                    id,
-                    stream: req.key.clone(),
-                    url: origin,
-                    status,
-                    task,
-                },
-            );
+                status,
+            ))
+        });
+        if !started {
+            return Err("This stream already exists".into());
         }
         tokio::select! {
             Ok(()) = live => Ok(key),
@@ -204,58 +175,47 @@ impl Pulls {
         }
     }
 
-    /// Stops the proxy `key` (`vhost/app/stream`) and ends its stream; false when there is none.
+    /// Stops the proxy `key` (`vhost/app/stream`) and ends its stream; false when there is
+    /// none. Its stream has ended when this answers.
     pub async fn remove(&self, key: &str) -> bool {
-        let entry = self.inner.proxies().remove(key);
-        match entry {
-            Some(entry) => {
-                entry.task.abort();
-                // Its stream (or its session) has ended when this answers.
-                let _ = entry.task.await;
-                tracing::info!(proxy = ?key, "pull proxy deleted");
-                true
-            }
-            None => false,
+        let removed = self.tasks.remove(key).await;
+        if removed {
+            tracing::info!(proxy = ?key, "pull proxy deleted");
         }
+        removed
     }
 
     /// Every proxy, by key.
     pub fn list(&self) -> Vec<PullInfo> {
-        let proxies = self.inner.proxies();
-        let mut list: Vec<_> = proxies.iter().map(|(k, e)| self.info(k, e)).collect();
-        list.sort_by(|a, b| a.key.cmp(&b.key));
-        list
+        self.tasks.list(|key, meta| self.info(key, meta))
     }
 
     /// The proxy `key`.
     pub fn get(&self, key: &str) -> Option<PullInfo> {
-        let proxies = self.inner.proxies();
-        proxies.get(key).map(|e| self.info(key, e))
+        self.tasks.get(key, |key, meta| self.info(key, meta))
     }
 
     /// Stops every proxy (the server stops).
     pub fn shutdown(&self) {
-        for (_, entry) in self.inner.proxies().drain() {
-            entry.task.abort();
-        }
+        self.tasks.shutdown();
     }
 
-    fn info(&self, key: &str, e: &Entry) -> PullInfo {
+    fn info(&self, key: &str, m: &Meta) -> PullInfo {
         let total_readers = self
             .ctx
             .registry
-            .stream(&e.stream)
+            .stream(&m.stream)
             .map_or(0, |s| s.total_readers);
         PullInfo {
             key: key.to_owned(),
-            stream: e.stream.clone(),
-            url: e.url.clone(),
-            status: e.status.code(),
-            live_secs: e.status.live_secs(),
-            retries: e.status.retries(),
+            stream: m.stream.clone(),
+            url: m.url.clone(),
+            status: m.status.code(),
+            live_secs: m.status.live_secs(),
+            retries: m.status.retries(),
             total_readers,
-            bytes_speed: e.status.speed(),
-            total_bytes: e.status.bytes(),
+            bytes_speed: m.status.speed(),
+            total_bytes: m.status.bytes(),
         }
     }
 }
@@ -273,7 +233,7 @@ struct Attempts {
 }
 
 async fn run(
-    inner: Arc<Inner>,
+    tasks: Arc<Tasks<Meta>>,
     key: String,
     id: u64,
     attempts: Attempts,
@@ -282,7 +242,7 @@ async fn run(
     status: Arc<Status>,
 ) {
     let mut failed = Some(failed);
-    let mut failures: u32 = 0;
+    let mut retries = Retries::new(attempts.retry_count);
     loop {
         let connects = ingest.connects();
         let result = attempts
@@ -303,15 +263,11 @@ async fn run(
             tracing::info!(proxy = ?key, "pull proxy ends: {err}");
             break;
         }
-        if ingest.connects() > connects {
-            failures = 0;
-        }
-        failures = failures.saturating_add(1);
-        if attempts.retry_count >= 0 && i64::from(failures) > attempts.retry_count {
+        let Some(wait) = retries.next(ingest.connects() > connects) else {
+            let failures = retries.failures();
             tracing::info!(proxy = ?key, "pull proxy ends after {failures} failed attempts: {err}");
             break;
-        }
-        let wait = backoff(failures);
+        };
         tracing::info!(proxy = ?key, "source lost ({err}); retrying in {wait:?}");
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
@@ -319,7 +275,7 @@ async fn run(
         }
         status.retried();
     }
-    inner.remove_own(&key, id);
+    tasks.remove_own(&key, id);
 }
 
 /// Feeds one RTMP/FLV audio or video tag body to `ingest`. An undecodable tag is dropped, as a

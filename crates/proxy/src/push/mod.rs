@@ -7,17 +7,15 @@
 
 mod rtmp;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use media::StreamKey;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::status::backoff;
+use crate::status::Retries;
+use crate::tasks::Tasks;
 use crate::{redacted, AttemptOptions, Context, ProxyError, Started, Status};
 
 /// What addStreamPusherProxy asks for.
@@ -94,34 +92,14 @@ impl Destination {
 #[derive(Clone)]
 pub struct Pushes {
     ctx: Context,
-    inner: Arc<Inner>,
+    tasks: Arc<Tasks<Meta>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    pushes: Mutex<HashMap<String, Entry>>,
-    next_id: AtomicU64,
-}
-
-struct Entry {
-    id: u64,
+/// What the API reports of a push besides its live figures.
+struct Meta {
     stream: StreamKey,
     url: String,
     status: Arc<Status>,
-    task: JoinHandle<()>,
-}
-
-impl Inner {
-    fn pushes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.pushes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn remove_own(&self, key: &str, id: u64) {
-        let mut pushes = self.pushes();
-        if pushes.get(key).is_some_and(|e| e.id == id) {
-            pushes.remove(key);
-        }
-    }
 }
 
 impl Pushes {
@@ -129,7 +107,7 @@ impl Pushes {
     pub fn new(ctx: Context) -> Self {
         Pushes {
             ctx,
-            inner: Arc::default(),
+            tasks: Arc::default(),
         }
     }
 
@@ -150,41 +128,39 @@ impl Pushes {
         if !self.ctx.registry.is_live(&req.key) {
             return Err("can not find the source stream".into());
         }
+        if self.tasks.contains(&key) {
+            return Ok(key);
+        }
         let (started, pushing) = Started::new();
         let (failed_tx, failed) = oneshot::channel();
-        {
-            let mut pushes = self.inner.pushes();
-            if pushes.contains_key(&key) {
-                return Ok(key);
-            }
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-            let status = Arc::new(Status::default());
-            let task = tokio::spawn(run(
+        let status = Arc::new(Status::default());
+        let meta = Meta {
+            stream: req.key.clone(),
+            url: redacted(&url),
+            status: Arc::clone(&status),
+        };
+        let attempts = Attempts {
+            destination,
+            url,
+            stream: req.key.clone(),
+            opts: req.attempt.clone(),
+            retry_count: req.retry_count,
+        };
+        let new = self.tasks.start(&key, meta, |id| {
+            tokio::spawn(run(
                 self.ctx.clone(),
-                Arc::clone(&self.inner),
+                Arc::clone(&self.tasks),
                 key.clone(),
                 id,
-                Attempts {
-                    destination,
-                    url: url.clone(),
-                    stream: req.key.clone(),
-                    opts: req.attempt.clone(),
-                    retry_count: req.retry_count,
-                },
+                attempts,
                 started,
                 failed_tx,
-                Arc::clone(&status),
-            ));
-            pushes.insert(
-                key.clone(),
-                Entry {
-                    id,
-                    stream: req.key.clone(),
-                    url: redacted(&url),
-                    status,
-                    task,
-                },
-            );
+                status,
+            ))
+        });
+        if !new {
+            // Another call started the same push meanwhile.
+            return Ok(key);
         }
         tokio::select! {
             Ok(()) = pushing => Ok(key),
@@ -193,52 +169,42 @@ impl Pushes {
         }
     }
 
-    /// Stops the push `key`; false when there is none.
+    /// Stops the push `key`; false when there is none. Its session has ended when this
+    /// answers.
     pub async fn remove(&self, key: &str) -> bool {
-        let entry = self.inner.pushes().remove(key);
-        match entry {
-            Some(entry) => {
-                entry.task.abort();
-                // Its stream (or its session) has ended when this answers.
-                let _ = entry.task.await;
-                tracing::info!(push = ?key, "push proxy deleted");
-                true
-            }
-            None => false,
+        let removed = self.tasks.remove(key).await;
+        if removed {
+            tracing::info!(push = ?key, "push proxy deleted");
         }
+        removed
     }
 
     /// Every push, by key.
     pub fn list(&self) -> Vec<PushInfo> {
-        let pushes = self.inner.pushes();
-        let mut list: Vec<_> = pushes.iter().map(|(k, e)| info(k, e)).collect();
-        list.sort_by(|a, b| a.key.cmp(&b.key));
-        list
+        self.tasks.list(info)
     }
 
     /// The push `key`.
     pub fn get(&self, key: &str) -> Option<PushInfo> {
-        self.inner.pushes().get(key).map(|e| info(key, e))
+        self.tasks.get(key, info)
     }
 
     /// Stops every push (the server stops).
     pub fn shutdown(&self) {
-        for (_, entry) in self.inner.pushes().drain() {
-            entry.task.abort();
-        }
+        self.tasks.shutdown();
     }
 }
 
-fn info(key: &str, e: &Entry) -> PushInfo {
+fn info(key: &str, m: &Meta) -> PushInfo {
     PushInfo {
         key: key.to_owned(),
-        stream: e.stream.clone(),
-        url: e.url.clone(),
-        status: e.status.code(),
-        live_secs: e.status.live_secs(),
-        retries: e.status.retries(),
-        bytes_speed: e.status.speed(),
-        total_bytes: e.status.bytes(),
+        stream: m.stream.clone(),
+        url: m.url.clone(),
+        status: m.status.code(),
+        live_secs: m.status.live_secs(),
+        retries: m.status.retries(),
+        bytes_speed: m.status.speed(),
+        total_bytes: m.status.bytes(),
     }
 }
 
@@ -257,7 +223,7 @@ struct Attempts {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     ctx: Context,
-    inner: Arc<Inner>,
+    tasks: Arc<Tasks<Meta>>,
     key: String,
     id: u64,
     attempts: Attempts,
@@ -266,7 +232,7 @@ async fn run(
     status: Arc<Status>,
 ) {
     let mut failed = Some(failed);
-    let mut failures: u32 = 0;
+    let mut retries = Retries::new(attempts.retry_count);
     loop {
         let result = attempts
             .destination
@@ -295,16 +261,11 @@ async fn run(
             tracing::info!(push = ?key, "push ends: {err}");
             break;
         }
-        failures = if got_through {
-            1
-        } else {
-            failures.saturating_add(1)
-        };
-        if attempts.retry_count >= 0 && i64::from(failures) > attempts.retry_count {
+        let Some(wait) = retries.next(got_through) else {
+            let failures = retries.failures();
             tracing::info!(push = ?key, "push ends after {failures} failed attempts: {err}");
             break;
-        }
-        let wait = backoff(failures);
+        };
         tracing::info!(push = ?key, "push lost ({err}); retrying in {wait:?}");
         tokio::time::sleep(wait).await;
         if !ctx.registry.is_live(&attempts.stream) {
@@ -312,5 +273,5 @@ async fn run(
         }
         status.retried();
     }
-    inner.remove_own(&key, id);
+    tasks.remove_own(&key, id);
 }
