@@ -175,6 +175,21 @@ impl Elementary {
                 limit: MAX_PAYLOAD as u64,
             });
         }
+        let known = matches!(
+            stream_type,
+            STREAM_TYPE_H264
+                | STREAM_TYPE_H265
+                | STREAM_TYPE_AAC
+                | STREAM_TYPE_MPEG1_AUDIO
+                | STREAM_TYPE_MPEG2_AUDIO
+                | STREAM_TYPE_G711A
+                | STREAM_TYPE_G711U
+        );
+        if !known {
+            tracing::trace!(stream_type, "stream type ignored");
+            return Ok(());
+        }
+        // Only the streams read move the clock: another's timestamps could be anything.
         let stamp = self.clock.stamp(pts, dts);
         let events = &mut self.events;
         match stream_type {
@@ -202,10 +217,7 @@ impl Elementary {
                 .g711u
                 .get_or_insert_with(|| Audio::new(Codec::G711U))
                 .push(stamp, payload, events),
-            other => {
-                tracing::trace!(stream_type = other, "stream type ignored");
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 

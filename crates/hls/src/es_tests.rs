@@ -409,3 +409,24 @@ fn start_codes_are_found_at_every_offset() {
     }
     assert_eq!(found, [1, 6, 13]);
 }
+
+#[test]
+fn ignored_streams_do_not_move_the_clock() {
+    let mut es = Elementary::new();
+    es.push(0x90, Some(90_000), None, Bytes::from_static(&[0xd5; 80]))
+        .expect("push");
+    // A private stream 13 hours away: had it moved the clock, the next G.711 PTS would be
+    // unwrapped a whole 2^33 period off.
+    es.push(
+        0x06,
+        Some(90_000 + (1 << 32) + 1000),
+        None,
+        Bytes::from_static(b"x"),
+    )
+    .expect("ignored");
+    es.push(0x90, Some(93_600), None, Bytes::from_static(&[0xd5; 80]))
+        .expect("push");
+    let events = drain(&mut es);
+    let dts: Vec<u64> = frames(&events).iter().map(|f| f.dts).collect();
+    assert_eq!(dts, [1000, 1040]);
+}

@@ -1,5 +1,15 @@
 //! Sans-IO HLS for ferrostream: an MPEG-TS muxer (ISO/IEC 13818-1) and live media playlists
-//! (RFC 8216, with draft-pantos-hls-rfc8216bis for low-latency HLS).
+//! (RFC 8216, with draft-pantos-hls-rfc8216bis for low-latency HLS); and the MPEG systems side
+//! of the pulls: TS and PS demuxers, PES payloads into frames, and an m3u8 parser.
+//!
+//! Reading (the HTTP-TS, HLS and GB28181 sources):
+//!
+//! ```text
+//!   TS bytes ─▶ reader::Demuxer ─┐
+//!                                ├─▶ (stream_type, PTS, DTS, payload) ─▶ es::Elementary ─▶ tracks, frames
+//!   PS bytes ─▶ ps::PsDemuxer ───┘
+//!   m3u8 text ─▶ m3u8::parse ─▶ variants / segments
+//! ```
 //!
 //! The crate never touches a socket, a file, a clock or a task. Frames go in, TS bytes and
 //! m3u8 text come out; the server owns the segments' bytes, decides when to cut (time is the

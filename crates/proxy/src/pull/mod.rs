@@ -10,7 +10,9 @@
 //! refuses it, or on delStreamProxy.
 
 mod flv;
+mod hls;
 mod rtmp;
+mod ts;
 
 use std::sync::Arc;
 
@@ -69,6 +71,8 @@ pub struct PullInfo {
 enum Source {
     Rtmp,
     HttpFlv,
+    HttpTs,
+    Hls,
 }
 
 impl Source {
@@ -77,6 +81,8 @@ impl Source {
         match url.scheme() {
             "rtmp" => Ok(Source::Rtmp),
             "http" if path.ends_with(".flv") => Ok(Source::HttpFlv),
+            "http" if path.ends_with(".ts") => Ok(Source::HttpTs),
+            "http" if path.ends_with(".m3u8") => Ok(Source::Hls),
             "https" | "rtmps" | "rtsps" => Err(ProxyError::BadUrl(format!(
                 "{}:// (TLS) sources are not supported",
                 url.scheme()
@@ -97,6 +103,8 @@ impl Source {
         match self {
             Source::Rtmp => rtmp::pull(url, opts, ingest).await,
             Source::HttpFlv => flv::pull(url, opts, ingest).await,
+            Source::HttpTs => ts::pull(url, opts, ingest).await,
+            Source::Hls => hls::pull(url, opts, ingest).await,
         }
     }
 }
@@ -322,6 +330,8 @@ mod tests {
             of("http://h/live/a.live.flv?x=1").ok(),
             Some(Source::HttpFlv)
         );
+        assert_eq!(of("http://h/live/a.live.ts").ok(), Some(Source::HttpTs));
+        assert_eq!(of("http://h/live/a/hls.m3u8?t=1").ok(), Some(Source::Hls));
         assert!(matches!(of("https://h/a.flv"), Err(ProxyError::BadUrl(_))));
         assert!(matches!(of("http://h/a.mp4"), Err(ProxyError::BadUrl(_))));
         assert!(matches!(
