@@ -378,11 +378,7 @@ async fn tcp_active_dials_a_device_sending_h264_and_g711() {
         )
         .await,
     );
-    let device_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let device_port = free_port();
     let mut camera = device(
         &ts,
         "tcp-listen",
@@ -450,11 +446,7 @@ async fn set_server_config_moves_the_shared_port_and_sets_the_timeout() {
 
     // The shared port moves: the new one takes a device, the old one is closed.
     let old = server.rtp.shared_addr().expect("shared");
-    let new_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let new_port = free_port();
     let set = api
         .call(
             "setServerConfig",
