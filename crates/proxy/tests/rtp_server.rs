@@ -263,3 +263,38 @@ async fn the_shared_port_names_streams_by_ssrc() {
     // No openRtpServer was called: nothing to list.
     assert!(f.servers.list().is_empty());
 }
+
+#[tokio::test]
+async fn a_name_taken_by_another_stream_is_left_alone() {
+    let f = fixture(Duration::from_secs(10)).await;
+    let shared = f.servers.shared_addr().expect("shared port on");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    for packet in h264_packets(9, 12) {
+        socket.send_to(&packet, shared).await.expect("send");
+    }
+    let taken = StreamKey::new("rtp", "00000009").expect("key");
+    wait_h264(&f.registry, &taken).await;
+    // A port opened for the same name: its RTP is refused (the name is live), the port
+    // closes, and the stream that has the name goes on.
+    let port = f
+        .servers
+        .open(request("00000009", TcpMode::Udp, 0))
+        .expect("open");
+    for packet in h264_packets(10, 12) {
+        socket
+            .send_to(&packet, ("127.0.0.1", port))
+            .await
+            .expect("send");
+    }
+    for _ in 0..100 {
+        if f.servers.list().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(f.servers.list().is_empty(), "the refused server is closed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(f.registry.is_live(&taken), "the other stream was closed");
+}

@@ -22,7 +22,7 @@ mod receiver;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -214,6 +214,8 @@ struct Server {
     tasks: Vec<AbortHandle>,
     /// The stream's task, which owns its [`Ingest`].
     stream: Option<JoinHandle<()>>,
+    /// Whether its stream went live: only then is the live stream of its name its own.
+    went_live: Arc<AtomicBool>,
     registry: registry::Registry,
 }
 
@@ -227,10 +229,13 @@ impl Drop for Server {
         if let Some(stream) = self.stream.take() {
             stream.abort();
             let (registry, key) = (self.registry.clone(), self.info.key.clone());
+            let went_live = Arc::clone(&self.went_live);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
                     let _ = stream.await;
-                    registry.close(&key);
+                    if went_live.load(Ordering::Relaxed) {
+                        registry.close(&key);
+                    }
                 });
             }
         }
@@ -356,7 +361,15 @@ impl RtpServers {
             None,
             serde_json::Map::new(),
         );
-        let stream = tokio::spawn(self.clone().stream(id, info.clone(), ingest, rx, config));
+        let went_live = Arc::new(AtomicBool::new(false));
+        let stream = tokio::spawn(self.clone().stream(
+            id,
+            info.clone(),
+            ingest,
+            rx,
+            config,
+            Arc::clone(&went_live),
+        ));
         tracing::info!(stream = %req.key, port, tcp_mode = req.tcp_mode.as_arg(), "RTP server opened");
         servers.insert(
             req.key,
@@ -367,6 +380,7 @@ impl RtpServers {
                 local,
                 tasks,
                 stream: Some(stream),
+                went_live,
                 registry: inner.ctx.registry.clone(),
             },
         );
@@ -452,8 +466,10 @@ impl RtpServers {
         ingest: Ingest,
         rx: mpsc::Receiver<Inbound>,
         config: RtpServerConfig,
+        went_live: Arc<AtomicBool>,
     ) {
-        let ended = receiver::run(ingest, rx, config, info.ssrc, info.only_track).await;
+        let (ssrc, only) = (info.ssrc, info.only_track);
+        let ended = receiver::run(ingest, rx, config, ssrc, only, went_live).await;
         match &ended {
             Ended::Timeout => {
                 tracing::info!(stream = %info.key, port = info.port, "RTP server timed out");

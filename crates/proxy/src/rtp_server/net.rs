@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ const MAX_TCP_PER_SERVER: usize = 4;
 const MAX_SHARED_STREAMS: usize = 256;
 /// How long to wait for a device in TCP active mode (ZLMediaKit's 5 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a socket task waits after an error before it tries again.
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// A UDP socket's receive buffer: a burst of a 4K camera's keyframe.
 const UDP_RECV_BUFFER: usize = 4 << 20;
 
@@ -112,8 +115,10 @@ pub(super) fn spawn_udp(
             let (n, peer) = match socket.recv_from(&mut buf).await {
                 Ok(r) => r,
                 Err(e) => {
-                    // ICMP port unreachable and the like: not fatal for a server socket.
+                    // ICMP port unreachable and the like: not fatal for a server socket (a
+                    // short pause, in case it keeps failing).
                     tracing::debug!(%local, "RTP UDP receive: {e}");
+                    tokio::time::sleep(ERROR_PAUSE).await;
                     continue;
                 }
             };
@@ -160,7 +165,11 @@ pub(super) fn spawn_accept(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
+                    let Ok((stream, peer)) = accepted else {
+                        // Out of descriptors, most likely: let some close first.
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                        continue;
+                    };
                     let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                         tracing::warn!(%peer, "RTP over TCP refused: too many connections");
                         continue;
@@ -317,7 +326,17 @@ fn spawn_shared_stream(
     let (ctx, config, refused) = (ctx.clone(), config.clone(), Arc::clone(refused));
     tokio::spawn(async move {
         let retry = config.timeout;
-        match receiver::run(ingest, rx, config, ssrc, OnlyTrack::All).await {
+        let went_live = Arc::new(AtomicBool::new(false));
+        let ended = receiver::run(
+            ingest,
+            rx,
+            config,
+            ssrc,
+            OnlyTrack::All,
+            Arc::clone(&went_live),
+        )
+        .await;
+        match ended {
             Ended::Stream(e) => {
                 tracing::info!(stream = %key, "RTP stream on the shared port ended: {e}");
                 let mut refused = lock(&refused);
@@ -328,7 +347,9 @@ fn spawn_shared_stream(
             Ended::Timeout => {
                 tracing::info!(stream = %key, "RTP stream on the shared port timed out");
                 // Its source is gone for good: no waiting for it to resume.
-                ctx.registry.close(&key);
+                if went_live.load(Ordering::Relaxed) {
+                    ctx.registry.close(&key);
+                }
             }
             Ended::Closed => {}
         }
@@ -360,6 +381,7 @@ pub(super) fn start_shared(
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                tokio::time::sleep(ERROR_PAUSE).await;
                 continue;
             };
             let data = &buf[..n];
@@ -385,7 +407,11 @@ pub(super) fn start_shared(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
+                    let Ok((stream, peer)) = accepted else {
+                        // Out of descriptors, most likely: let some close first.
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                        continue;
+                    };
                     let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                         tracing::warn!(%peer, "RTP over TCP refused on the shared port: too many");
                         continue;

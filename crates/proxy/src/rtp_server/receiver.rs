@@ -11,6 +11,8 @@
 //! is read, and later packets of another payload type are dropped.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use media::{Codec, TrackInfo, TrackKind};
@@ -211,16 +213,24 @@ impl Depacketizer {
     pub(crate) fn pull(&mut self) -> Option<DemuxEvent> {
         self.events.pop()
     }
+
+    /// Whether a packet of a payload type it reads came: only then is the source media (RTP
+    /// of an unknown payload type, or noise that parses as RTP, makes no stream).
+    pub(crate) fn has_media(&self) -> bool {
+        self.payload.is_some()
+    }
 }
 
 /// Receives one stream until it times out, is closed or its sockets go; see the
-/// [module docs](self).
+/// [module docs](self). `went_live` turns true once the stream is published (so that whoever
+/// ends it knows the stream of its name is its own).
 pub(crate) async fn run(
     mut ingest: Ingest,
     mut inbound: mpsc::Receiver<Inbound>,
     config: RtpServerConfig,
     ssrc: u32,
     only_track: OnlyTrack,
+    went_live: Arc<AtomicBool>,
 ) -> Ended {
     let started = Instant::now();
     let mut deadline = started + config.timeout;
@@ -242,9 +252,13 @@ pub(crate) async fn run(
         }
         deadline = Instant::now() + timeout;
         if !ingest.is_live() {
+            if !depacketizer.has_media() {
+                continue;
+            }
             if let Err(e) = ingest.live(peer, local).await {
                 return Ended::Stream(e);
             }
+            went_live.store(true, Ordering::Relaxed);
         }
         while let Some(event) = depacketizer.pull() {
             match event {

@@ -158,10 +158,11 @@ fn the_first_ssrc_is_kept_and_garbage_does_not_count() {
         !d.push(ts_packets(6)[0].clone(), 0),
         "not the SSRC asked for"
     );
-    for p in rtp(50, 5, 0, &[0u8; 3000], 1000) {
+    for p in rtp(50, 5, 0, &[0u8; 30_000], 1000) {
         assert!(d.push(p, 0));
         assert!(drain(&mut d).is_empty());
     }
+    assert!(!d.has_media(), "an unknown payload type makes no stream");
 }
 
 #[test]
