@@ -423,11 +423,35 @@ async fn set_server_config_moves_the_shared_port_and_sets_the_timeout() {
     let server = rtp_server(&backend, Duration::from_secs(15)).await;
     let api = Api::of(&server);
 
-    // From 15 s to 1 s: a port opened from now on that gets nothing times out within it.
+    // The shared port moves and the timeout goes from 15 s to 1 s, in one change.
+    let old = server.rtp.shared_addr().expect("shared");
+    let new_port = free_port();
     let set = api
-        .call("setServerConfig", &[("rtp_proxy.timeoutSec", "1")])
+        .call(
+            "setServerConfig",
+            &[
+                ("rtp_proxy.port", &new_port.to_string()),
+                ("rtp_proxy.timeoutSec", "1"),
+            ],
+        )
         .await;
-    assert_eq!(set, json!({"code": 0, "changed": 1}));
+    assert_eq!(set, json!({"code": 0, "changed": 2}));
+    // The change is applied by the server's applier task, after the answer.
+    let moved = Some(std::net::SocketAddr::new(old.ip(), new_port));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.rtp.shared_addr() != moved {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shared port is still {:?}",
+            server.rtp.shared_addr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::net::UdpSocket::bind(old).expect("the old shared port is free");
+    let _camera = device(&ts, "udp", new_port, 0x0C0F_FEE0, &["--loops", "4"]);
+    wait_live(&server, &key("0C0FFEE0"), 2).await;
+
+    // A port opened from now on that gets nothing times out within the new second.
     let opened = tokio::time::Instant::now();
     let port = port_of(
         &api.call("openRtpServer", &[("port", "0"), ("stream_id", "cam5")])
@@ -443,23 +467,5 @@ async fn set_server_config_moves_the_shared_port_and_sets_the_timeout() {
     );
     assert_eq!(calls[0].body["local_port"], port);
     assert_eq!(calls[0].body["stream_id"], "cam5");
-
-    // The shared port moves: the new one takes a device, the old one is closed.
-    let old = server.rtp.shared_addr().expect("shared");
-    let new_port = free_port();
-    let set = api
-        .call(
-            "setServerConfig",
-            &[("rtp_proxy.port", &new_port.to_string())],
-        )
-        .await;
-    assert_eq!(set, json!({"code": 0, "changed": 1}));
-    assert_eq!(
-        server.rtp.shared_addr(),
-        Some(std::net::SocketAddr::new(old.ip(), new_port))
-    );
-    std::net::UdpSocket::bind(old).expect("the old shared port is free");
-    let _camera = device(&ts, "udp", new_port, 0x0C0F_FEE0, &["--loops", "4"]);
-    wait_live(&server, &key("0C0FFEE0"), 2).await;
     server.shutdown().await;
 }
