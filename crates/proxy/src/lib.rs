@@ -24,6 +24,8 @@ mod rtmp_client;
 pub mod rtp_server;
 mod status;
 mod tasks;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::ProxyError;
 pub use ingest::Ingest;

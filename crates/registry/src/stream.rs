@@ -518,6 +518,9 @@ pub(crate) struct Rebaser {
     last_in: Option<u64>,
     last_out: u64,
     offset: i128,
+    /// A frame went out: a new publisher's first one comes a millisecond after it, never at
+    /// the same instant (a player would see two frames with one timestamp).
+    emitted: bool,
 }
 
 impl Rebaser {
@@ -527,6 +530,7 @@ impl Rebaser {
             last_in: None,
             last_out: 0,
             offset: 0,
+            emitted: false,
         }
     }
 
@@ -537,7 +541,10 @@ impl Rebaser {
 
     pub(crate) fn rebase(&mut self, dts: u64) -> u64 {
         match self.last_in {
-            None => self.offset = i128::from(self.last_out) - i128::from(dts),
+            None => {
+                let next = self.last_out + u64::from(self.emitted);
+                self.offset = i128::from(next) - i128::from(dts);
+            }
             Some(last) if last.abs_diff(dts) > self.threshold => {
                 tracing::debug!(from = last, to = dts, "timestamp jump rebased");
                 self.offset = i128::from(self.last_out) - i128::from(dts);
@@ -547,6 +554,7 @@ impl Rebaser {
         self.last_in = Some(dts);
         let out = (i128::from(dts) + self.offset).clamp(0, i128::from(u64::MAX)) as u64;
         self.last_out = self.last_out.max(out);
+        self.emitted = true;
         out
     }
 }

@@ -207,6 +207,10 @@ fn rebaser_handles_wrap_and_jumps() {
     // A forward jump of an hour is rebased too.
     assert_eq!(r.rebase(3_600_000), 80);
     assert_eq!(r.rebase(3_600_040), 120);
+    // A new publisher (a proxy's reconnect) starts right after the last frame, not on it.
+    r.resume();
+    assert_eq!(r.rebase(0), 121);
+    assert_eq!(r.rebase(40), 161);
 }
 
 fn keep_for(ms: u64) -> StreamOptions {

@@ -248,6 +248,147 @@ pub fn verify_basic(
     }
 }
 
+/// A server's `WWW-Authenticate` challenge, as a client answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// `Digest` (RFC 2617 §3.2.1, MD5; RFC 7616 keeps MD5 as the default algorithm).
+    Digest {
+        /// `realm`.
+        realm: String,
+        /// `nonce`.
+        nonce: String,
+        /// `opaque`, echoed back when present.
+        opaque: Option<String>,
+        /// The server offered `qop=auth`: the answer uses it, with a client nonce.
+        qop_auth: bool,
+        /// `stale=true`: the nonce expired but the credentials were right.
+        stale: bool,
+    },
+    /// `Basic` (RFC 2617 §2).
+    Basic {
+        /// `realm`.
+        realm: String,
+    },
+}
+
+/// Longest challenge field kept; longer ones are refused as [`Error::LimitExceeded`].
+const MAX_CHALLENGE_FIELD: usize = 1024;
+
+/// Parses one `WWW-Authenticate` value. Digest with an algorithm other than MD5 (SHA-256,
+/// `-sess`) is [`Error::Unsupported`], as is an unknown scheme.
+pub fn parse_challenge(value: &str) -> Result<Challenge, Error> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let fields = params(rest)?;
+    if let Some((_, v)) = fields.iter().find(|(_, v)| v.len() > MAX_CHALLENGE_FIELD) {
+        return Err(Error::limit(
+            "challenge field",
+            v.len(),
+            MAX_CHALLENGE_FIELD,
+        ));
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    if scheme.eq_ignore_ascii_case("Basic") {
+        return Ok(Challenge::Basic {
+            realm: field("realm").unwrap_or_default(),
+        });
+    }
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return Err(Error::Unsupported(format!("auth scheme {scheme}")));
+    }
+    if let Some(algorithm) = field("algorithm") {
+        if !algorithm.eq_ignore_ascii_case("MD5") {
+            return Err(Error::Unsupported(format!("digest algorithm {algorithm}")));
+        }
+    }
+    let nonce = field("nonce").ok_or(Error::malformed(0, "Digest challenge without nonce"))?;
+    Ok(Challenge::Digest {
+        realm: field("realm").unwrap_or_default(),
+        nonce,
+        opaque: field("opaque"),
+        qop_auth: field("qop")
+            .is_some_and(|q| q.split(',').any(|o| o.trim().eq_ignore_ascii_case("auth"))),
+        stale: field("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+    })
+}
+
+/// Picks the challenge to answer from a 401's `WWW-Authenticate` values: Digest (MD5) over
+/// Basic, as RFC 7235 §2.1 lets the client choose the strongest it supports.
+pub fn choose_challenge<'a>(values: impl Iterator<Item = &'a str>) -> Option<Challenge> {
+    let mut basic = None;
+    for value in values {
+        match parse_challenge(value) {
+            Ok(c @ Challenge::Digest { .. }) => return Some(c),
+            Ok(c @ Challenge::Basic { .. }) => basic = Some(c),
+            Err(e) => tracing::debug!(error = %e, "challenge skipped"),
+        }
+    }
+    basic
+}
+
+impl Challenge {
+    /// The `Authorization` value answering this challenge for `method` on `uri` (the
+    /// Request-URI exactly as sent). With `qop=auth`, `cnonce` and the nonce count `nc` (from
+    /// 1, incremented per request with the same nonce) go in too (RFC 2617 §3.2.2).
+    pub fn authorization(
+        &self,
+        username: &str,
+        password: &str,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
+        match self {
+            Challenge::Basic { .. } => {
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                )
+            }
+            Challenge::Digest {
+                realm,
+                nonce,
+                opaque,
+                qop_auth,
+                ..
+            } => {
+                let ha1 = md5_hex(&[username, realm, password]);
+                let ha2 = md5_hex(&[method, uri]);
+                let mut header = format!(
+                    "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\"",
+                    quote(username),
+                    quote(realm),
+                    quote(nonce),
+                    quote(uri)
+                );
+                let response = if *qop_auth {
+                    let nc = format!("{nc:08x}");
+                    let r = md5_hex(&[&ha1, nonce, &nc, cnonce, "auth", &ha2]);
+                    header.push_str(&format!(
+                        ", qop=auth, nc={nc}, cnonce=\"{}\"",
+                        quote(cnonce)
+                    ));
+                    r
+                } else {
+                    md5_hex(&[&ha1, nonce, &ha2])
+                };
+                header.push_str(&format!(", response=\"{response}\""));
+                if let Some(opaque) = opaque {
+                    header.push_str(&format!(", opaque=\"{}\"", quote(opaque)));
+                }
+                header.push_str(", algorithm=MD5");
+                header
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +460,46 @@ mod tests {
         ));
         let ha1 = md5_hex(&["admin", "r", "s3cret"]);
         assert!(verify_basic(&username, &password, "r", Password::Ha1(&ha1)));
+    }
+
+    /// The client's answer verifies against the server side's check, with and without qop.
+    #[test]
+    fn client_answers_verify() {
+        let uri = "rtsp://127.0.0.1:8554/live/cam";
+        for value in [
+            "Digest realm=\"cam\", nonce=\"n0\"",
+            "Digest realm=\"cam\", nonce=\"n0\", qop=\"auth,auth-int\", opaque=\"o\"",
+        ] {
+            let c = parse_challenge(value).expect("parses");
+            let header = c.authorization("admin", "s3cret", "DESCRIBE", uri, "c0ffee", 1);
+            let Ok(Credentials::Digest(d)) = parse_authorization(&header) else {
+                panic!("digest: {header}");
+            };
+            assert_eq!(d.uri, uri);
+            assert!(
+                d.verify("DESCRIBE", "cam", "n0", Password::Plain("s3cret")),
+                "{header}"
+            );
+            assert!(!d.verify("DESCRIBE", "cam", "n0", Password::Plain("wrong")));
+        }
+        let c = choose_challenge(
+            [
+                "Basic realm=\"cam\"",
+                "Digest realm=\"cam\", nonce=\"n\", stale=TRUE",
+            ]
+            .into_iter(),
+        )
+        .expect("one");
+        assert!(matches!(c, Challenge::Digest { stale: true, .. }));
+        let basic = choose_challenge(["Basic realm=\"cam\""].into_iter()).expect("basic");
+        assert_eq!(
+            basic.authorization("admin", "s3cret", "DESCRIBE", uri, "", 1),
+            "Basic YWRtaW46czNjcmV0"
+        );
+        assert!(parse_challenge("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256").is_err());
+        assert!(parse_challenge("Digest realm=\"r\"").is_err());
+        assert!(parse_challenge("Negotiate abc").is_err());
+        assert_eq!(choose_challenge(["Bearer x"].into_iter()), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! driver's session clock); later ones advance by RTP time, so tracks line up to within arrival
 //! jitter. Once every track has sent an RTCP sender report, the reports' NTP↔RTP mappings place
 //! the tracks instead (RFC 3550 §6.4.1), which aligns them exactly; the switch keeps the least
-//! delayed track continuous. Per track, output timestamps never decrease.
+//! delayed track continuous. Per track, output timestamps always increase.
 
 use std::collections::VecDeque;
 
@@ -64,7 +64,8 @@ struct TrackIn {
     /// Arrival of the first packet, in ms; `None` before it.
     first_arrival: Option<u64>,
     report: Option<Report>,
-    last_dts: u64,
+    /// The dts of the track's last frame; `None` before its first.
+    last_dts: Option<u64>,
 }
 
 impl TrackIn {
@@ -140,7 +141,7 @@ impl Demuxer {
                     last_ext: 0,
                     first_arrival: None,
                     report: None,
-                    last_dts: 0,
+                    last_dts: None,
                 }
             })
             .collect();
@@ -265,8 +266,15 @@ impl Demuxer {
         let Some(t) = self.tracks.get_mut(track) else {
             return 0;
         };
-        t.last_dts = t.last_dts.max(ms);
-        t.last_dts
+        // Two frames of a track never share a time: when the switch to sender-report timing
+        // moves a track back, its next frames step on by 1 ms until they catch up (a muxer
+        // refuses a dts that does not increase).
+        let dts = match t.last_dts {
+            Some(last) => ms.max(last.saturating_add(1)),
+            None => ms,
+        };
+        t.last_dts = Some(dts);
+        dts
     }
 
     /// An RTCP packet (compound allowed) received on `track`'s RTCP channel or port. Sender
@@ -508,6 +516,49 @@ mod tests {
         assert!(d.push(2, rtp(96, 3, 0, &[0x41]), 0).is_err());
         assert!(d.push_rtcp(0, &[0x80, 200, 0, 9]).is_err());
         assert!(d.pull().is_none());
+    }
+
+    /// The switch to sender-report timing may move a track back: its frames then step on by
+    /// 1 ms, never repeating a dts, until they catch up.
+    #[test]
+    fn a_track_moved_back_by_the_reports_keeps_rising() {
+        let tracks = vec![
+            sdp::Track::offer(&infos()[0], 0).expect("video"),
+            sdp::Track::offer(&TrackInfo::new(Codec::G711U, Bytes::new()), 1).expect("audio"),
+        ];
+        let mut d = Demuxer::new(&tracks, &RtspConfig::default());
+        let rtp = |pt, seq, ts: u32, payload: &[u8]| {
+            let mut b = BytesMut::new();
+            rtp::write_header(&mut b, true, pt, seq, ts, 9);
+            b.put_slice(payload);
+            b.freeze()
+        };
+        let sr = |rtp_time: u32| {
+            let mut b = BytesMut::new();
+            crate::rtp::SenderReport {
+                ssrc: 9,
+                ntp_time: rtp::ntp_timestamp(std::time::Duration::from_secs(1_700_000_000)),
+                rtp_time,
+                ..Default::default()
+            }
+            .write(&mut b);
+            b
+        };
+        // Audio sampled when video's second frame was arrives 140 ms earlier than it.
+        d.push(1, rtp(0, 1, 0, &[0xff; 160]), 900).expect("ok");
+        d.push(0, rtp(96, 1, 0, &[0x65, 1]), 1000).expect("ok");
+        d.push(0, rtp(96, 2, 3600, &[0x41, 1]), 1040).expect("ok");
+        d.push_rtcp(0, &sr(3600)).expect("ok");
+        d.push_rtcp(1, &sr(0)).expect("ok");
+        d.push(0, rtp(96, 3, 7200, &[0x41, 2]), 1080).expect("ok");
+        d.push(0, rtp(96, 4, 10800, &[0x41, 3]), 1120).expect("ok");
+        let video: Vec<u64> = std::iter::from_fn(|| d.pull())
+            .filter_map(|e| match e {
+                DemuxEvent::Frame(f) if f.codec == Codec::H264 => Some(f.dts),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(video, [1000, 1040, 1041, 1042]);
     }
 
     #[test]

@@ -15,10 +15,10 @@ use crate::message::{Decoder, Input, Response, RtpInfo, Transport};
 use crate::mux::Muxer;
 use crate::rtp::{self, Packet, Rtcp};
 use crate::session::{self, Session};
-use crate::{aac, auth, h264, h265, nal, sdp, RtspConfig};
+use crate::{aac, auth, client, h264, h265, nal, sdp, RtspConfig};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "rtsp_message",
     "rtsp_sdp",
     "rtsp_rtp",
@@ -27,6 +27,7 @@ pub const TARGETS: [&str; 8] = [
     "rtsp_aac",
     "rtsp_demux",
     "rtsp_rfc4571",
+    "rtsp_client",
 ];
 
 /// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
@@ -40,8 +41,110 @@ pub fn run(target: &str, data: &[u8]) {
         "rtsp_aac" => aac(data),
         "rtsp_demux" => demux(data),
         "rtsp_rfc4571" => rfc4571(data),
+        "rtsp_client" => client(data),
         _ => {}
     }
+}
+
+/// A server's side of an RTSP client connection (responses, server requests, interleaved
+/// frames) fed to a [`client::Client`]: the first byte picks the job (bit 0: UDP, bit 1:
+/// record), the rest is the stream, whole and in two halves (which must give the same events
+/// and requests). The driver binds every UDP pair it is asked for, and afterwards the clocks
+/// run out, which must end the session or send a keep-alive.
+pub fn client(data: &[u8]) {
+    let Some((&flags, stream)) = data.split_first() else {
+        return;
+    };
+    let whole = client_converse(flags, &[stream]);
+    let (a, b) = stream.split_at(stream.len() / 2);
+    let halves = client_converse(flags, &[a, b]);
+    if whole.2.is_ok() && halves.2.is_ok() {
+        assert_eq!(
+            (whole.0, whole.1),
+            (halves.0, halves.1),
+            "splitting the stream changed the client"
+        );
+    }
+}
+
+/// The client of [`client`]'s seeds: `rtsp://127.0.0.1:8554/live/cam`, admin/s3cret.
+pub fn fuzz_client(flags: u8, now: Instant) -> client::Client {
+    let config = RtspConfig {
+        max_message: 4096,
+        ..RtspConfig::default()
+    };
+    let options = client::ClientOptions {
+        transport: if flags & 1 == 1 {
+            client::RtpOver::Udp
+        } else {
+            client::RtpOver::Tcp
+        },
+        ..client::ClientOptions::default()
+    };
+    let login = Some(client::Login {
+        username: "admin".into(),
+        password: "s3cret".into(),
+    });
+    let url = "rtsp://127.0.0.1:8554/live/cam";
+    let made = if flags & 2 == 2 {
+        let infos = [
+            media::TrackInfo::new(media::Codec::H264, Bytes::new()),
+            media::TrackInfo::new(media::Codec::G711U, Bytes::new()),
+        ];
+        let tracks = sdp::describe(&infos, "cam").1;
+        client::Client::record(url, login, tracks, "live/cam", options, &config, now)
+    } else {
+        client::Client::play(url, login, options, &config, now)
+    };
+    match made {
+        Ok(c) => c,
+        Err(e) => panic!("the seed client cannot be made: {e}"),
+    }
+}
+
+type ClientRun = (Vec<client::Event>, Vec<u8>, Result<(), crate::Error>);
+
+fn client_converse(flags: u8, parts: &[&[u8]]) -> ClientRun {
+    let now = Instant::now();
+    let mut c = fuzz_client(flags, now);
+    let (mut events, mut out, mut result) = (Vec::new(), BytesMut::new(), Ok(()));
+    let mut port = 40_000u16;
+    for part in parts {
+        if let Err(e) = c.handle_input(now, part) {
+            result = Err(e);
+        }
+        while let Some(event) = c.poll_event() {
+            if let client::Event::BindUdp { track } = &event {
+                if let Err(e) = c.udp_bound(now, *track, port) {
+                    result = Err(e);
+                }
+                port = port.wrapping_add(2);
+            }
+            if let client::Event::Media { track, payload, .. } = &event {
+                let mut framed = BytesMut::new();
+                let _ = c.interleave(*track, false, payload, &mut framed);
+            }
+            events.push(event);
+        }
+        c.poll_transmit(&mut out);
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Some(deadline) = c.poll_timeout() {
+        assert!(deadline > now, "a deadline already past at the last input");
+        let streaming = c.is_streaming();
+        c.handle_timeout(deadline);
+        let mut sent = BytesMut::new();
+        let sent_any = c.poll_transmit(&mut sent);
+        assert!(
+            c.is_closed() || (streaming && sent_any),
+            "the deadline passed and nothing happened"
+        );
+    }
+    c.teardown(now);
+    c.poll_transmit(&mut out);
+    (events, out.to_vec(), result)
 }
 
 /// Serialises packets as the depacketizer targets read them: u16 length, packet bytes.

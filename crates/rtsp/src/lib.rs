@@ -1,5 +1,5 @@
 //! Sans-IO RTSP for ferrostream (RFC 2326, with RFC 7826 where they agree): the pieces an RTSP
-//! server is built from. Request framing and responses, SDP, RTP and RTCP, packetizers and
+//! server (and the client that pulls from cameras and pushes to servers) is built from. Request framing and responses, SDP, RTP and RTCP, packetizers and
 //! depacketizers for H.264, H.265 and AAC, Digest and Basic authentication.
 //!
 //! The crate never touches a socket, a clock, a thread or a random number generator. Bytes read
@@ -169,7 +169,10 @@
 //! - [`rfc4571`]: RTP over TCP framing (a 16-bit length before each packet), as GB28181
 //!   devices send it.
 //! - [`reorder`]: a bounded reorder of RTP by sequence number, for RTP received without RTSP.
-//! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges and verification.
+//! - [`client`]: [`client::Client`], the client side of a connection: playing a camera
+//!   (OPTIONS, DESCRIBE, SETUP, PLAY) or recording to a server (ANNOUNCE, SETUP, RECORD),
+//!   with Digest/Basic answers, keep-alives and clocks.
+//! - [`auth`]: Digest (RFC 2617 MD5) and Basic challenges, verification and answers.
 //! - [`RtspConfig`]: the limits and sizes, with their defaults.
 //! - [`Error`]: the crate's one error type.
 #![forbid(unsafe_code)]
@@ -178,6 +181,7 @@
 
 pub mod aac;
 pub mod auth;
+pub mod client;
 pub mod demux;
 mod error;
 #[doc(hidden)]

@@ -191,6 +191,271 @@ fn request_uri(head: &[u8]) -> Result<String, usize> {
     Ok(uri.to_owned())
 }
 
+/// Most header lines one response may carry (RFC 2326 sets no bound; real servers send a
+/// dozen): more is [`Error::LimitExceeded`].
+pub const MAX_HEADERS: usize = 64;
+
+/// One unit a client reads from its RTSP connection: a server's response, a request from the
+/// server (RFC 2326 §10: OPTIONS, GET_PARAMETER, ANNOUNCE or TEARDOWN may go that way), or
+/// an interleaved frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerInput {
+    /// A response to one of the client's requests.
+    Response(Reply),
+    /// A request the server sent to the client.
+    Request(Reply),
+    /// An interleaved binary frame (§10.12).
+    Interleaved {
+        /// The channel id.
+        channel: u8,
+        /// The RTP or RTCP packet.
+        payload: Bytes,
+    },
+}
+
+/// A parsed response (or server request): the start line, the headers as sent (repeats kept,
+/// so every `WWW-Authenticate` challenge is seen) and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code of a response; 0 for a request.
+    pub status: u16,
+    /// The method of a request; empty for a response.
+    pub method: String,
+    /// `(name, value)` in order, values trimmed.
+    pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes).
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header called `name` (case-insensitive), in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `CSeq`.
+    pub fn cseq(&self) -> Option<u32> {
+        self.header("CSeq")?.trim().parse().ok()
+    }
+}
+
+/// Splits the TCP byte stream a client reads into [`ServerInput`]s: the client side's
+/// counterpart of [`Decoder`], with the same incremental contract (push, then poll until
+/// `Ok(None)`) and bounds: a message (start line, headers and body) of at most `max_message`
+/// bytes with at most [`MAX_HEADERS`] header lines.
+#[derive(Debug)]
+pub struct ResponseDecoder {
+    buf: BytesMut,
+    max_message: usize,
+    consumed: usize,
+}
+
+impl Default for ResponseDecoder {
+    fn default() -> Self {
+        ResponseDecoder::new(MAX_MESSAGE)
+    }
+}
+
+impl ResponseDecoder {
+    /// A decoder refusing messages longer than `max_message` bytes.
+    pub fn new(max_message: usize) -> Self {
+        ResponseDecoder {
+            buf: BytesMut::new(),
+            max_message,
+            consumed: 0,
+        }
+    }
+
+    /// Appends bytes read from the socket; then call [`ResponseDecoder::poll`] until `Ok(None)`.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered and not yet returned.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.consumed += n;
+    }
+
+    /// The next complete input, `Ok(None)` when more bytes are needed. An error means the
+    /// stream cannot be resynchronised: close the connection.
+    pub fn poll(&mut self) -> Result<Option<ServerInput>, Error> {
+        while matches!(self.buf.first(), Some(b'\r' | b'\n')) {
+            self.advance(1);
+        }
+        let Some(&first) = self.buf.first() else {
+            return Ok(None);
+        };
+        if first == INTERLEAVED {
+            let Some(header) = self.buf.get(..4) else {
+                return Ok(None);
+            };
+            let channel = header[1];
+            let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            if self.buf.len() < 4 + len {
+                return Ok(None);
+            }
+            self.advance(4);
+            let payload = self.buf.split_to(len).freeze();
+            self.consumed += len;
+            return Ok(Some(ServerInput::Interleaved { channel, payload }));
+        }
+        let window = &self.buf[..self.buf.len().min(self.max_message)];
+        if let Some(bad) = window
+            .iter()
+            .take_while(|&&b| b != b'\n')
+            .position(|&b| b != b'\r' && b != b'\t' && !(0x20..0x7f).contains(&b))
+        {
+            return Err(Error::malformed(self.consumed + bad, "RTSP status line"));
+        }
+        let Some(head_len) = find(window, b"\r\n\r\n").map(|p| p + 4) else {
+            if self.buf.len() >= self.max_message {
+                return Err(Error::limit(
+                    "RTSP response header",
+                    self.buf.len(),
+                    self.max_message,
+                ));
+            }
+            return Ok(None);
+        };
+        let head = &self.buf[..head_len];
+        let body_len = content_length(head)
+            .map_err(|at| Error::malformed(self.consumed + at, "Content-Length"))?;
+        let total = head_len.saturating_add(body_len);
+        if total > self.max_message {
+            return Err(Error::limit("RTSP response", total, self.max_message));
+        }
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let offset = self.consumed;
+        let (start, headers) = parse_head(&self.buf[..head_len - 4], offset)?;
+        self.advance(head_len);
+        let body = self.buf.split_to(body_len).freeze();
+        self.consumed += body_len;
+        Ok(Some(match start {
+            Start::Status(status) => ServerInput::Response(Reply {
+                status,
+                method: String::new(),
+                headers,
+                body,
+            }),
+            Start::Request(method) => ServerInput::Request(Reply {
+                status: 0,
+                method,
+                headers,
+                body,
+            }),
+        }))
+    }
+}
+
+enum Start {
+    Status(u16),
+    Request(String),
+}
+
+/// The start line and headers of a message head (without its final blank line); `offset` is
+/// where it starts in the stream, for errors.
+fn parse_head(head: &[u8], offset: usize) -> Result<(Start, Vec<(String, String)>), Error> {
+    // The head was checked to be ASCII up to the first line; the rest may hold UTF-8 in
+    // values, which is kept lossily.
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let line = lines.next().unwrap_or("");
+    let start = if let Some(rest) = line.strip_prefix("RTSP/") {
+        let mut parts = rest.splitn(3, ' ');
+        let version = parts.next().unwrap_or("");
+        if !version.starts_with('1') && !version.starts_with('2') {
+            return Err(Error::malformed(offset, "RTSP version"));
+        }
+        let status = parts
+            .next()
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|s| (100..1000).contains(s))
+            .ok_or(Error::malformed(offset, "RTSP status code"))?;
+        Start::Status(status)
+    } else {
+        let mut parts = line.split(' ');
+        let method = parts.next().unwrap_or("");
+        let version = parts.nth(1).unwrap_or("");
+        if method.is_empty()
+            || !method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || !version.starts_with("RTSP/")
+        {
+            return Err(Error::malformed(offset, "RTSP status line"));
+        }
+        Start::Request(method.to_owned())
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            // Folded continuation of the previous header (RFC 2326 §4.2 via RFC 2616 §2.2).
+            match headers.last_mut() {
+                Some((_, value)) => {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                    continue;
+                }
+                None => return Err(Error::malformed(offset, "RTSP header")),
+            }
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(Error::malformed(offset, "RTSP header"));
+        };
+        if headers.len() >= MAX_HEADERS {
+            return Err(Error::limit(
+                "RTSP header lines",
+                headers.len() + 1,
+                MAX_HEADERS,
+            ));
+        }
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    Ok((start, headers))
+}
+
+/// Writes a client request (RFC 2326 §6): `METHOD uri RTSP/1.0`, `CSeq`, the headers, and
+/// `Content-Length` with the body when there is one. Header values lose any CR or LF.
+pub fn write_request(
+    method: &str,
+    uri: &str,
+    cseq: u32,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    out: &mut BytesMut,
+) {
+    let clean = |s: &str| -> String { s.chars().filter(|c| *c != '\r' && *c != '\n').collect() };
+    out.extend_from_slice(
+        format!("{method} {} RTSP/1.0\r\nCSeq: {cseq}\r\n", clean(uri)).as_bytes(),
+    );
+    for (name, value) in headers {
+        out.extend_from_slice(format!("{name}: {}\r\n", clean(value)).as_bytes());
+    }
+    if !body.is_empty() {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
 /// One RTSP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {

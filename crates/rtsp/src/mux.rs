@@ -21,9 +21,6 @@ use crate::{aac, h264, h265, nal, sdp, RtspConfig};
 /// Media time between two sender reports of a track, in ms.
 const SR_INTERVAL_MS: u64 = 1000;
 
-/// The CNAME every sender report carries in its SDES (RFC 3550 §6.5.1).
-const CNAME: &[u8] = b"ferrostream";
-
 /// One packet ready to send: a complete RTP packet (or RTCP SR) of one track.
 #[derive(Debug, Clone)]
 pub struct MuxPacket {
@@ -171,22 +168,6 @@ fn with_parameter_sets(codec: Codec, params: &[Bytes], data: &Bytes) -> Bytes {
     out.freeze()
 }
 
-/// Writes an SDES packet with one chunk: `ssrc` and its CNAME (RFC 3550 §6.5).
-fn write_sdes(out: &mut BytesMut, ssrc: u32) {
-    // SSRC, CNAME item (type, length, text), then at least one null octet up to a 32-bit
-    // boundary.
-    let chunk = 4 + 2 + CNAME.len();
-    let padded = (chunk + 4) & !3;
-    out.put_u8(0x81);
-    out.put_u8(202);
-    out.put_u16((padded / 4) as u16);
-    out.put_u32(ssrc);
-    out.put_u8(1);
-    out.put_u8(CNAME.len() as u8);
-    out.put_slice(CNAME);
-    out.put_bytes(0, padded - chunk);
-}
-
 impl Muxer {
     /// A muxer for a stream of `tracks`; codecs RTSP cannot carry (MP3) are left out, so index
     /// `i` of [`Muxer::tracks`] is the SDP media section `i` with `a=control:trackID=i`.
@@ -330,7 +311,7 @@ impl Muxer {
                 reports: Vec::new(),
             }
             .write(&mut out);
-            write_sdes(&mut out, state.ssrc);
+            rtp::write_sdes(&mut out, state.ssrc);
             state.last_sr_pts = Some(pts);
             self.queue.push_back(MuxPacket {
                 track: i,

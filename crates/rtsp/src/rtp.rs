@@ -308,9 +308,156 @@ impl ReceiverReport {
     }
 }
 
+/// The CNAME every report of ours carries in its SDES (RFC 3550 §6.5.1).
+pub const CNAME: &[u8] = b"ferrostream";
+
+/// Writes an SDES packet with one chunk: `ssrc` and its [`CNAME`] (RFC 3550 §6.5), which
+/// every compound RTCP packet must carry after its report (§6.1).
+pub fn write_sdes(out: &mut BytesMut, ssrc: u32) {
+    // SSRC, CNAME item (type, length, text), then at least one null octet up to a 32-bit
+    // boundary.
+    let chunk = 4 + 2 + CNAME.len();
+    let padded = (chunk + 4) & !3;
+    out.put_u8(0x81);
+    out.put_u8(202);
+    out.put_u16((padded / 4) as u16);
+    out.put_u32(ssrc);
+    out.put_u8(1);
+    out.put_u8(CNAME.len() as u8);
+    out.put_slice(CNAME);
+    out.put_bytes(0, padded - chunk);
+}
+
+/// What a receiver counts of one source for its reception reports (RFC 3550 §6.4.1, with the
+/// sequence bookkeeping of §A.1 and the loss fraction of §A.3; jitter is not estimated and
+/// reported as 0). Times are the caller's, in ms.
+#[derive(Debug, Clone, Default)]
+pub struct Reception {
+    ssrc: Option<u32>,
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u32,
+    expected_prior: u32,
+    received_prior: u32,
+    /// Middle 32 bits of the last SR's NTP time, and when it arrived.
+    last_sr: Option<(u32, u64)>,
+}
+
+impl Reception {
+    /// An RTP packet of `ssrc` with sequence number `seq` arrived. A new SSRC starts over.
+    pub fn on_rtp(&mut self, ssrc: u32, seq: u16) {
+        if self.ssrc != Some(ssrc) {
+            *self = Reception {
+                ssrc: Some(ssrc),
+                base_seq: u32::from(seq),
+                max_seq: seq,
+                received: 1,
+                ..Reception::default()
+            };
+            return;
+        }
+        let delta = seq.wrapping_sub(self.max_seq);
+        if delta != 0 && delta < 0x8000 {
+            if seq < self.max_seq {
+                self.cycles = self.cycles.wrapping_add(1 << 16);
+            }
+            self.max_seq = seq;
+        }
+        self.received = self.received.wrapping_add(1);
+    }
+
+    /// A sender report of the source with NTP time `ntp_time` arrived at `now_ms`.
+    pub fn on_sender_report(&mut self, ntp_time: u64, now_ms: u64) {
+        self.last_sr = Some(((ntp_time >> 16) as u32, now_ms));
+    }
+
+    /// The report block for a receiver report sent at `now_ms`, `None` before any packet;
+    /// the loss fraction counts since the previous block.
+    pub fn block(&mut self, now_ms: u64) -> Option<ReportBlock> {
+        let ssrc = self.ssrc?;
+        let extended = self.cycles.wrapping_add(u32::from(self.max_seq));
+        let expected = extended.wrapping_sub(self.base_seq).wrapping_add(1);
+        let lost = i64::from(expected) - i64::from(self.received);
+        let expected_interval = expected.wrapping_sub(self.expected_prior);
+        let received_interval = self.received.wrapping_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = i64::from(expected_interval) - i64::from(received_interval);
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / i64::from(expected_interval)).min(255) as u8
+        };
+        let (last_sr, delay_since_last_sr) = match self.last_sr {
+            // DLSR in 1/65536 s.
+            Some((lsr, at)) => (lsr, (now_ms.saturating_sub(at) * 65_536 / 1000) as u32),
+            None => (0, 0),
+        };
+        Some(ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: lost.clamp(-0x80_0000, 0x7f_ffff) as i32,
+            highest_sequence: extended,
+            jitter: 0,
+            last_sr,
+            delay_since_last_sr,
+        })
+    }
+}
+
+/// A compound RTCP receiver report from `ssrc` with `blocks` and our SDES CNAME (RFC 3550
+/// §6.1, §6.4.2): what a player sends its source now and then.
+pub fn receiver_report(ssrc: u32, blocks: Vec<ReportBlock>) -> Bytes {
+    let mut out = BytesMut::new();
+    ReceiverReport {
+        ssrc,
+        reports: blocks,
+    }
+    .write(&mut out);
+    write_sdes(&mut out, ssrc);
+    out.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reception_counts_loss_wraps_and_the_last_sr() {
+        let mut r = Reception::default();
+        assert_eq!(r.block(0), None);
+        for seq in [65_533u16, 65_534, 65_535, 1, 2] {
+            r.on_rtp(7, seq); // 0 is lost across the wrap
+        }
+        r.on_sender_report(0x1122_3344_5566_7788, 1000);
+        let b = r.block(1500).expect("block");
+        assert_eq!(b.ssrc, 7);
+        assert_eq!(b.highest_sequence, (1 << 16) + 2);
+        assert_eq!(b.cumulative_lost, 1);
+        assert_eq!(b.fraction_lost, 42, "1 lost of 6, in 1/256");
+        assert_eq!((b.last_sr, b.delay_since_last_sr), (0x3344_5566, 32_768));
+        // Nothing lost since: the fraction is for the interval only.
+        r.on_rtp(7, 3);
+        r.on_rtp(7, 2); // a late duplicate counts as received, not as a step back
+        let b = r.block(2000).expect("block");
+        assert_eq!(
+            (b.fraction_lost, b.cumulative_lost, b.highest_sequence),
+            (0, 0, (1 << 16) + 3)
+        );
+        r.on_rtp(9, 100);
+        let b = r.block(2000).expect("block");
+        assert_eq!((b.ssrc, b.highest_sequence, b.cumulative_lost), (9, 100, 0));
+        let rr = receiver_report(0x55, vec![b]);
+        let parsed = parse_rtcp(&rr).expect("parses");
+        assert_eq!(
+            parsed,
+            [Rtcp::ReceiverReport(ReceiverReport {
+                ssrc: 0x55,
+                reports: vec![b]
+            })]
+        );
+    }
 
     #[test]
     fn rtp_round_trip() {

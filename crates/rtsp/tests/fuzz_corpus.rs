@@ -92,6 +92,46 @@ fn session_seeds_reach_teardown() {
     }
 }
 
+/// The client seeds take a client all the way: through the 401 (for the Digest one) to PLAY's
+/// or RECORD's 200, the frames that follow, and the server's TEARDOWN.
+#[test]
+fn client_seeds_reach_streaming() {
+    use rtsp::client::Event;
+    use std::time::Instant;
+    for (target, name, data) in seeds() {
+        if target != "rtsp_client" || name.starts_with("bad_") {
+            continue;
+        }
+        let now = Instant::now();
+        let mut c = fuzzing::fuzz_client(data[0], now);
+        c.handle_input(now, &data[1..]).expect("valid");
+        let mut events = Vec::new();
+        let mut port = 40_000;
+        while let Some(event) = c.poll_event() {
+            if let Event::BindUdp { track } = event {
+                c.udp_bound(now, track, port).expect("valid");
+                port += 2;
+            }
+            events.push(event);
+        }
+        let started = events
+            .iter()
+            .any(|e| matches!(e, Event::Playing | Event::Recording));
+        assert!(started, "{name}: {events:?}");
+        let media = events
+            .iter()
+            .filter(|e| matches!(e, Event::Media { .. }))
+            .count();
+        let expected_media = if name.contains("record") || name.contains("udp") {
+            0
+        } else {
+            2
+        };
+        assert_eq!(media, expected_media, "{name}: {events:?}");
+        assert_eq!(events.last(), Some(&Event::Ended), "{name}: {events:?}");
+    }
+}
+
 /// Writes the seed corpus when `UPDATE_GOLDEN=1`; otherwise checks the generated seeds are
 /// still what is committed (so a format change cannot silently stale the corpus).
 #[test]
@@ -512,6 +552,72 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "bad_short_length.bin",
         vec![2, 0, 3, 0x80, 0x60, 0],
     ));
+    // Client: a server's side of each job, hand-built in the shape GStreamer's RTSP server
+    // 1.22 and ffmpeg's listener answer (not captures). CSeqs follow the client's requests.
+    let response = |head: &str, body: &str| request(head, body);
+    let describe_body = FFMPEG_SDP;
+    let teardown = request(
+        "TEARDOWN rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 1\n",
+        "",
+    );
+    let mut play = vec![0u8];
+    for (head, body) in [
+        ("RTSP/1.0 200 OK\nCSeq: 1\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\n", ""),
+        ("RTSP/1.0 401 Unauthorized\nCSeq: 2\nWWW-Authenticate: Digest realm=\"cam\", nonce=\"6b2c\", qop=\"auth\"\n", ""),
+        ("RTSP/1.0 200 OK\nCSeq: 3\nContent-Base: rtsp://127.0.0.1:8554/live/cam/\nContent-Type: application/sdp\n", describe_body),
+        ("RTSP/1.0 200 OK\nCSeq: 4\nSession: 3fa9c2;timeout=60\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=0A1B2C3D;mode=\"PLAY\"\n", ""),
+        ("RTSP/1.0 200 OK\nCSeq: 5\nSession: 3fa9c2;timeout=60\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\n", ""),
+        ("RTSP/1.0 200 OK\nCSeq: 6\nSession: 3fa9c2\nRange: npt=now-\nRTP-Info: url=rtsp://127.0.0.1:8554/live/cam/streamid=0;seq=1;rtptime=0\n", ""),
+    ] {
+        play.extend(response(head, body));
+    }
+    let mut p = h264::Packetizer::new(1400, 96, 0x0a1b_2c3d, 1);
+    p.push(0, &avcc(&[&body(0x65, 40)])).expect("valid");
+    for pkt in drain(&mut p) {
+        rtsp::message::write_interleaved(0, &pkt.to_bytes(), &mut frames).expect("fits");
+        play.extend_from_slice(&frames[frames.len() - pkt.to_bytes().len() - 4..]);
+    }
+    play.extend_from_slice(&[0x24, 3, 0, 8, 0x80, 0xc8, 0, 1, 0, 0, 0, 1]);
+    play.extend(request(
+        "GET_PARAMETER rtsp://127.0.0.1:8554/live/cam RTSP/1.0\nCSeq: 1\n",
+        "",
+    ));
+    play.extend(teardown.clone());
+    seeds.push(("rtsp_client", "play_tcp_digest.bin", play));
+    let mut udp = vec![1u8];
+    for (head, body) in [
+        ("RTSP/1.0 200 OK\nCSeq: 1\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\n", ""),
+        ("RTSP/1.0 200 OK\nCSeq: 2\nContent-Type: application/sdp\n", describe_body),
+        ("RTSP/1.0 200 OK\nCSeq: 3\nSession: 77;timeout=30\nTransport: RTP/AVP;unicast;client_port=40000-40001;server_port=6970-6971\n", ""),
+        ("RTSP/1.0 200 OK\nCSeq: 4\nSession: 77;timeout=30\nTransport: RTP/AVP;unicast;client_port=40002-40003;server_port=6972-6973\n", ""),
+        ("RTSP/1.0 200 OK\nCSeq: 5\nSession: 77\n", ""),
+    ] {
+        udp.extend(response(head, body));
+    }
+    udp.extend(teardown.clone());
+    seeds.push(("rtsp_client", "play_udp.bin", udp));
+    let mut record = vec![2u8];
+    for head in [
+        "RTSP/1.0 200 OK\nCSeq: 1\nPublic: ANNOUNCE, SETUP, RECORD, TEARDOWN\n",
+        "RTSP/1.0 200 OK\nCSeq: 2\n",
+        "RTSP/1.0 200 OK\nCSeq: 3\nSession: 1f2e;timeout=60\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\n",
+        "RTSP/1.0 200 OK\nCSeq: 4\nSession: 1f2e\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=record\n",
+        "RTSP/1.0 200 OK\nCSeq: 5\nSession: 1f2e\n",
+    ] {
+        record.extend(response(head, ""));
+    }
+    record.extend(teardown);
+    seeds.push(("rtsp_client", "record_tcp.bin", record));
+    let mut bad = vec![0u8];
+    bad.extend(response(
+        &format!(
+            "RTSP/1.0 200 OK\nCSeq: 1\n{}",
+            (0..70).map(|i| format!("X-{i}: y\n")).collect::<String>()
+        ),
+        "",
+    ));
+    seeds.push(("rtsp_client", "bad_too_many_headers.txt", bad));
+
     seeds.push((
         "rtsp_demux",
         "bad_truncated_records.bin",

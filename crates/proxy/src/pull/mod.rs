@@ -13,6 +13,7 @@ mod flv;
 mod hls;
 mod rtmp;
 mod ts;
+pub(crate) mod rtsp;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ enum Source {
     HttpFlv,
     HttpTs,
     Hls,
+    Rtsp,
 }
 
 impl Source {
@@ -80,6 +82,7 @@ impl Source {
         let path = url.path().to_ascii_lowercase();
         match url.scheme() {
             "rtmp" => Ok(Source::Rtmp),
+            "rtsp" => Ok(Source::Rtsp),
             "http" if path.ends_with(".flv") => Ok(Source::HttpFlv),
             "http" if path.ends_with(".ts") => Ok(Source::HttpTs),
             "http" if path.ends_with(".m3u8") => Ok(Source::Hls),
@@ -105,6 +108,7 @@ impl Source {
             Source::HttpFlv => flv::pull(url, opts, ingest).await,
             Source::HttpTs => ts::pull(url, opts, ingest).await,
             Source::Hls => hls::pull(url, opts, ingest).await,
+            Source::Rtsp => rtsp::pull(url, opts, ingest).await,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! of its stream, so getAllSession shows it and kick_session ends it).
 
 mod rtmp;
+pub(crate) mod rtsp;
 
 use std::sync::Arc;
 
@@ -57,12 +58,14 @@ pub struct PushInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Destination {
     Rtmp,
+    Rtsp,
 }
 
 impl Destination {
     fn of(schema: &str, url: &Url) -> Result<Destination, String> {
         match (schema, url.scheme()) {
             ("rtmp", "rtmp") => Ok(Destination::Rtmp),
+            ("rtsp", "rtsp") => Ok(Destination::Rtsp),
             ("rtmp" | "rtsp", "rtmps" | "rtsps") => {
                 Err(format!("{}:// (TLS) is not supported", url.scheme()))
             }
@@ -84,6 +87,7 @@ impl Destination {
     ) -> Result<(), ProxyError> {
         match self {
             Destination::Rtmp => rtmp::push(url, opts, ctx, key, started, status).await,
+            Destination::Rtsp => rtsp::push(url, opts, ctx, key, started, status).await,
         }
     }
 }
