@@ -1,7 +1,7 @@
 //! addStreamProxy of HTTP MPEG-TS and HLS sources: ffmpeg serving a live TS over HTTP, and
 //! ffmpeg writing live HLS that an axum file server serves. Each pulled stream is played back
 //! from ferrostream over RTMP and HLS by ffprobe (exactly h264 + aac), and getMediaList lists it
-//! as a pull (originType 4) of its URL.
+//! as a pull (originType 4) of its URL; a server's own `.live.ts` pulls back to the same tracks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,11 +58,6 @@ const SOURCE: [&str; 17] = [
     "-c:a",
     "aac",
 ];
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 /// Waits until something listens on 127.0.0.1:`port`, without connecting (ffmpeg's
 /// `-listen 1` serves one client only).
@@ -258,4 +253,63 @@ async fn pulls_http_ts_and_hls_sources() {
         assert_eq!(deleted, json!({"code": 0, "data": {"flag": true}}));
         assert!(!server.registry.is_live(&key("proxy", stream)));
     }
+}
+
+/// Another ZLMediaKit-style server's `.live.ts` and HLS (here ferrostream's own, of a stream
+/// ffmpeg publishes over RTMP) pull like any HTTP-TS or HLS source: what the TS muxer and the
+/// segmenter write, the pulls read back to the same tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_a_servers_live_ts() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = start_server().await;
+    let api = Api::of(&server);
+    let _publisher = ffmpeg_publish(&rtmp_url(&server, "live/src"), &["-stream_loop", "-1"]);
+    wait_live(&server, &key("live", "src"), 2).await;
+    let source = http_url(&server, "live/src.live.ts");
+    let added = add_proxy(&api, "own", &source).await;
+    assert_eq!(
+        added,
+        json!({"code": 0, "data": {"key": "__defaultVhost__/proxy/own"}})
+    );
+    wait_live(&server, &key("proxy", "own"), 2).await;
+    let original = server.registry.stream(&key("live", "src")).expect("live");
+    let pulled = server.registry.stream(&key("proxy", "own")).expect("live");
+    let dims = |tracks: &[media::TrackInfo]| -> Vec<(media::Codec, u32, u32, u32, u8)> {
+        let mut t: Vec<_> = tracks
+            .iter()
+            .map(|t| (t.codec, t.width, t.height, t.sample_rate, t.channels))
+            .collect();
+        t.sort_by_key(|t| t.0.zlm_id());
+        t
+    };
+    assert_eq!(dims(&pulled.tracks), dims(&original.tracks));
+    let rtmp = rtmp_url(&server, "proxy/own");
+    assert_eq!(codecs(&ffprobe(&rtmp, 0).await), ["aac", "h264"]);
+    assert!(decode_frames(&rtmp, 30).await >= 30, "{rtmp}");
+    let list = api
+        .call("getMediaList", &[("app", "proxy"), ("stream", "own")])
+        .await;
+    for entry in list["data"].as_array().expect("entries") {
+        assert_eq!(entry["originType"], 4, "{entry}");
+        assert_eq!(entry["originUrl"], source, "{entry}");
+    }
+
+    // And its HLS (segment URIs with a session query, as ZLMediaKit writes them).
+    let source = http_url(&server, "live/src/hls.m3u8");
+    let added = add_proxy(&api, "own_hls", &source).await;
+    assert_eq!(
+        added,
+        json!({"code": 0, "data": {"key": "__defaultVhost__/proxy/own_hls"}})
+    );
+    wait_live(&server, &key("proxy", "own_hls"), 2).await;
+    let pulled = server
+        .registry
+        .stream(&key("proxy", "own_hls"))
+        .expect("live");
+    assert_eq!(dims(&pulled.tracks), dims(&original.tracks));
+    let rtmp = rtmp_url(&server, "proxy/own_hls");
+    assert_eq!(codecs(&ffprobe(&rtmp, 0).await), ["aac", "h264"]);
+    assert!(decode_frames(&rtmp, 30).await >= 30, "{rtmp}");
 }

@@ -229,6 +229,18 @@ impl Elementary {
         }
     }
 
+    /// Bytes were lost before the next payload (an RTP sequence gap): the access units and the
+    /// ADTS frame being assembled are dropped rather than handed out damaged. Parameter sets,
+    /// tracks and the clock are kept; video starts again at the next start code.
+    pub fn discard(&mut self) {
+        for video in [&mut self.h264, &mut self.h265].into_iter().flatten() {
+            video.discard();
+        }
+        if let Some(aac) = &mut self.aac {
+            aac.partial.clear();
+        }
+    }
+
     /// The next track or frame, `None` when the pushed payloads are used up.
     pub fn pull(&mut self) -> Option<EsEvent> {
         self.events.pop_front()
@@ -304,6 +316,20 @@ impl Video {
             pps: None,
             config: None,
         }
+    }
+
+    fn discard(&mut self) {
+        self.synced = false;
+        self.nal.clear();
+        self.nal_len = 0;
+        self.nal_stamp = None;
+        self.nal_role = None;
+        self.au.clear();
+        self.au_len = 0;
+        self.au_vcl = false;
+        self.au_key = false;
+        self.au_stamp = None;
+        self.au_broken = false;
     }
 
     fn codec(&self) -> Codec {

@@ -430,3 +430,28 @@ fn ignored_streams_do_not_move_the_clock() {
     let dts: Vec<u64> = frames(&events).iter().map(|f| f.dts).collect();
     assert_eq!(dts, [1000, 1040]);
 }
+
+#[test]
+fn discard_drops_the_damaged_access_unit_only() {
+    let mut es = Elementary::new();
+    let idr = slice(&[0x65], 100);
+    let p = slice(&[0x41], 50);
+    es.push(0x1b, Some(0), None, annex_b(&[SPS, PPS, &idr]))
+        .expect("push");
+    // Half of the next picture, then a loss.
+    let whole = annex_b(&[&p]);
+    es.push(0x1b, Some(3600), None, whole.slice(..20))
+        .expect("push");
+    es.discard();
+    // The rest of the lost picture's bytes come before the next start code: dropped.
+    let mut next = whole.slice(40..).to_vec();
+    next.extend_from_slice(&annex_b(&[&p]));
+    assert!(es.push(0x1b, Some(7200), None, Bytes::from(next)).is_err());
+    es.flush();
+    let events = drain(&mut es);
+    let f = frames(&events);
+    let dts: Vec<u64> = f.iter().map(|f| f.dts).collect();
+    assert_eq!(dts, [0, 80], "the IDR and the picture after the loss");
+    assert_eq!(f[1].data, avcc(&[&p]));
+    assert_eq!(tracks(&events).len(), 1, "parameter sets kept");
+}

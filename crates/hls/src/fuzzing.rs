@@ -77,7 +77,8 @@ pub fn ts_reader(data: &[u8]) {
 pub type EsInput<'a> = (u8, Option<u64>, Option<u64>, &'a [u8]);
 
 /// The `hls_es` input for a run of PES: per PES, `stream_type`, a flags byte (bit 0 PTS,
-/// bit 1 DTS), 5-byte PTS and DTS (33 bits used), a 2-byte payload length, the payload.
+/// bit 1 DTS), 5-byte PTS and DTS (33 bits used), a 2-byte payload length, the payload. A
+/// `stream_type` of 0xff stands for a loss ([`Elementary::discard`]).
 pub fn es_input(pes: &[EsInput<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (stream_type, pts, dts, payload) in pes {
@@ -140,6 +141,11 @@ pub fn es(data: &[u8]) {
         }
     };
     for (stream_type, pts, dts, payload) in es_parse(data) {
+        if stream_type == 0xff {
+            // Not a stream type (0xff is reserved): stands for a loss before the next PES.
+            es.discard();
+            continue;
+        }
         let _ = es.push(stream_type, pts, dts, Bytes::copy_from_slice(payload));
         check(&mut es);
     }
@@ -183,6 +189,12 @@ pub fn ps(data: &[u8]) {
             "byte-at-a-time reading changed the PES"
         );
     }
+    // A loss in the middle: whatever follows is read without a panic.
+    let mut lossy = PsDemuxer::new();
+    let _ = lossy.push(a);
+    lossy.discard();
+    let _ = lossy.push(b);
+    while lossy.pull().is_some() {}
     let mut es = Elementary::new();
     for pes in whole {
         assert!(matches!(pes.stream_id, 0xc0..=0xef));

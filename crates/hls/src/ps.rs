@@ -38,6 +38,9 @@ use crate::Error;
 /// The most bytes [`PsDemuxer`] keeps waiting for the end of a packet (an unbounded PES).
 pub const MAX_BUFFER: usize = 8 << 20;
 
+/// The most bytes [`PsDemuxer::push`] appends before reading what it can.
+const PUSH_PIECE: usize = 64 << 10;
+
 const PACK_START: u8 = 0xba;
 const SYSTEM_HEADER: u8 = 0xbb;
 const PSM: u8 = 0xbc;
@@ -109,10 +112,21 @@ impl PsDemuxer {
     /// the first error met is returned, and reading goes on after the packet that caused it.
     pub fn push(&mut self, data: &[u8]) -> Result<(), Error> {
         let mut first_error = None;
+        // In pieces, so that one large push cannot take the buffer past its bound either.
+        for piece in data.chunks(PUSH_PIECE) {
+            if let Err(e) = self.push_piece(piece) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn push_piece(&mut self, data: &[u8]) -> Result<(), Error> {
+        let mut first_error = None;
         if self.buf.len() + data.len() > MAX_BUFFER {
             // Only an unbounded PES whose end never comes can fill it: give it up.
             let value = (self.buf.len() + data.len()) as u64;
-            self.discard(self.buf.len());
+            self.discard_bytes(self.buf.len());
             first_error = Some(Error::LimitExceeded {
                 what: "program stream buffer",
                 value,
@@ -124,9 +138,9 @@ impl PsDemuxer {
         loop {
             match self.step(false) {
                 Ok(Step::Wait) => break,
-                Ok(Step::Used(n)) => self.discard(n),
+                Ok(Step::Used(n)) => self.discard_bytes(n),
                 Err((n, e)) => {
-                    self.discard(n);
+                    self.discard_bytes(n);
                     first_error.get_or_insert(e);
                 }
             }
@@ -139,7 +153,7 @@ impl PsDemuxer {
     pub fn finish(&mut self) -> Result<(), Error> {
         let result = match self.step(true) {
             Ok(Step::Used(n)) => {
-                self.discard(n);
+                self.discard_bytes(n);
                 Ok(())
             }
             Ok(Step::Wait) if self.buf.is_empty() => Ok(()),
@@ -149,8 +163,16 @@ impl PsDemuxer {
             )),
             Err((_, e)) => Err(e),
         };
-        self.discard(self.buf.len());
+        self.discard_bytes(self.buf.len());
         result
+    }
+
+    /// Bytes were lost before the next push (an RTP sequence gap): the packet being read is
+    /// dropped, and the next push looks for the next start code without reporting the bytes
+    /// before it as an error. The program stream map is kept.
+    pub fn discard(&mut self) {
+        self.discard_bytes(self.buf.len());
+        self.in_sync = false;
     }
 
     /// The next complete PES, in stream order.
@@ -168,7 +190,7 @@ impl PsDemuxer {
         Some(self.psm[usize::from(stream_id)]).filter(|&t| t != 0)
     }
 
-    fn discard(&mut self, n: usize) {
+    fn discard_bytes(&mut self, n: usize) {
         let n = n.min(self.buf.len());
         self.buf.advance(n);
         self.offset += n as u64;

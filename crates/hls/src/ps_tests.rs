@@ -261,3 +261,38 @@ fn truncated_stream_is_an_error_at_finish() {
     assert!(d.finish().is_err());
     assert!(PsDemuxer::new().finish().is_ok());
 }
+
+#[test]
+fn discard_after_a_gap_resyncs_quietly() {
+    let stream = gb28181();
+    let mut d = PsDemuxer::new();
+    // The first 60 bytes arrive, then a gap: the rest of that packet is lost.
+    d.push(&stream[..60]).expect("push");
+    d.discard();
+    let second_pack = stream
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1, 0xba])
+        .map(|(i, _)| i)
+        .nth(1)
+        .expect("a second pack");
+    // What comes after the gap starts mid-packet: skipped without an error.
+    d.push(&stream[second_pack - 10..])
+        .expect("no error after discard");
+    assert!(d.psm_seen(), "the map is kept");
+    let (all, _) = read(&[&stream]);
+    let got: Vec<Pes> = std::iter::from_fn(|| d.pull()).collect();
+    assert_eq!(got, all[all.len() - 1..]);
+}
+
+#[test]
+fn one_huge_push_stays_bounded() {
+    let mut s = pes(0xe0, Some(0), None, VIDEO, false);
+    s.resize(MAX_BUFFER * 2, 0x11);
+    s.extend(gb28181());
+    let mut d = PsDemuxer::new();
+    assert!(matches!(d.push(&s), Err(Error::LimitExceeded { .. })));
+    let got: Vec<Pes> = std::iter::from_fn(|| d.pull()).collect();
+    let (expected, _) = read(&[&gb28181()]);
+    assert_eq!(got, expected);
+}

@@ -1,8 +1,8 @@
 //! An MPEG-TS reader (ISO/IEC 13818-1): packet headers and adaptation fields, PAT and PMT, PES
 //! headers with PTS/DTS, continuity counters. The TS and HLS pull proxies demux with it, the
 //! tests check [`TsMuxer`](crate::TsMuxer) output with it and the `hls_ts_reader` fuzz target
-//! feeds it arbitrary bytes. It reads the first program of the PAT, PSI sections that fit in
-//! one packet (as every muxer in use writes PAT and PMT) and no scrambled packets.
+//! feeds it arbitrary bytes. It reads the first program of the PAT, PAT and PMT sections
+//! spanning any number of packets, and no scrambled packets.
 //!
 //! A live source may lose bytes: after a packet without its sync byte the reader skips to the
 //! next `0x47` that starts a packet (one error per loss of sync), and a PES whose packets'
@@ -197,6 +197,8 @@ pub struct Demuxer {
     pcrs: Vec<(u16, u64)>,
     packets: usize,
     in_sync: bool,
+    /// PSI sections being assembled, by PID.
+    psi: BTreeMap<u16, Vec<u8>>,
 }
 
 impl Default for Demuxer {
@@ -212,6 +214,7 @@ impl Default for Demuxer {
             pcrs: Vec::new(),
             packets: 0,
             in_sync: true,
+            psi: BTreeMap::new(),
         }
     }
 }
@@ -314,20 +317,21 @@ impl Demuxer {
         if let Err(e) = self.continuity(&packet) {
             // Packets of this PES were lost: what was assembled of it is no use.
             self.assembling.remove(&packet.pid);
+            self.psi.remove(&packet.pid);
             return Err(e);
         }
         if !packet.has_payload {
             return Ok(());
         }
         if packet.pid == PID_PAT {
-            if packet.pusi {
-                self.pat(packet.payload)?;
+            for section in self.psi(packet.pid, packet.pusi, packet.payload) {
+                self.pat(&section)?;
             }
             return Ok(());
         }
         if Some(packet.pid) == self.pmt_pid {
-            if packet.pusi {
-                self.pmt = Some(parse_pmt(packet.pid, packet.payload)?);
+            for section in self.psi(packet.pid, packet.pusi, packet.payload) {
+                self.pmt = Some(parse_pmt(packet.pid, &section)?);
             }
             return Ok(());
         }
@@ -399,6 +403,37 @@ impl Demuxer {
         }
     }
 
+    /// The PSI sections a packet of `pid` completes, each as a payload with a zero
+    /// pointer_field (what [`section`] reads). A section may span packets (§2.4.4.1); the
+    /// bytes before a later section's start, which the pointer_field counts, end the one before.
+    fn psi(&mut self, pid: u16, pusi: bool, payload: &[u8]) -> Vec<Vec<u8>> {
+        let mut done = Vec::new();
+        let mut rest = payload;
+        if pusi {
+            let Some((&pointer, after)) = payload.split_first() else {
+                return done;
+            };
+            let (tail, start) = after.split_at(usize::from(pointer).min(after.len()));
+            if let Some(mut open) = self.psi.remove(&pid) {
+                open.extend_from_slice(tail);
+                done.extend(complete_section(&open));
+            }
+            self.psi.insert(pid, Vec::new());
+            rest = start;
+        }
+        if let Some(open) = self.psi.get_mut(&pid) {
+            open.extend_from_slice(rest);
+            if let Some(section) = complete_section(open) {
+                done.push(section);
+                self.psi.remove(&pid);
+            } else if open.first() == Some(&0xff) || open.len() > MAX_SECTION {
+                // Stuffing, or a section longer than any table may be.
+                self.psi.remove(&pid);
+            }
+        }
+        done
+    }
+
     fn pat(&mut self, payload: &[u8]) -> Result<(), Error> {
         let body = section(PID_PAT, payload, 0x00)?;
         // After transport_stream_id, version and section numbers: 4 bytes per program.
@@ -436,6 +471,23 @@ impl Demuxer {
         });
         Ok(())
     }
+}
+
+/// The longest PSI section assembled (a private section's section_length may reach 4093).
+const MAX_SECTION: usize = 4096;
+
+/// The section at the start of `open`, once all of it is there, behind a zero pointer_field.
+fn complete_section(open: &[u8]) -> Option<Vec<u8>> {
+    let head = open.get(..3)?;
+    if head[0] == 0xff {
+        return None;
+    }
+    let len = 3 + usize::from(u16::from_be_bytes([head[1] & 0x0f, head[2]]));
+    let section = open.get(..len)?;
+    let mut payload = Vec::with_capacity(1 + len);
+    payload.push(0);
+    payload.extend_from_slice(section);
+    Some(payload)
 }
 
 /// The body of the PSI section starting in `payload` (after its pointer_field), between

@@ -385,3 +385,78 @@ fn reader_resyncs_and_drops_damaged_pes() {
     );
     assert_eq!(pes, [clean[0].clone(), clean[2].clone()]);
 }
+
+/// A PMT longer than a packet (a 300-byte program descriptor, as broadcast multiplexes carry)
+/// is assembled over its two packets.
+#[test]
+fn reader_assembles_a_pmt_over_two_packets() {
+    let tracks = h264_tracks();
+    let mut m = TsMuxer::new(&tracks[..1]);
+    let mut out = BytesMut::new();
+    m.push(
+        &frame(Codec::H264, 0, 0, true, avcc(&[&[0x65; 50]])),
+        &mut out,
+    );
+    let ts = out.to_vec();
+    let (clean, errors) = read_all([&ts[..]]);
+    assert_eq!((clean.len(), errors), (1, vec![]));
+
+    let mut body = vec![0x00, 0x01, 0xc1, 0x00, 0x00]; // program 1, version 0, current
+    body.extend_from_slice(&[0xe0 | (PID_VIDEO >> 8) as u8, PID_VIDEO as u8]); // PCR PID
+    body.extend_from_slice(&[0xf1, 0x2c]); // program_info_length 300
+    body.push(0xf0); // a private descriptor
+    body.push(198);
+    body.extend(std::iter::repeat_n(0x5a, 198));
+    body.push(0xf1);
+    body.push(98);
+    body.extend(std::iter::repeat_n(0xa5, 98));
+    body.extend_from_slice(&[
+        0x1b,
+        0xe0 | (PID_VIDEO >> 8) as u8,
+        PID_VIDEO as u8,
+        0xf0,
+        0x00,
+    ]);
+    let len = body.len() + 4;
+    let mut section = vec![0x02, 0xb0 | (len >> 8) as u8, len as u8];
+    section.extend(body);
+    let crc = crc32_mpeg2(&section);
+    section.extend_from_slice(&crc.to_be_bytes());
+    assert!(section.len() > PACKET_SIZE);
+    let mut payload = vec![0u8]; // pointer_field
+    payload.extend(section);
+    payload.resize(2 * (PACKET_SIZE - 4), 0xff);
+    let mut pmt = Vec::new();
+    for (i, chunk) in payload.chunks(PACKET_SIZE - 4).enumerate() {
+        let pusi = if i == 0 { 0x40 } else { 0 };
+        pmt.extend_from_slice(&[
+            SYNC_BYTE,
+            pusi | (PID_PMT >> 8) as u8,
+            PID_PMT as u8,
+            0x10 | i as u8,
+        ]);
+        pmt.extend_from_slice(chunk);
+    }
+    // The muxer's PAT, the long PMT in place of its own, then its PES packets.
+    let pid = |p: &[u8]| u16::from_be_bytes([p[1] & 0x1f, p[2]]);
+    assert_eq!(pid(&ts[PACKET_SIZE..]), PID_PMT);
+    assert_eq!(
+        ts[2 * PACKET_SIZE..]
+            .chunks(PACKET_SIZE)
+            .filter(|p| pid(p) == PID_PMT)
+            .count(),
+        0
+    );
+    let mut long = ts[..PACKET_SIZE].to_vec();
+    long.extend(pmt);
+    long.extend_from_slice(&ts[2 * PACKET_SIZE..]);
+    let mut d = Demuxer::new();
+    d.push(&long).expect("clean");
+    d.finish().expect("finish");
+    assert_eq!(
+        d.pmt().map(|p| p.streams.clone()),
+        Some(vec![(0x1b, PID_VIDEO)])
+    );
+    let pes: Vec<Pes> = std::iter::from_fn(|| d.pull()).collect();
+    assert_eq!(pes, clean);
+}

@@ -311,6 +311,17 @@ fn es_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "mp3.bin",
         fuzzing::es_input(&[(0x03, Some(0), None, &mp3)]),
     ));
+    // A loss in the middle of a picture.
+    seeds.push((
+        t,
+        "h264_loss.bin",
+        fuzzing::es_input(&[
+            (0x1b, Some(0), None, &annex_b(&[SPS, PPS, &idr])),
+            (0x1b, Some(3600), None, &whole[..20]),
+            (0xff, None, None, &[]),
+            (0x1b, Some(7200), None, &annex_b(&[&p])),
+        ]),
+    ));
     seeds
 }
 
@@ -320,6 +331,10 @@ fn es_seed_reaches(name: &str, data: &[u8]) {
     let mut codecs = Vec::new();
     let mut frames = 0;
     for (stream_type, pts, dts, payload) in fuzzing::es_parse(data) {
+        if stream_type == 0xff {
+            es.discard();
+            continue;
+        }
         es.push(stream_type, pts, dts, Bytes::copy_from_slice(payload))
             .expect("clean seed");
     }
@@ -331,7 +346,7 @@ fn es_seed_reaches(name: &str, data: &[u8]) {
         }
     }
     let expected: &[Codec] = match name {
-        "h264_idr_p.bin" | "h264_cut_pes.bin" => &[Codec::H264],
+        "h264_idr_p.bin" | "h264_cut_pes.bin" | "h264_loss.bin" => &[Codec::H264],
         "h265_irap.bin" => &[Codec::H265],
         "aac_adts_cut.bin" => &[Codec::Aac],
         "g711_wrap.bin" => &[Codec::G711A, Codec::G711U],
