@@ -9,7 +9,8 @@ RTP packets of at most 1400 bytes of payload (payload type 96, one SSRC, the pac
 time as RTP timestamp, the marker on a pack's last packet; GB28181-2016 Annex C) and sends
 them paced in real time:
 
-  udp        datagrams to HOST:PORT (with --garbage, junk datagrams in between)
+  udp        datagrams to HOST:PORT (with --garbage, junk datagrams in between; with
+             --drop-every N, every Nth packet is lost)
   tcp        connects to HOST:PORT and sends RFC 4571 framing (a 16-bit length per packet)
   tcp-listen listens on HOST:PORT, takes one connection (openRtpServer tcp_mode 2 dials it)
              and sends RFC 4571 framing on it
@@ -242,6 +243,7 @@ def main():
     ap.add_argument("--loops", type=int, default=1)
     ap.add_argument("--garbage", action="store_true")
     ap.add_argument("--alaw")
+    ap.add_argument("--drop-every", type=int, default=0, help="lose every Nth RTP packet")
     args = ap.parse_args()
 
     order = read_ts(args.ts)
@@ -274,8 +276,10 @@ def main():
                 time.sleep(delay)
             packets, seq = rtp_packets(pack, pts, seq, args.ssrc, args.pt)
             for p in packets:
-                send(p)
                 sent += 1
+                if args.drop_every and sent % args.drop_every == 0:
+                    continue
+                send(p)
                 if args.garbage and args.mode == "udp" and sent % 25 == 0:
                     # Not RTP at all, then an RTP header cut short.
                     send(b"\xde\xad\xbe\xef garbage")

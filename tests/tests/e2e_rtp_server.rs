@@ -292,10 +292,22 @@ async fn shared_port_names_streams_by_ssrc_and_the_ssrc_filter_drops_others() {
 
     // Nobody opened anything: the shared port makes the stream rtp/{SSRC as %08X}.
     let shared = server.rtp_proxy_addr.expect("shared port");
-    let _shared_camera = device(&ts, "udp", shared.port(), 0x0A0B_0C0D, &["--loops", "4"]);
+    // This one loses every 40th packet on the way: the frames it breaks are dropped, the
+    // stream goes on and decodes.
+    let _shared_camera = device(
+        &ts,
+        "udp",
+        shared.port(),
+        0x0A0B_0C0D,
+        &["--loops", "4", "--drop-every", "40"],
+    );
     wait_live(&server, &key("0A0B0C0D"), 2).await;
     let rtsp = codecs(&ffprobe(&rtsp_url(&server, "rtp/0A0B0C0D"), 0).await);
     assert_eq!(rtsp, ["aac", "h264"]);
+    assert_eq!(
+        decode_frames(&rtmp_url(&server, "rtp/0A0B0C0D"), 40).await,
+        40
+    );
     assert_eq!(api.call("listRtpServer", &[]).await, json!({"code": 0}));
     // Over TCP too.
     let _tcp_camera = device(&ts, "tcp", shared.port(), 7, &["--loops", "4"]);

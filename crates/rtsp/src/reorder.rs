@@ -24,7 +24,10 @@ pub struct Reorder {
     /// Packets `expected`, `expected + 1`, … still held (the front is always `None`).
     slots: VecDeque<Option<Packet>>,
     window: usize,
-    ready: VecDeque<Packet>,
+    /// Packets in order, each with whether packets were lost just before it.
+    ready: VecDeque<(Packet, bool)>,
+    /// A loss was given up on since the last packet went to `ready`.
+    gap: bool,
     dropped: u64,
     lost: u64,
     /// A packet went out: empty slots before that were room for early packets, not losses.
@@ -39,6 +42,7 @@ impl Reorder {
             slots: VecDeque::new(),
             window: window.max(1),
             ready: VecDeque::new(),
+            gap: false,
             dropped: 0,
             lost: 0,
             released: false,
@@ -85,9 +89,10 @@ impl Reorder {
         }
     }
 
-    /// The next packet in order, `None` when the rest waits for a missing packet (or there is
-    /// nothing).
-    pub fn pull(&mut self) -> Option<Packet> {
+    /// The next packet in order, and whether packets were lost just before it (a reader of a
+    /// byte stream cut into packets, such as MPEG-PS, must resynchronise there); `None` when
+    /// the rest waits for a missing packet (or there is nothing).
+    pub fn pull(&mut self) -> Option<(Packet, bool)> {
         self.ready.pop_front()
     }
 
@@ -106,18 +111,26 @@ impl Reorder {
         match self.slots.pop_front() {
             Some(Some(p)) => {
                 self.released = true;
-                self.ready.push_back(p);
+                self.ready.push_back((p, std::mem::take(&mut self.gap)));
             }
-            _ if self.released => self.lost += 1,
+            _ if self.released => {
+                self.lost += 1;
+                self.gap = true;
+            }
             _ => {}
         }
         self.expected = self.expected.map(|e| e.wrapping_add(1));
     }
 
+    /// Releases everything held: what follows is a new sequence, so there is a gap before it.
     fn release_all(&mut self) {
-        let before = self.ready.len();
-        self.ready.extend(self.slots.drain(..).flatten());
-        self.released |= self.ready.len() > before;
+        while let Some(slot) = self.slots.pop_front() {
+            if let Some(p) = slot {
+                self.released = true;
+                self.ready.push_back((p, std::mem::take(&mut self.gap)));
+            }
+        }
+        self.gap = self.released;
     }
 }
 
@@ -141,7 +154,7 @@ mod tests {
         let mut out = Vec::new();
         for &s in seqs {
             r.push(p(s));
-            out.extend(std::iter::from_fn(|| r.pull()).map(|p| p.sequence));
+            out.extend(std::iter::from_fn(|| r.pull()).map(|(p, _)| p.sequence));
         }
         out
     }
@@ -182,6 +195,20 @@ mod tests {
         // …and given up on with the next.
         assert_eq!(run(&mut r, &[8, 9]), vec![5, 6, 7, 8, 9]);
         assert_eq!(r.lost(), 1);
+    }
+
+    #[test]
+    fn the_packet_after_a_loss_says_so() {
+        let mut r = Reorder::new(2);
+        let mut marked = Vec::new();
+        for s in [1, 2, 4, 5, 6] {
+            r.push(p(s));
+            marked.extend(std::iter::from_fn(|| r.pull()).map(|(p, gap)| (p.sequence, gap)));
+        }
+        assert_eq!(
+            marked,
+            vec![(1, false), (2, false), (4, true), (5, false), (6, false)]
+        );
     }
 
     #[test]

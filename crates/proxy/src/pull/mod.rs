@@ -12,8 +12,8 @@
 mod flv;
 mod hls;
 mod rtmp;
-mod ts;
 pub(crate) mod rtsp;
+mod ts;
 
 use std::sync::Arc;
 

@@ -40,6 +40,16 @@ impl Mpeg {
         }
     }
 
+    /// Bytes were lost before the next payload: the packet and access unit being read are
+    /// dropped (the PS map, parameter sets and clock are kept). A transport stream is made of
+    /// whole packets, so only the elementary streams drop what they were assembling.
+    pub(crate) fn discard(&mut self) {
+        if let Container::Ps(demuxer) = &mut self.container {
+            demuxer.discard();
+        }
+        self.es.discard();
+    }
+
     /// One RTP payload; the tracks and frames it completes go to `out`.
     pub(crate) fn push(&mut self, payload: &[u8], out: &mut Vec<DemuxEvent>) {
         match &mut self.container {

@@ -130,6 +130,15 @@ impl Payload {
         }
     }
 
+    /// Packets were lost before the next one. The RTP depacketizers see the gap in the
+    /// sequence numbers themselves; the MPEG readers are told, so that they drop what they
+    /// were assembling rather than hand it out damaged.
+    fn discard(&mut self) {
+        if let Payload::Mpeg(mpeg) = self {
+            mpeg.discard();
+        }
+    }
+
     /// Feeds one packet in sequence order; its tracks and frames go to `out`.
     fn push(&mut self, packet: &Packet, arrival_ms: u64, out: &mut Vec<DemuxEvent>) {
         match self {
@@ -186,7 +195,7 @@ impl Depacketizer {
             return false;
         }
         self.reorder.push(packet);
-        while let Some(packet) = self.reorder.pull() {
+        while let Some((packet, after_gap)) = self.reorder.pull() {
             let reader = match &mut self.payload {
                 Some((pt, reader)) if *pt == packet.payload_type => reader,
                 Some(_) => continue,
@@ -198,6 +207,9 @@ impl Depacketizer {
                     }
                 },
             };
+            if after_gap {
+                reader.discard();
+            }
             reader.push(&packet, arrival_ms, &mut self.events);
         }
         let only = self.only_track;
