@@ -90,6 +90,8 @@ pub async fn start_server_from(
     // `turn.port` defaults to 3478: parallel test binaries would collide on it. A TURN test
     // turns it on at 127.0.0.1:0 in `tweak`.
     options.turn_addr = None;
+    // `rtp_proxy.port` defaults to 10000: the same. An RTP test sets `rtp_server.shared`.
+    options.rtp_server.shared = None;
     tweak(&mut options);
     Server::start(options).await.expect("server starts")
 }

@@ -180,6 +180,8 @@ pub struct AppState {
     /// Set to true by restartServer; the binary stops and starts again when it sees it.
     /// `None` = the server cannot restart itself.
     pub restart: Option<Arc<tokio::sync::watch::Sender<bool>>>,
+    /// The GB28181 RTP server (openRtpServer, …); `None` = the calls do not exist.
+    pub rtp: Option<proxy::RtpServers>,
     /// Pull proxies (addStreamProxy…); `None` = the proxy calls fail.
     pub pulls: Option<proxy::Pulls>,
     /// Push proxies (addStreamPusherProxy…); `None` = those calls fail.
@@ -208,6 +210,7 @@ impl AppState {
             recorder: None,
             turn: None,
             restart: None,
+            rtp: None,
             pulls: None,
             pushes: None,
         }

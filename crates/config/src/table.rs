@@ -249,6 +249,22 @@ sections! {
         "port" => port: u16 = "0" via Plain;
     }
 
+    /// GB28181 RTP server: MPEG-PS, MPEG-TS or raw H.264/H.265 over RTP (openRtpServer).
+    "rtp_proxy" => rtp_proxy: RtpProxy {
+        /// UDP and TCP port shared by every device, streams told apart by SSRC (`rtp/{SSRC as %08X}`); 0 disables it.
+        "port" => port: u16 = "10000" via Plain;
+        /// Ports openRtpServer picks from when asked for port 0, `first-last`.
+        "port_range" => port_range: RangeInclusive<u16> = "30000-35000" via PortSpan;
+        /// A stream (or an opened port) that receives no RTP for this many seconds is closed (on_rtp_server_timeout).
+        "timeoutSec" => timeout_sec: Duration = "15" via Secs;
+        /// RTP payload type carrying MPEG-PS (GB28181).
+        "ps_pt" => ps_pt: u8 = "96" via Plain;
+        /// RTP payload type carrying raw H.264 (RFC 6184).
+        "h264_pt" => h264_pt: u8 = "98" via Plain;
+        /// RTP payload type carrying raw H.265 (RFC 7798).
+        "h265_pt" => h265_pt: u8 = "99" via Plain;
+    }
+
     /// ZLMediaKit-compatible web hooks.
     "hook" => hook: Hook {
         /// 1 = call the hooks below; 0 = every hook takes its default action (allow).
@@ -297,6 +313,8 @@ sections! {
         "on_server_exited" => on_server_exited: Option<String> = "" via OptText;
         /// URL asked whether an admin shell login may proceed (auth); empty = user `admin` with api.secret.
         "on_shell_login" => on_shell_login: Option<String> = "" via OptText;
+        /// URL called when a port opened by openRtpServer received no RTP for rtp_proxy.timeoutSec.
+        "on_rtp_server_timeout" => on_rtp_server_timeout: Option<String> = "" via OptText;
     }
 
     /// Embedded STUN/TURN relay (RFC 8489, RFC 8656).
@@ -368,6 +386,13 @@ impl Http {
 
 impl Shell {
     /// The port to listen on, or `None` when the admin shell is disabled (`port=0`).
+    pub fn listen_port(&self) -> Option<u16> {
+        enabled(self.port)
+    }
+}
+
+impl RtpProxy {
+    /// The shared RTP port to listen on (UDP and TCP), or `None` when it is off (`port=0`).
     pub fn listen_port(&self) -> Option<u16> {
         enabled(self.port)
     }

@@ -460,7 +460,7 @@ fn zlmediakit_config_loads_with_warnings() {
         "general.resetWhenRePlay",
         "hook.on_record_ts",
         "http.charSet",
-        "rtp_proxy.port_range",
+        "rtp_proxy.gop_cache",
         "rtc.preferredCodecV",
         "shell.maxReqSize",
     ] {
@@ -472,6 +472,8 @@ fn zlmediakit_config_loads_with_warnings() {
         "rtmp.enhanced",
         "hook.on_play",
         "hook.on_shell_login",
+        "hook.on_rtp_server_timeout",
+        "rtp_proxy.port_range",
         "shell.port",
         "general.mediaServerId",
     ] {

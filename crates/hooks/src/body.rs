@@ -59,6 +59,35 @@ pub(crate) fn media_json(schema: &str, key: &StreamKey, params: &str) -> Map<Str
     body
 }
 
+/// What on_rtp_server_timeout reports: the arguments openRtpServer was called with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpServerTimeout {
+    /// The port the server was bound on (`local_port`).
+    pub local_port: u16,
+    /// The stream the server fed (`vhost`, `app`, `stream_id`).
+    pub key: StreamKey,
+    /// 0 UDP, 1 TCP passive, 2 TCP active.
+    pub tcp_mode: u8,
+    /// The `re_use_port` argument.
+    pub re_use_port: bool,
+    /// The `ssrc` argument (0 = any).
+    pub ssrc: u32,
+}
+
+/// The on_rtp_server_timeout body: ZLMediaKit's `local_port, vhost, app, stream_id, tcp_mode,
+/// re_use_port, ssrc` (numbers and a boolean, as its JSON has them).
+pub fn rtp_server_timeout_json(ev: &RtpServerTimeout) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("local_port".into(), ev.local_port.into());
+    body.insert("vhost".into(), ev.key.vhost().into());
+    body.insert("app".into(), ev.key.app().into());
+    body.insert("stream_id".into(), ev.key.stream().into());
+    body.insert("tcp_mode".into(), ev.tcp_mode.into());
+    body.insert("re_use_port".into(), ev.re_use_port.into());
+    body.insert("ssrc".into(), ev.ssrc.into());
+    body
+}
+
 /// ZLMediaKit's `originType` and `originTypeStr` of a stream published over `protocol`.
 pub fn origin_type(protocol: Protocol) -> (u32, &'static str) {
     match protocol {

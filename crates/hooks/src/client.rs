@@ -361,6 +361,13 @@ impl Hooks {
         self.notify(Hook::OnServerKeepalive, "", body);
     }
 
+    /// on_rtp_server_timeout for a port opened by openRtpServer that received nothing for
+    /// `rtp_proxy.timeoutSec`, queued behind the stream's other hooks; the reply is ignored.
+    pub fn on_rtp_server_timeout(&self, ev: &crate::RtpServerTimeout) {
+        let body = crate::body::rtp_server_timeout_json(ev);
+        self.notify(Hook::OnRtpServerTimeout, &ev.key.to_string(), body);
+    }
+
     /// on_record_mp4 for a closed segment, queued behind the stream's other hooks.
     pub fn on_record_mp4(&self, file: &outputs::RecordedFile) {
         let body = crate::body::record_json(file);
@@ -437,6 +444,29 @@ mod tests {
             refused.expect_err("fail closed").msg,
             "on_shell_login failed: authorization unavailable"
         );
+    }
+
+    #[tokio::test]
+    async fn rtp_server_timeout_sends_the_open_calls_arguments() {
+        use crate::{RecordingHooks, RtpServerTimeout};
+        let recording = Arc::new(RecordingHooks::new());
+        let hooks = Hooks::from_client(Arc::clone(&recording) as Arc<dyn HookClient>);
+        recording.answer(Hook::OnRtpServerTimeout, crate::Answer::allow());
+        hooks.on_rtp_server_timeout(&RtpServerTimeout {
+            local_port: 30_002,
+            key: media::StreamKey::new("rtp", "cam1").expect("key"),
+            tcp_mode: 1,
+            re_use_port: false,
+            ssrc: 0x0100_0001,
+        });
+        hooks.flush(std::time::Duration::from_secs(5)).await;
+        let Value::Object(body) = json!({
+            "local_port": 30002, "vhost": "__defaultVhost__", "app": "rtp", "stream_id": "cam1",
+            "tcp_mode": 1, "re_use_port": false, "ssrc": 16777217,
+        }) else {
+            unreachable!()
+        };
+        assert_eq!(recording.bodies(Hook::OnRtpServerTimeout), vec![body]);
     }
 
     #[test]

@@ -68,7 +68,10 @@ pub mod sign;
 mod turn;
 
 pub use admission::{admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal};
-pub use body::{origin_type, record_json, statistic_json, stream_json, Request};
+pub use body::{
+    origin_type, record_json, rtp_server_timeout_json, statistic_json, stream_json, Request,
+    RtpServerTimeout,
+};
 pub use client::{HookClient, Hooks, HttpAccess, Refused, Reply, RtspPassword, Then};
 pub use http::HttpHooks;
 pub use lifecycle::{spawn_lifecycle, LifecycleConfig, LifecycleTask};
@@ -117,11 +120,13 @@ pub enum Hook {
     OnServerExited,
     /// A login on the admin shell (auth).
     OnShellLogin,
+    /// A port opened by openRtpServer received no RTP for `rtp_proxy.timeoutSec`.
+    OnRtpServerTimeout,
 }
 
 impl Hook {
     /// Every hook.
-    pub const ALL: [Hook; 14] = [
+    pub const ALL: [Hook; 15] = [
         Hook::OnPublish,
         Hook::OnPlay,
         Hook::OnFlowReport,
@@ -136,6 +141,7 @@ impl Hook {
         Hook::OnServerKeepalive,
         Hook::OnServerExited,
         Hook::OnShellLogin,
+        Hook::OnRtpServerTimeout,
     ];
 
     /// The hook's name, which is also its `[hook]` config key.
@@ -155,6 +161,7 @@ impl Hook {
             Hook::OnServerKeepalive => "on_server_keepalive",
             Hook::OnServerExited => "on_server_exited",
             Hook::OnShellLogin => "on_shell_login",
+            Hook::OnRtpServerTimeout => "on_rtp_server_timeout",
         }
     }
 
@@ -235,6 +242,7 @@ impl From<&config::Config> for HookConfig {
                 Hook::OnServerKeepalive => &h.on_server_keepalive,
                 Hook::OnServerExited => &h.on_server_exited,
                 Hook::OnShellLogin => &h.on_shell_login,
+                Hook::OnRtpServerTimeout => &h.on_rtp_server_timeout,
             };
             c.set_url(hook, url.clone());
         }

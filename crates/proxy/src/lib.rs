@@ -21,6 +21,7 @@ mod ingest;
 pub mod pull;
 pub mod push;
 mod rtmp_client;
+pub mod rtp_server;
 mod status;
 mod tasks;
 #[doc(hidden)]
@@ -30,6 +31,9 @@ pub use error::ProxyError;
 pub use ingest::Ingest;
 pub use pull::{PullInfo, PullRequest, Pulls};
 pub use push::{PushInfo, PushRequest, Pushes};
+pub use rtp_server::{
+    OnlyTrack, OpenRequest, RtpServerConfig, RtpServerError, RtpServerInfo, RtpServers, TcpMode,
+};
 pub use status::Status;
 
 /// What every proxy needs from the server.

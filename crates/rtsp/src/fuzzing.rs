@@ -18,7 +18,7 @@ use crate::session::{self, Session};
 use crate::{aac, auth, client, h264, h265, nal, sdp, RtspConfig};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "rtsp_message",
     "rtsp_sdp",
     "rtsp_rtp",
@@ -26,6 +26,7 @@ pub const TARGETS: [&str; 8] = [
     "rtsp_h265",
     "rtsp_aac",
     "rtsp_demux",
+    "rtsp_rfc4571",
     "rtsp_client",
 ];
 
@@ -39,6 +40,7 @@ pub fn run(target: &str, data: &[u8]) {
         "rtsp_h265" => h265(data),
         "rtsp_aac" => aac(data),
         "rtsp_demux" => demux(data),
+        "rtsp_rfc4571" => rfc4571(data),
         "rtsp_client" => client(data),
         _ => {}
     }
@@ -342,6 +344,42 @@ pub fn rtp(data: &[u8]) {
         }
         assert_eq!(rtp::parse_rtcp(&out), Ok(reports));
     }
+}
+
+/// RTP over TCP as the GB28181 RTP server reads it: the bytes go through the RFC 4571
+/// deframer in reads of varying size (the first byte picks the sizes), each packet is parsed and
+/// reordered. Every packet out of the reorder must be one that went in, in sequence order.
+pub fn rfc4571(data: &[u8]) {
+    use crate::reorder::Reorder;
+    use crate::rfc4571::Deframer;
+    let Some((&step, mut rest)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(step).max(1);
+    let mut deframer = Deframer::new();
+    let mut reorder = Reorder::new(16);
+    let (mut pushed, mut pulled) = (0u64, 0u64);
+    while !rest.is_empty() {
+        let take = step.min(rest.len()).min(deframer.room());
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        if deframer.push(chunk).is_err() {
+            return;
+        }
+        while let Some(packet) = deframer.pull() {
+            let Ok(packet) = packet else {
+                return;
+            };
+            if let Ok(p) = Packet::parse(packet) {
+                pushed += 1;
+                reorder.push(p);
+                while reorder.pull().is_some() {
+                    pulled += 1;
+                }
+            }
+        }
+    }
+    assert!(pulled + reorder.dropped() <= pushed);
 }
 
 /// Every access unit a video depacketizer hands out must survive packetizing (small MTU) and

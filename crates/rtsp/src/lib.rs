@@ -166,6 +166,9 @@
 //!   frames on the session's timeline.
 //! - [`session`]: [`session::Session`], one server connection's session: decoding, states and
 //!   checks (RFC 2326 §A.1), replies and clocks.
+//! - [`rfc4571`]: RTP over TCP framing (a 16-bit length before each packet), as GB28181
+//!   devices send it.
+//! - [`reorder`]: a bounded reorder of RTP by sequence number, for RTP received without RTSP.
 //! - [`client`]: [`client::Client`], the client side of a connection: playing a camera
 //!   (OPTIONS, DESCRIBE, SETUP, PLAY) or recording to a server (ANNOUNCE, SETUP, RECORD),
 //!   with Digest/Basic answers, keep-alives and clocks.
@@ -188,6 +191,8 @@ pub mod h265;
 pub mod message;
 pub mod mux;
 mod nal;
+pub mod reorder;
+pub mod rfc4571;
 pub mod rtp;
 pub mod sdp;
 pub mod session;

@@ -535,6 +535,23 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         }
         seeds.push(("rtsp_demux", name, demux_records(selector, &records)));
     }
+    // RTP over TCP (RFC 4571): packets of a GB28181 device, one pair swapped, read 7 bytes at
+    // a time; and a length too short for an RTP header.
+    let mut p = h264::Packetizer::new(200, 96, 0x0100_0001, 65533);
+    p.push(0, &avcc(&[SPS, PPS, &body(0x65, 900)]))
+        .expect("valid");
+    let mut packets = drain(&mut p);
+    packets.swap(1, 2);
+    let mut tcp = BytesMut::from(&[7u8][..]);
+    for pkt in &packets {
+        rtsp::rfc4571::write(&pkt.to_bytes(), &mut tcp).expect("fits");
+    }
+    seeds.push(("rtsp_rfc4571", "gb28181_tcp_swapped.bin", tcp.to_vec()));
+    seeds.push((
+        "rtsp_rfc4571",
+        "bad_short_length.bin",
+        vec![2, 0, 3, 0x80, 0x60, 0],
+    ));
     // Client: a server's side of each job, hand-built in the shape GStreamer's RTSP server
     // 1.22 and ffmpeg's listener answer (not captures). CSeqs follow the client's requests.
     let response = |head: &str, body: &str| request(head, body);

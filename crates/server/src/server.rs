@@ -83,6 +83,9 @@ pub struct Options {
     pub shell_addr: Option<SocketAddr>,
     /// Admin shell deadlines.
     pub shell: crate::shell::ShellOptions,
+    /// The GB28181 RTP server (`[rtp_proxy]`); its `shared` is the shared port's address
+    /// (`rtp_proxy.port`, UDP and TCP), `None` = off.
+    pub rtp_server: proxy::RtpServerConfig,
     /// The running configuration these options were taken from, for the parts that apply
     /// changes live (setServerConfig, SIGHUP). Tests that adjust fields above leave it as is.
     pub config: config::Live,
@@ -146,6 +149,10 @@ pub struct Server {
     pub turn_addr: Option<SocketAddr>,
     /// The bound admin shell address, if enabled.
     pub shell_addr: Option<SocketAddr>,
+    /// The bound shared RTP port (UDP and TCP, `rtp_proxy.port`), if enabled.
+    pub rtp_proxy_addr: Option<SocketAddr>,
+    /// The GB28181 RTP server (openRtpServer and the shared port).
+    pub rtp: proxy::RtpServers,
     /// The live streams.
     pub registry: Registry,
     /// The hook client.
@@ -229,7 +236,8 @@ impl Server {
             },
         };
         let pulls = proxy::Pulls::new(proxy_ctx.clone());
-        let pushes = proxy::Pushes::new(proxy_ctx);
+        let pushes = proxy::Pushes::new(proxy_ctx.clone());
+        let rtp = start_rtp(&options, proxy_ctx).await?;
         let recorder = {
             let hooks = hooks.clone();
             outputs::Recorder::start(
@@ -297,6 +305,7 @@ impl Server {
             state.pulls = Some(pulls.clone());
             state.pushes = Some(pushes.clone());
             state.turn = Some(turn_figures.subscribe());
+            state.rtp = Some(rtp.clone());
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
@@ -388,6 +397,8 @@ impl Server {
             rtsp_addr,
             turn_addr,
             shell_addr,
+            rtp_proxy_addr: rtp.shared_addr(),
+            rtp: rtp.clone(),
             registry,
             hooks,
             config: options.config.clone(),
@@ -400,6 +411,7 @@ impl Server {
                 Arc::clone(&listeners),
                 turn_credentials,
                 Arc::clone(&turn),
+                (rtp.clone(), options.rtp_server.bind_ip),
             ),
             turn,
             listeners,
@@ -452,6 +464,7 @@ impl Server {
         // Proxies are sessions the server started itself: they end with it.
         self.pushes.shutdown();
         self.pulls.shutdown();
+        self.rtp.shutdown();
         // End every stream (those waiting for a dropped publisher too) and give the sessions a
         // moment to let go of them, so their last hooks (regist=false, flow reports) go out.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -563,6 +576,7 @@ fn spawn_applier(
     listeners: Arc<crate::listeners::Listeners>,
     turn_credentials: watch::Sender<crate::turn::Credentials>,
     turn: Arc<TurnSlot>,
+    rtp: (proxy::RtpServers, std::net::IpAddr),
 ) -> JoinHandle<()> {
     let mut changes = live.subscribe();
     let mut prev = Arc::clone(&changes.borrow_and_update());
@@ -607,6 +621,27 @@ fn spawn_applier(
                         Kind::Http => "http.port",
                         Kind::Shell => "shell.port",
                     });
+                }
+            }
+            if prev.rtp_proxy != next.rtp_proxy {
+                let (servers, bind_ip) = &rtp;
+                // The shared port moves only when its port changed (a test or an embedder may
+                // have it on another address than `0.0.0.0:{port}`).
+                let shared = if prev.rtp_proxy.port == next.rtp_proxy.port {
+                    servers.shared_addr()
+                } else {
+                    let ip = servers.shared_addr().map_or(*bind_ip, |a| a.ip());
+                    next.rtp_proxy
+                        .listen_port()
+                        .map(|port| SocketAddr::new(ip, port))
+                };
+                let config = proxy::RtpServerConfig {
+                    bind_ip: *bind_ip,
+                    ..rtp_server_config(&next, shared)
+                };
+                match servers.set_config(config) {
+                    Ok(()) => applied.push("rtp_proxy"),
+                    Err(e) => tracing::error!("rtp_proxy.port: cannot bind {shared:?}: {e}"),
                 }
             }
             if !applied.is_empty() {
@@ -656,9 +691,31 @@ impl Options {
             limits: crate::limits::LimitsConfig::from(c),
             shell_addr: listen(c.shell.listen_port()),
             shell: crate::shell::ShellOptions::default(),
+            rtp_server: rtp_server_config(c, listen(c.rtp_proxy.listen_port())),
             config: live.clone(),
         }
     }
+}
+
+/// `[rtp_proxy]` as the RTP server takes it, with its shared port at `shared`.
+fn rtp_server_config(config: &Config, shared: Option<SocketAddr>) -> proxy::RtpServerConfig {
+    let r = &config.rtp_proxy;
+    proxy::RtpServerConfig {
+        shared,
+        port_range: r.port_range.clone(),
+        timeout: r.timeout_sec,
+        ps_pt: r.ps_pt,
+        h264_pt: r.h264_pt,
+        h265_pt: r.h265_pt,
+        ..proxy::RtpServerConfig::default()
+    }
+}
+
+/// Starts the GB28181 RTP server, binding its shared port.
+async fn start_rtp(options: &Options, ctx: proxy::Context) -> anyhow::Result<proxy::RtpServers> {
+    proxy::RtpServers::start(ctx, options.rtp_server.clone())
+        .await
+        .with_context(|| format!("bind the RTP port on {:?}", options.rtp_server.shared))
 }
 
 impl From<&Config> for RtmpOptions {

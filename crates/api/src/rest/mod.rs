@@ -14,12 +14,13 @@
 //! Layout: `mod.rs` (envelope, arguments, access, dispatch), `auth.rs` (cookie login),
 //! `media.rs` (streams), `sessions.rs`, `record.rs` (recording and its files), `snap.rs`
 //! (getSnap), `system.rs` (version, config, statistics, load), `proxy.rs` (pull and push
-//! proxies).
+//! proxies), `rtp.rs` (the GB28181 RTP server).
 
 mod auth;
 mod media;
 mod proxy;
 mod record;
+mod rtp;
 mod sessions;
 mod snap;
 mod system;
@@ -235,6 +236,11 @@ pub(crate) const CALLS: &[&str] = &[
     "delStreamPusherProxy",
     "listStreamPusherProxy",
     "getProxyPusherInfo",
+    // GB28181 RTP server (rest/rtp.rs).
+    "openRtpServer",
+    "closeRtpServer",
+    "listRtpServer",
+    "connectRtpServer",
 ];
 
 /// Whether `path` is an API call.
@@ -333,6 +339,10 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "delStreamPusherProxy" => proxy::del_push(call).await,
         "listStreamPusherProxy" => proxy::list_pushes(call),
         "getProxyPusherInfo" => proxy::push_info(call),
+        "openRtpServer" => rtp::open(call),
+        "closeRtpServer" => rtp::close(call),
+        "listRtpServer" => rtp::list(call),
+        "connectRtpServer" => rtp::connect(call).await,
         other => Err(ApiError::new(
             Code::NotFound,
             format!("api not found: {other}"),
