@@ -268,9 +268,7 @@ async fn run(
                 tracing::info!(proxy = ?key, "pull proxy failed: {err}");
                 // Gone from the list before the add call hears of it.
                 tasks.remove_own(&key, id);
-                // Gone from the list before the add call hears of it.
-            tasks.remove_own(&key, id);
-            let _ = failed.send(err.to_string());
+                let _ = failed.send(err.to_string());
                 break;
             }
         }
