@@ -184,6 +184,10 @@ pub struct AppState {
     pub pulls: Option<proxy::Pulls>,
     /// Push proxies (addStreamPusherProxy…); `None` = those calls fail.
     pub pushes: Option<proxy::Pushes>,
+    /// Seed 004's event providers, for `/metrics`; `None` = none.
+    pub events: Option<events::Events>,
+    /// The cluster's directory (getMediaList `cluster=1`); `None` = one node.
+    pub cluster: Option<events::Cluster>,
 }
 
 impl AppState {
@@ -210,6 +214,8 @@ impl AppState {
             restart: None,
             pulls: None,
             pushes: None,
+            events: None,
+            cluster: None,
         }
     }
 }
