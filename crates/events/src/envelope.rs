@@ -101,6 +101,7 @@ impl Mapper {
                 out.push(session(&publisher, "connected", None));
                 out.push(peer(&key, &publisher, "peer_joined"));
                 let mut stream = Map::new();
+                stream.insert("session".into(), publisher.id.into());
                 stream.insert("event".into(), "stream_published".into());
                 stream.insert("stream".into(), key.to_string().into());
                 stream.insert("media".into(), Value::Object(media.clone()));
@@ -199,6 +200,7 @@ impl Mapper {
                     }
                 }
                 let mut stream = Map::new();
+                stream.insert("session".into(), publisher.id.into());
                 stream.insert("event".into(), "stream_unpublished".into());
                 stream.insert("stream".into(), key.to_string().into());
                 stream.insert(
