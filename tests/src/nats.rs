@@ -73,16 +73,15 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(client) = async_nats::connect(self.url()).await {
-                // JetStream answers once its store is loaded.
-                let js = async_nats::jetstream::new(client);
-                if js.query_account().await.is_ok() {
-                    return;
-                }
-            }
+            let last = match async_nats::connect(self.url()).await {
+                // JetStream starts before the server listens for clients.
+                Ok(client) if client.server_info().jetstream => return,
+                Ok(_) => "JetStream is off".to_owned(),
+                Err(e) => e.to_string(),
+            };
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "nats-server did not start on {}",
+                "nats-server did not start on {}: {last}",
                 self.port
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
