@@ -47,7 +47,7 @@ async fn a_publish_and_a_play_reach_jetstream_as_seed_004_envelopes() {
         .clone();
     assert_eq!(info.config.subjects, ["ferrostream.>"]);
     assert_eq!(info.config.max_age, Duration::from_secs(24 * 3600));
-    assert_eq!(info.config.max_bytes, 1 << 30);
+    assert_eq!(info.config.max_bytes, 256 << 20);
 
     let messages = stream_messages(&client, "ferrostream", Duration::from_secs(1)).await;
     let figures = &server.events.figures()[0];

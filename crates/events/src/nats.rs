@@ -15,8 +15,9 @@ use std::time::Duration;
 
 /// How long the JetStream stream keeps an envelope.
 pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-/// Most bytes the JetStream stream keeps.
-pub const MAX_BYTES: i64 = 1 << 30;
+/// Most bytes the JetStream stream keeps. JetStream reserves it on the server's disk when the
+/// stream is created (a stream larger than the free space is refused), so it is modest.
+pub const MAX_BYTES: i64 = 256 << 20;
 
 pub(crate) struct Nats {
     url: String,
