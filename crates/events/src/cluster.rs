@@ -379,20 +379,30 @@ async fn open(config: &ClusterConfig) -> Result<kv::Store, String> {
         .await
         .map_err(|_| format!("connect to {} timed out", config.nats))??;
     let js = jetstream::new(client);
-    let bucket = kv::Config {
-        bucket: BUCKET.to_owned(),
-        history: 1,
+    // The bucket's stream, made as NATS's key-value layout has it (ADR-8: `KV_{bucket}`,
+    // subjects `$KV.{bucket}.>`, one message per key, rollups, direct get). Made here rather
+    // than with `create_key_value`, which first asks `$JS.API.INFO` and cannot read the answer
+    // of nats-server 2.9 (Debian 12's) with async-nats 0.51.
+    let stream = jetstream::stream::Config {
+        name: format!("KV_{BUCKET}"),
+        subjects: vec![format!("$KV.{BUCKET}.>")],
+        max_messages_per_subject: 1,
         max_age: config.ttl,
+        max_message_size: i32::try_from(MAX_VALUE).unwrap_or(i32::MAX),
         storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
         ..Default::default()
     };
-    match js.get_key_value(BUCKET).await {
-        Ok(store) => Ok(store),
-        Err(_) => js
-            .create_key_value(bucket)
-            .await
-            .map_err(|e| format!("key-value bucket {BUCKET}: {e}")),
-    }
+    js.get_or_create_stream(stream)
+        .await
+        .map_err(|e| format!("key-value stream KV_{BUCKET}: {e}"))?;
+    js.get_key_value(BUCKET)
+        .await
+        .map_err(|e| format!("key-value bucket {BUCKET}: {e}"))
 }
 
 #[cfg(test)]
