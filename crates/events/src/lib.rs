@@ -325,6 +325,9 @@ impl Events {
 
     /// Gives the providers up to `grace` to send what they hold, then stops them.
     pub async fn stop(&self, grace: Duration) {
+        if !self.enabled() {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + grace;
         // The subscriber hands over what the registry emitted last first.
         tokio::time::sleep(Duration::from_millis(20)).await;
