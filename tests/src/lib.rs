@@ -1,7 +1,7 @@
 //! The end-to-end harness: an in-process server on 127.0.0.1:0 (or the real binary) and real
 //! clients against it: ffmpeg/ffprobe, GStreamer, headless Chromium (pages that report, or
 //! driven over the DevTools protocol), coturn's tools, our own RTMP/RTSP/HTTP clients for what
-//! those cannot do, and an axum hook backend.
+//! those cannot do, an axum hook backend, and a real `nats-server -js`.
 //!
 //! Each file in `tests/tests/` is one behaviour (STYLE §8) and uses this library.
 // A test harness, not an API: its helpers are named for what they do and documented where
@@ -13,7 +13,9 @@ pub mod backend;
 pub mod browser;
 pub mod cdp;
 pub mod client;
+pub mod envelope;
 pub mod http1;
+pub mod nats;
 pub mod raw_rtsp;
 
 use media::StreamKey;

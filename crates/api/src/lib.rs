@@ -186,6 +186,10 @@ pub struct AppState {
     pub pulls: Option<proxy::Pulls>,
     /// Push proxies (addStreamPusherProxy…); `None` = those calls fail.
     pub pushes: Option<proxy::Pushes>,
+    /// Seed 004's event providers, for `/metrics`; `None` = none.
+    pub events: Option<events::Events>,
+    /// The cluster's directory (getMediaList `cluster=1`); `None` = one node.
+    pub cluster: Option<events::Cluster>,
 }
 
 impl AppState {
@@ -213,6 +217,8 @@ impl AppState {
             rtp: None,
             pulls: None,
             pushes: None,
+            events: None,
+            cluster: None,
         }
     }
 }

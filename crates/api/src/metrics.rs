@@ -13,6 +13,9 @@
 //!   bounded rings that fell behind (skipped to a keyframe) and that were dropped for it.
 //! - `ferrostream_hook_calls_total{hook,outcome}`, `ferrostream_hook_latency_seconds`,
 //!   `ferrostream_hook_queue_dropped_total`: web hooks.
+//! - `ferrostream_events_sent_total{provider}`, `ferrostream_events_dropped_total{provider}`:
+//!   seed 004's event envelopes each provider (`webhook`, `nats`) delivered, and dropped from
+//!   its bounded buffer (or missed behind the registry's event channel).
 //! - `ferrostream_turn_allocations`, `ferrostream_turn_relayed_bytes_total`,
 //!   `…_relayed_packets_total`, `…_auth_failures_total`, `…_dropped_total`: the embedded TURN
 //!   relay (when it runs; refreshed every second).
@@ -188,6 +191,23 @@ fn collect(state: &AppState) -> Registry {
         "Hook calls dropped because their bounded queue was full",
         state.hooks.dropped(),
     );
+    if let Some(events) = &state.events {
+        let sent = Family::<Labels, Counter>::default();
+        let dropped = Family::<Labels, Counter>::default();
+        for f in events.figures() {
+            sent.get_or_create(&vec![("provider", f.provider)])
+                .inc_by(f.sent);
+            dropped
+                .get_or_create(&vec![("provider", f.provider)])
+                .inc_by(f.dropped);
+        }
+        registry.register("events_sent", "Event envelopes a provider delivered", sent);
+        registry.register(
+            "events_dropped",
+            "Event envelopes a provider dropped from its bounded buffer",
+            dropped,
+        );
+    }
     if let Some(turn) = state.turn.as_ref().and_then(|rx| *rx.borrow()) {
         gauge(
             &mut registry,

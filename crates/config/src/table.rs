@@ -353,8 +353,22 @@ sections! {
         "webhook" => webhook: Option<String> = "" via OptText;
         /// NATS server (`nats://host:4222`) events are published to; empty = off.
         "nats" => nats: Option<String> = "" via OptText;
-        /// NATS subject of the events.
-        "subject" => subject: String = "ferrostream.events" via Plain;
+        /// NATS subject prefix: events go to `{subject}.{event}`, kept in the JetStream stream `{subject}` (dots as `_`).
+        "subject" => subject: String = "ferrostream" via Plain;
+        /// Node id sent as `node` in every envelope.
+        "node" => node: u32 = "0" via Plain;
+        /// Envelopes each provider holds while its sink is down; past it the oldest are dropped (counted).
+        "buffer" => buffer: u32 = "10000" via Plain;
+    }
+
+    /// Many nodes as one system: live streams shared through a NATS JetStream key-value bucket.
+    "cluster" => cluster: Cluster {
+        /// NATS server (`nats://host:4222`) of the cluster's directory; empty = one node, no cluster.
+        "nats" => nats: Option<String> = "" via OptText;
+        /// RTMP base URL other nodes pull this node's streams from (`rtmp://host:port`); empty = this host's address and RTMP port.
+        "advertise" => advertise: Option<String> = "" via OptText;
+        /// Seconds a directory entry lives unless refreshed (refreshed every third of it while the stream lives).
+        "ttl" => ttl: Duration = "15" via Secs;
     }
 }
 

@@ -38,6 +38,14 @@ pub enum PlayRefusal {
     NotFound,
 }
 
+/// Where a stream that is not live on this server may be: the cluster's other nodes. Installed
+/// with [`Hooks::set_remote`]; [`find_stream`] asks it before on_stream_not_found.
+pub trait RemoteStreams: Send + Sync + 'static {
+    /// Starts bringing `key` here if another node has it live: true once it is on its way (it
+    /// goes live here shortly, and the caller waits for it), false when no node has it.
+    fn fetch<'a>(&'a self, key: &'a StreamKey) -> crate::BoxFuture<'a, bool>;
+}
+
 /// Asks on_publish, then makes the stream live with `defaults` (`[protocol]`) overridden by
 /// the reply, under the reply's `stream_replace` name if it gives one.
 pub async fn admit_publish(
@@ -85,8 +93,10 @@ pub async fn admit_play(
 }
 
 /// The second half of [`admit_play`], for a player already authorized another way (RTSP
-/// credentials checked with on_rtsp_auth): joins the stream, or fires on_stream_not_found and waits
-/// up to `max_wait` for the stream unless the reply says `close: true`.
+/// credentials checked with on_rtsp_auth): joins the stream; or, when it is not live here,
+/// asks the [`RemoteStreams`] installed (the cluster) and waits for the stream it brings; or
+/// fires on_stream_not_found and waits up to `max_wait` for the stream unless the reply says
+/// `close: true`.
 pub async fn find_stream(
     hooks: &Hooks,
     registry: &Registry,
@@ -97,6 +107,14 @@ pub async fn find_stream(
     let req = Request::new(key.clone(), &viewer);
     if let Some(joined) = registry.join(key, viewer.clone()) {
         return Ok(joined);
+    }
+    if let Some(remote) = hooks.remote() {
+        if remote.fetch(key).await {
+            return registry
+                .wait_for(key, viewer, max_wait)
+                .await
+                .ok_or(PlayRefusal::NotFound);
+        }
     }
     let wait = registry.wait_for(key, viewer, max_wait);
     if !hooks.enabled(Hook::OnStreamNotFound) {

@@ -352,3 +352,66 @@ async fn a_waiting_player_gets_the_stream_when_it_goes_live() {
     assert_eq!(sub.key(), &key("a"));
     assert_eq!(registry.stream(&key("a")).expect("live").readers, 1);
 }
+
+/// A cluster stand-in: "another node has" the streams in `has`, and bringing one here
+/// publishes it (as the edge's pull does once it plays).
+struct Elsewhere {
+    registry: Registry,
+    has: Vec<StreamKey>,
+    guards: std::sync::Mutex<Vec<PublisherGuard>>,
+}
+
+impl RemoteStreams for Elsewhere {
+    fn fetch<'a>(&'a self, key: &'a StreamKey) -> crate::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            if !self.has.contains(key) {
+                return false;
+            }
+            let mut puller = session(Protocol::Pull);
+            puller.id = 99;
+            let guard = self.registry.publish(key.clone(), puller).expect("pulled");
+            self.guards.lock().expect("lock").push(guard);
+            true
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_another_node_has_is_joined_without_on_stream_not_found() {
+    let (recording, hooks) = recording();
+    let registry = Registry::default();
+    hooks.set_remote(Arc::new(Elsewhere {
+        registry: registry.clone(),
+        has: vec![key("a")],
+        guards: std::sync::Mutex::default(),
+    }));
+    recording.answer(Hook::OnStreamNotFound, Answer::allow());
+    let viewer = find_stream(
+        &hooks,
+        &registry,
+        &key("a"),
+        session(Protocol::Rtmp),
+        MAX_WAIT,
+    )
+    .await
+    .expect("joined the pulled stream");
+    assert_eq!(viewer.key(), &key("a"));
+    assert!(recording.calls().is_empty(), "{:?}", recording.calls());
+
+    // A stream no node has: on_stream_not_found, then not found after the wait.
+    let start = Instant::now();
+    let refused = find_stream(
+        &hooks,
+        &registry,
+        &key("b"),
+        session(Protocol::Rtmp),
+        MAX_WAIT,
+    )
+    .await
+    .map(|_| ())
+    .expect_err("not found");
+    assert_eq!(refused, PlayRefusal::NotFound);
+    assert_eq!(start.elapsed(), MAX_WAIT);
+    let hooks_called: Vec<Hook> = recording.calls().iter().map(|c| c.hook).collect();
+    assert_eq!(hooks_called, [Hook::OnStreamNotFound]);
+}

@@ -59,6 +59,9 @@ pub trait HookClient: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Hooks {
     client: Arc<dyn HookClient>,
+    /// Asked for a stream that is not live here before on_stream_not_found (the cluster); set
+    /// once at start.
+    remote: Arc<std::sync::OnceLock<Arc<dyn crate::RemoteStreams>>>,
 }
 
 /// Why an auth hook refused a client; `msg` is what the client is told.
@@ -117,7 +120,21 @@ impl Hooks {
 
     /// A handle on `client` (a test double, another transport).
     pub fn from_client(client: Arc<dyn HookClient>) -> Hooks {
-        Hooks { client }
+        Hooks {
+            client,
+            remote: Arc::default(),
+        }
+    }
+
+    /// Installs where a play of a stream that is not live here looks before
+    /// on_stream_not_found ([`crate::find_stream`]); only the first call counts.
+    pub fn set_remote(&self, remote: Arc<dyn crate::RemoteStreams>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// What [`Hooks::set_remote`] installed.
+    pub fn remote(&self) -> Option<&Arc<dyn crate::RemoteStreams>> {
+        self.remote.get()
     }
 
     /// The configuration.

@@ -67,7 +67,9 @@ mod reply;
 pub mod sign;
 mod turn;
 
-pub use admission::{admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal};
+pub use admission::{
+    admit_play, admit_publish, find_stream, PlayRefusal, PublishRefusal, RemoteStreams,
+};
 pub use body::{
     origin_type, record_json, rtp_server_timeout_json, statistic_json, stream_json, Request,
     RtpServerTimeout,

@@ -16,6 +16,7 @@
 //!   `turn::server::Server`.
 //! - `shell.rs`: the admin shell listener (`shell.port`) around the sans-IO console in
 //!   `shell/console.rs`: login through on_shell_login, streams, sessions, kick, close.
+//! - `cluster.rs`: the cluster's edge: a play of a stream another node has pulls it from there.
 //! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
 //! - `limits.rs`: connection caps (process, listener, client address) and the accept loop
 //!   every TCP listener shares.
@@ -24,6 +25,7 @@
 #![forbid(clippy::print_stdout)]
 
 pub use ::config;
+mod cluster;
 mod http;
 mod limits;
 mod listeners;
@@ -37,6 +39,7 @@ mod turn;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use cluster::ClusterOptions;
 pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
 pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions};

@@ -89,6 +89,10 @@ pub struct Options {
     /// The running configuration these options were taken from, for the parts that apply
     /// changes live (setServerConfig, SIGHUP). Tests that adjust fields above leave it as is.
     pub config: config::Live,
+    /// Seed 004's events (`[events]`, signed with `hook.sign_token`).
+    pub events: events::EventsConfig,
+    /// The cluster (`[cluster]`); `None` = one node.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 /// A viewer whose socket accepts nothing for this long is dropped. Not a config key.
@@ -98,6 +102,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long it waits for recordings to be finished into normal MP4 files.
 const RECORDING_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a stopping server gives the event providers to deliver what they hold.
+const EVENTS_GRACE: Duration = Duration::from_secs(2);
 
 /// The `admin_params` of ZLMediaKit's sample config.ini, known to everyone who read it.
 const ZLM_EXAMPLE_ADMIN_PARAMS: &str = "secret=035c73f7-bb6b-4889-a715-d9eb2d1925cc";
@@ -174,6 +181,10 @@ pub struct Server {
     pulls: proxy::Pulls,
     /// Push proxies (addStreamPusherProxy), stopped with the server.
     pushes: proxy::Pushes,
+    /// Seed 004's events (`[events]`): their figures are on `/metrics`.
+    pub events: events::Events,
+    /// The cluster's directory, when `[cluster] nats` is set.
+    pub cluster: Option<events::Cluster>,
 }
 
 impl Server {
@@ -238,15 +249,19 @@ impl Server {
         let pulls = proxy::Pulls::new(proxy_ctx.clone());
         let pushes = proxy::Pushes::new(proxy_ctx.clone());
         let rtp = start_rtp(&options, proxy_ctx).await?;
+        let events = events::Events::start(options.events.clone(), &registry);
         let recorder = {
-            let hooks = hooks.clone();
+            let (hooks, events) = (hooks.clone(), events.clone());
             outputs::Recorder::start(
                 registry.clone(),
                 outputs::RecordConfig {
                     app: options.record_app.clone(),
                     enable_vhost: options.enable_vhost,
                 },
-                move |file| hooks.on_record_mp4(&file),
+                move |file| {
+                    events.record(&file);
+                    hooks.on_record_mp4(&file);
+                },
             )
         };
 
@@ -283,6 +298,26 @@ impl Server {
                 .await
                 .with_context(|| format!("bind RTSP on {:?}", options.rtsp_addr))?
         };
+        // The cluster's directory names this node's RTMP listener, so it starts once that is
+        // bound; plays look there before on_stream_not_found.
+        let cluster = match (&options.cluster, rtmp_addr) {
+            (Some(c), Some(rtmp)) => {
+                let cluster =
+                    events::Cluster::start(c.directory(options.events.node, rtmp), &registry);
+                hooks.set_remote(Arc::new(crate::cluster::Edge {
+                    cluster: cluster.clone(),
+                    pulls: pulls.clone(),
+                }));
+                Some(cluster)
+            }
+            (Some(_), None) => {
+                tracing::error!(
+                    "cluster.nats is set but RTMP is off: this node stays out of the cluster"
+                );
+                None
+            }
+            _ => None,
+        };
         let http_addr = {
             let allow = options.allow_ip_range.clone();
             let mut state = api::AppState::new(
@@ -306,6 +341,8 @@ impl Server {
             state.pushes = Some(pushes.clone());
             state.turn = Some(turn_figures.subscribe());
             state.rtp = Some(rtp.clone());
+            state.events = Some(events.clone());
+            state.cluster = cluster.clone();
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
@@ -330,10 +367,11 @@ impl Server {
         };
 
         let turn = {
-            let (turn, registry, limits) = (
+            let (turn, registry, limits, events) = (
                 options.turn.clone(),
                 registry.clone(),
                 shared.limits.clone(),
+                events.clone(),
             );
             let (figures, credentials, shutdown) = (
                 turn_figures.clone(),
@@ -350,6 +388,7 @@ impl Server {
                         figures: figures.clone(),
                         credentials: credentials.subscribe(),
                         drain,
+                        events: events.clone(),
                     },
                     shutdown.clone(),
                 ))
@@ -419,6 +458,8 @@ impl Server {
             recorder,
             pulls,
             pushes,
+            events,
+            cluster,
         })
     }
 
@@ -461,6 +502,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         // The listeners' accept loops and the TURN relay(s) end with the shutdown watch.
         self.listeners.stop().await;
+        // Other nodes stop pulling from here.
+        if let Some(cluster) = &self.cluster {
+            cluster.stop(&self.registry).await;
+        }
         // Proxies are sessions the server started itself: they end with it.
         self.pushes.shutdown();
         self.pulls.shutdown();
@@ -483,6 +528,8 @@ impl Server {
         if self.hooks.enabled(Hook::OnServerExited) {
             let _ = tokio::time::timeout(bound, self.hooks.on_server_exited()).await;
         }
+        // The streams' last events (ended, left) go out if their sinks take them in time.
+        self.events.stop(EVENTS_GRACE).await;
     }
 }
 
@@ -693,6 +740,8 @@ impl Options {
             shell: crate::shell::ShellOptions::default(),
             rtp_server: rtp_server_config(c, listen(c.rtp_proxy.listen_port())),
             config: live.clone(),
+            events: events::EventsConfig::from(c),
+            cluster: crate::cluster::ClusterOptions::from_config(c),
         }
     }
 }

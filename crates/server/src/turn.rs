@@ -104,6 +104,8 @@ pub(crate) struct Links {
     pub(crate) credentials: watch::Receiver<Credentials>,
     /// Turns true when the relay moved to another port.
     pub(crate) drain: watch::Receiver<bool>,
+    /// Seed 004's events: every TURN event also goes out as a `turn` envelope.
+    pub(crate) events: events::Events,
 }
 
 /// `turn.users` (name, password) and `turn.auth_secret`, as the relay checks them.
@@ -236,6 +238,7 @@ pub(crate) async fn start(
         figures,
         credentials,
         drain,
+        events,
     } = links;
     let (udp, tcp) = bind_pair(addr).await?;
     let bound = udp.local_addr()?;
@@ -258,7 +261,7 @@ pub(crate) async fn start(
         }
         None => None,
     };
-    let handler = WebhookHandler::new(hooks.clone());
+    let handler = WebhookHandler::new(hooks.clone(), events);
     let (tcp_tx, tcp_rx) = mpsc::channel(TCP_IN_QUEUE);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
     let (pw_tx, pw_rx) = mpsc::channel(config.max_parked_auth.max(1));
@@ -320,7 +323,7 @@ async fn bind_pair(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)>
 /// the interface holding the default route (a connected UDP socket sends nothing), else
 /// loopback: a host without a route is reachable only there, and a wildcard address in
 /// XOR-RELAYED-ADDRESS would be unusable to any client. Behind NAT set `turn.external_ip`.
-fn relay_ip(listener: IpAddr) -> IpAddr {
+pub(crate) fn relay_ip(listener: IpAddr) -> IpAddr {
     if !listener.is_unspecified() {
         return listener;
     }

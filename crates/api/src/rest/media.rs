@@ -77,12 +77,39 @@ fn found<'a>(
         .map(|s| (info, s)))
 }
 
-/// getMediaList: `data` = every selected stream, once per schema (absent when none is).
-pub(crate) fn list(call: &Call<'_>) -> ApiResult {
-    let data: Vec<Value> = select(call)
+/// getMediaList: `data` = every selected stream, once per schema (absent when none is). With
+/// `cluster=1` also the streams other nodes of the cluster have (from its directory), each as
+/// `{vhost, app, stream, schema: "rtmp", originUrl, node}`: what the directory knows of them.
+pub(crate) async fn list(call: &Call<'_>) -> ApiResult {
+    let mut data: Vec<Value> = select(call)
         .iter()
         .map(|(info, schema)| Value::Object(describe(call, info, schema)))
         .collect();
+    if call.args.flag("cluster")?.unwrap_or(false) {
+        if let Some(cluster) = &call.state.cluster {
+            let want = |name: &str, value: &str| call.args.get(name).is_none_or(|w| w == value);
+            let mut remote = cluster.remote_streams().await;
+            remote.sort_by_key(|r| r.key.to_string());
+            for r in remote {
+                let key = &r.key;
+                if !(want("vhost", key.vhost())
+                    && want("app", key.app())
+                    && want("stream", key.stream())
+                    && want("schema", "rtmp"))
+                {
+                    continue;
+                }
+                data.push(serde_json::json!({
+                    "vhost": key.vhost(),
+                    "app": key.app(),
+                    "stream": key.stream(),
+                    "schema": "rtmp",
+                    "originUrl": r.entry.url,
+                    "node": r.entry.node,
+                }));
+            }
+        }
+    }
     Ok(super::data_or_nothing(data))
 }
 

@@ -314,7 +314,7 @@ async fn dispatch(name: &str, call: &Call<'_>) -> ApiResult {
         "getServerConfig" => system::get_config(call),
         "setServerConfig" => system::set_config(call).await,
         "restartServer" => system::restart(call),
-        "getMediaList" => media::list(call),
+        "getMediaList" => media::list(call).await,
         "isMediaOnline" => media::is_online(call),
         "getMediaInfo" => media::info(call),
         "getMediaPlayerList" => media::players(call),

@@ -11,19 +11,27 @@ use ::turn::handler::{Authorization, Handler};
 /// `GET {hook_url}/password` by the owner task on [`Authorization::Ask`]. Vetoes and discards
 /// keep the accepting defaults.
 pub(super) struct WebhookHandler {
-    /// `None` without a hook URL: events go nowhere and nobody is asked.
+    /// `None` without a hook URL: no `POST /events` and nobody is asked for passwords.
     hooks: Option<Arc<dyn TurnHooks>>,
+    /// Seed 004's events (`turn` envelopes); a no-op when no provider is configured.
+    events: events::Events,
 }
 
 impl WebhookHandler {
-    pub(super) fn new(hooks: Option<Arc<dyn TurnHooks>>) -> Self {
-        WebhookHandler { hooks }
+    pub(super) fn new(hooks: Option<Arc<dyn TurnHooks>>, events: events::Events) -> Self {
+        WebhookHandler { hooks, events }
     }
 
-    /// Hands the event `event` builds to the hook; builds nothing without one.
+    /// Hands the event `event` builds to the hook and to the events; builds nothing when
+    /// neither takes it.
     fn event(&self, event: impl FnOnce() -> TurnEvent) {
+        if self.hooks.is_none() && !self.events.enabled() {
+            return;
+        }
+        let event = event();
+        self.events.turn(&event);
         if let Some(hooks) = &self.hooks {
-            hooks.event(event());
+            hooks.event(event);
         }
     }
 }
@@ -92,7 +100,10 @@ mod tests {
     #[test]
     fn notifications_become_seed_000_events() {
         let recording = Arc::new(RecordingTurnHooks::new());
-        let mut h = WebhookHandler::new(Some(Arc::clone(&recording) as Arc<dyn TurnHooks>));
+        let mut h = WebhookHandler::new(
+            Some(Arc::clone(&recording) as Arc<dyn TurnHooks>),
+            events::Events::disabled(),
+        );
         let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
         let relay: SocketAddr = "198.51.100.1:50000".parse().expect("addr");
         let peer: SocketAddr = "203.0.113.9:6000".parse().expect("addr");
@@ -139,7 +150,7 @@ mod tests {
     #[test]
     fn without_a_hook_nobody_is_asked() {
         let client: SocketAddr = "192.0.2.7:5000".parse().expect("addr");
-        let mut none = WebhookHandler::new(None);
+        let mut none = WebhookHandler::new(None, events::Events::disabled());
         none.binding(client);
         assert_eq!(none.password("u", "r", client), Authorization::Unknown);
         // Vetoes keep the accepting defaults.
