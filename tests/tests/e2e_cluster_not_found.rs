@@ -123,7 +123,7 @@ async fn the_origins_on_play_decides_an_edge_pull() {
         .await;
     assert_eq!(missing[0].body["stream"], "private");
     assert!(b.registry.streams().is_empty(), "B holds no pulled copy");
-    let _ = publisher.kill();
+    publisher.kill().await.expect("kill the publisher");
     b.shutdown().await;
     a.shutdown().await;
 }
