@@ -33,6 +33,9 @@ struct Inner {
     /// changes cannot both start from the same config and lose one; nothing awaits while it
     /// is held.
     file: Mutex<Option<ConfigFile>>,
+    /// The config the server's applier (the task that applies changes while running) applied
+    /// last; `None` until an applier reports, and then [`Live::wait_applied`] waits for it.
+    applied: watch::Sender<Option<Arc<Config>>>,
 }
 
 impl Live {
@@ -44,8 +47,34 @@ impl Live {
             inner: Arc::new(Inner {
                 current,
                 file: Mutex::new(file),
+                applied: watch::channel(None).0,
             }),
         }
+    }
+
+    /// The applier reports that `config` (a value [`Live::subscribe`] gave it) is in effect.
+    pub fn mark_applied(&self, config: &Arc<Config>) {
+        self.inner.applied.send_replace(Some(Arc::clone(config)));
+    }
+
+    /// Waits until the applier has applied `config` or a config published after it, so a
+    /// caller that changed the config ([`Live::set`]) can answer once the change is in effect
+    /// (bound it with a timeout: an applier may take a while to move a listener). Returns at
+    /// once when no applier ever reported (an embedder without one).
+    pub async fn wait_applied(&self, config: &Arc<Config>) {
+        let mut applied = self.inner.applied.subscribe();
+        let done = |a: &Option<Arc<Config>>| match a {
+            None => true,
+            Some(a) => {
+                Arc::ptr_eq(a, config) || {
+                    // Superseded: the applier may skip straight to the newest config.
+                    let now = self.get();
+                    !Arc::ptr_eq(&now, config) && Arc::ptr_eq(a, &now)
+                }
+            }
+        };
+        // An error: the sender is gone with the handle, so nothing is left to wait for.
+        let _ = applied.wait_for(done).await;
     }
 
     /// The config now.

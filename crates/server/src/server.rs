@@ -627,6 +627,7 @@ fn spawn_applier(
 ) -> JoinHandle<()> {
     let mut changes = live.subscribe();
     let mut prev = Arc::clone(&changes.borrow_and_update());
+    live.mark_applied(&prev);
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
             let next = Arc::clone(&changes.borrow_and_update());
@@ -694,6 +695,7 @@ fn spawn_applier(
             if !applied.is_empty() {
                 tracing::info!(?applied, "config change applied");
             }
+            live.mark_applied(&next);
             prev = next;
         }
     })

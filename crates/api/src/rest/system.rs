@@ -68,7 +68,8 @@ pub(crate) async fn set_config(call: &Call<'_>) -> ApiResult {
     let changed = changes.len();
     if changed > 0 {
         let names: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
-        tokio::task::spawn_blocking(move || live.set(changes))
+        let set = live.clone();
+        let next = tokio::task::spawn_blocking(move || set.set(changes))
             .await
             .map_err(|e| ApiError::new(Code::Exception, e.to_string()))?
             .map_err(|e| match e {
@@ -76,9 +77,19 @@ pub(crate) async fn set_config(call: &Call<'_>) -> ApiResult {
                 other => ApiError::new(Code::InvalidArgs, other.to_string()),
             })?;
         tracing::info!(keys = ?names, "config changed by the api");
+        // The answer comes once the change is in effect: the next request sees it.
+        if tokio::time::timeout(APPLY_WAIT, live.wait_applied(&next))
+            .await
+            .is_err()
+        {
+            tracing::warn!(keys = ?names, "config change not applied within {APPLY_WAIT:?}");
+        }
     }
     Ok(fields([("changed", changed.into())]))
 }
+
+/// How long setServerConfig waits for its change to be applied before it answers anyway.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// Keys setServerConfig never sets (ZLMediaKit refuses `ffmpeg.bin` too): the API secret
 /// must not be able to choose a program the server runs.
