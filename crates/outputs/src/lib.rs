@@ -25,6 +25,7 @@
 //! - `live.rs`: [`LiveOutput`], continuous MPEG-TS and fMP4.
 //! - `hls.rs`, `hls/`: HLS and LL-HLS: segmenter, playlist store, disk writer.
 //! - `record.rs`: MP4 recording.
+//! - `opus.rs`: [`AacToOpus`], AAC decoded and encoded to Opus once per stream (WebRTC).
 //! - `paths.rs`: [`confined_dir`], directories made from stream names under their root.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -34,6 +35,7 @@ mod flv;
 mod hls;
 mod live;
 mod ondemand;
+pub mod opus;
 mod paths;
 mod record;
 mod rtp;
@@ -41,6 +43,7 @@ mod rtp;
 pub use flv::{FlvOutput, FlvReader, FlvTag};
 pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
 pub use live::{Container, LiveOutput, LiveReader};
+pub use opus::{AacToOpus, TranscodeError};
 pub use paths::confined_dir;
 pub use record::{utc_date, RecordConfig, RecordControl, RecordError, RecordedFile, Recorder};
 pub use rtp::{RtpOutput, RtpReader};
