@@ -32,6 +32,8 @@
 #![forbid(clippy::print_stdout)]
 
 mod flv;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hls;
 mod live;
 mod ondemand;

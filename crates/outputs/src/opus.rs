@@ -16,8 +16,10 @@
 //! be, or one that goes backwards, drops what is pending and anchors again on that frame.
 //!
 //! Bounds: an access unit over [`MAX_ACCESS_UNIT`] bytes is refused; the pending buffer holds
-//! less than one Opus frame plus one resampler output between calls. A corrupt access unit is
-//! an [`TranscodeError`] the caller skips; it never panics.
+//! less than one Opus frame between calls. A corrupt access unit is a [`TranscodeError`] the
+//! caller skips (it never panics); its 1024 samples become silence, so the frames after it keep
+//! their place on the timeline, and the frames that call encoded come out with the next call
+//! (at most 500 ms of them).
 //!
 //! Limits of the decoder (symphonia 0.6): AAC-LC with 1024-sample frames, mono or stereo. HE-AAC
 //! (explicit SBR in the AudioSpecificConfig), 960-sample frames and more than two channels are
@@ -47,6 +49,8 @@ pub const MAX_ACCESS_UNIT: usize = 8192;
 /// How far an input dts may be from the one its samples predict before the timeline is
 /// anchored again, milliseconds.
 pub const REANCHOR_MS: u64 = 500;
+/// Most frames kept for the next call while access units fail (500 ms).
+const MAX_CARRY: usize = 25;
 /// Input sample rates accepted, Hz.
 const RATES: std::ops::RangeInclusive<u32> = 8_000..=96_000;
 /// Largest Opus packet libopus writes for one 20 ms frame (RFC 6716 §3.4 limits a frame to
@@ -116,6 +120,9 @@ pub struct AacToOpus {
     packet: Vec<u8>,
     opus_head: Bytes,
     anchor: Option<Anchor>,
+    /// Frames encoded during a call that returned an error, for the next call: at most
+    /// [`MAX_CARRY`].
+    carry: Vec<Frame>,
 }
 
 impl std::fmt::Debug for AacToOpus {
@@ -211,6 +218,7 @@ impl AacToOpus {
             packet: vec![0; MAX_PACKET],
             opus_head,
             anchor: None,
+            carry: Vec::new(),
         })
     }
 
@@ -234,13 +242,36 @@ impl AacToOpus {
         if frame.codec != Codec::Aac {
             return Err(TranscodeError::NotAac(frame.codec));
         }
-        if frame.data.is_empty() || frame.data.len() > MAX_ACCESS_UNIT {
-            return Err(TranscodeError::AccessUnitSize(frame.data.len()));
+        let decoded = if frame.data.is_empty() || frame.data.len() > MAX_ACCESS_UNIT {
+            Err(TranscodeError::AccessUnitSize(frame.data.len()))
+        } else {
+            self.decode(&frame.data)
+        };
+        if decoded.is_err() {
+            // The access unit still took its 1024 samples of the timeline: silence keeps the
+            // frames after it where their dts says.
+            for plane in &mut self.planes {
+                plane.clear();
+                plane.resize(AAC_FRAME, 0.0);
+            }
         }
-        self.decode(&frame.data)?;
         self.anchor_for(frame.dts);
         self.resample()?;
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.carry);
+        self.encode_pending(&mut out)?;
+        if let Err(e) = decoded {
+            // What this call encoded goes out with the next one; a run of bad access units
+            // keeps only the latest frames.
+            let excess = out.len().saturating_sub(MAX_CARRY);
+            out.drain(..excess);
+            self.carry = out;
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Encodes every whole 20 ms frame of `pending` onto `out`.
+    fn encode_pending(&mut self, out: &mut Vec<Frame>) -> Result<(), TranscodeError> {
         let step = OPUS_FRAME * self.channels;
         while self.pending.len() >= step {
             let n = self
@@ -259,7 +290,7 @@ impl AacToOpus {
             });
             anchor.frames_out += 1;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// 48 kHz samples per channel the input so far implies that are in no Opus frame yet:
