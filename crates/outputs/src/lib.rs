@@ -61,6 +61,9 @@ pub struct OutputsConfig {
     /// H.265 over RTMP and HTTP-FLV as the legacy CodecID 12 instead of Enhanced RTMP `hvc1`
     /// (`rtmp.enhanced=0`). Default: false.
     pub flv_legacy_hevc: bool,
+    /// Opus over RTMP and HTTP-FLV as Enhanced RTMP `Opus` (`rtmp.enhancedOpus=1`); when
+    /// false, those players get the video alone when the audio is Opus. Default: false.
+    pub flv_opus: bool,
     /// RTP packet sizes for RTSP.
     pub rtsp: rtsp::RtspConfig,
     /// `[hls]`.
@@ -121,6 +124,7 @@ impl Outputs {
                     reader,
                     inner.registry.fanout_limits(),
                     inner.config.flv_legacy_hevc,
+                    inner.config.flv_opus,
                 ))
             })
             .await
