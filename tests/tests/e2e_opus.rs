@@ -1,8 +1,8 @@
 //! Opus audio (what a WHIP publisher sends) through every output with real clients: ffmpeg
 //! publishes H.264 + Opus over RTSP (`opus/48000/2`); ffprobe sees exactly `h264, opus` over
 //! RTSP, `.live.mp4`, LL-HLS (fMP4) and in the MP4 recording, and exactly `h264` (no phantom
-//! audio track) over the containers ffmpeg 5.1 reads without Opus: RTMP, HTTP-FLV, HLS
-//! (MPEG-TS). The Opus decodes to the 1 kHz tone that was published (volumedetect).
+//! audio track) over RTMP and HTTP-FLV (`rtmp.enhancedOpus=0`, the default) and MPEG-TS
+//! (`.live.ts`, HLS). The Opus decodes to the 1 kHz tone that was published (volumedetect).
 
 use e2e::*;
 use media::{Codec, StreamKey};
@@ -16,9 +16,17 @@ fn ffmpeg_publish_opus(url: &str) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error"])
         .args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-re", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+        ])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "libopus", "-ac", "2", "-b:a", "64k"])
+        .args([
+            "-pix_fmt", "yuv420p", "-c:a", "libopus", "-ac", "2", "-b:a", "64k",
+        ])
         .args(["-f", "rtsp", "-rtsp_transport", "tcp", url])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -31,8 +39,17 @@ fn ffmpeg_publish_opus(url: &str) -> Child {
 /// The mean volume (dB) of 2 s of `url`'s first audio track, decoded by ffmpeg.
 async fn mean_volume(url: &str) -> f64 {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-nostats", "-i", url, "-map", "0:a:0", "-t", "2"])
-        .args(["-af", "volumedetect", "-f", "null", "-"]);
+    cmd.args([
+        "-hide_banner",
+        "-nostats",
+        "-i",
+        url,
+        "-map",
+        "0:a:0",
+        "-t",
+        "2",
+    ])
+    .args(["-af", "volumedetect", "-f", "null", "-"]);
     let out = output_within(&mut cmd, Duration::from_secs(30)).await;
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ffmpeg decode of {url} failed: {log}");
@@ -113,6 +130,7 @@ async fn rtsp_opus_publish_plays_wherever_a_container_carries_opus() {
         rtmp_url(&server, "live/opus"),
         http_url(&server, "live/opus.live.flv"),
         http_url(&server, "live/opus/hls.m3u8"),
+        http_url(&server, "live/opus.live.ts"),
     ];
     let video_only_check = async |url: &str| {
         let (codecs, _) = probe(url).await;
@@ -126,6 +144,7 @@ async fn rtsp_opus_publish_plays_wherever_a_container_carries_opus() {
         video_only_check(&video_only[0]),
         video_only_check(&video_only[1]),
         video_only_check(&video_only[2]),
+        video_only_check(&video_only[3]),
     );
 
     // The recording: closed by the stream's end, then played from the file.
