@@ -15,6 +15,9 @@
 //! carries. An input dts more than [`REANCHOR_MS`] away from where the samples say it should
 //! be, or one that goes backwards, drops what is pending and anchors again on that frame.
 //!
+//! One instance serves one AAC track: when the stream's AAC configuration changes (a new
+//! `TrackInfo`), make a new one.
+//!
 //! Bounds: an access unit over [`MAX_ACCESS_UNIT`] bytes is refused; the pending buffer holds
 //! less than one Opus frame between calls. A corrupt access unit is a [`TranscodeError`] the
 //! caller skips (it never panics); its 1024 samples become silence, so the frames after it keep
