@@ -25,15 +25,19 @@
 //! - `live.rs`: [`LiveOutput`], continuous MPEG-TS and fMP4.
 //! - `hls.rs`, `hls/`: HLS and LL-HLS: segmenter, playlist store, disk writer.
 //! - `record.rs`: MP4 recording.
+//! - `opus.rs`: [`AacToOpus`], AAC decoded and encoded to Opus once per stream (WebRTC).
 //! - `paths.rs`: [`confined_dir`], directories made from stream names under their root.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
 mod flv;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hls;
 mod live;
 mod ondemand;
+pub mod opus;
 mod paths;
 mod record;
 mod rtp;
@@ -41,6 +45,7 @@ mod rtp;
 pub use flv::{FlvOutput, FlvReader, FlvTag};
 pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
 pub use live::{Container, LiveOutput, LiveReader};
+pub use opus::{AacToOpus, TranscodeError};
 pub use paths::confined_dir;
 pub use record::{utc_date, RecordConfig, RecordControl, RecordError, RecordedFile, Recorder};
 pub use rtp::{RtpOutput, RtpReader};
@@ -56,6 +61,9 @@ pub struct OutputsConfig {
     /// H.265 over RTMP and HTTP-FLV as the legacy CodecID 12 instead of Enhanced RTMP `hvc1`
     /// (`rtmp.enhanced=0`). Default: false.
     pub flv_legacy_hevc: bool,
+    /// Opus over RTMP and HTTP-FLV as Enhanced RTMP `Opus` (`rtmp.enhancedOpus=1`); when
+    /// false, those players get the video alone when the audio is Opus. Default: false.
+    pub flv_opus: bool,
     /// RTP packet sizes for RTSP.
     pub rtsp: rtsp::RtspConfig,
     /// `[hls]`.
@@ -116,6 +124,7 @@ impl Outputs {
                     reader,
                     inner.registry.fanout_limits(),
                     inner.config.flv_legacy_hevc,
+                    inner.config.flv_opus,
                 ))
             })
             .await
