@@ -1,9 +1,9 @@
 //! LL-HLS glass-to-glass latency (`scripts/bench-ll-hls`, or
-//! `cargo bench -p server --bench ll_hls`):
+//! `cargo bench -p e2e --bench ll_hls`):
 //!
 //! ffmpeg publishes a 320x240 25 fps test pattern over RTMP to an in-process server. A `geq`
-//! filter paints the wall-clock time in ms (mod 2^32) into the top 16 rows as 32 black/white
-//! blocks of 10 px, MSB first: OFFSET + T, where OFFSET is the Unix time taken right before
+//! filter paints the wall-clock time in ms (mod 2^32) into the top 32 rows as 32 black/white
+//! blocks of 10 px, MSB first, twice (a sample counts only when both copies read alike): OFFSET + T, where OFFSET is the Unix time taken right before
 //! spawning ffmpeg (`-re`) and T the frame's time. Headless Chromium plays the LL-HLS playlist
 //! with hls.js (vendored in `tests/data/hls.min.js`) in low-latency mode; every 200 ms while
 //! playing, the page draws the video into a canvas, decodes the blocks and reports
@@ -35,9 +35,11 @@ const SECONDS = __SECONDS__;
 const WRAP = 4294967296;
 const report = (r) => fetch('/report', { method: 'POST', body: JSON.stringify(r) });
 
-// The painted clock: 32 blocks 10 px wide in rows 0-15, MSB first; null unless all are clean.
-function decode(ctx) {
-  const d = ctx.getImageData(0, 8, 320, 1).data;
+// The painted clock: 32 blocks 10 px wide, MSB first, painted twice (rows 0-15 and 16-31);
+// null unless every block of both copies is clean and the copies agree, so a block that
+// compression turned into the other colour cannot pass as a sample.
+function decodeRow(ctx, row) {
+  const d = ctx.getImageData(0, row, 320, 1).data;
   let v = 0;
   for (let i = 0; i < 32; i++) {
     const o = (i * 10 + 5) * 4;
@@ -46,6 +48,11 @@ function decode(ctx) {
     v = v * 2 + (y >= 128 ? 1 : 0);
   }
   return v;
+}
+
+function decode(ctx) {
+  const a = decodeRow(ctx, 8), b = decodeRow(ctx, 24);
+  return a !== null && a === b ? a : null;
 }
 
 function play(name, url, config, next) {
@@ -117,13 +124,14 @@ async fn start() -> Server {
     Server::start(options).await.unwrap()
 }
 
-/// The `-vf` chain painting `offset_ms + T` (mod 2^32) as 32 blocks into rows 0-15: luma 0/255,
-/// chroma 128 (rows 0-7 of the half-height chroma planes); the rest of the picture untouched.
+/// The `-vf` chain painting `offset_ms + T` (mod 2^32) as 32 blocks into rows 0-31 (two copies
+/// of 16 rows, read at rows 8 and 24): luma 0/255, chroma 128 (rows 0-15 of the half-height
+/// chroma planes); the rest of the picture untouched.
 fn clock_filter(offset_ms: u64) -> String {
     let value = format!("mod(floor({offset_ms}+T*1000+0.5),4294967296)");
     let bit = format!("mod(floor({value}/pow(2,31-floor(X/10))),2)");
-    let chroma = "'if(lt(Y,8),128,p(X,Y))'";
-    format!("format=yuv420p,geq=lum='if(lt(Y,16),255*{bit},p(X,Y))':cb={chroma}:cr={chroma}")
+    let chroma = "'if(lt(Y,16),128,p(X,Y))'";
+    format!("format=yuv420p,geq=lum='if(lt(Y,32),255*{bit},p(X,Y))':cb={chroma}:cr={chroma}")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
