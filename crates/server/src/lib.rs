@@ -14,6 +14,8 @@
 //!   deadline and the idle keep-alive timeout.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
+//! - `webrtc.rs`: the WebRTC driver (WHEP play, WHIP publish): one UDP socket and one task
+//!   for every peer, around str0m's sans-IO `Rtc`.
 //! - `shell.rs`: the admin shell listener (`shell.port`) around the sans-IO console in
 //!   `shell/console.rs`: login through on_shell_login, streams, sessions, kick, close.
 //! - `stall.rs`: a socket wrapper that fails writes to a peer who stopped reading.
@@ -33,6 +35,7 @@ mod server;
 mod shell;
 mod stall;
 mod turn;
+mod webrtc;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -40,6 +43,7 @@ pub mod fuzzing;
 pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
 pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions};
+pub use webrtc::RtcOptions;
 pub use shell::{
     ShellOptions, IDLE_TIMEOUT as SHELL_IDLE_TIMEOUT, LOGIN_TIMEOUT as SHELL_LOGIN_TIMEOUT,
 };

@@ -83,6 +83,8 @@ pub struct Options {
     pub shell_addr: Option<SocketAddr>,
     /// Admin shell deadlines.
     pub shell: crate::shell::ShellOptions,
+    /// WebRTC (`[rtc]`): the media socket and the peers' limits.
+    pub rtc: crate::webrtc::RtcOptions,
     /// The GB28181 RTP server (`[rtp_proxy]`); its `shared` is the shared port's address
     /// (`rtp_proxy.port`, UDP and TCP), `None` = off.
     pub rtp_server: proxy::RtpServerConfig,
@@ -151,6 +153,8 @@ pub struct Server {
     pub shell_addr: Option<SocketAddr>,
     /// The bound shared RTP port (UDP and TCP, `rtp_proxy.port`), if enabled.
     pub rtp_proxy_addr: Option<SocketAddr>,
+    /// The bound WebRTC media socket (UDP, `rtc.port`), if enabled.
+    pub rtc_addr: Option<SocketAddr>,
     /// The GB28181 RTP server (openRtpServer and the shared port).
     pub rtp: proxy::RtpServers,
     /// The live streams.
@@ -211,6 +215,7 @@ impl Server {
                 rtsp: ::rtsp::RtspConfig::default(),
                 hls: options.hls.clone(),
                 enable_vhost: options.enable_vhost,
+                rtc_queue_bytes: options.rtc.max_queue_bytes,
             },
         );
         let shared = Arc::new(Shared {
@@ -283,6 +288,19 @@ impl Server {
                 .await
                 .with_context(|| format!("bind RTSP on {:?}", options.rtsp_addr))?
         };
+        // The TURN port the answers' Link headers name, known once the relay is bound.
+        let turn_port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+        let rtc = crate::webrtc::start(
+            &options.rtc,
+            Arc::clone(&shared),
+            crate::webrtc::turn_ice_servers(
+                Arc::clone(&turn_port),
+                turn_credentials.subscribe(),
+                options.turn.server.external_ip,
+            ),
+            shutdown_rx.clone(),
+        )
+        .await?;
         let http_addr = {
             let allow = options.allow_ip_range.clone();
             let mut state = api::AppState::new(
@@ -306,6 +324,9 @@ impl Server {
             state.pushes = Some(pushes.clone());
             state.turn = Some(turn_figures.subscribe());
             state.rtp = Some(rtp.clone());
+            state.webrtc = rtc
+                .as_ref()
+                .map(|(_, engine)| Arc::clone(engine) as Arc<dyn api::webrtc::WebRtc>);
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
@@ -360,6 +381,9 @@ impl Server {
             Some(addr) => Some(turn.start(addr, &listeners).await?),
             None => None,
         };
+        if let Some(addr) = turn_addr {
+            turn_port.store(addr.port(), std::sync::atomic::Ordering::Relaxed);
+        }
 
         let shell_addr = {
             let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
@@ -398,6 +422,7 @@ impl Server {
             turn_addr,
             shell_addr,
             rtp_proxy_addr: rtp.shared_addr(),
+            rtc_addr: rtc.as_ref().map(|(addr, _)| *addr),
             rtp: rtp.clone(),
             registry,
             hooks,
@@ -692,6 +717,7 @@ impl Options {
             shell_addr: listen(c.shell.listen_port()),
             shell: crate::shell::ShellOptions::default(),
             rtp_server: rtp_server_config(c, listen(c.rtp_proxy.listen_port())),
+            rtc: crate::webrtc::RtcOptions::from(c),
             config: live.clone(),
         }
     }

@@ -113,8 +113,20 @@ pub(crate) type Credentials = (Vec<(String, String)>, Option<String>);
 pub(crate) fn credentials(options: &TurnOptions) -> Credentials {
     (
         options.server.users.clone(),
-        options.server.auth_secret.clone(),
+        Some(rest_secret(options)),
     )
+}
+
+/// The secret of the REST credentials the relay accepts: `turn.auth_secret`, or without one a
+/// random secret of this process, with which the WebRTC answers hand out short-lived
+/// credentials (RFC 9725 `Link` headers) that nobody else can make.
+pub(crate) fn rest_secret(options: &TurnOptions) -> String {
+    static PROCESS_SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    options.server.auth_secret.clone().unwrap_or_else(|| {
+        PROCESS_SECRET
+            .get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+            .clone()
+    })
 }
 
 /// How often the relay's counters are handed to `/metrics`.
@@ -320,7 +332,7 @@ async fn bind_pair(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)>
 /// the interface holding the default route (a connected UDP socket sends nothing), else
 /// loopback: a host without a route is reachable only there, and a wildcard address in
 /// XOR-RELAYED-ADDRESS would be unusable to any client. Behind NAT set `turn.external_ip`.
-fn relay_ip(listener: IpAddr) -> IpAddr {
+pub(crate) fn relay_ip(listener: IpAddr) -> IpAddr {
     if !listener.is_unspecified() {
         return listener;
     }
