@@ -220,7 +220,13 @@ pub(crate) async fn serve(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    let key = match stream_key(state, &app, &stream, arg("vhost").as_deref(), host.as_deref()) {
+    let key = match stream_key(
+        state,
+        &app,
+        &stream,
+        arg("vhost").as_deref(),
+        host.as_deref(),
+    ) {
         Ok(key) => key,
         Err(e) => {
             return if zlm_json {

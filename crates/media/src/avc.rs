@@ -227,7 +227,9 @@ mod tests {
 
     #[test]
     fn annex_b_splits_at_three_and_four_byte_start_codes() {
-        let data = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0, 0];
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0, 0,
+        ];
         assert_eq!(
             annex_b_nals(&data),
             vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4][..]]

@@ -133,7 +133,11 @@ impl WebRtcOutput {
     fn push(&self, frame: RtcFrame) {
         let size = frame.data.len();
         let starts_gop = frame.keyframe && frame.kind() == TrackKind::Video
-            || !self.state().tracks.iter().any(|t| t.kind() == TrackKind::Video);
+            || !self
+                .state()
+                .tracks
+                .iter()
+                .any(|t| t.kind() == TrackKind::Video);
         self.fanout.push(frame, size, starts_gop);
         self.wake();
     }
@@ -250,14 +254,20 @@ impl Video {
     fn configure(&mut self, track: &TrackInfo) {
         let (length_size, sets): (u8, Vec<Bytes>) = match track.codec {
             Codec::H264 => match media::avc::DecoderConfig::parse(&track.config) {
-                Ok(rec) => (rec.length_size, rec.sps.into_iter().chain(rec.pps).collect()),
+                Ok(rec) => (
+                    rec.length_size,
+                    rec.sps.into_iter().chain(rec.pps).collect(),
+                ),
                 Err(_) => return,
             },
             Codec::H265 => match media::hevc::DecoderConfig::parse(&track.config) {
                 Ok(rec) => {
                     let mut sets = Vec::new();
-                    for nal_type in [media::hevc::NAL_VPS, media::hevc::NAL_SPS, media::hevc::NAL_PPS]
-                    {
+                    for nal_type in [
+                        media::hevc::NAL_VPS,
+                        media::hevc::NAL_SPS,
+                        media::hevc::NAL_PPS,
+                    ] {
                         for (t, units) in &rec.arrays {
                             if *t == nal_type {
                                 sets.extend(units.iter().cloned());
@@ -390,7 +400,10 @@ mod tests {
             data: avcc(&[p, p]),
         };
         let out = v.annex_b(&frame).expect("annex b");
-        assert_eq!(&out[..], &[0, 0, 0, 1, 0x41, 9, 9, 0, 0, 0, 1, 0x41, 9, 9][..]);
+        assert_eq!(
+            &out[..],
+            &[0, 0, 0, 1, 0x41, 9, 9, 0, 0, 0, 1, 0x41, 9, 9][..]
+        );
     }
 
     #[test]

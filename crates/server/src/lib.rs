@@ -43,7 +43,7 @@ pub mod fuzzing;
 pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
 pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions};
-pub use webrtc::RtcOptions;
 pub use shell::{
     ShellOptions, IDLE_TIMEOUT as SHELL_IDLE_TIMEOUT, LOGIN_TIMEOUT as SHELL_LOGIN_TIMEOUT,
 };
+pub use webrtc::RtcOptions;

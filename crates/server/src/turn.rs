@@ -111,10 +111,7 @@ pub(crate) type Credentials = (Vec<(String, String)>, Option<String>);
 
 /// The credentials `options` give.
 pub(crate) fn credentials(options: &TurnOptions) -> Credentials {
-    (
-        options.server.users.clone(),
-        Some(rest_secret(options)),
-    )
+    (options.server.users.clone(), Some(rest_secret(options)))
 }
 
 /// The secret of the REST credentials the relay accepts: `turn.auth_secret`, or without one a

@@ -709,8 +709,7 @@ fn on_event(peer: &mut Peer, event: Event) -> bool {
                         MediaKind::Video => &mut player.video,
                         MediaKind::Audio => &mut player.audio,
                     };
-                    if let Some(pt) = choose_pt(&mut peer.rtc, added.mid, &player.output.tracks())
-                    {
+                    if let Some(pt) = choose_pt(&mut peer.rtc, added.mid, &player.output.tracks()) {
                         *slot = Some((added.mid, pt));
                     }
                 }
@@ -850,7 +849,9 @@ fn publish(publisher: &mut Publisher, data: &MediaData) {
                 if let Ok(config) = media::avc::DecoderConfig::build(sps, &[pps]) {
                     if publisher.video_config.as_ref() != Some(&config) {
                         publisher.video_config = Some(config.clone());
-                        publisher.guard.set_track(TrackInfo::new(Codec::H264, config));
+                        publisher
+                            .guard
+                            .set_track(TrackInfo::new(Codec::H264, config));
                     }
                 }
             }
