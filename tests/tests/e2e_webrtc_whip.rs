@@ -1,0 +1,133 @@
+//! Headless Chromium publishes its fake camera and microphone (H.264 + Opus) over WHIP
+//! (`POST /index/api/whip`); the offer's tracks become an ordinary stream: on_publish is asked
+//! with `schema: "rtc"`, ffprobe reads it over RTMP (H.264, and an audio stream it cannot name:
+//! Debian's ffmpeg 5.1 has no Enhanced RTMP Opus), and the stream ends when the browser goes
+//! away.
+
+use e2e::backend::Backend;
+use e2e::browser::{chromium_with, have_chromium, serve_page, WEBRTC};
+use e2e::*;
+use media::StreamKey;
+use std::time::Duration;
+
+/// `__WHIP__` is filled in by [`page`]. The page reports the answer, then keeps publishing.
+const PAGE: &str = r#"<!doctype html>
+<html><body>
+<script>
+const report = (r) => fetch('/report', { method: 'POST', body: JSON.stringify(r) });
+async function main() {
+  const media = await navigator.mediaDevices.getUserMedia({
+    video: { width: 320, height: 240, frameRate: 25 }, audio: true });
+  const pc = new RTCPeerConnection();
+  for (const track of media.getTracks()) {
+    const t = pc.addTransceiver(track, { direction: 'sendonly' });
+    if (track.kind === 'video') {
+      const h264 = RTCRtpSender.getCapabilities('video').codecs
+        .filter((c) => c.mimeType === 'video/H264');
+      t.setCodecPreferences(h264);
+    }
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  const resp = await fetch('__WHIP__', { method: 'POST',
+    headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+  const answer = await resp.text();
+  report({ name: 'answer', status: resp.status, type: resp.headers.get('Content-Type'),
+           location: resp.headers.get('Location'), answer });
+  if (resp.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+}
+main().catch((e) => report({ name: 'answer', error: String(e) }));
+</script>
+</body></html>
+"#;
+
+fn page(whip: &str) -> String {
+    PAGE.replace("__WHIP__", whip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
+    if !have_ffmpeg() || !have_chromium() {
+        return;
+    }
+    let backend = Backend::start().await;
+    let server = start_server_with(|o| {
+        o.hooks = backend.config();
+        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        o.rtc.idle_timeout = Duration::from_secs(3);
+        // The stream ends with its publisher, without waiting for it to come back.
+        o.protocol.continue_push = Duration::ZERO;
+    })
+    .await;
+    let key = StreamKey::new("live", "whip").expect("key");
+    let whip = http_url(&server, "index/api/whip?app=live&stream=whip&token=abc");
+    let (addr, mut reports, page_server) = serve_page(page(&whip), "/unused.js", "").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut browser = chromium_with(&format!("http://{addr}/"), dir.path(), WEBRTC);
+
+    let answer = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no answer report:\n{}",
+                e2e::browser::chromium_log(dir.path())
+            )
+        })
+        .expect("page server running");
+    assert_eq!(answer["status"], 201, "{answer:#}");
+    assert_eq!(answer["type"], "application/sdp");
+
+    // on_publish was asked before the answer, with the rtc schema and the URL's params.
+    let publish = backend.calls("on_publish");
+    assert_eq!(publish.len(), 1, "{publish:?}");
+    let body = &publish[0].body;
+    assert_eq!(body["schema"], "rtc");
+    assert_eq!(body["app"], "live");
+    assert_eq!(body["stream"], "whip");
+    assert_eq!(body["originType"], 8);
+    assert_eq!(body["originTypeStr"], "rtc_push");
+    assert!(
+        body["params"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token=abc"),
+        "{body}"
+    );
+
+    wait_live(&server, &key, 2).await;
+    // ffprobe 5.1 cannot read Enhanced RTMP's Opus and would probe up to its 5 MB default for
+    // it: a short probe shows what it can play.
+    let mut cmd = tokio::process::Command::new("ffprobe");
+    cmd.args(["-v", "error", "-of", "json", "-show_streams"])
+        .args(["-analyzeduration", "2000000", "-probesize", "300000"])
+        .arg(rtmp_url(&server, "live/whip"));
+    let out = output_within(&mut cmd, Duration::from_secs(30)).await;
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    // The video, and the Opus as Enhanced RTMP carries it, which ffmpeg 5.1 lists unnamed.
+    assert_eq!(codecs(&probe), vec!["h264", "none (audio)"], "{probe:#}");
+    let video = &probe["streams"][0];
+    assert_eq!(
+        (&video["width"], &video["height"]),
+        (&320.into(), &240.into())
+    );
+    let publisher = server
+        .registry
+        .sessions()
+        .into_iter()
+        .find(|s| s.role == registry::Role::Publisher)
+        .expect("the WHIP publisher is listed");
+    assert_eq!(publisher.info.protocol, registry::Protocol::Rtc);
+
+    // The browser goes away without a word: the stream ends after rtc.timeoutSec.
+    let _ = browser.kill().await;
+    page_server.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.registry.is_live(&key) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the WHIP stream outlived its publisher"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await;
+}
