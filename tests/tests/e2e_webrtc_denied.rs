@@ -49,8 +49,7 @@ async fn a_denied_webrtc_player_gets_no_answer() {
     })
     .await;
     let key = StreamKey::new("live", "closed").expect("key");
-    let mut publisher =
-        ffmpeg_publish(&rtmp_url(&server, "live/closed"), &["-stream_loop", "-1"]);
+    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/closed"), &["-stream_loop", "-1"]);
     wait_live(&server, &key, 2).await;
 
     let page = PAGE
@@ -80,7 +79,10 @@ async fn a_denied_webrtc_player_gets_no_answer() {
     assert_eq!(denied["location"], serde_json::Value::Null);
     assert_ne!(denied["whepType"], "application/sdp");
     assert_eq!(denied["json"], 200);
-    assert_eq!(denied["jsonBody"], json!({"code": -400, "msg": "no ticket"}));
+    assert_eq!(
+        denied["jsonBody"],
+        json!({"code": -400, "msg": "no ticket"})
+    );
 
     let plays = backend.calls("on_play");
     assert_eq!(plays.len(), 2, "{plays:?}");

@@ -351,11 +351,12 @@ impl Server {
         };
 
         let turn = {
-            let (turn, registry, limits) = (
-                options.turn.clone(),
-                registry.clone(),
-                shared.limits.clone(),
-            );
+            let mut turn_options = options.turn.clone();
+            if let Some((addr, _)) = &rtc {
+                // The relay always lets WebRTC viewers reach this server's own media port.
+                turn_options.server.own_media_ports.push(addr.port());
+            }
+            let (turn, registry, limits) = (turn_options, registry.clone(), shared.limits.clone());
             let (figures, credentials, shutdown) = (
                 turn_figures.clone(),
                 turn_credentials.clone(),
