@@ -7,6 +7,10 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# libopus for the AAC→Opus transcoder (linked dynamically, found with pkg-config).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libopus-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 # The caches keep the registry and incremental artefacts between builds; the binary is copied
 # out because a cache mount is not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -16,7 +20,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libopus0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /var/lib/ferrostream --create-home ferrostream
 COPY --from=build /usr/local/bin/ferrostream /usr/local/bin/ferrostream

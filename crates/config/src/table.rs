@@ -201,6 +201,8 @@ sections! {
         "keepAliveSecond" => keep_alive_second: Duration = "15" via Secs;
         /// Most connections on this listener (beside general.maxConnections); 0 = no own cap.
         "maxConnections" => max_connections: u32 = "0" via Plain;
+        /// 1 = Opus audio to RTMP/HTTP-FLV players as Enhanced RTMP `Opus`; 0 = video alone there (most FLV players know no E-RTMP audio).
+        "enhancedOpus" => enhanced_opus: bool = "0" via Flag;
         /// 1 = H.265 to RTMP/HTTP-FLV players as Enhanced RTMP `hvc1`; 0 = legacy CodecID 12.
         "enhanced" => enhanced: bool = "1" via Flag;
     }

@@ -2,6 +2,11 @@
 //! viewer of either protocol reads (Adobe FLV spec 10.1 Annex E; Enhanced RTMP for `hvc1` and
 //! Opus).
 //!
+//! Opus goes out as Enhanced RTMP `Opus` only when configured (`rtmp.enhancedOpus=1`): most FLV
+//! players (ffmpeg before 7.1, flv.js, mpegts.js) know no E-RTMP audio and wait forever for the
+//! track's parameters, so by default a stream whose audio is Opus plays here as video alone,
+//! with a file header that announces no audio.
+//!
 //! The output reads the stream's frames from the registry and writes each once as a complete
 //! FLV tag (header, body, PreviousTagSize): HTTP-FLV sends the tag's bytes as they are, RTMP
 //! play sends [`FlvTag::body`] (a zero-copy slice) as the message payload. Its [`Fanout`]'s
@@ -10,7 +15,7 @@
 
 use crate::ondemand::{Live, Task};
 use bytes::{Bytes, BytesMut};
-use media::{StreamKey, TrackInfo, TrackKind};
+use media::{Codec, StreamKey, TrackInfo, TrackKind};
 use registry::{Ended, Fanout, FanoutLimits, Item, Reader, StreamReader};
 use rtmp::flv::{encode_metadata, write_tag_with, Muxer, TAG_SCRIPT};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -53,17 +58,28 @@ impl Live for FlvOutput {
 
 impl FlvOutput {
     /// Starts muxing `reader`'s stream; `legacy_hevc` writes H.265 as the legacy CodecID 12
-    /// instead of Enhanced RTMP `hvc1`.
+    /// instead of Enhanced RTMP `hvc1`; without `opus`, Opus is left out.
     pub(crate) fn start(
         reader: StreamReader,
         limits: FanoutLimits,
         legacy_hevc: bool,
+        opus: bool,
     ) -> Arc<Self> {
-        let tracks = reader.tracks();
+        let carried = move |codec: Codec| opus || codec != Codec::Opus;
+        let tracks = reader
+            .tracks()
+            .into_iter()
+            .filter(|t| carried(t.codec))
+            .collect();
         Arc::new_cyclic(|weak: &Weak<FlvOutput>| FlvOutput {
             fanout: Fanout::new(limits),
             tracks: Mutex::new(tracks),
-            _task: Task::spawn(run(weak.clone(), reader, Muxer::new(legacy_hevc))),
+            _task: Task::spawn(run(
+                weak.clone(),
+                reader,
+                Muxer::new(legacy_hevc),
+                carried,
+            )),
         })
     }
 
@@ -112,7 +128,12 @@ impl FlvReader {
     }
 }
 
-async fn run(output: Weak<FlvOutput>, mut reader: StreamReader, mut muxer: Muxer) {
+async fn run(
+    output: Weak<FlvOutput>,
+    mut reader: StreamReader,
+    mut muxer: Muxer,
+    carried: impl Fn(Codec) -> bool,
+) {
     let key: StreamKey = reader.key().clone();
     let mut metadata: Option<FlvTag> = None;
     let mut headers: Vec<(TrackKind, FlvTag)> = Vec::new();
@@ -124,6 +145,13 @@ async fn run(output: Weak<FlvOutput>, mut reader: StreamReader, mut muxer: Muxer
             return; // no viewer left
         };
         match item {
+            Ok(Item::Frame(frame)) if !carried(frame.codec) => {}
+            Ok(Item::Track(track)) if !carried(track.codec) => {
+                // A track replaced by one this output leaves out is gone here too.
+                out.tracks().retain(|t| t.kind() != track.kind());
+                headers.retain(|(k, _)| *k != track.kind());
+                set_header(&out, &metadata, &headers);
+            }
             Ok(Item::Frame(frame)) => {
                 let tag_type = Muxer::tag_type(frame.codec);
                 let timestamp = frame.dts as u32;
@@ -247,6 +275,7 @@ mod tests {
             reg.subscribe_output(&key).expect("live"),
             FanoutLimits::default(),
             false,
+            false,
         );
         let mut first = output.reader();
         for (dts, key) in [(0, true), (40, false), (80, true), (120, false)] {
@@ -278,5 +307,52 @@ mod tests {
         drop(guard);
         assert_eq!(late.recv().await.expect("rest").timestamp, 120);
         assert_eq!(late.recv().await, Err(Ended::Closed));
+    }
+
+    /// Opus is left out unless asked for: no audio in the file header, no audio tag; asked
+    /// for, it is an E-RTMP `Opus` sequence header and frames.
+    #[tokio::test]
+    async fn opus_only_when_enhanced_opus_is_on() {
+        for opus in [false, true] {
+            let reg = Registry::default();
+            let key = StreamKey::new("live", "opus").expect("key");
+            let guard = reg.publish(key.clone(), publisher()).expect("publish");
+            guard.set_track(TrackInfo::new(Codec::H264, avcc()));
+            let head = Bytes::from_static(b"OpusHead\x01\x02\x38\x01\x80\xbb\0\0\0\0\0");
+            guard.set_track(TrackInfo::new(Codec::Opus, head));
+            let output = FlvOutput::start(
+                reg.subscribe_output(&key).expect("live"),
+                FanoutLimits::default(),
+                false,
+                opus,
+            );
+            let mut reader = output.reader();
+            for (codec, dts) in [(Codec::Opus, 0), (Codec::H264, 0), (Codec::Opus, 20)] {
+                guard.push(Frame {
+                    codec,
+                    dts,
+                    cts: 0,
+                    keyframe: true,
+                    data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                });
+            }
+            drop(guard);
+            let mut types = Vec::new();
+            while let Ok(tag) = reader.recv().await {
+                if tag.tag_type == 8 {
+                    assert_eq!(&tag.body()[1..5], b"Opus");
+                }
+                types.push((tag.tag_type, tag.timestamp));
+            }
+            let flags = reader.file_header()[4];
+            if opus {
+                assert_eq!(flags, 0x05, "audio and video");
+                // Sequence headers, then from the keyframe on.
+                assert_eq!(types, [(9, 0), (8, 0), (9, 0), (8, 20)]);
+            } else {
+                assert_eq!(flags, 0x01, "video alone");
+                assert_eq!(types, [(9, 0), (9, 0)]);
+            }
+        }
     }
 }

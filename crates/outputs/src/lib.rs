@@ -27,15 +27,19 @@
 //! - `hls.rs`, `hls/`: HLS and LL-HLS: segmenter, playlist store, disk writer.
 //! - `record.rs`: MP4 recording.
 //! - `webrtc.rs`: [`WebRtcOutput`], frames ready for WebRTC packetizers (WHEP).
+//! - `opus.rs`: [`AacToOpus`], AAC decoded and encoded to Opus once per stream (WebRTC).
 //! - `paths.rs`: [`confined_dir`], directories made from stream names under their root.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![forbid(clippy::print_stdout)]
 
 mod flv;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hls;
 mod live;
 mod ondemand;
+pub mod opus;
 mod paths;
 mod record;
 mod rtp;
@@ -44,6 +48,7 @@ mod webrtc;
 pub use flv::{FlvOutput, FlvReader, FlvTag};
 pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
 pub use live::{Container, LiveOutput, LiveReader};
+pub use opus::{AacToOpus, TranscodeError};
 pub use paths::confined_dir;
 pub use record::{utc_date, RecordConfig, RecordControl, RecordError, RecordedFile, Recorder};
 pub use rtp::{RtpOutput, RtpReader};
@@ -60,6 +65,9 @@ pub struct OutputsConfig {
     /// H.265 over RTMP and HTTP-FLV as the legacy CodecID 12 instead of Enhanced RTMP `hvc1`
     /// (`rtmp.enhanced=0`). Default: false.
     pub flv_legacy_hevc: bool,
+    /// Opus over RTMP and HTTP-FLV as Enhanced RTMP `Opus` (`rtmp.enhancedOpus=1`); when
+    /// false, those players get the video alone when the audio is Opus. Default: false.
+    pub flv_opus: bool,
     /// RTP packet sizes for RTSP.
     pub rtsp: rtsp::RtspConfig,
     /// `[hls]`.
@@ -76,6 +84,7 @@ impl Default for OutputsConfig {
     fn default() -> Self {
         OutputsConfig {
             flv_legacy_hevc: false,
+            flv_opus: false,
             rtsp: rtsp::RtspConfig::default(),
             hls: HlsOptions::default(),
             enable_vhost: false,
@@ -137,6 +146,7 @@ impl Outputs {
                     reader,
                     inner.registry.fanout_limits(),
                     inner.config.flv_legacy_hevc,
+                    inner.config.flv_opus,
                 ))
             })
             .await

@@ -76,6 +76,9 @@ pub struct Options {
     /// `rtmp.enhanced=0`: H.265 to RTMP and HTTP-FLV players as the legacy CodecID 12 instead
     /// of Enhanced RTMP `hvc1`.
     pub flv_legacy_hevc: bool,
+    /// `rtmp.enhancedOpus=1`: Opus to RTMP and HTTP-FLV players as Enhanced RTMP `Opus`;
+    /// otherwise they get the video alone when the audio is Opus.
+    pub flv_opus: bool,
     /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
     /// `maxConnections`).
     pub limits: crate::limits::LimitsConfig,
@@ -212,6 +215,7 @@ impl Server {
             registry.clone(),
             outputs::OutputsConfig {
                 flv_legacy_hevc: options.flv_legacy_hevc,
+                flv_opus: options.flv_opus,
                 rtsp: ::rtsp::RtspConfig::default(),
                 hls: options.hls.clone(),
                 enable_vhost: options.enable_vhost,
@@ -714,6 +718,7 @@ impl Options {
             allow_ip_range: c.http.allow_ip_range.clone(),
             hls: outputs::HlsOptions::from(c),
             flv_legacy_hevc: !c.rtmp.enhanced,
+            flv_opus: c.rtmp.enhanced_opus,
             limits: crate::limits::LimitsConfig::from(c),
             shell_addr: listen(c.shell.listen_port()),
             shell: crate::shell::ShellOptions::default(),

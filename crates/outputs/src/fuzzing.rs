@@ -1,0 +1,96 @@
+//! Fuzz target bodies, shared by `fuzz/fuzz_targets/aac_to_opus.rs` (cargo-fuzz, nightly) and
+//! `tests/fuzz_corpus.rs` (stable replay of the committed corpus). Each must never panic.
+//!
+//! Target: `aac_to_opus`, the [`AacToOpus`] transcoder fed arbitrary access units after a valid
+//! AudioSpecificConfig.
+
+use bytes::Bytes;
+use media::{Codec, Frame, TrackInfo};
+
+use crate::opus::{AacToOpus, OPUS_FRAME, OPUS_FRAME_MS};
+
+/// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
+pub const TARGETS: [&str; 1] = ["aac_to_opus"];
+
+/// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
+pub fn run(target: &str, data: &[u8]) {
+    if target == "aac_to_opus" {
+        aac_to_opus(data);
+    }
+}
+
+/// The rates the first byte picks from (bits 0-2); bit 3 picks stereo.
+const RATES: [(u8, u32); 8] = [
+    (3, 48_000),
+    (4, 44_100),
+    (11, 8_000),
+    (0, 96_000),
+    (8, 16_000),
+    (7, 22_050),
+    (5, 32_000),
+    (10, 11_025),
+];
+
+/// The AAC-LC AudioSpecificConfig for `rate_index` and `channels`.
+pub fn config(rate_index: u8, channels: u8) -> Bytes {
+    Bytes::copy_from_slice(&[
+        (2 << 3) | (rate_index >> 1),
+        ((rate_index & 1) << 7) | (channels << 3),
+    ])
+}
+
+/// Byte 0 chooses the track (bits 0-2: one of eight rates, 8-96 kHz, bit 3: stereo); then records of
+/// `[step][length: u16 BE][access unit]` (the last may be short). `step` 255 moves the dts 1 s
+/// back, any other advances it by `step` × 2 ms. Every access unit is pushed; the outputs are
+/// checked: Opus, 20 ms apart within a call unless re-anchored, and the buffers bounded.
+pub fn aac_to_opus(data: &[u8]) {
+    let Some((&head, mut rest)) = data.split_first() else {
+        return;
+    };
+    let (rate_index, rate) = RATES[usize::from(head & 7)];
+    let channels = if head & 8 == 0 { 1 } else { 2 };
+    let track = TrackInfo::new(Codec::Aac, config(rate_index, channels));
+    let Ok(mut t) = AacToOpus::new(&track) else {
+        panic!("AAC-LC {rate} Hz, {channels} channels is refused");
+    };
+    let mut dts = 0u64;
+    while rest.len() >= 3 {
+        let step = rest[0];
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+        let au = &rest[3..(3 + len).min(rest.len())];
+        rest = &rest[3 + au.len()..];
+        dts = if step == 255 {
+            dts.saturating_sub(1000)
+        } else {
+            dts + u64::from(step) * 2
+        };
+        let frame = Frame {
+            codec: Codec::Aac,
+            dts,
+            cts: 0,
+            keyframe: true,
+            data: Bytes::copy_from_slice(au),
+        };
+        if let Ok(out) = t.push(&frame) {
+            // 20 ms apart, unless the timeline was anchored again between frames carried over
+            // from a failed call and this call's (a step back, or one of more than ~500 ms).
+            for pair in out.windows(2) {
+                assert!(
+                    pair[1].dts == pair[0].dts + OPUS_FRAME_MS
+                        || pair[1].dts < pair[0].dts
+                        || pair[1].dts > pair[0].dts + 250,
+                    "Opus dts {} then {}",
+                    pair[0].dts,
+                    pair[1].dts
+                );
+            }
+            for f in &out {
+                assert_eq!(f.codec, Codec::Opus);
+                assert!(!f.data.is_empty() && f.data.len() <= 1500);
+            }
+        }
+        assert!(t.pending_samples() < OPUS_FRAME * usize::from(channels));
+        // One AAC frame at 8 kHz is 6144 samples at 48 kHz; the resampler holds less.
+        assert!(t.delay() < 6144 + 2 * OPUS_FRAME, "delay {}", t.delay());
+    }
+}
