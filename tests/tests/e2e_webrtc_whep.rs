@@ -1,6 +1,7 @@
 //! ffmpeg publishes H.264 + AAC over RTMP; headless Chromium plays it over WHEP
-//! (`POST /index/api/whep`), and the page reports what `getStats` says it decoded. Then
-//! `DELETE` on the answer's `Location` ends the session.
+//! (`POST /index/api/whep`): the H.264 passed through, the AAC (a 440 Hz sine) transcoded to
+//! Opus, and the page reports what `getStats` says it decoded and heard. Then `DELETE` on the
+//! answer's `Location` ends the session.
 //!
 //! The page posts a recvonly offer for video and audio, sets the answer, and reports once:
 //! the signalling answer (status, headers), then the inbound video's codec, frames decoded and
@@ -17,7 +18,7 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// `__WHEP__` and `__TIMEOUT__` are filled in by [`page`].
 const PAGE: &str = r#"<!doctype html>
 <html><body>
-<video id="v" muted autoplay playsinline></video>
+<video id="v" autoplay playsinline></video>
 <script>
 const report = (r) => fetch('/report', { method: 'POST', body: JSON.stringify(r) });
 let signalling = {};
@@ -38,10 +39,11 @@ async function main() {
   const started = Date.now();
   const poll = setInterval(async () => {
     const stats = await pc.getStats();
-    let video = null;
+    let video = null, audio = null;
     const codecs = {};
     stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') video = s;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') audio = s;
       if (s.type === 'codec') codecs[s.id] = s;
     });
     const done = (ok, detail) => {
@@ -49,9 +51,16 @@ async function main() {
       report({ name: 'video', ok, detail, ice: pc.iceConnectionState,
                framesDecoded: video ? video.framesDecoded : 0,
                mimeType: video && codecs[video.codecId] ? codecs[video.codecId].mimeType : null,
-               width: video ? video.frameWidth : 0, height: video ? video.frameHeight : 0 });
+               width: video ? video.frameWidth : 0, height: video ? video.frameHeight : 0,
+               audioMimeType: audio && codecs[audio.codecId] ? codecs[audio.codecId].mimeType : null,
+               audioSamples: audio ? audio.totalSamplesReceived : 0,
+               audioEnergy: audio ? audio.totalAudioEnergy : 0,
+               audioLevel: audio ? audio.audioLevel : 0,
+               concealed: audio ? audio.concealedSamples : 0 });
     };
-    if (video && video.framesDecoded > 30) done(true, 'decoding');
+    if (video && video.framesDecoded > 30 && audio && audio.totalAudioEnergy > 0) {
+      done(true, 'decoding');
+    }
     else if (Date.now() - started > __TIMEOUT__) done(false, 'timeout');
   }, 200);
 }

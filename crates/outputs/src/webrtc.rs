@@ -6,8 +6,10 @@
 //! (ITU-T H.264 Annex B), which is what a WebRTC stack's packetizer takes (RFC 6184, RFC
 //! 7798), with the parameter sets (SPS/PPS, and VPS for H.265) written before every keyframe so
 //! a player that starts there, or that lost the earlier ones, can decode it. Opus and G.711 pass
-//! as they are. AAC, which no browser decodes over WebRTC, has no path here yet: a stream
-//! whose only audio is AAC plays as video alone ([`WebRtcOutput::tracks`] lists no audio).
+//! as they are. AAC, which no browser decodes over WebRTC, is transcoded to Opus here, once
+//! per stream whatever the number of players ([`crate::AacToOpus`]); an AAC track the decoder
+//! cannot take (another profile, a broken AudioSpecificConfig) leaves the stream's WebRTC
+//! players with the video alone ([`WebRtcOutput::tracks`] lists no audio).
 //!
 //! The frames fan out on a [`Fanout`] whose bounds are the per-player queue: the WebRTC driver
 //! holds one [`RtcReader`] per player, and a player that does not take its frames (its peer
@@ -90,14 +92,19 @@ impl WebRtcOutput {
             max_bytes: max_queue_bytes,
             ..registry.fanout_limits()
         };
-        let tracks = reader.tracks().iter().filter_map(rtc_track).collect();
+        let mut audio = Audio::default();
+        let tracks = reader
+            .tracks()
+            .iter()
+            .filter_map(|t| audio.configure(&key.to_string(), t))
+            .collect();
         Some(Arc::new_cyclic(|weak: &Weak<WebRtcOutput>| WebRtcOutput {
             fanout: Fanout::new(limits),
             state: Mutex::new(State {
                 tracks,
                 wakers: Vec::new(),
             }),
-            _task: Task::spawn(run(weak.clone(), reader)),
+            _task: Task::spawn(run(weak.clone(), reader, audio)),
         }))
     }
 
@@ -178,7 +185,8 @@ impl RtcReader {
     }
 }
 
-/// The track a WebRTC player gets for a stream's `track`, if it can get one.
+/// The track a WebRTC player gets for a stream's `track`, if it can get one without a
+/// transcoder.
 fn rtc_track(track: &TrackInfo) -> Option<TrackInfo> {
     match track.codec {
         Codec::H264 | Codec::H265 | Codec::Opus | Codec::G711A | Codec::G711U => {
@@ -188,7 +196,53 @@ fn rtc_track(track: &TrackInfo) -> Option<TrackInfo> {
     }
 }
 
-async fn run(output: Weak<WebRtcOutput>, mut reader: StreamReader) {
+/// The stream's audio on its way to WebRTC: passed through, or AAC transcoded to Opus.
+#[derive(Default)]
+struct Audio {
+    transcoder: Option<crate::AacToOpus>,
+}
+
+impl Audio {
+    /// The WebRTC track for the stream's `track` (AAC: the transcoder's Opus track, the
+    /// transcoder made for it), or `None` when WebRTC players get none.
+    fn configure(&mut self, key: &str, track: &TrackInfo) -> Option<TrackInfo> {
+        if track.kind() != TrackKind::Audio {
+            return rtc_track(track);
+        }
+        self.transcoder = None;
+        if track.codec != Codec::Aac {
+            return rtc_track(track);
+        }
+        match crate::AacToOpus::new(track) {
+            Ok(transcoder) => {
+                let opus = transcoder.track();
+                self.transcoder = Some(transcoder);
+                Some(opus)
+            }
+            Err(e) => {
+                tracing::info!(stream = %key, "AAC not transcoded for WebRTC: {e}");
+                None
+            }
+        }
+    }
+
+    /// The frames `frame` becomes for WebRTC players.
+    fn frames(&mut self, key: &StreamKey, frame: &media::Frame) -> Vec<media::Frame> {
+        match (&mut self.transcoder, frame.codec) {
+            (Some(transcoder), Codec::Aac) => match transcoder.push(frame) {
+                Ok(frames) => frames,
+                Err(e) => {
+                    tracing::debug!(stream = %key, "AAC access unit not transcoded: {e}");
+                    Vec::new()
+                }
+            },
+            (None, Codec::Aac) => Vec::new(),
+            _ => vec![frame.clone()],
+        }
+    }
+}
+
+async fn run(output: Weak<WebRtcOutput>, mut reader: StreamReader, mut audio: Audio) {
     let key = reader.key().clone();
     let mut video = Video::default();
     for track in reader.tracks() {
@@ -202,29 +256,32 @@ async fn run(output: Weak<WebRtcOutput>, mut reader: StreamReader) {
         match item {
             Ok(Item::Frame(frame)) => {
                 let tracks = out.tracks();
-                if !tracks.iter().any(|t| t.codec == frame.codec) {
-                    continue;
+                for frame in audio.frames(&key, &frame) {
+                    if !tracks.iter().any(|t| t.codec == frame.codec) {
+                        continue;
+                    }
+                    let data = match frame.codec {
+                        Codec::H264 | Codec::H265 => video.annex_b(&frame),
+                        _ => Some(frame.data.clone()),
+                    };
+                    let Some(data) = data else {
+                        tracing::debug!(stream = %key, "malformed video frame dropped");
+                        continue;
+                    };
+                    out.push(RtcFrame {
+                        codec: frame.codec,
+                        pts: frame.pts(),
+                        keyframe: frame.keyframe,
+                        data,
+                    });
                 }
-                let data = match frame.codec {
-                    Codec::H264 | Codec::H265 => video.annex_b(&frame),
-                    _ => Some(frame.data.clone()),
-                };
-                let Some(data) = data else {
-                    tracing::debug!(stream = %key, "malformed video frame dropped");
-                    continue;
-                };
-                out.push(RtcFrame {
-                    codec: frame.codec,
-                    pts: frame.pts(),
-                    keyframe: frame.keyframe,
-                    data,
-                });
             }
             Ok(Item::Track(track)) => {
                 video.configure(&track);
+                let rtc = audio.configure(&key.to_string(), &track);
                 let mut state = out.state();
                 state.tracks.retain(|t| t.kind() != track.kind());
-                state.tracks.extend(rtc_track(&track));
+                state.tracks.extend(rtc);
             }
             Ok(Item::Metadata(_)) => {}
             Err(Ended::Closed) => {
@@ -422,10 +479,18 @@ mod tests {
     }
 
     #[test]
-    fn aac_has_no_webrtc_track_yet_and_g711_passes() {
+    fn aac_becomes_opus_and_g711_passes() {
+        let mut audio = Audio::default();
+        // AAC-LC, 44.1 kHz, stereo.
         let aac = TrackInfo::new(Codec::Aac, Bytes::from_static(&[0x12, 0x10]));
-        assert_eq!(rtc_track(&aac), None);
+        let opus = audio.configure("live/a", &aac).expect("an Opus track");
+        assert_eq!((opus.codec, opus.sample_rate), (Codec::Opus, 48_000));
+        assert!(audio.transcoder.is_some());
         let pcma = TrackInfo::new(Codec::G711A, Bytes::new());
-        assert_eq!(rtc_track(&pcma), Some(pcma));
+        assert_eq!(audio.configure("live/a", &pcma), Some(pcma));
+        assert!(audio.transcoder.is_none());
+        // An AudioSpecificConfig the decoder cannot take: no audio for WebRTC.
+        let broken = TrackInfo::new(Codec::Aac, Bytes::from_static(&[0xFF]));
+        assert_eq!(audio.configure("live/a", &broken), None);
     }
 }
