@@ -16,9 +16,17 @@ fn ffmpeg_publish_opus(url: &str) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error"])
         .args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-re", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+        ])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "libopus", "-ac", "2", "-b:a", "64k"])
+        .args([
+            "-pix_fmt", "yuv420p", "-c:a", "libopus", "-ac", "2", "-b:a", "64k",
+        ])
         .args(["-f", "rtsp", "-rtsp_transport", "tcp", url])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -31,8 +39,17 @@ fn ffmpeg_publish_opus(url: &str) -> Child {
 /// The mean volume (dB) of 2 s of `url`'s first audio track, decoded by ffmpeg.
 async fn mean_volume(url: &str) -> f64 {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-nostats", "-i", url, "-map", "0:a:0", "-t", "2"])
-        .args(["-af", "volumedetect", "-f", "null", "-"]);
+    cmd.args([
+        "-hide_banner",
+        "-nostats",
+        "-i",
+        url,
+        "-map",
+        "0:a:0",
+        "-t",
+        "2",
+    ])
+    .args(["-af", "volumedetect", "-f", "null", "-"]);
     let out = output_within(&mut cmd, Duration::from_secs(30)).await;
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ffmpeg decode of {url} failed: {log}");

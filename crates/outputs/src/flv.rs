@@ -74,12 +74,7 @@ impl FlvOutput {
         Arc::new_cyclic(|weak: &Weak<FlvOutput>| FlvOutput {
             fanout: Fanout::new(limits),
             tracks: Mutex::new(tracks),
-            _task: Task::spawn(run(
-                weak.clone(),
-                reader,
-                Muxer::new(legacy_hevc),
-                carried,
-            )),
+            _task: Task::spawn(run(weak.clone(), reader, Muxer::new(legacy_hevc), carried)),
         })
     }
 
