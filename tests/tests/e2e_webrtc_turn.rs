@@ -1,6 +1,9 @@
 //! With the embedded TURN relay on, every WHEP answer carries RFC 9725 `Link` headers with
 //! short-lived REST credentials (the coturn convention) for the relay over UDP and TCP, which a
-//! browser on another origin can read (`Access-Control-Expose-Headers`).
+//! browser on another origin can read (`Access-Control-Expose-Headers`). Headless Chromium
+//! takes them from a first answer (then DELETEs that session) and plays WHEP again with
+//! `iceTransportPolicy: "relay"`: all its media goes through the relay to the server's own
+//! WebRTC port, which the relay permits although it is a loopback address.
 
 use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
 use e2e::*;
@@ -31,14 +34,38 @@ async function main() {
   report({ name: 'links', links, servers });
   const del = await fetch(first.headers.get('Location').replace(/^/, '__BASE__'), { method: 'DELETE' });
   report({ name: 'deleted', status: del.status });
+  const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: 'relay' });
+  const resp = await offer(pc);
+  await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+  const started = Date.now();
+  const poll = setInterval(async () => {
+    const stats = await pc.getStats();
+    let video = null, pair = null;
+    const all = {};
+    stats.forEach((s) => {
+      all[s.id] = s;
+      if (s.type === 'inbound-rtp' && s.kind === 'video') video = s;
+      if (s.type === 'transport') pair = s.selectedCandidatePairId;
+    });
+    const local = pair && all[pair] ? all[all[pair].localCandidateId] : null;
+    const done = (ok, detail) => {
+      clearInterval(poll);
+      report({ name: 'video', ok, detail, ice: pc.iceConnectionState,
+               framesDecoded: video ? video.framesDecoded : 0,
+               localCandidateType: local ? local.candidateType : null,
+               candidates: pc.localDescription.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate')) });
+    };
+    if (video && video.framesDecoded > 30) done(true, 'decoding');
+    else if (Date.now() - started > 20000) done(false, 'timeout');
+  }, 200);
 }
-main().catch((e) => report({ name: 'links', error: String(e) }));
+main().catch((e) => report({ name: 'video', ok: false, detail: String(e) }));
 </script>
 </body></html>
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whep_answers_carry_link_headers_for_the_embedded_turn() {
+async fn chromium_plays_whep_through_the_embedded_turn_with_the_link_credentials() {
     if !have_ffmpeg() || !have_chromium() {
         return;
     }
@@ -66,7 +93,7 @@ async fn whep_answers_carry_link_headers_for_the_embedded_turn() {
         dir.path(),
         WEBRTC,
         &mut reports,
-        &["links", "deleted"],
+        &["links", "deleted", "video"],
         Duration::from_secs(45),
     )
     .await;
@@ -94,6 +121,9 @@ async fn whep_answers_carry_link_headers_for_the_embedded_turn() {
     assert_eq!(servers[0]["username"], servers[1]["username"]);
     assert_eq!(servers[0]["credential"], servers[1]["credential"]);
     assert_eq!(got["deleted"]["status"], 200);
+    let video = &got["video"];
+    assert_eq!(video["ok"], true, "relayed WHEP did not decode: {video:#}");
+    assert_eq!(video["localCandidateType"], "relay");
     let _ = publisher.kill().await;
     server.shutdown().await;
 }

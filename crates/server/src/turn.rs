@@ -255,6 +255,7 @@ pub(crate) async fn start(
         options.relay_port_range.end()
     );
     let mut config = options.server.clone();
+    config.auth_secret = Some(rest_secret(&options));
     config.password_hook = options.hook_url.is_some();
     config.own_addresses = own_addresses(&[bound.ip(), relay_ip]);
     tracing::debug!(own = ?config.own_addresses, "TURN peer policy: the server's own addresses");
