@@ -7,6 +7,8 @@
 //! the signalling answer (status, headers), then the inbound video's codec, frames decoded and
 //! size once more than 30 frames were decoded, or the failure or timeout.
 
+use e2e::api::Api;
+use e2e::backend::Backend;
 use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
 use e2e::*;
 use media::StreamKey;
@@ -79,7 +81,11 @@ async fn chromium_plays_whep_of_an_rtmp_publish_and_delete_ends_it() {
     if !have_ffmpeg() || !have_chromium() {
         return;
     }
+    let backend = Backend::start().await;
     let server = start_server_with(|o| {
+        o.hooks = backend.config();
+        // Every session's on_flow_report, however little it moved.
+        o.lifecycle.flow_threshold = 0;
         o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
         o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
     })
@@ -88,7 +94,7 @@ async fn chromium_plays_whep_of_an_rtmp_publish_and_delete_ends_it() {
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/rtc"), &["-stream_loop", "-1"]);
     wait_live(&server, &key, 2).await;
 
-    let whep = http_url(&server, "index/api/whep?app=live&stream=rtc");
+    let whep = http_url(&server, "index/api/whep?app=live&stream=rtc&who=browser");
     let (addr, mut reports, page_server) = serve_page(page(&whep), "/unused.js", "").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let got = collect_reports_with(
@@ -119,8 +125,58 @@ async fn chromium_plays_whep_of_an_rtmp_publish_and_delete_ends_it() {
         (&320.into(), &240.into())
     );
 
-    // The browser closed with the page; the session is still listed until its timeout or a
-    // DELETE. Kill Chromium first (done by collect_reports), then DELETE the Location.
+    // on_play was asked before the answer, with the rtc schema.
+    let plays = backend.calls("on_play");
+    assert_eq!(plays.len(), 1, "{plays:?}");
+    let play = &plays[0].body;
+    assert_eq!(
+        (
+            &play["schema"],
+            &play["app"],
+            &play["stream"],
+            &play["params"]
+        ),
+        (
+            &"rtc".into(),
+            &"live".into(),
+            &"rtc".into(),
+            &"app=live&stream=rtc&who=browser".into()
+        )
+    );
+
+    // The browser is gone (collect_reports killed it); the session stays listed until its
+    // silence timeout or a DELETE.
+    let api = Api::of(&server);
+    let id = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("id="))
+        .expect("id")
+        .to_owned();
+    let sessions = api.call("getAllSession", &[]).await;
+    let listed = sessions["data"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("session {id} not in {sessions:#}"));
+    assert_eq!(listed["typeid"], "mediakit::WebRtcSession");
+    let players = api
+        .call(
+            "getMediaPlayerList",
+            &[
+                ("schema", "rtsp"),
+                ("vhost", "__defaultVhost__"),
+                ("app", "live"),
+                ("stream", "rtc"),
+            ],
+        )
+        .await;
+    assert!(
+        players["data"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["identifier"] == id.as_str())),
+        "{players:#}"
+    );
     let client = reqwest::Client::new();
     let url = http_url(&server, location.trim_start_matches('/'));
     let resp = client.delete(&url).send().await.expect("delete");
@@ -147,6 +203,18 @@ async fn chromium_plays_whep_of_an_rtmp_publish_and_delete_ends_it() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Leaving reports its traffic.
+    let flow = backend
+        .wait_for("on_flow_report", 1, Duration::from_secs(5), |c| {
+            c.body["player"] == true
+        })
+        .await;
+    let f = &flow[0].body;
+    assert_eq!(
+        (&f["schema"], &f["protocol"]),
+        (&"rtc".into(), &"rtc".into())
+    );
+    assert!(f["totalBytes"].as_u64().is_some_and(|b| b > 10_000), "{f}");
     let _ = publisher.kill().await;
     server.shutdown().await;
 }
