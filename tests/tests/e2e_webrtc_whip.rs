@@ -50,8 +50,11 @@ async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
         return;
     }
     let backend = Backend::start().await;
+    let mut hooks = backend.config();
+    // ZLMediaKit's default list leaves rtc out; a backend that wants it names it.
+    hooks.stream_changed_schemas.push("rtc".into());
     let server = start_server_with(|o| {
-        o.hooks = backend.config();
+        o.hooks = hooks;
         o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
         o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
         o.rtc.idle_timeout = Duration::from_secs(3);
@@ -95,6 +98,13 @@ async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
     );
 
     wait_live(&server, &key, 2).await;
+    // A WHIP stream registers the rtc schema beside the outputs.
+    let rtc = backend
+        .wait_for("on_stream_changed", 1, Duration::from_secs(5), |c| {
+            c.body["schema"] == "rtc" && c.body["regist"] == true
+        })
+        .await;
+    assert_eq!(rtc[0].body["stream"], "whip");
     // RTMP: the video alone (Opus over RTMP is Enhanced RTMP's, off by default: ffmpeg 5.1
     // cannot read it). RTSP: both.
     let probe = ffprobe(&rtmp_url(&server, "live/whip"), 10).await;
@@ -125,5 +135,10 @@ async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    backend
+        .wait_for("on_stream_changed", 1, Duration::from_secs(5), |c| {
+            c.body["schema"] == "rtc" && c.body["regist"] == false
+        })
+        .await;
     server.shutdown().await;
 }
