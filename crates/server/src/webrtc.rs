@@ -178,7 +178,9 @@ pub(crate) async fn start(
     let tokens = Arc::new(Mutex::new(HashMap::new()));
     let driver = Driver {
         socket,
-        local: bound,
+        // What str0m matches a datagram's destination against: the one candidate it offered
+        // (a wildcard socket does not tell which of the host's addresses was hit).
+        local: candidate,
         commands: rx,
         notify: Arc::new(Notify::new()),
         peers: Vec::new(),
