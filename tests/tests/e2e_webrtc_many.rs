@@ -105,7 +105,10 @@ async fn twenty_whep_players_all_decode_and_one_is_kicked() {
             assert_eq!(ids.len(), PLAYERS - 1);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "kicked session still listed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kicked session still listed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = publisher.kill().await;

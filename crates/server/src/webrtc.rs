@@ -41,6 +41,8 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
+mod tcp;
+
 /// Largest datagram read (the UDP maximum).
 const RECV_BUF: usize = 0xFFFF;
 /// Offers answered but not yet taken over by the driver.
@@ -59,6 +61,8 @@ const SESSION_ID_BYTES: usize = 16;
 pub struct RtcOptions {
     /// The UDP socket's address (`rtc.port`); `None` = WebRTC off.
     pub addr: Option<SocketAddr>,
+    /// The ICE-TCP passive listener's address (`rtc.tcpPort`); `None` = off.
+    pub tcp_addr: Option<SocketAddr>,
     /// `rtc.externIP`: the candidate address; `None` = the default-route interface's.
     pub extern_ip: Option<IpAddr>,
     /// `rtc.maxPeers`.
@@ -77,6 +81,10 @@ impl From<&config::Config> for RtcOptions {
             addr: c
                 .rtc
                 .listen_port()
+                .map(|p| SocketAddr::from(([0, 0, 0, 0], p))),
+            tcp_addr: c
+                .rtc
+                .tcp_listen_port()
                 .map(|p| SocketAddr::from(([0, 0, 0, 0], p))),
             extern_ip: c.rtc.extern_ip,
             max_peers: usize::try_from(c.rtc.max_peers).unwrap_or(usize::MAX),
@@ -141,6 +149,8 @@ pub(crate) struct Engine {
     commands: mpsc::Sender<Command>,
     /// The candidate every answer carries.
     candidate: SocketAddr,
+    /// The ICE-TCP passive candidate, when `rtc.tcpPort` is on.
+    tcp_candidate: Option<SocketAddr>,
     peers: Arc<AtomicUsize>,
     max_peers: usize,
     /// Session id → delete token, for `delete_webrtc`.
@@ -152,6 +162,11 @@ pub(crate) struct Engine {
 enum Command {
     Add(Box<Peer>),
     Close(u64),
+    /// An ICE-TCP connection from `SocketAddr` opened: frames for it go to the sender.
+    TcpOpen(SocketAddr, mpsc::Sender<Bytes>),
+    /// It sent a frame (RFC 6544 §3: RFC 4571 framing).
+    TcpFrame(SocketAddr, Bytes),
+    TcpClosed(SocketAddr),
 }
 
 /// Binds the socket and starts the driver; the bound address and the engine.
@@ -174,6 +189,25 @@ pub(crate) async fn start(
         .unwrap_or_else(|| crate::turn::relay_ip(bound.ip()));
     let candidate = SocketAddr::new(ip, bound.port());
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let tcp_candidate = match options.tcp_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind WebRTC ICE-TCP on {addr}"))?;
+            let bound = listener.local_addr().context("ICE-TCP address")?;
+            tracing::info!(%bound, "WebRTC listening (ICE-TCP passive)");
+            tokio::spawn(tcp::accept(
+                listener,
+                tx.clone(),
+                options.max_peers,
+                options.connect_timeout,
+                options.idle_timeout,
+                shutdown.clone(),
+            ));
+            Some(SocketAddr::new(ip, bound.port()))
+        }
+        None => None,
+    };
     let peers = Arc::new(AtomicUsize::new(0));
     let tokens = Arc::new(Mutex::new(HashMap::new()));
     let driver = Driver {
@@ -181,6 +215,8 @@ pub(crate) async fn start(
         // What str0m matches a datagram's destination against: the one candidate it offered
         // (a wildcard socket does not tell which of the host's addresses was hit).
         local: candidate,
+        tcp_local: tcp_candidate,
+        tcp_out: HashMap::new(),
         commands: rx,
         notify: Arc::new(Notify::new()),
         peers: Vec::new(),
@@ -197,6 +233,7 @@ pub(crate) async fn start(
         shared,
         commands: tx,
         candidate,
+        tcp_candidate,
         peers,
         max_peers: options.max_peers,
         tokens,
@@ -281,6 +318,17 @@ impl Engine {
         let candidate = Candidate::host(self.candidate, "udp")
             .map_err(|e| RtcRefusal::Unavailable(format!("no usable candidate address: {e}")))?;
         rtc.add_local_candidate(candidate);
+        if let Some(addr) = self.tcp_candidate {
+            // RFC 6544: the browser connects (active), we accept (passive).
+            if let Ok(tcp) = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build()
+            {
+                rtc.add_local_candidate(tcp);
+            }
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(sdp)
@@ -456,12 +504,16 @@ struct Publisher {
 struct Driver {
     socket: UdpSocket,
     local: SocketAddr,
+    /// The ICE-TCP candidate (the destination of TCP input), when on.
+    tcp_local: Option<SocketAddr>,
+    /// Each ICE-TCP connection's writer, by the client's address.
+    tcp_out: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     commands: mpsc::Receiver<Command>,
     /// Signalled by the WebRTC outputs after each frame.
     notify: Arc<Notify>,
     peers: Vec<Peer>,
     by_ufrag: HashMap<String, u64>,
-    by_addr: HashMap<SocketAddr, u64>,
+    by_addr: HashMap<(NetProtocol, SocketAddr), u64>,
     count: Arc<AtomicUsize>,
     tokens: Arc<Mutex<HashMap<u64, String>>>,
     connect_timeout: Duration,
@@ -478,12 +530,22 @@ impl Driver {
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(next));
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, source)) => self.receive(&buf[..n], source),
+                    Ok((n, source)) => self.receive(NetProtocol::Udp, &buf[..n], source),
                     Err(e) => tracing::debug!("WebRTC socket: {e}"),
                 },
                 command = self.commands.recv() => match command {
                     Some(Command::Add(peer)) => self.add(*peer),
                     Some(Command::Close(id)) => self.close(id, "deleted by the client"),
+                    Some(Command::TcpOpen(addr, out)) => {
+                        self.tcp_out.insert(addr, out);
+                    }
+                    Some(Command::TcpFrame(addr, frame)) => {
+                        self.receive(NetProtocol::Tcp, &frame, addr);
+                    }
+                    Some(Command::TcpClosed(addr)) => {
+                        self.tcp_out.remove(&addr);
+                        self.by_addr.remove(&(NetProtocol::Tcp, addr));
+                    }
                     None => return,
                 },
                 () = self.notify.notified() => self.pump(),
@@ -529,21 +591,28 @@ impl Driver {
 
     /// Routes a datagram: by the address of a peer already known, else a STUN request by its
     /// USERNAME (`ourUfrag:theirUfrag`, RFC 8445 §7.2.2).
-    fn receive(&mut self, bytes: &[u8], source: SocketAddr) {
+    fn receive(&mut self, proto: NetProtocol, bytes: &[u8], source: SocketAddr) {
         let Ok(contents) = bytes.try_into() else {
             return; // not STUN, DTLS, RTP or RTCP
+        };
+        let destination = match proto {
+            NetProtocol::Tcp => match self.tcp_local {
+                Some(addr) => addr,
+                None => return,
+            },
+            _ => self.local,
         };
         let now = Instant::now();
         let input = Input::Receive(
             now,
             Receive {
-                proto: NetProtocol::Udp,
+                proto,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
-        let mut id = self.by_addr.get(&source).copied();
+        let mut id = self.by_addr.get(&(proto, source)).copied();
         if id.is_none() {
             id = str0m::ice::StunMessage::parse(bytes)
                 .ok()
@@ -563,7 +632,7 @@ impl Driver {
         }
         peer.last_input = now;
         let pid = peer.id;
-        self.by_addr.insert(source, pid);
+        self.by_addr.insert((proto, source), pid);
     }
 
     fn timeout(&mut self) {
@@ -662,8 +731,19 @@ impl Driver {
                         break;
                     }
                     Ok(Output::Transmit(t)) => {
-                        // A full socket buffer drops the datagram, as the network would.
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                        if t.proto == NetProtocol::Tcp {
+                            // A connection whose queue is full loses the frame, as a
+                            // congested path would; ICE-TCP media is loss-tolerant RTP.
+                            let mut framed = bytes::BytesMut::with_capacity(t.contents.len() + 2);
+                            if rtsp::rfc4571::write(&t.contents, &mut framed).is_ok() {
+                                if let Some(out) = self.tcp_out.get(&t.destination) {
+                                    let _ = out.try_send(framed.freeze());
+                                }
+                            }
+                        } else {
+                            // A full socket buffer drops the datagram, as the network would.
+                            let _ = self.socket.try_send_to(&t.contents, t.destination);
+                        }
                         if let Role::Player(p) = &peer.role {
                             p.viewer.add_bytes(t.contents.len() as u64);
                         }
