@@ -142,3 +142,46 @@ async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
         .await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_delete_ends_the_stream_at_once() {
+    if !have_ffmpeg() || !have_chromium() {
+        return;
+    }
+    // continue_push_ms keeps a stream whose publisher dropped; a DELETE is no drop.
+    let server = start_server_with(|o| {
+        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        o.protocol.continue_push = Duration::from_secs(30);
+    })
+    .await;
+    let key = StreamKey::new("live", "gone").expect("key");
+    let whip = http_url(&server, "index/api/whip?app=live&stream=gone");
+    let (addr, mut reports, page_server) = serve_page(page(&whip), "/unused.js", "").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut browser = chromium_with(&format!("http://{addr}/"), dir.path(), WEBRTC);
+    let answer = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+        .await
+        .expect("an answer report")
+        .expect("page server running");
+    assert_eq!(answer["status"], 201, "{answer:#}");
+    wait_live(&server, &key, 2).await;
+    let location = answer["location"].as_str().expect("Location");
+    let resp = reqwest::Client::new()
+        .delete(http_url(&server, location.trim_start_matches('/')))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while server.registry.is_live(&key) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream outlived its publisher's DELETE"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = browser.kill().await;
+    page_server.abort();
+    server.shutdown().await;
+}

@@ -53,6 +53,8 @@ const TICK: Duration = Duration::from_millis(250);
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
 /// Frames handed to one player per wake-up before the others get theirs.
 const FRAMES_PER_WAKE: usize = 64;
+/// Why a session the client DELETEd ended.
+const DELETED: &str = "deleted by the client";
 /// Random bytes of a delete token (as hex-like text, twice as many characters).
 const SESSION_ID_BYTES: usize = 16;
 
@@ -535,7 +537,7 @@ impl Driver {
                 },
                 command = self.commands.recv() => match command {
                     Some(Command::Add(peer)) => self.add(*peer),
-                    Some(Command::Close(id)) => self.close(id, "deleted by the client"),
+                    Some(Command::Close(id)) => self.close(id, DELETED),
                     Some(Command::TcpOpen(addr, out)) => {
                         self.tcp_out.insert(addr, out);
                     }
@@ -580,6 +582,13 @@ impl Driver {
             tracing::info!(session = id, "WebRTC session ended: {why}");
             peer.rtc.disconnect();
             self.forget(&peer);
+            if why == DELETED {
+                if let Role::Publisher(publisher) = peer.role {
+                    // The publisher said it stops (WHIP DELETE): the stream ends now,
+                    // continue_push is for publishers that drop.
+                    publisher.guard.finish();
+                }
+            }
         }
     }
 
