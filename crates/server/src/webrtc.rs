@@ -1010,3 +1010,65 @@ fn random_text(len: usize) -> String {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU16;
+
+    fn servers(port: u16, secret: Option<&str>, external: Option<IpAddr>) -> IceServers {
+        let credentials = tokio::sync::watch::channel((Vec::new(), secret.map(str::to_owned))).1;
+        turn_ice_servers(Arc::new(AtomicU16::new(port)), credentials, external)
+    }
+
+    #[test]
+    fn link_credentials_are_rest_credentials_of_the_relay_secret() {
+        let list = servers(3478, Some("s3cret"), None)(Some("media.example"));
+        let urls: Vec<&str> = list.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "turn:media.example:3478?transport=udp",
+                "turn:media.example:3478?transport=tcp"
+            ]
+        );
+        let server = &list[0];
+        assert_eq!(
+            server.credential,
+            ::turn::auth::rest_password(b"s3cret", &server.username)
+        );
+        let (expiry, name) = server.username.split_once(':').expect("expiry:name");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let expiry: u64 = expiry.parse().expect("unix seconds");
+        assert!(expiry > now && expiry <= now + TURN_CREDENTIAL_TTL.as_secs());
+        assert!(name.starts_with("rtc"));
+        // Each answer gets credentials of its own.
+        let again = servers(3478, Some("s3cret"), None)(Some("media.example"));
+        assert_ne!(again[0].username, server.username);
+    }
+
+    #[test]
+    fn link_headers_name_the_external_address_and_need_a_running_relay() {
+        let v6: IpAddr = "2001:db8::7".parse().expect("ip");
+        let list = servers(3478, Some("s"), Some(v6))(Some("ignored.example"));
+        assert_eq!(list[0].url, "turn:[2001:db8::7]:3478?transport=udp");
+        assert!(servers(0, Some("s"), None)(Some("h")).is_empty());
+        assert!(servers(3478, None, None)(Some("h")).is_empty());
+        assert!(servers(3478, Some("s"), None)(None).is_empty());
+    }
+
+    #[test]
+    fn tokens_and_ufrags_are_ice_chars_and_compared_in_full() {
+        let text = random_text(32);
+        assert_eq!(text.len(), 32);
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
