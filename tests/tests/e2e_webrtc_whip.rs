@@ -107,8 +107,17 @@ async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
     assert_eq!(rtc[0].body["stream"], "whip");
     // RTMP: the video alone (Opus over RTMP is Enhanced RTMP's, off by default: ffmpeg 5.1
     // cannot read it). RTSP: both.
-    let probe = ffprobe(&rtmp_url(&server, "live/whip"), 10).await;
+    let probe = ffprobe(&rtmp_url(&server, "live/whip"), 150).await;
     assert_eq!(codecs(&probe), vec!["h264"], "{probe:#}");
+    // The server asks the browser for a keyframe every 2 s (it sends one only when asked), so
+    // the stream has GOPs for its other viewers: 150 frames (5-6 s) hold at least two.
+    let keyframes = probe["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .filter(|f| f["key_frame"] == 1)
+        .count();
+    assert!(keyframes >= 2, "{keyframes} keyframes in 150 frames");
     let video = &probe["streams"][0];
     assert_eq!(
         (&video["width"], &video["height"]),

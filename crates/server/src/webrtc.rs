@@ -49,6 +49,8 @@ const RECV_BUF: usize = 0xFFFF;
 const COMMAND_QUEUE: usize = 64;
 /// How often kicks, closed streams and deadlines are looked at.
 const TICK: Duration = Duration::from_millis(250);
+/// How often a WHIP publisher is asked for a keyframe (a GOP for the stream's other outputs).
+const PUBLISHER_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 /// A player's picture loss reports are answered at most this often.
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
 /// Frames handed to one player per wake-up before the others get theirs.
@@ -448,6 +450,8 @@ impl Engine {
         Ok((
             Role::Publisher(Box::new(Publisher {
                 guard,
+                video: None,
+                last_keyframe_request: None,
                 video_config: None,
                 opus_track: false,
                 start: None,
@@ -493,6 +497,10 @@ struct Player {
 
 struct Publisher {
     guard: PublisherGuard,
+    /// The video m-line the publisher sends on.
+    video: Option<Mid>,
+    /// When the last keyframe was asked for.
+    last_keyframe_request: Option<Instant>,
     /// The avcC the video track was last set with.
     video_config: Option<Bytes>,
     opus_track: bool,
@@ -677,6 +685,13 @@ impl Driver {
             self.close(id, why);
         }
         debug_assert!(self.count.load(Ordering::Relaxed) >= self.peers.len());
+        for peer in &mut self.peers {
+            if peer.connected {
+                if let Role::Publisher(publisher) = &mut peer.role {
+                    request_keyframe(&mut peer.rtc, publisher, now);
+                }
+            }
+        }
         self.timeout();
     }
 
@@ -793,6 +808,11 @@ fn on_event(peer: &mut Peer, event: Event) -> bool {
             peer.rtc.disconnect();
         }
         Event::MediaAdded(added) => {
+            if let Role::Publisher(publisher) = &mut peer.role {
+                if added.kind == MediaKind::Video {
+                    publisher.video = Some(added.mid);
+                }
+            }
             if let Role::Player(player) = &mut peer.role {
                 if added.direction == Direction::SendOnly || added.direction == Direction::SendRecv
                 {
@@ -861,6 +881,27 @@ fn choose_pt(rtc: &mut Rtc, mid: Mid, tracks: &[TrackInfo]) -> Option<Pt> {
         }
     }
     best
+}
+
+/// Asks a WHIP publisher for a keyframe every [`PUBLISHER_KEYFRAME_INTERVAL`]: a browser sends
+/// one only at the start and when asked, and the stream's other viewers (a new RTMP player, HLS
+/// segments) need one every few seconds to start and to cut at.
+fn request_keyframe(rtc: &mut Rtc, publisher: &mut Publisher, now: Instant) {
+    let Some(mid) = publisher.video else {
+        return;
+    };
+    if publisher
+        .last_keyframe_request
+        .is_some_and(|t| now.duration_since(t) < PUBLISHER_KEYFRAME_INTERVAL)
+    {
+        return;
+    }
+    publisher.last_keyframe_request = Some(now);
+    if let Some(mut writer) = rtc.writer(mid) {
+        if let Err(e) = writer.request_keyframe(None, str0m::media::KeyframeRequestKind::Pli) {
+            tracing::debug!("keyframe request to the WHIP publisher: {e}");
+        }
+    }
 }
 
 /// A loss report: the player starts again at the GOP cache's keyframe (at most once per
