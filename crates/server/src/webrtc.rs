@@ -223,7 +223,7 @@ pub(crate) async fn start(
         tcp_out: HashMap::new(),
         commands: rx,
         notify: Arc::new(Notify::new()),
-        peers: Vec::new(),
+        peers: HashMap::new(),
         by_ufrag: HashMap::new(),
         by_addr: HashMap::new(),
         count: Arc::clone(&peers),
@@ -347,6 +347,8 @@ impl Engine {
             created: now,
             connected: false,
             last_input: now,
+            timeout: now,
+            dirty: true,
             _slot: slot,
         };
         if self
@@ -472,6 +474,10 @@ struct Peer {
     created: Instant,
     connected: bool,
     last_input: Instant,
+    /// When str0m wants `handle_input(Timeout)` next (its last `Output::Timeout`).
+    timeout: Instant,
+    /// Input or media went in since its output was last drained.
+    dirty: bool,
     _slot: Slot,
 }
 
@@ -521,7 +527,9 @@ struct Driver {
     commands: mpsc::Receiver<Command>,
     /// Signalled by the WebRTC outputs after each frame.
     notify: Arc<Notify>,
-    peers: Vec<Peer>,
+    /// Every peer by session id. Only the peers with input or an expired timeout are polled
+    /// after a wake-up, so a packet costs one peer's work, not every peer's.
+    peers: HashMap<u64, Peer>,
     by_ufrag: HashMap<String, u64>,
     by_addr: HashMap<(NetProtocol, SocketAddr), u64>,
     count: Arc<AtomicUsize>,
@@ -563,7 +571,7 @@ impl Driver {
                 () = sleep => self.timeout(),
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
-                        for peer in &mut self.peers {
+                        for peer in self.peers.values_mut() {
                             peer.rtc.disconnect();
                         }
                         return;
@@ -577,16 +585,11 @@ impl Driver {
     fn add(&mut self, peer: Peer) {
         tracing::debug!(session = peer.id, "WebRTC peer added");
         self.by_ufrag.insert(peer.ufrag.clone(), peer.id);
-        self.peers.push(peer);
-    }
-
-    fn index(&self, id: u64) -> Option<usize> {
-        self.peers.iter().position(|p| p.id == id)
+        self.peers.insert(peer.id, peer);
     }
 
     fn close(&mut self, id: u64, why: &str) {
-        if let Some(i) = self.index(id) {
-            let mut peer = self.peers.swap_remove(i);
+        if let Some(mut peer) = self.peers.remove(&id) {
             tracing::info!(session = id, "WebRTC session ended: {why}");
             peer.rtc.disconnect();
             self.forget(&peer);
@@ -636,13 +639,13 @@ impl Driver {
                 .and_then(|m| m.split_username().map(|(ours, _)| ours.to_owned()))
                 .and_then(|ours| self.by_ufrag.get(&ours).copied());
         }
-        let Some(i) = id.and_then(|id| self.index(id)) else {
+        let Some(peer) = id.and_then(|id| self.peers.get_mut(&id)) else {
             return;
         };
-        let peer = &mut self.peers[i];
         if !peer.rtc.accepts(&input) {
             return;
         }
+        peer.dirty = true;
         if let Err(e) = peer.rtc.handle_input(input) {
             tracing::debug!(session = peer.id, "WebRTC input refused: {e}");
             return;
@@ -652,10 +655,14 @@ impl Driver {
         self.by_addr.insert((proto, source), pid);
     }
 
+    /// Hands the time to the peers whose timeout has come.
     fn timeout(&mut self) {
         let now = Instant::now();
-        for peer in &mut self.peers {
-            let _ = peer.rtc.handle_input(Input::Timeout(now));
+        for peer in self.peers.values_mut() {
+            if peer.timeout <= now {
+                let _ = peer.rtc.handle_input(Input::Timeout(now));
+                peer.dirty = true;
+            }
         }
     }
 
@@ -663,7 +670,7 @@ impl Driver {
     fn housekeeping(&mut self) {
         let now = Instant::now();
         let mut gone = Vec::new();
-        for peer in &self.peers {
+        for peer in self.peers.values() {
             let why = if !peer.rtc.is_alive() {
                 Some("the connection closed")
             } else if !peer.connected && now - peer.created > self.connect_timeout {
@@ -685,10 +692,11 @@ impl Driver {
             self.close(id, why);
         }
         debug_assert!(self.count.load(Ordering::Relaxed) >= self.peers.len());
-        for peer in &mut self.peers {
+        for peer in self.peers.values_mut() {
             if peer.connected {
                 if let Role::Publisher(publisher) = &mut peer.role {
                     request_keyframe(&mut peer.rtc, publisher, now);
+                    peer.dirty = true;
                 }
             }
         }
@@ -699,7 +707,7 @@ impl Driver {
     fn pump(&mut self) {
         let mut gone = Vec::new();
         let notify = Arc::clone(&self.notify);
-        for peer in &mut self.peers {
+        for peer in self.peers.values_mut() {
             let Role::Player(player) = &mut peer.role else {
                 continue;
             };
@@ -728,6 +736,7 @@ impl Driver {
             if frames.len() == FRAMES_PER_WAKE {
                 notify.notify_one(); // more to come: another round after the others
             }
+            peer.dirty |= !frames.is_empty();
             for frame in frames {
                 write_frame(&mut peer.rtc, player, &frame);
             }
@@ -742,15 +751,21 @@ impl Driver {
         }
     }
 
-    /// Drains every peer's output; the earliest timeout.
+    /// Drains the output of every peer that had input; the earliest timeout of all.
     fn drain_all(&mut self) -> Instant {
         let mut next = Instant::now() + TICK;
         let mut dead = Vec::new();
         let notify = Arc::clone(&self.notify);
-        for peer in &mut self.peers {
+        for peer in self.peers.values_mut() {
+            if !peer.dirty {
+                next = next.min(peer.timeout);
+                continue;
+            }
+            peer.dirty = false;
             loop {
                 match peer.rtc.poll_output() {
                     Ok(Output::Timeout(t)) => {
+                        peer.timeout = t;
                         next = next.min(t);
                         break;
                     }
