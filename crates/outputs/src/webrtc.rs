@@ -493,4 +493,86 @@ mod tests {
         let broken = TrackInfo::new(Codec::Aac, Bytes::from_static(&[0xFF]));
         assert_eq!(audio.configure("live/a", &broken), None);
     }
+
+    fn publisher() -> registry::SessionInfo {
+        registry::SessionInfo {
+            id: 1,
+            protocol: registry::Protocol::Rtmp,
+            peer: "127.0.0.1:5000".parse().expect("addr"),
+            local: "127.0.0.1:1935".parse().expect("addr"),
+            params: String::new(),
+        }
+    }
+
+    async fn next(reader: &mut RtcReader) -> RtcFrame {
+        for _ in 0..500 {
+            if let Some(item) = reader.try_recv() {
+                return item.expect("a frame");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("no frame");
+    }
+
+    fn idr(dts: u64, keyframe: bool, size: usize) -> Frame {
+        let mut nal = vec![if keyframe { 0x65 } else { 0x41 }];
+        nal.resize(size, 0xAB);
+        Frame {
+            codec: Codec::H264,
+            dts,
+            cts: 0,
+            keyframe,
+            data: avcc(&[&nal]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_made_once_and_a_lagging_player_skips_to_a_keyframe() {
+        let reg = Registry::default();
+        let key = StreamKey::new("live", "rtc").expect("key");
+        let guard = reg.publish(key.clone(), publisher()).expect("publish");
+        let config = media::avc::DecoderConfig::build(SPS, &[PPS]).expect("avcC");
+        guard.set_track(TrackInfo::new(Codec::H264, config));
+        guard.set_track(TrackInfo::new(Codec::G711U, Bytes::new()));
+        // Room for about two 20 KB frames.
+        let output = WebRtcOutput::start(&reg, &key, 48 << 10)
+            .await
+            .expect("live");
+        let codecs: Vec<Codec> = output.tracks().iter().map(|t| t.codec).collect();
+        assert_eq!(codecs, [Codec::H264, Codec::G711U]);
+        let waker = Arc::new(Notify::new());
+        let mut player = output.reader(&waker);
+        guard.push(idr(0, true, 100));
+        guard.push(Frame {
+            codec: Codec::G711U,
+            dts: 10,
+            cts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0xFF; 160]),
+        });
+        let first = next(&mut player).await;
+        assert!(first.keyframe && first.data.starts_with(&[0, 0, 0, 1, 0x67]));
+        let audio = next(&mut player).await;
+        assert_eq!(
+            (audio.codec, audio.pts, audio.data.len()),
+            (Codec::G711U, 10, 160)
+        );
+        // The output signalled the driver's waker.
+        tokio::time::timeout(Duration::from_secs(1), waker.notified())
+            .await
+            .expect("woken");
+
+        // The player stops reading while 20 KB frames go by: its place falls out of the ring,
+        // and it goes on at the next keyframe, not at the first frame it missed.
+        for (i, keyframe) in [false, false, false, true, false].into_iter().enumerate() {
+            guard.push(idr(40 * (i as u64 + 1), keyframe, 20_000));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let resumed = next(&mut player).await;
+        assert!(resumed.keyframe, "resumed at pts {}", resumed.pts);
+        assert_eq!(resumed.pts, 160);
+        // A new player starts at the last keyframe too.
+        let mut late = output.reader(&waker);
+        assert_eq!(next(&mut late).await.pts, 160);
+    }
 }
