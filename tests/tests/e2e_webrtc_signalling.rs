@@ -126,3 +126,88 @@ async fn offers_past_max_peers_get_503_and_webrtc_off_too() {
     assert_eq!((status, body.as_str()), (503, "WebRTC is off (rtc.port=0)"));
     server.shutdown().await;
 }
+
+/// A recvonly H.264 offer as a browser would send it, written by hand: nobody will ever
+/// answer the server's ICE checks for it.
+const SILENT_OFFER: &str = "v=0\r\n\
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE 0\r\n\
+a=msid-semantic: WMS\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:s1Lt\r\n\
+a=ice-pwd:nobodyanswersthesechecks\r\n\
+a=ice-options:trickle\r\n\
+a=fingerprint:sha-256 5B:DB:6B:6B:7D:0F:3C:8E:2F:43:65:4F:A8:20:B0:1A:5E:92:31:61:1F:0A:6A:9C:8D:3E:0B:54:3C:7B:21:D1\r\n\
+a=setup:actpass\r\n\
+a=mid:0\r\n\
+a=recvonly\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:102 H264/90000\r\n\
+a=rtcp-fb:102 nack pli\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+#[tokio::test]
+async fn a_peer_that_never_connects_is_dropped_after_the_connect_timeout() {
+    let server = start_server_with(|o| {
+        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        o.rtc.connect_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // A live H.264 stream, published in-process.
+    let key = media::StreamKey::new("live", "silent").expect("key");
+    let guard = server
+        .registry
+        .publish(
+            key.clone(),
+            registry::SessionInfo {
+                id: server.registry.next_session_id(),
+                protocol: registry::Protocol::Rtmp,
+                peer: "127.0.0.1:1".parse().expect("addr"),
+                local: "127.0.0.1:2".parse().expect("addr"),
+                params: String::new(),
+            },
+        )
+        .expect("publish");
+    let sps: &[u8] = &[
+        0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xBF, 0xE5, 0x84, 0x00, 0x00, 0x03, 0x00,
+        0x04, 0x00, 0x00, 0x03, 0x00, 0xF0, 0x3C, 0x58, 0xBA, 0x80,
+    ];
+    let pps: &[u8] = &[0x68, 0xCE, 0x0F, 0x2C, 0x80];
+    let config = media::avc::DecoderConfig::build(sps, &[pps]).expect("avcC");
+    guard.set_track(media::TrackInfo::new(media::Codec::H264, config));
+
+    let (status, ctype, answer) = post(
+        &http_url(&server, "index/api/whep?app=live&stream=silent"),
+        SILENT_OFFER,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(ctype.as_deref(), Some("application/sdp"));
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(answer.contains("a=rtpmap:102 H264/90000"), "{answer}");
+    assert!(answer.contains(" 127.0.0.1 "), "{answer}");
+    let rtc = |server: &server::Server| {
+        server
+            .registry
+            .sessions()
+            .iter()
+            .filter(|s| s.info.protocol == registry::Protocol::Rtc)
+            .count()
+    };
+    assert_eq!(rtc(&server), 1);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(4);
+    while rtc(&server) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a peer that never connected outlived rtc.connectTimeoutSec"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(guard);
+    server.shutdown().await;
+}
