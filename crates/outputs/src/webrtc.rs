@@ -380,6 +380,32 @@ impl Video {
     }
 }
 
+/// The fuzz body of `webrtc_frame` (see [`crate::fuzzing::webrtc_frame`]): `au` with NAL
+/// lengths of `length_size` bytes through [`Video::annex_b`], with real parameter sets.
+pub(crate) fn fuzz_annex_b(keyframe: bool, hevc: bool, length_size: usize, au: &[u8]) {
+    const SPS: &[u8] = &[0x67, 0x42, 0xC0, 0x1E, 0xDA, 0x02, 0x80, 0xBF];
+    const PPS: &[u8] = &[0x68, 0xCE, 0x0F, 0x2C, 0x80];
+    let codec = if hevc { Codec::H265 } else { Codec::H264 };
+    let mut video = Video::default();
+    if let Ok(config) = media::avc::DecoderConfig::build(SPS, &[PPS]) {
+        video.configure(&TrackInfo::new(Codec::H264, config));
+    }
+    video.length_size = length_size;
+    let frame = media::Frame {
+        codec,
+        dts: 0,
+        cts: 0,
+        keyframe,
+        data: Bytes::copy_from_slice(au),
+    };
+    if let Some(out) = video.annex_b(&frame) {
+        let nals = split_nals(au, length_size).unwrap_or_default();
+        let payload: usize = nals.iter().map(|n| n.len() + START_CODE.len()).sum();
+        assert!(out.len() <= payload + video.parameter_sets.len());
+        assert!(out.is_empty() || out.starts_with(&START_CODE));
+    }
+}
+
 /// The NAL units of a length-prefixed access unit; `None` when a length runs past the end.
 fn split_nals(mut data: &[u8], length_size: usize) -> Option<Vec<&[u8]>> {
     let mut nals = Vec::new();
