@@ -1,8 +1,8 @@
 //! Opus audio (what a WHIP publisher sends) through every output with real clients: ffmpeg
 //! publishes H.264 + Opus over RTSP (`opus/48000/2`); ffprobe sees exactly `h264, opus` over
 //! RTSP, `.live.mp4`, LL-HLS (fMP4) and in the MP4 recording, and exactly `h264` (no phantom
-//! audio track) over the containers ffmpeg 5.1 reads without Opus: RTMP, HTTP-FLV, HLS
-//! (MPEG-TS). The Opus decodes to the 1 kHz tone that was published (volumedetect).
+//! audio track) over RTMP and HTTP-FLV (`rtmp.enhancedOpus=0`, the default) and MPEG-TS
+//! (`.live.ts`, HLS). The Opus decodes to the 1 kHz tone that was published (volumedetect).
 
 use e2e::*;
 use media::{Codec, StreamKey};
@@ -130,6 +130,7 @@ async fn rtsp_opus_publish_plays_wherever_a_container_carries_opus() {
         rtmp_url(&server, "live/opus"),
         http_url(&server, "live/opus.live.flv"),
         http_url(&server, "live/opus/hls.m3u8"),
+        http_url(&server, "live/opus.live.ts"),
     ];
     let video_only_check = async |url: &str| {
         let (codecs, _) = probe(url).await;
@@ -143,6 +144,7 @@ async fn rtsp_opus_publish_plays_wherever_a_container_carries_opus() {
         video_only_check(&video_only[0]),
         video_only_check(&video_only[1]),
         video_only_check(&video_only[2]),
+        video_only_check(&video_only[3]),
     );
 
     // The recording: closed by the stream's end, then played from the file.

@@ -42,7 +42,20 @@ pub fn config(rate_index: u8, channels: u8) -> Bytes {
     ])
 }
 
-/// Byte 0 chooses the track (bits 0-2: one of eight rates, 8-96 kHz, bit 3: stereo); then records of
+/// The explicit HE-AAC AudioSpecificConfig (audioObjectType 5) over an AAC-LC core at
+/// `rate_index` with `channels`, SBR at twice the rate (index 3 lower, 96 kHz at most).
+pub fn he_aac_config(rate_index: u8, channels: u8) -> Bytes {
+    let ext = u32::from(rate_index.saturating_sub(3));
+    let bits = (5u32 << 19)
+        | (u32::from(rate_index) << 15)
+        | (u32::from(channels) << 11)
+        | (ext << 7)
+        | (2 << 2);
+    Bytes::copy_from_slice(&bits.to_be_bytes()[1..])
+}
+
+/// Byte 0 chooses the track (bits 0-2: one of eight rates, 8-96 kHz, bit 3: stereo, bit 4:
+/// signalled as HE-AAC); then records of
 /// `[step][length: u16 BE][access unit]` (the last may be short). `step` 255 moves the dts 1 s
 /// back, any other advances it by `step` × 2 ms. Every access unit is pushed; the outputs are
 /// checked: Opus, 20 ms apart within a call unless re-anchored, and the buffers bounded.
@@ -52,7 +65,12 @@ pub fn aac_to_opus(data: &[u8]) {
     };
     let (rate_index, rate) = RATES[usize::from(head & 7)];
     let channels = if head & 8 == 0 { 1 } else { 2 };
-    let track = TrackInfo::new(Codec::Aac, config(rate_index, channels));
+    let config = if head & 0x10 == 0 {
+        config(rate_index, channels)
+    } else {
+        he_aac_config(rate_index, channels)
+    };
+    let track = TrackInfo::new(Codec::Aac, config);
     let Ok(mut t) = AacToOpus::new(&track) else {
         panic!("AAC-LC {rate} Hz, {channels} channels is refused");
     };

@@ -15,15 +15,19 @@
 //! carries. An input dts more than [`REANCHOR_MS`] away from where the samples say it should
 //! be, or one that goes backwards, drops what is pending and anchors again on that frame.
 //!
+//! One instance serves one AAC track: when the stream's AAC configuration changes (a new
+//! `TrackInfo`), make a new one.
+//!
 //! Bounds: an access unit over [`MAX_ACCESS_UNIT`] bytes is refused; the pending buffer holds
 //! less than one Opus frame between calls. A corrupt access unit is a [`TranscodeError`] the
 //! caller skips (it never panics); its 1024 samples become silence, so the frames after it keep
 //! their place on the timeline, and the frames that call encoded come out with the next call
 //! (at most 500 ms of them).
 //!
-//! Limits of the decoder (symphonia 0.6): AAC-LC with 1024-sample frames, mono or stereo. HE-AAC
-//! (explicit SBR in the AudioSpecificConfig), 960-sample frames and more than two channels are
-//! refused by [`AacToOpus::new`] with a message naming the reason.
+//! Limits of the decoder (symphonia 0.6): AAC-LC with 1024-sample frames, mono or stereo.
+//! HE-AAC v1/v2 is decoded as its AAC-LC core (no SBR, no PS: half the bandwidth, mono for v2)
+//! at the core's rate. 960-sample frames and more than two channels are refused by
+//! [`AacToOpus::new`] with a message naming the reason.
 
 use bytes::Bytes;
 use media::{Codec, Frame, TrackInfo};
@@ -142,7 +146,8 @@ impl AacToOpus {
         if track.codec != Codec::Aac {
             return Err(TranscodeError::NotAac(track.codec));
         }
-        let asc = media::aac::AudioSpecificConfig::parse(&track.config)
+        let config = lc_core(&track.config)?;
+        let asc = media::aac::AudioSpecificConfig::parse(&config)
             .map_err(|e| TranscodeError::Config(e.to_string()))?;
         if !RATES.contains(&asc.sample_rate) {
             return Err(TranscodeError::SampleRate(asc.sample_rate));
@@ -150,7 +155,7 @@ impl AacToOpus {
         let mut params = AudioCodecParameters::new();
         params
             .for_codec(CODEC_ID_AAC)
-            .with_extra_data(track.config.to_vec().into_boxed_slice());
+            .with_extra_data(config.into_boxed_slice());
         let decoder = AacDecoder::try_new(&params, &AudioDecoderOptions::default())
             .map_err(|e| TranscodeError::Config(e.to_string()))?;
         let spec_rate = decoder
@@ -383,6 +388,55 @@ impl AacToOpus {
     }
 }
 
+/// The AudioSpecificConfig the decoder gets: the AAC-LC core of an HE-AAC (v1, v2) config,
+/// whose SBR and PS the decoder cannot apply, or the config as it is.
+///
+/// HE-AAC is signalled explicitly (audioObjectType 5 or 29 first, then the core's sampling
+/// frequency index and channel configuration, the extension's index and the core's object
+/// type) or backward-compatibly (an AAC-LC config followed by the 0x2b7 sync extension;
+/// ISO/IEC 14496-3 §1.6.2.1 and §1.6.6). Either way the core alone is plain AAC-LC at the
+/// core rate (half the output rate): its frames decode without their SBR payload, to audio of
+/// half the bandwidth, mono for PS. Escape-coded sampling frequencies keep the config as is.
+fn lc_core(config: &[u8]) -> Result<Vec<u8>, TranscodeError> {
+    const LC: u32 = 2;
+    let bits = |from: u32, n: u32| -> Option<u32> {
+        let mut v = 0u32;
+        for i in from..from + n {
+            let byte = *config.get(usize::try_from(i / 8).ok()?)?;
+            v = (v << 1) | u32::from((byte >> (7 - i % 8)) & 1);
+        }
+        Some(v)
+    };
+    let lc = |rate_index: u32, channels: u32| {
+        vec![
+            ((LC << 3) | (rate_index >> 1)) as u8,
+            (((rate_index & 1) << 7) | (channels << 3)) as u8,
+        ]
+    };
+    let (Some(object_type), Some(rate_index), Some(channels)) =
+        (bits(0, 5), bits(5, 4), bits(9, 4))
+    else {
+        return Ok(config.to_vec());
+    };
+    if rate_index == 15 {
+        return Ok(config.to_vec());
+    }
+    match object_type {
+        5 | 29 => match (bits(13, 4), bits(17, 5)) {
+            (Some(ext_index), Some(LC)) if ext_index != 15 => Ok(lc(rate_index, channels)),
+            (_, Some(core)) => Err(TranscodeError::Config(format!(
+                "HE-AAC over audio object type {core} (only an AAC-LC core is decoded)"
+            ))),
+            _ => Err(TranscodeError::Config("truncated HE-AAC config".into())),
+        },
+        // GASpecificConfig: frameLengthFlag, dependsOnCoreCoder, extensionFlag (3 bits), then
+        // perhaps the sync extension; a 1024-sample LC config is 2 bytes and anything after
+        // them is an extension the core does not need.
+        LC if config.len() > 2 && bits(13, 1) == Some(0) => Ok(lc(rate_index, channels)),
+        _ => Ok(config.to_vec()),
+    }
+}
+
 /// The Opus identification header (RFC 7845 §5.1), channel mapping family 0.
 fn opus_head(channels: u8, pre_skip: u16, input_rate: u32) -> Bytes {
     let mut head = Vec::with_capacity(19);
@@ -437,6 +491,30 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(not_aac.contains("Opus, not AAC"), "{not_aac}");
+    }
+
+    #[test]
+    fn he_aac_configs_become_their_lc_core() {
+        // Explicit HE-AAC: 24 kHz stereo core, 48 kHz SBR.
+        assert_eq!(lc_core(&[0x2b, 0x11, 0x88]).expect("v1"), [0x13, 0x10]);
+        // Explicit HE-AAC v2: 24 kHz mono core (PS makes it stereo).
+        assert_eq!(lc_core(&[0xeb, 0x09, 0x88]).expect("v2"), [0x13, 0x08]);
+        // Backward-compatible: AAC-LC 24 kHz stereo, then the 0x2b7 sync extension.
+        let compatible = [0x13, 0x10, 0x56, 0xe5, 0x98];
+        assert_eq!(lc_core(&compatible).expect("compatible"), [0x13, 0x10]);
+        // Plain AAC-LC, and what is not LC, stay as they are.
+        assert_eq!(lc_core(&[0x12, 0x10]).expect("lc"), [0x12, 0x10]);
+        assert_eq!(lc_core(&[0x0a, 0x10]).expect("main"), [0x0a, 0x10]);
+        // SBR over AAC Main (object type 1).
+        let err = lc_core(&[0x2b, 0x11, 0x84]).expect_err("SBR over Main");
+        assert!(err.to_string().contains("object type 1"), "{err}");
+        let t = AacToOpus::new(&TrackInfo::new(
+            Codec::Aac,
+            Bytes::from_static(&[0x2b, 0x11, 0x88]),
+        ))
+        .expect("HE-AAC decodes its core");
+        assert_eq!((t.in_rate, t.channels), (24_000, 2));
+        assert_eq!(&crate::fuzzing::he_aac_config(6, 2)[..], [0x2b, 0x11, 0x88]);
     }
 
     #[test]

@@ -70,6 +70,12 @@ fn tone_share(pcm: &[f32], channels: usize, channel: usize, freq: f64) -> (f64, 
 fn tone_through(rate: u32, channels: u8, seconds: u32) {
     let (track, aac) = sine_aac(1000, rate, channels, seconds);
     assert_eq!((track.sample_rate, track.channels), (rate, channels));
+    tone_of(track, &aac);
+}
+
+/// [`tone_through`] for the AAC `aac` of `track`.
+fn tone_of(track: media::TrackInfo, aac: &[Frame]) {
+    let (rate, channels) = (track.sample_rate, track.channels);
     let mut t = AacToOpus::new(&track).expect("AAC-LC");
     let opus_track = t.track();
     assert_eq!(
@@ -77,7 +83,7 @@ fn tone_through(rate: u32, channels: u8, seconds: u32) {
         (Codec::Opus, 48_000)
     );
     assert_eq!(opus_track.channels, channels);
-    let out = transcode(&mut t, &aac);
+    let out = transcode(&mut t, aac);
 
     // No 48 kHz sample the input carried is lost or doubled: the frames hold all of it but
     // what waits for a whole frame or is still inside the resampler (under one AAC frame plus
@@ -152,6 +158,21 @@ fn tone_22050_stereo() {
     if have_ffmpeg() {
         tone_through(22_050, 2, 3);
     }
+}
+
+/// An HE-AAC config (explicit SBR signalling, as an encoder with SBR writes it) over AAC-LC
+/// frames: the core is decoded at its 24 kHz and comes out as the tone. (No Debian encoder
+/// writes SBR payloads, so the frames are plain LC; the decoder skips SBR fill elements.)
+#[test]
+fn he_aac_plays_its_lc_core() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let (lc, aac) = sine_aac(1000, 24_000, 2, 3);
+    assert_eq!(&lc.config[..], [0x13, 0x10]);
+    let he = media::TrackInfo::new(Codec::Aac, Bytes::from_static(&[0x2b, 0x11, 0x88]));
+    assert_eq!((he.sample_rate, he.channels), (24_000, 2));
+    tone_of(he, &aac);
 }
 
 /// Silence, then the tone from 1 s: in the decoded Opus it starts at 1 s on the Opus frames'

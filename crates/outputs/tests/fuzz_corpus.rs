@@ -19,7 +19,7 @@ fn corpus_replays_without_panic() {
 
 #[test]
 fn mutations_do_not_panic() {
-    fuzzkit::mutate(&fuzzing::TARGETS, fuzzing::run, 40);
+    fuzzkit::mutate(&fuzzing::TARGETS, fuzzing::run, 24);
 }
 
 /// Seed name, config byte (rate choice, stereo bit), ffmpeg rate, channels.
