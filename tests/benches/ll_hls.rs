@@ -1,10 +1,12 @@
-//! LL-HLS glass-to-glass latency (`scripts/bench-ll-hls`, or
+//! WebRTC and LL-HLS glass-to-glass latency (`scripts/bench-ll-hls`, or
 //! `cargo bench -p e2e --bench ll_hls`):
 //!
 //! ffmpeg publishes a 320x240 25 fps test pattern over RTMP to an in-process server. A `geq`
 //! filter paints the wall-clock time in ms (mod 2^32) into the top 32 rows as 32 black/white
-//! blocks of 10 px, MSB first, twice (a sample counts only when both copies read alike): OFFSET + T, where OFFSET is the Unix time taken right before
-//! spawning ffmpeg (`-re`) and T the frame's time. Headless Chromium plays the LL-HLS playlist
+//! blocks of 10 px, MSB first, twice (a sample counts only when both copies read alike):
+//! OFFSET + T, where OFFSET is the Unix time taken right before spawning ffmpeg (`-re`) and T
+//! the frame's time. Headless Chromium plays the stream over WHEP
+//! (its own RTCPeerConnection), then the LL-HLS playlist
 //! with hls.js (vendored in `tests/data/hls.min.js`) in low-latency mode; every 200 ms while
 //! playing, the page draws the video into a canvas, decodes the blocks and reports
 //! `(Date.now() mod 2^32) - value`. Printed: p50/p90 of those over SECONDS of playback and
@@ -102,8 +104,59 @@ function play(name, url, config, next) {
   const timer = setTimeout(() => { error = error || 'timeout'; done(); }, (SECONDS + 30) * 1000);
 }
 
-play('llhls', '__LLHLS__', { lowLatencyMode: true },
-  () => play('hls', '__HLS__', {}, null));
+// WHEP: the browser's own RTCPeerConnection, sampled the same way.
+function playWebRtc(name, url, next) {
+  const video = document.createElement('video');
+  video.muted = true;
+  video.autoplay = true;
+  document.body.appendChild(video);
+  const canvas = document.createElement('canvas');
+  canvas.width = 320;
+  canvas.height = 240;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const pc = new RTCPeerConnection();
+  const samples = [];
+  let bad = 0, started = null, error = null, finished = false, tick = null;
+  const done = () => {
+    if (finished) return;
+    finished = true;
+    clearInterval(tick);
+    clearTimeout(timer);
+    report({ name, url, samples, estimates: [], bad, error });
+    pc.close();
+    video.remove();
+    if (next) next();
+  };
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.ontrack = (e) => { video.srcObject = new MediaStream([e.track]); };
+  (async () => {
+    await pc.setLocalDescription(await pc.createOffer());
+    const resp = await fetch(url, { method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    if (resp.status !== 201) throw new Error('WHEP ' + resp.status);
+    await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+  })().catch((e) => { error = String(e); done(); });
+  tick = setInterval(() => {
+    if (video.readyState < 2 || video.videoWidth !== 320) return;
+    if (started === null) started = performance.now();
+    ctx.drawImage(video, 0, 0, 320, 240);
+    const now = Date.now() % WRAP;
+    const value = decode(ctx);
+    if (value === null) {
+      bad++;
+    } else {
+      let ms = (now - value + WRAP) % WRAP;
+      if (ms > WRAP / 2) ms -= WRAP;
+      samples.push(ms);
+    }
+    if (performance.now() - started >= SECONDS * 1000) done();
+  }, 200);
+  const timer = setTimeout(() => { error = error || 'timeout'; done(); }, (SECONDS + 30) * 1000);
+}
+
+playWebRtc('whep', '__WHEP__',
+  () => play('llhls', '__LLHLS__', { lowLatencyMode: true },
+    () => play('hls', '__HLS__', {}, null)));
 </script>
 </body></html>
 "#;
@@ -121,6 +174,10 @@ async fn start() -> Server {
     options.http_addr = Some("127.0.0.1:0".parse().unwrap());
     options.turn_addr = None;
     options.rtsp_addr = None;
+    options.rtp_server.shared = None;
+    options.rtc.addr = Some("127.0.0.1:0".parse().unwrap());
+    options.rtc.tcp_addr = None;
+    options.rtc.extern_ip = Some("127.0.0.1".parse().unwrap());
     Server::start(options).await.unwrap()
 }
 
@@ -152,7 +209,7 @@ fn print(label: &str, report: &Value, seconds: u64) {
     let samples = numbers(report, "samples");
     let estimates = numbers(report, "estimates");
     if let Some(error) = report["error"].as_str() {
-        println!("{label}: hls.js stopped early: {error}");
+        println!("{label}: the player stopped early: {error}");
     }
     if samples.is_empty() {
         println!("{label}: no decodable samples ({report})");
@@ -223,13 +280,19 @@ async fn main() {
             "__LLHLS__",
             &format!("http://{http}/live/clock/hls.fmp4.m3u8"),
         )
-        .replace("__HLS__", &format!("http://{http}/live/clock/hls.m3u8"));
+        .replace("__HLS__", &format!("http://{http}/live/clock/hls.m3u8"))
+        .replace(
+            "__WHEP__",
+            &format!("http://{http}/index/api/whep?app=live&stream=clock"),
+        );
     let (addr, mut reports, _page_server) = browser::serve_page(html, "/hls.min.js", HLS_JS).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut chromium = browser::chromium(&format!("http://{addr}/"), dir.path());
+    let mut chromium =
+        browser::chromium_with(&format!("http://{addr}/"), dir.path(), browser::WEBRTC);
 
     let limit = Duration::from_secs(2 * (seconds + 40));
     for (name, label) in [
+        ("whep", "WebRTC  (WHEP)                        "),
         ("llhls", "LL-HLS  (hls.fmp4.m3u8, lowLatencyMode)"),
         ("hls", "MPEG-TS (hls.m3u8)                    "),
     ] {

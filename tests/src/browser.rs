@@ -75,6 +75,14 @@ pub async fn serve_page(
     (addr, rx, task)
 }
 
+/// The flags of a Chromium that does WebRTC in a test: fake camera and microphone granted
+/// without a prompt, and host candidates on loopback.
+pub const WEBRTC: &[&str] = &[
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+];
+
 /// The flags every headless Chromium of the tests runs with: no sandbox or GPU (containers),
 /// nothing that reaches for the (closed) network, media that plays without a user gesture.
 pub const HEADLESS: &[&str] = &[
@@ -93,9 +101,15 @@ pub const HEADLESS: &[&str] = &[
 /// The background-networking flags keep it off the (closed) network; killing this process takes
 /// its renderer and GPU processes down with it.
 pub fn chromium(url: &str, dir: &Path) -> Child {
+    chromium_with(url, dir, &[])
+}
+
+/// [`chromium`] with `extra` flags (WebRTC: fake devices, loopback candidates).
+pub fn chromium_with(url: &str, dir: &Path, extra: &[&str]) -> Child {
     let log = std::fs::File::create(dir.join("chromium.log")).expect("log file");
     Command::new("chromium")
         .args(HEADLESS)
+        .args(extra)
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg(url)
         .stdin(Stdio::null())
@@ -122,7 +136,19 @@ pub async fn collect_reports(
     names: &[&str],
     limit: std::time::Duration,
 ) -> HashMap<String, Value> {
-    let mut browser = chromium(url, dir);
+    collect_reports_with(url, dir, &[], reports, names, limit).await
+}
+
+/// [`collect_reports`] from a Chromium started with `extra` flags.
+pub async fn collect_reports_with(
+    url: &str,
+    dir: &Path,
+    extra: &[&str],
+    reports: &mut mpsc::UnboundedReceiver<Value>,
+    names: &[&str],
+    limit: std::time::Duration,
+) -> HashMap<String, Value> {
+    let mut browser = chromium_with(url, dir, extra);
     let deadline = tokio::time::Instant::now() + limit;
     let mut got: HashMap<String, Value> = HashMap::new();
     while got.len() < names.len() {

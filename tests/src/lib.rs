@@ -94,6 +94,9 @@ pub async fn start_server_from(
     options.turn_addr = None;
     // `rtp_proxy.port` defaults to 10000: the same. An RTP test sets `rtp_server.shared`.
     options.rtp_server.shared = None;
+    // `rtc.port` defaults to 8000: the same. A WebRTC test turns it on at 127.0.0.1:0.
+    options.rtc.addr = None;
+    options.rtc.tcp_addr = None;
     tweak(&mut options);
     Server::start(options).await.expect("server starts")
 }

@@ -20,6 +20,7 @@ async fn restart_server_stops_cleanly_and_comes_back() {
         .env("FERROSTREAM__RTMP__PORT", "0")
         .env("FERROSTREAM__RTSP__PORT", "0")
         .env("FERROSTREAM__TURN__PORT", "0")
+        .env("FERROSTREAM__RTC__PORT", "0")
         .env(
             "FERROSTREAM__API__SECRET",
             "restart-test-secret-0123456789ab",

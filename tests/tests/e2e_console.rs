@@ -113,7 +113,12 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
     ] {
         config.set(key, value).expect(key);
     }
-    let server = start_server_from(config, |_| {}).await;
+    let server = start_server_from(config, |o| {
+        // WebRTC on, on loopback: the panel's WebRTC tab plays over WHEP.
+        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+    })
+    .await;
     let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/console"), &["-stream_loop", "-1"]);
     wait_live(&server, &StreamKey::new("live", "console").expect("key"), 2).await;
 
@@ -257,12 +262,38 @@ async fn console_signs_in_lists_plays_records_kicks_edits_config_and_closes() {
         )
         .await;
     assert_eq!(hls, serde_json::json!([320, 240]));
-    // The WebRTC tab says what this build does not have.
+    // WebRTC (WHEP) plays too, with the AAC as Opus.
     page.click(".tab[data-tab=\"webrtc\"]").await;
-    let note = page
-        .eval("document.querySelector('.player-note strong').textContent")
+    let webrtc = page
+        .wait(
+            "WebRTC playback",
+            "(() => { const v = document.querySelector('#player'); \
+             return v.srcObject && v.currentTime > 1 && v.videoWidth \
+               ? [v.videoWidth, v.videoHeight, v.srcObject.getTracks().map((t) => t.kind).sort()] \
+               : null; })()",
+            25,
+        )
         .await;
-    assert_eq!(note, "WebRTC playback is not in this build.");
+    assert_eq!(webrtc, serde_json::json!([320, 240, ["audio", "video"]]));
+    // Leaving the tab ends the WHEP session (the player DELETEs its Location).
+    let rtc_sessions = |server: &server::Server| {
+        server
+            .registry
+            .sessions()
+            .iter()
+            .filter(|s| s.info.protocol == registry::Protocol::Rtc)
+            .count()
+    };
+    assert_eq!(rtc_sessions(&server), 1);
+    page.click(".tab[data-tab=\"hls\"]").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rtc_sessions(&server) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the console's WHEP session outlived its tab"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A second client: ffmpeg reading HTTP-FLV. Its session is the one that appears.
     let before = session_ids(&server).await;

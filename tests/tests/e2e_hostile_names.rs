@@ -195,6 +195,7 @@ async fn a_name_cannot_forge_a_log_line() {
         .env("FERROSTREAM__HTTP__PORT", "0")
         .env("FERROSTREAM__RTSP__PORT", "0")
         .env("FERROSTREAM__TURN__PORT", "0")
+        .env("FERROSTREAM__RTC__PORT", "0")
         .env("RUST_LOG", "debug")
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())

@@ -70,6 +70,7 @@ async fn huge_frames_with_stalled_viewers_stay_within_the_bound() {
         .env("FERROSTREAM__HTTP__PORT", http_port.to_string())
         .env("FERROSTREAM__RTSP__PORT", rtsp_port.to_string())
         .env("FERROSTREAM__TURN__PORT", "0")
+        .env("FERROSTREAM__RTC__PORT", "0")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

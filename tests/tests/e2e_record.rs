@@ -210,6 +210,7 @@ async fn sigkill_mid_recording_leaves_a_playable_file() {
         .env("FERROSTREAM__HTTP__PORT", "0")
         .env("FERROSTREAM__RTSP__PORT", "0")
         .env("FERROSTREAM__TURN__PORT", "0")
+        .env("FERROSTREAM__RTC__PORT", "0")
         .env("FERROSTREAM__PROTOCOL__ENABLE_MP4", "1")
         .env("FERROSTREAM__PROTOCOL__MP4_SAVE_PATH", dir.path())
         .stdout(Stdio::null())

@@ -185,8 +185,8 @@ function segments(path) {
 }
 
 /**
- * The addresses a stream plays at: HTTP-FLV and HLS on this origin, RTMP and RTSP on the
- * ports the config names (absent when that listener is off).
+ * The addresses a stream plays at: HTTP-FLV, HLS and WHEP (WebRTC) on this origin, RTMP and
+ * RTSP on the ports the config names (absent when that listener is off).
  */
 export function playbackUrls(stream, config = {}) {
   const path = `${segments(stream.app)}/${segments(stream.stream)}`;
@@ -196,6 +196,11 @@ export function playbackUrls(stream, config = {}) {
     flv: `${location.origin}/${path}.live.flv${q}`,
     hls: `${location.origin}/${path}/hls.m3u8${q}`,
   };
+  if (Number(config['rtc.port']) > 0) {
+    const whep = new URLSearchParams({ app: stream.app, stream: stream.stream });
+    if (stream.vhost && stream.vhost !== '__defaultVhost__') whep.set('vhost', stream.vhost);
+    urls.webrtc = `${location.origin}/index/api/whep?${whep}`;
+  }
   const rtmp = Number(config['rtmp.port']);
   const rtsp = Number(config['rtsp.port']);
   if (rtmp > 0) urls.rtmp = `rtmp://${host}:${rtmp}/${path}${q}`;

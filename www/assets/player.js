@@ -1,5 +1,5 @@
-// One <video> playing a live stream over HTTP-FLV (mpegts.js) or HLS (hls.js, or the
-// browser's own HLS where it has one). The player libraries are loaded the first time they are
+// One <video> playing a live stream over HTTP-FLV (mpegts.js), HLS (hls.js, or the
+// browser's own HLS where it has one) or WebRTC (WHEP: the browser's own RTCPeerConnection). The player libraries are loaded the first time they are
 // needed; both are vendored under assets/vendor/ (see the .md beside each).
 
 const scripts = new Map();
@@ -75,6 +75,49 @@ export class Player {
     this.start();
   }
 
+  /** Plays `url` (a WHEP endpoint) with an RTCPeerConnection; DELETEs the session on stop. */
+  async playWebRtc(url) {
+    this.stop();
+    const pc = new RTCPeerConnection();
+    let location = null;
+    this.engine = {
+      kind: 'webrtc',
+      destroy: () => {
+        pc.close();
+        if (location) fetch(location, { method: 'DELETE' }).catch(() => {});
+        this.video.srcObject = null;
+      },
+    };
+    const engine = this.engine;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const stream = new MediaStream();
+    pc.ontrack = (e) => {
+      stream.addTrack(e.track);
+      this.video.srcObject = stream;
+    };
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'failed') this.onError('WebRTC: ICE failed');
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    const resp = await fetch(url, {
+      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+    });
+    const answer = await resp.text();
+    if (resp.status !== 201) {
+      this.onError(`WHEP ${resp.status}: ${answer}`);
+      return;
+    }
+    location = resp.headers.get('Location');
+    if (this.engine !== engine) {
+      // Stopped while the offer was out: end the session just made.
+      if (location) fetch(location, { method: 'DELETE' }).catch(() => {});
+      return;
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    this.start();
+  }
+
   start() {
     const played = this.video.play();
     if (played && played.catch) {
@@ -91,6 +134,7 @@ export class Player {
       this.engine.destroy();
       this.engine = null;
     }
+    this.video.srcObject = null;
     this.video.removeAttribute('src');
     this.video.load();
   }

@@ -21,6 +21,8 @@
 //! - `GET /{app}/{stream}/hls.m3u8` (MPEG-TS HLS) and `/{app}/{stream}/hls.fmp4.m3u8` (LL-HLS),
 //!   with their segments and parts.
 //! - `/index/api/{name}`: ZLMediaKit's REST API (the `rest` module).
+//! - `/index/api/whep`, `whip`, `webrtc`, `delete_webrtc`: WebRTC signalling (the [`webrtc`]
+//!   module), answered by the server's engine behind [`webrtc::WebRtc`].
 //! - `/metrics`: Prometheus figures (the `metrics` module).
 //! - Any other path: a file under `http.rootPath` (Range requests, directory listings,
 //!   on_http_access).
@@ -35,6 +37,7 @@
 //! - `console.rs`: the web console (`www/`, embedded), at `/` unless the file root has its own.
 //! - `rest/`: the REST API.
 //! - `metrics.rs`: `/metrics`.
+//! - `webrtc.rs`: WHEP/WHIP signalling.
 //! - `tokens.rs`: bounded, expiring random tokens (on_http_access grants, API logins).
 //! - `ws.rs`: the WebSocket send loop of the live outputs, which also reads what the viewer
 //!   sends (Close, ping, EOF).
@@ -51,6 +54,7 @@ mod metrics;
 mod rest;
 mod tokens;
 mod viewing;
+pub mod webrtc;
 mod ws;
 
 use axum::body::Body;
@@ -190,6 +194,8 @@ pub struct AppState {
     pub events: Option<events::Events>,
     /// The cluster's directory (getMediaList `cluster=1`); `None` = one node.
     pub cluster: Option<events::Cluster>,
+    /// The WebRTC engine (WHEP/WHIP); `None` = WebRTC is off and offers get 503.
+    pub webrtc: Option<Arc<dyn webrtc::WebRtc>>,
 }
 
 impl AppState {
@@ -219,6 +225,7 @@ impl AppState {
             pushes: None,
             events: None,
             cluster: None,
+            webrtc: None,
         }
     }
 }

@@ -98,6 +98,7 @@ fn protocol_label(protocol: Protocol) -> &'static str {
         Protocol::WsTs => "ws_ts",
         Protocol::HttpFmp4 => "http_fmp4",
         Protocol::WsFmp4 => "ws_fmp4",
+        Protocol::Rtc => "webrtc",
         _ => "other",
     }
 }

@@ -267,6 +267,24 @@ sections! {
         "h265_pt" => h265_pt: u8 = "99" via Plain;
     }
 
+    /// WebRTC media (WHEP play, WHIP publish): one UDP port for every peer, ICE-lite, DTLS-SRTP.
+    "rtc" => rtc: Rtc {
+        /// UDP port carrying every WebRTC peer; 0 disables WebRTC.
+        "port" => port: u16 = "8000" via Plain;
+        /// TCP port for ICE-TCP passive (RFC 6544) for clients without UDP; 0 disables it.
+        "tcpPort" => tcp_port: u16 = "8000" via Plain;
+        /// Address advertised in the answer's candidates; empty = the default-route interface.
+        "externIP" => extern_ip: Option<IpAddr> = "" via OptIp;
+        /// Most WebRTC peers (players and publishers) at once; an offer beyond it gets 503.
+        "maxPeers" => max_peers: u32 = "1000" via Plain;
+        /// A peer that has not finished ICE and DTLS this many seconds after its answer is dropped.
+        "connectTimeoutSec" => connect_timeout: Duration = "10" via Secs;
+        /// A connected peer that sends no STUN consent or media for this many seconds is dropped.
+        "timeoutSec" => timeout: Duration = "30" via Secs;
+        /// Bytes of media one player may have waiting to be sent before it skips to a keyframe.
+        "maxQueueBytes" => max_queue_bytes: u32 = "4194304" via Plain;
+    }
+
     /// ZLMediaKit-compatible web hooks.
     "hook" => hook: Hook {
         /// 1 = call the hooks below; 0 = every hook takes its default action (allow).
@@ -383,6 +401,18 @@ impl Rtmp {
     /// The port to listen on, or `None` when the listener is disabled (`port=0`).
     pub fn listen_port(&self) -> Option<u16> {
         enabled(self.port)
+    }
+}
+
+impl Rtc {
+    /// The UDP port of WebRTC media, or `None` when WebRTC is off (`port=0`).
+    pub fn listen_port(&self) -> Option<u16> {
+        enabled(self.port)
+    }
+
+    /// The ICE-TCP port, or `None` when it is off (`tcpPort=0`, or WebRTC off).
+    pub fn tcp_listen_port(&self) -> Option<u16> {
+        enabled(self.port).and(enabled(self.tcp_port))
     }
 }
 

@@ -95,6 +95,7 @@ pub fn origin_type(protocol: Protocol) -> (u32, &'static str) {
         Protocol::Rtsp => (2, "rtsp_push"),
         Protocol::Rtp => (3, "rtp_push"),
         Protocol::Pull => (4, "pull"),
+        Protocol::Rtc => (8, "rtc_push"),
         _ => (0, "unknown"),
     }
 }

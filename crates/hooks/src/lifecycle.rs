@@ -221,6 +221,10 @@ impl Lifecycle {
         };
         live.register_at = None;
         live.registered = info.options.schemas(&self.config.outputs);
+        if info.publisher.protocol == registry::Protocol::Rtc {
+            // A WHIP stream is also a source of schema `rtc`, as ZLMediaKit registers it.
+            live.registered.push("rtc");
+        }
         let schemas = live.registered.clone();
         tracing::debug!(stream = %key, ?schemas, "stream registered");
         for schema in schemas {

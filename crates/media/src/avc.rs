@@ -100,6 +100,37 @@ impl DecoderConfig {
     }
 }
 
+/// The NAL units of an Annex B byte stream (ITU-T H.264 §B.2; also H.265's): the bytes between
+/// start codes (`00 00 01` or `00 00 00 01`), without them and without the trailing zero
+/// bytes before the next start code. Bytes before the first start code are a NAL unit too (a
+/// stream cut mid-way); empty units are left out.
+pub fn annex_b_nals(data: &[u8]) -> Vec<&[u8]> {
+    let mut nals = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            push_nal(&mut nals, &data[start..i]);
+            i += 3;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    push_nal(&mut nals, &data[start.min(data.len())..]);
+    nals
+}
+
+fn push_nal<'a>(nals: &mut Vec<&'a [u8]>, mut nal: &'a [u8]) {
+    // The zero byte of a 4-byte start code (and trailing_zero_8bits) belong to no NAL unit.
+    while let Some((&0, rest)) = nal.split_last() {
+        nal = rest;
+    }
+    if !nal.is_empty() {
+        nals.push(nal);
+    }
+}
+
 /// Picture width and height in pixels from an SPS NAL unit (header byte included), cropping
 /// applied.
 pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), Error> {
@@ -193,6 +224,20 @@ pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annex_b_splits_at_three_and_four_byte_start_codes() {
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0, 0,
+        ];
+        assert_eq!(
+            annex_b_nals(&data),
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4][..]]
+        );
+        assert!(annex_b_nals(&[]).is_empty());
+        assert!(annex_b_nals(&[0, 0, 1]).is_empty());
+        assert_eq!(annex_b_nals(&[0x41, 7]), vec![&[0x41, 7][..]]);
+    }
 
     // x264 High profile 320x240 SPS (ffmpeg -f lavfi testsrc=size=320x240 -c:v libx264)
     const SPS_320X240: [u8; 25] = [

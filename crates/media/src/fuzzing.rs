@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::{aac, avc, hevc, Codec, TrackInfo};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 2] = ["media_codec_config", "media_sps"];
+pub const TARGETS: [&str; 3] = ["media_codec_config", "media_sps", "media_annex_b"];
 
 /// First byte of a `media_codec_config` input: the rest is an `avcC` record.
 pub const AVC: u8 = 0;
@@ -26,7 +26,19 @@ pub fn run(target: &str, data: &[u8]) {
     match target {
         "media_codec_config" => codec_config(data),
         "media_sps" => sps(data),
+        "media_annex_b" => annex_b(data),
         _ => {}
+    }
+}
+
+/// An Annex B byte stream (what a WebRTC publisher's H.264 depacketizes to): split into NAL
+/// units, each of which must be a non-empty slice of the input holding no start code.
+pub fn annex_b(data: &[u8]) {
+    let total: usize = avc::annex_b_nals(data).iter().map(|n| n.len()).sum();
+    assert!(total <= data.len());
+    for nal in avc::annex_b_nals(data) {
+        assert!(!nal.is_empty());
+        assert!(!nal.windows(3).any(|w| w == [0, 0, 1]));
     }
 }
 

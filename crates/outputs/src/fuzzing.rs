@@ -1,8 +1,9 @@
 //! Fuzz target bodies, shared by `fuzz/fuzz_targets/aac_to_opus.rs` (cargo-fuzz, nightly) and
 //! `tests/fuzz_corpus.rs` (stable replay of the committed corpus). Each must never panic.
 //!
-//! Target: `aac_to_opus`, the [`AacToOpus`] transcoder fed arbitrary access units after a valid
-//! AudioSpecificConfig.
+//! Targets: `aac_to_opus`, the [`AacToOpus`] transcoder fed arbitrary access units after a valid
+//! AudioSpecificConfig; `webrtc_frame`, a publisher's length-prefixed video access unit made
+//! into the Annex B stream WebRTC players get.
 
 use bytes::Bytes;
 use media::{Codec, Frame, TrackInfo};
@@ -10,12 +11,14 @@ use media::{Codec, Frame, TrackInfo};
 use crate::opus::{AacToOpus, OPUS_FRAME, OPUS_FRAME_MS};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 1] = ["aac_to_opus"];
+pub const TARGETS: [&str; 2] = ["aac_to_opus", "webrtc_frame"];
 
 /// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
 pub fn run(target: &str, data: &[u8]) {
-    if target == "aac_to_opus" {
-        aac_to_opus(data);
+    match target {
+        "aac_to_opus" => aac_to_opus(data),
+        "webrtc_frame" => webrtc_frame(data),
+        _ => {}
     }
 }
 
@@ -111,4 +114,19 @@ pub fn aac_to_opus(data: &[u8]) {
         // One AAC frame at 8 kHz is 6144 samples at 48 kHz; the resampler holds less.
         assert!(t.delay() < 6144 + 2 * OPUS_FRAME, "delay {}", t.delay());
     }
+}
+
+/// A video access unit for WebRTC. The first byte: bit 0 a keyframe, bit 1 H.265 instead of
+/// H.264, bits 2-3 the NAL length size minus one; the rest is the access unit. The output
+/// must hold every NAL unit of the input behind a start code.
+pub fn webrtc_frame(data: &[u8]) {
+    let Some((&flags, au)) = data.split_first() else {
+        return;
+    };
+    crate::webrtc::fuzz_annex_b(
+        flags & 1 == 1,
+        flags & 2 == 2,
+        usize::from((flags >> 2) & 3) + 1,
+        au,
+    );
 }

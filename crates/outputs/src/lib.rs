@@ -11,7 +11,8 @@
 //!                       ├─▶ rtp  (rtsp::mux::Muxer)    ─▶ Fanout<MuxPacket> ─▶ RTSP play
 //!                       ├─▶ live (hls::TsMuxer, mp4)   ─▶ Fanout<Bytes>     ─▶ .live.ts / .live.mp4
 //!                       ├─▶ hls  (segmenter, playlist) ─▶ segments and parts ─▶ HLS, LL-HLS (+ disk)
-//!                       └─▶ record (mp4)               ─▶ MP4 files, RecordedFile events
+//!                       ├─▶ record (mp4)               ─▶ MP4 files, RecordedFile events
+//!                       └─▶ webrtc (Annex B, Opus)     ─▶ Fanout<RtcFrame>  ─▶ WHEP players
 //! ```
 //!
 //! This crate owns the muxing tasks and their state; it opens no socket. The server's drivers
@@ -25,6 +26,7 @@
 //! - `live.rs`: [`LiveOutput`], continuous MPEG-TS and fMP4.
 //! - `hls.rs`, `hls/`: HLS and LL-HLS: segmenter, playlist store, disk writer.
 //! - `record.rs`: MP4 recording.
+//! - `webrtc.rs`: [`WebRtcOutput`], frames ready for WebRTC packetizers (WHEP).
 //! - `opus.rs`: [`AacToOpus`], AAC decoded and encoded to Opus once per stream (WebRTC).
 //! - `paths.rs`: [`confined_dir`], directories made from stream names under their root.
 #![forbid(unsafe_code)]
@@ -41,6 +43,7 @@ pub mod opus;
 mod paths;
 mod record;
 mod rtp;
+mod webrtc;
 
 pub use flv::{FlvOutput, FlvReader, FlvTag};
 pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
@@ -49,6 +52,7 @@ pub use opus::{AacToOpus, TranscodeError};
 pub use paths::confined_dir;
 pub use record::{utc_date, RecordConfig, RecordControl, RecordError, RecordedFile, Recorder};
 pub use rtp::{RtpOutput, RtpReader};
+pub use webrtc::{RtcFrame, RtcReader, WebRtcOutput};
 
 use media::StreamKey;
 use ondemand::OnDemand;
@@ -56,7 +60,7 @@ use registry::Registry;
 use std::sync::Arc;
 
 /// Settings of the outputs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OutputsConfig {
     /// H.265 over RTMP and HTTP-FLV as the legacy CodecID 12 instead of Enhanced RTMP `hvc1`
     /// (`rtmp.enhanced=0`). Default: false.
@@ -71,6 +75,22 @@ pub struct OutputsConfig {
     /// `general.enableVhost`: files written for a stream go under its vhost too.
     /// Default: false.
     pub enable_vhost: bool,
+    /// `rtc.maxQueueBytes`: bytes of frames a WebRTC player may fall behind before it skips to
+    /// the next keyframe. Default: 4 MiB.
+    pub rtc_queue_bytes: usize,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig {
+            flv_legacy_hevc: false,
+            flv_opus: false,
+            rtsp: rtsp::RtspConfig::default(),
+            hls: HlsOptions::default(),
+            enable_vhost: false,
+            rtc_queue_bytes: 4 << 20,
+        }
+    }
 }
 
 /// Every output of every stream: a cheap-to-clone handle.
@@ -88,6 +108,7 @@ struct Inner {
     flv: OnDemand<StreamKey, FlvOutput>,
     rtp: OnDemand<StreamKey, RtpOutput>,
     live: OnDemand<(StreamKey, Container), LiveOutput>,
+    webrtc: OnDemand<StreamKey, WebRtcOutput>,
     hls: Arc<hls::HlsOutputs>,
 }
 
@@ -102,6 +123,7 @@ impl Outputs {
                 flv: OnDemand::default(),
                 rtp: OnDemand::default(),
                 live: OnDemand::default(),
+                webrtc: OnDemand::default(),
                 hls: Arc::default(),
             }),
         }
@@ -151,6 +173,18 @@ impl Outputs {
             .live
             .get_or_start(&(key.clone(), container), || {
                 LiveOutput::start(&inner.registry, key, container)
+            })
+            .await
+    }
+
+    /// The WebRTC output of `key`, started by its first WHEP player once the stream's tracks
+    /// are known; `None` when the stream is not live or has no track yet.
+    pub async fn webrtc(&self, key: &StreamKey) -> Option<Arc<WebRtcOutput>> {
+        let inner = &self.inner;
+        inner
+            .webrtc
+            .get_or_start(key, || {
+                WebRtcOutput::start(&inner.registry, key, inner.config.rtc_queue_bytes)
             })
             .await
     }

@@ -120,6 +120,8 @@ pub enum Protocol {
     Pull,
     /// A stream received by the RTP server (openRtpServer, GB28181).
     Rtp,
+    /// WebRTC: a WHEP player or a WHIP publisher.
+    Rtc,
 }
 
 impl Protocol {
@@ -134,6 +136,7 @@ impl Protocol {
             Protocol::HttpFmp4 | Protocol::WsFmp4 => "fmp4",
             Protocol::Pull => "pull",
             Protocol::Rtp => "rtp",
+            Protocol::Rtc => "rtc",
         }
     }
 
@@ -150,6 +153,7 @@ impl Protocol {
             Protocol::WsFlv | Protocol::WsTs | Protocol::WsFmp4 => "ws",
             Protocol::Pull => "pull",
             Protocol::Rtp => "rtp",
+            Protocol::Rtc => "rtc",
         }
     }
 }

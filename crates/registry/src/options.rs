@@ -81,6 +81,8 @@ impl StreamOptions {
             Protocol::HlsFmp4 => self.enable_hls_fmp4,
             Protocol::HttpTs | Protocol::WsTs => self.enable_ts,
             Protocol::HttpFmp4 | Protocol::WsFmp4 => self.enable_fmp4,
+            // ZLMediaKit's WebRTC players read the stream's RTSP source.
+            Protocol::Rtc => self.enable_rtsp,
             // Not a way to play: these only publish.
             Protocol::Pull | Protocol::Rtp => false,
         }

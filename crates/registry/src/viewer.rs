@@ -67,6 +67,12 @@ impl Viewer {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Whether the viewer must leave now (what [`Viewer::kicked`] waits for), for a driver
+    /// that serves many viewers from one task and looks instead of waiting.
+    pub fn is_kicked(&self) -> bool {
+        *self.kick.borrow()
+    }
+
     /// Resolves when the viewer must leave ([`crate::Registry::kick`]): the driver should then
     /// close the session.
     pub async fn kicked(&mut self) {

@@ -14,6 +14,8 @@
 //!   deadline and the idle keep-alive timeout.
 //! - `turn.rs`: the STUN/TURN listener (UDP and TCP), relay sockets and the TURN hooks around
 //!   `turn::server::Server`.
+//! - `webrtc.rs`: the WebRTC driver (WHEP play, WHIP publish): one UDP socket and one task
+//!   for every peer, around str0m's sans-IO `Rtc`.
 //! - `shell.rs`: the admin shell listener (`shell.port`) around the sans-IO console in
 //!   `shell/console.rs`: login through on_shell_login, streams, sessions, kick, close.
 //! - `cluster.rs`: the cluster's edge: a play of a stream another node has pulls it from there.
@@ -35,6 +37,7 @@ mod server;
 mod shell;
 mod stall;
 mod turn;
+mod webrtc;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -46,3 +49,4 @@ pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOpt
 pub use shell::{
     ShellOptions, IDLE_TIMEOUT as SHELL_IDLE_TIMEOUT, LOGIN_TIMEOUT as SHELL_LOGIN_TIMEOUT,
 };
+pub use webrtc::RtcOptions;

@@ -86,6 +86,8 @@ pub struct Options {
     pub shell_addr: Option<SocketAddr>,
     /// Admin shell deadlines.
     pub shell: crate::shell::ShellOptions,
+    /// WebRTC (`[rtc]`): the media socket and the peers' limits.
+    pub rtc: crate::webrtc::RtcOptions,
     /// The GB28181 RTP server (`[rtp_proxy]`); its `shared` is the shared port's address
     /// (`rtp_proxy.port`, UDP and TCP), `None` = off.
     pub rtp_server: proxy::RtpServerConfig,
@@ -161,6 +163,8 @@ pub struct Server {
     pub shell_addr: Option<SocketAddr>,
     /// The bound shared RTP port (UDP and TCP, `rtp_proxy.port`), if enabled.
     pub rtp_proxy_addr: Option<SocketAddr>,
+    /// The bound WebRTC media socket (UDP, `rtc.port`), if enabled.
+    pub rtc_addr: Option<SocketAddr>,
     /// The GB28181 RTP server (openRtpServer and the shared port).
     pub rtp: proxy::RtpServers,
     /// The live streams.
@@ -226,6 +230,7 @@ impl Server {
                 rtsp: ::rtsp::RtspConfig::default(),
                 hls: options.hls.clone(),
                 enable_vhost: options.enable_vhost,
+                rtc_queue_bytes: options.rtc.max_queue_bytes,
             },
         );
         let shared = Arc::new(Shared {
@@ -322,6 +327,19 @@ impl Server {
             }
             _ => None,
         };
+        // The TURN port the answers' Link headers name, known once the relay is bound.
+        let turn_port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+        let rtc = crate::webrtc::start(
+            &options.rtc,
+            Arc::clone(&shared),
+            crate::webrtc::turn_ice_servers(
+                Arc::clone(&turn_port),
+                turn_credentials.subscribe(),
+                options.turn.server.external_ip,
+            ),
+            shutdown_rx.clone(),
+        )
+        .await?;
         let http_addr = {
             let allow = options.allow_ip_range.clone();
             let mut state = api::AppState::new(
@@ -347,6 +365,9 @@ impl Server {
             state.rtp = Some(rtp.clone());
             state.events = Some(events.clone());
             state.cluster = cluster.clone();
+            state.webrtc = rtc
+                .as_ref()
+                .map(|(_, engine)| Arc::clone(engine) as Arc<dyn api::webrtc::WebRtc>);
             let (limits, sessions) = (shared.limits.clone(), shutdown_rx.clone());
             let (write_timeout, http) = (options.write_timeout, options.http.clone());
             let spawn: crate::listeners::Spawn = Box::new(move |listener, bound, accept| {
@@ -371,8 +392,13 @@ impl Server {
         };
 
         let turn = {
+            let mut turn_options = options.turn.clone();
+            if let Some((addr, _)) = &rtc {
+                // The relay always lets WebRTC viewers reach this server's own media port.
+                turn_options.server.own_media_ports.push(addr.port());
+            }
             let (turn, registry, limits, events) = (
-                options.turn.clone(),
+                turn_options,
                 registry.clone(),
                 shared.limits.clone(),
                 events.clone(),
@@ -403,6 +429,9 @@ impl Server {
             Some(addr) => Some(turn.start(addr, &listeners).await?),
             None => None,
         };
+        if let Some(addr) = turn_addr {
+            turn_port.store(addr.port(), std::sync::atomic::Ordering::Relaxed);
+        }
 
         let shell_addr = {
             let (shared, sessions) = (Arc::clone(&shared), shutdown_rx.clone());
@@ -441,6 +470,7 @@ impl Server {
             turn_addr,
             shell_addr,
             rtp_proxy_addr: rtp.shared_addr(),
+            rtc_addr: rtc.as_ref().map(|(addr, _)| *addr),
             rtp: rtp.clone(),
             registry,
             hooks,
@@ -746,6 +776,7 @@ impl Options {
             shell_addr: listen(c.shell.listen_port()),
             shell: crate::shell::ShellOptions::default(),
             rtp_server: rtp_server_config(c, listen(c.rtp_proxy.listen_port())),
+            rtc: crate::webrtc::RtcOptions::from(c),
             config: live.clone(),
             events: events::EventsConfig::from(c),
             cluster: crate::cluster::ClusterOptions::from_config(c),

@@ -113,10 +113,19 @@ pub(crate) type Credentials = (Vec<(String, String)>, Option<String>);
 
 /// The credentials `options` give.
 pub(crate) fn credentials(options: &TurnOptions) -> Credentials {
-    (
-        options.server.users.clone(),
-        options.server.auth_secret.clone(),
-    )
+    (options.server.users.clone(), Some(rest_secret(options)))
+}
+
+/// The secret of the REST credentials the relay accepts: `turn.auth_secret`, or without one a
+/// random secret of this process, with which the WebRTC answers hand out short-lived
+/// credentials (RFC 9725 `Link` headers) that nobody else can make.
+pub(crate) fn rest_secret(options: &TurnOptions) -> String {
+    static PROCESS_SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    options.server.auth_secret.clone().unwrap_or_else(|| {
+        PROCESS_SECRET
+            .get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+            .clone()
+    })
 }
 
 /// How often the relay's counters are handed to `/metrics`.
@@ -249,6 +258,7 @@ pub(crate) async fn start(
         options.relay_port_range.end()
     );
     let mut config = options.server.clone();
+    config.auth_secret = Some(rest_secret(&options));
     config.password_hook = options.hook_url.is_some();
     config.own_addresses = own_addresses(&[bound.ip(), relay_ip]);
     tracing::debug!(own = ?config.own_addresses, "TURN peer policy: the server's own addresses");

@@ -48,7 +48,7 @@ fn runs_from_a_zlmediakit_style_file_with_env_overrides_and_stops_on_sigterm() {
     // Keys ZLMediaKit has and we do not use yet must only warn.
     writeln!(
         file,
-        "[rtmp]\nport=1\ndirectProxy=1\n[rtc]\nport=8000\n[http]\nport=0"
+        "[rtmp]\nport=1\ndirectProxy=1\n[rtc]\nrembBitRate=0\n[http]\nport=0"
     )
     .expect("write");
     drop(file);
@@ -59,6 +59,7 @@ fn runs_from_a_zlmediakit_style_file_with_env_overrides_and_stops_on_sigterm() {
         .env("FERROSTREAM__RTMP__PORT", rtmp_port.to_string())
         .env("FERROSTREAM__RTSP__PORT", "0")
         .env("FERROSTREAM__TURN__PORT", "0")
+        .env("FERROSTREAM__RTC__PORT", "0")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -79,7 +80,7 @@ fn runs_from_a_zlmediakit_style_file_with_env_overrides_and_stops_on_sigterm() {
     }
     let all = seen.join("\n");
     assert!(all.contains("rtmp.directProxy"), "unknown key named: {all}");
-    assert!(all.contains("rtc.port"), "unknown key named: {all}");
+    assert!(all.contains("rtc.rembBitRate"), "unknown key named: {all}");
     assert!(
         all.contains(&format!("127.0.0.1:{rtmp_port}"))
             || all.contains(&format!("0.0.0.0:{rtmp_port}")),

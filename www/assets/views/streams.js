@@ -227,9 +227,8 @@ class StreamPanel {
           },
         }, label)));
     this.webrtcNote = h('div', { class: 'player-note', hidden: true },
-      h('strong', null, 'WebRTC playback is not in this build.'),
-      h('p', null, 'WHEP playback arrives with the WebRTC work. Until then, play this ' +
-        'stream over HTTP-FLV or HLS.'));
+      h('strong', null, 'WebRTC is off on this server.'),
+      h('p', null, 'Set rtc.port to play streams over WHEP; HTTP-FLV and HLS play meanwhile.'));
     replace(this.root,
       h('div', { class: 'panel-head' },
         h('div', null,
@@ -263,19 +262,21 @@ class StreamPanel {
     this.playerStatus.textContent = '';
     this.playerStatus.classList.remove('error');
     const urls = api.playbackUrls(stream, this.config());
-    this.webrtcNote.hidden = this.tab !== 'webrtc';
-    this.video.hidden = this.tab === 'webrtc';
+    const noWebRtc = this.tab === 'webrtc' && !urls.webrtc;
+    this.webrtcNote.hidden = !noWebRtc;
+    this.video.hidden = noWebRtc;
     const fail = (e) => {
       this.playerStatus.textContent = `Playback failed: ${e.message}`;
       this.playerStatus.classList.add('error');
     };
     if (this.tab === 'flv') this.player.playFlv(urls.flv).catch(fail);
     else if (this.tab === 'hls') this.player.playHls(urls.hls).catch(fail);
+    else if (urls.webrtc) this.player.playWebRtc(urls.webrtc).catch(fail);
     else this.player.stop();
   }
 
   showPlayback() {
-    if (!this.stream || this.tab === 'webrtc' || this.playerStatus.classList.contains('error')) {
+    if (!this.stream || this.video.hidden || this.playerStatus.classList.contains('error')) {
       return;
     }
     const v = this.video;
@@ -328,7 +329,8 @@ class StreamPanel {
           s.schemas.map((e) => h('span', { class: 'schema' }, e.schema))))),
       h('h3', null, 'Addresses'),
       h('dl', { class: 'urls' }, Object.entries({
-        'HTTP-FLV': urls.flv, HLS: urls.hls, RTMP: urls.rtmp, RTSP: urls.rtsp,
+        'HTTP-FLV': urls.flv, HLS: urls.hls, 'WebRTC (WHEP)': urls.webrtc, RTMP: urls.rtmp,
+        RTSP: urls.rtsp,
       }).filter(([, url]) => url).map(([label, url]) => [
         h('dt', null, label),
         h('dd', null, h('code', null, url), h('button', {

@@ -137,7 +137,10 @@ pub(crate) fn players(call: &Call<'_>) -> ApiResult {
         .sessions()
         .into_iter()
         .filter(|s| {
-            s.role == Role::Viewer && s.key == info.key && s.info.protocol.schema() == schema
+            // WebRTC players read the RTSP source in ZLMediaKit, and are listed with it.
+            let reads = s.info.protocol.schema() == schema
+                || (schema == "rtsp" && s.info.protocol == registry::Protocol::Rtc);
+            s.role == Role::Viewer && s.key == info.key && reads
         })
         .collect();
     viewers.sort_by_key(|s| s.info.id);

@@ -262,6 +262,10 @@ pub(crate) async fn serve(state: &AppState, peer: SocketAddr, req: Request<Body>
         )
             .into_response();
     }
+    if crate::webrtc::is_signalling(&name) {
+        // Called by browsers and encoders: no secret (ZLMediaKit's rule); the hooks decide.
+        return crate::webrtc::serve(state, peer, &name, req).await;
+    }
     let Some(call) = CALLS.iter().find(|c| c.eq_ignore_ascii_case(&name)) else {
         // ZLMediaKit hands an unknown path to its file server (a 404 page); an API client
         // is better served by the same 404 as JSON.

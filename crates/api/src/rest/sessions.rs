@@ -10,6 +10,7 @@ pub(crate) fn type_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Rtmp => "mediakit::RtmpSession",
         Protocol::Rtsp => "mediakit::RtspSession",
+        Protocol::Rtc => "mediakit::WebRtcSession",
         _ => "mediakit::HttpSession",
     }
 }
