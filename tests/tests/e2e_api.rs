@@ -237,6 +237,7 @@ async fn envelope_paths_and_argument_forms() {
             "/index/api/close_streams",
             "/index/api/closeRtpServer",
             "/index/api/connectRtpServer",
+            "/index/api/delete_webrtc",
             "/index/api/deleteRecordDirectory",
             "/index/api/delStreamProxy",
             "/index/api/delStreamPusherProxy",
@@ -268,9 +269,12 @@ async fn envelope_paths_and_argument_forms() {
             "/index/api/startRecord",
             "/index/api/stopRecord",
             "/index/api/version",
+            "/index/api/webrtc",
+            "/index/api/whep",
+            "/index/api/whip",
         ]
     );
-    // The OpenAPI description names the same calls, without the secret.
+    // The OpenAPI description names the same calls and paths, without the secret.
     let doc: Value = api
         .client
         .get(api.url("openapi.json"))

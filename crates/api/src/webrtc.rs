@@ -128,7 +128,7 @@ pub trait WebRtc: Send + Sync + 'static {
 }
 
 /// The signalling paths, lower case, after `/index/api/`.
-const PATHS: [&str; 4] = ["whep", "whip", "webrtc", "delete_webrtc"];
+pub(crate) const PATHS: [&str; 4] = ["whep", "whip", "webrtc", "delete_webrtc"];
 
 /// Whether `name` (the API path after `/index/api/`, lower case) is a signalling path.
 pub(crate) fn is_signalling(name: &str) -> bool {

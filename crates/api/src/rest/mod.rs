@@ -496,10 +496,30 @@ mod tests {
             .cloned()
             .collect();
         described.sort();
-        let mut calls: Vec<String> = CALLS.iter().map(|c| format!("{PREFIX}{c}")).collect();
+        let mut calls: Vec<String> = CALLS
+            .iter()
+            .chain(&crate::webrtc::PATHS)
+            .map(|c| format!("{PREFIX}{c}"))
+            .collect();
         calls.sort();
         assert_eq!(described, calls);
         for (path, item) in doc["paths"].as_object().expect("paths") {
+            let name = path.trim_start_matches(PREFIX);
+            if crate::webrtc::PATHS.contains(&name) {
+                // Signalling: one method each, and no secret (the hooks and tokens decide).
+                let method = if name == "delete_webrtc" {
+                    "delete"
+                } else {
+                    "post"
+                };
+                let ops: Vec<&String> = item.as_object().expect("item").keys().collect();
+                assert_eq!(ops, [method], "{path}");
+                let op = &item[method];
+                assert!(op["summary"].is_string(), "{path}: summary");
+                let params = op["parameters"].as_array().expect("parameters");
+                assert!(params.iter().all(|p| p["name"] != "secret"), "{path}");
+                continue;
+            }
             for method in ["get", "post"] {
                 let op = &item[method];
                 assert!(op["summary"].is_string(), "{path} {method}: summary");

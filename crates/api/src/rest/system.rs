@@ -5,9 +5,11 @@ use super::{fields, Answer, ApiError, ApiResult, Call, Code, CALLS, PREFIX};
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
-/// getApiList: `data` = every call's path, sorted case-insensitively as ZLMediaKit lists them.
+/// getApiList: `data` = every call's path and the WebRTC signalling paths, sorted
+/// case-insensitively as ZLMediaKit lists them.
 pub(crate) fn api_list() -> ApiResult {
     let mut calls: Vec<&str> = CALLS.to_vec();
+    calls.extend(crate::webrtc::PATHS);
     calls.sort_by_key(|c| c.to_ascii_lowercase());
     let paths: Vec<Value> = calls
         .iter()
