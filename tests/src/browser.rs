@@ -173,3 +173,25 @@ pub async fn collect_reports_with(
     let _ = browser.kill().await;
     got
 }
+
+/// Serves `page` (see [`serve_page`]), opens it in a Chromium that does WebRTC ([`WEBRTC`]) and
+/// collects one report per name in `names` within `limit`.
+pub async fn run_webrtc_page(
+    page: String,
+    names: &[&str],
+    limit: std::time::Duration,
+) -> HashMap<String, Value> {
+    let (addr, mut reports, page_server) = serve_page(page, "/unused.js", "").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let got = collect_reports_with(
+        &format!("http://{addr}/"),
+        dir.path(),
+        WEBRTC,
+        &mut reports,
+        names,
+        limit,
+    )
+    .await;
+    page_server.abort();
+    got
+}

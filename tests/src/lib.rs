@@ -283,3 +283,19 @@ pub async fn decode_frames(url: &str, frames: usize) -> usize {
         .max()
         .unwrap_or(0)
 }
+
+/// WebRTC on loopback for a test server: `rtc.port` on an ephemeral port, candidates on
+/// 127.0.0.1 (the harness turns WebRTC off by default).
+pub fn rtc_on_loopback(o: &mut Options) {
+    o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
+    o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+}
+
+/// ffmpeg publishing the looped sample to `path` (`app/stream`) over RTMP, once the stream is
+/// live with both tracks.
+pub async fn publish_looped(server: &Server, path: &str) -> tokio::process::Child {
+    let publisher = ffmpeg_publish(&rtmp_url(server, path), &["-stream_loop", "-1"]);
+    let (app, stream) = path.split_once('/').expect("app/stream");
+    wait_live(server, &media::StreamKey::new(app, stream).expect("key"), 2).await;
+    publisher
+}

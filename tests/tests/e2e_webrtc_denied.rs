@@ -4,9 +4,8 @@
 //! `schema: "rtc"` each time.
 
 use e2e::backend::{Backend, Reply};
-use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
+use e2e::browser::{have_chromium, run_webrtc_page};
 use e2e::*;
-use media::StreamKey;
 use serde_json::json;
 use std::time::Duration;
 
@@ -44,13 +43,10 @@ async fn a_denied_webrtc_player_gets_no_answer() {
     );
     let server = start_server_with(|o| {
         o.hooks = backend.config();
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
     })
     .await;
-    let key = StreamKey::new("live", "closed").expect("key");
-    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/closed"), &["-stream_loop", "-1"]);
-    wait_live(&server, &key, 2).await;
+    let mut publisher = publish_looped(&server, "live/closed").await;
 
     let page = PAGE
         .replace(
@@ -61,18 +57,7 @@ async fn a_denied_webrtc_player_gets_no_answer() {
             "__JSON__",
             &http_url(&server, "index/api/webrtc?app=live&stream=closed&type=play"),
         );
-    let (addr, mut reports, page_server) = serve_page(page, "/unused.js", "").await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let got = collect_reports_with(
-        &format!("http://{addr}/"),
-        dir.path(),
-        WEBRTC,
-        &mut reports,
-        &["denied"],
-        Duration::from_secs(30),
-    )
-    .await;
-    page_server.abort();
+    let got = run_webrtc_page(page, &["denied"], Duration::from_secs(30)).await;
     let denied = &got["denied"];
     assert_eq!(denied["whep"], 403, "{denied:#}");
     assert_eq!(denied["whepBody"], "no ticket");

@@ -3,7 +3,6 @@
 //! an ffmpeg RTMP publish, so the server is not tuned to one browser.
 
 use e2e::*;
-use media::StreamKey;
 use std::time::Duration;
 use tokio::process::Command;
 
@@ -52,9 +51,7 @@ async fn gstreamer_webrtcbin_plays_whep() {
         o.rtc.extern_ip = None;
     })
     .await;
-    let key = StreamKey::new("live", "gst").expect("key");
-    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/gst"), &["-stream_loop", "-1"]);
-    wait_live(&server, &key, 2).await;
+    let mut publisher = publish_looped(&server, "live/gst").await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/data/whep_gst.py");
     let url = http_url(&server, "index/api/whep?app=live&stream=gst");

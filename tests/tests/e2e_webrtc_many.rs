@@ -3,9 +3,8 @@
 //! lists each, and kick_session ends the one it names.
 
 use e2e::api::Api;
-use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
+use e2e::browser::{have_chromium, run_webrtc_page};
 use e2e::*;
-use media::StreamKey;
 use std::time::Duration;
 
 const PLAYERS: usize = 20;
@@ -48,31 +47,17 @@ async fn twenty_whep_players_all_decode_and_one_is_kicked() {
         return;
     }
     let server = start_server_with(|o| {
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
     })
     .await;
-    let key = StreamKey::new("live", "many").expect("key");
-    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/many"), &["-stream_loop", "-1"]);
-    wait_live(&server, &key, 2).await;
+    let mut publisher = publish_looped(&server, "live/many").await;
     let page = PAGE
         .replace(
             "__WHEP__",
             &http_url(&server, "index/api/whep?app=live&stream=many"),
         )
         .replace("__N__", &PLAYERS.to_string());
-    let (addr, mut reports, page_server) = serve_page(page, "/unused.js", "").await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let got = collect_reports_with(
-        &format!("http://{addr}/"),
-        dir.path(),
-        WEBRTC,
-        &mut reports,
-        &["players"],
-        Duration::from_secs(60),
-    )
-    .await;
-    page_server.abort();
+    let got = run_webrtc_page(page, &["players"], Duration::from_secs(60)).await;
     let players = got["players"]["players"]
         .as_array()
         .unwrap_or_else(|| panic!("{:#}", got["players"]))

@@ -26,8 +26,7 @@ async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, Option<String>
 #[tokio::test]
 async fn refusals_are_exact_and_carry_no_answer() {
     let server = start_server_with(|o| {
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
     })
     .await;
     let whep = http_url(&server, "index/api/whep?app=live&stream=a");
@@ -153,8 +152,7 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 #[tokio::test]
 async fn a_peer_that_never_connects_is_dropped_after_the_connect_timeout() {
     let server = start_server_with(|o| {
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
         o.rtc.connect_timeout = std::time::Duration::from_secs(1);
     })
     .await;

@@ -3,9 +3,8 @@
 //! connection to the passive candidate; getStats shows the selected pair on TCP and decoded
 //! H.264.
 
-use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
+use e2e::browser::{have_chromium, run_webrtc_page};
 use e2e::*;
-use media::StreamKey;
 use std::time::Duration;
 
 const PAGE: &str = r#"<!doctype html>
@@ -56,30 +55,16 @@ async fn chromium_plays_whep_over_ice_tcp() {
         return;
     }
     let server = start_server_with(|o| {
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
+        rtc_on_loopback(o);
         o.rtc.tcp_addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
     })
     .await;
-    let key = StreamKey::new("live", "tcp").expect("key");
-    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/tcp"), &["-stream_loop", "-1"]);
-    wait_live(&server, &key, 2).await;
+    let mut publisher = publish_looped(&server, "live/tcp").await;
     let page = PAGE.replace(
         "__WHEP__",
         &http_url(&server, "index/api/whep?app=live&stream=tcp"),
     );
-    let (addr, mut reports, page_server) = serve_page(page, "/unused.js", "").await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let got = collect_reports_with(
-        &format!("http://{addr}/"),
-        dir.path(),
-        WEBRTC,
-        &mut reports,
-        &["video"],
-        Duration::from_secs(40),
-    )
-    .await;
-    page_server.abort();
+    let got = run_webrtc_page(page, &["video"], Duration::from_secs(40)).await;
     let video = &got["video"];
     let candidates: Vec<&str> = video["candidates"]
         .as_array()

@@ -5,9 +5,8 @@
 //! `iceTransportPolicy: "relay"`: all its media goes through the relay to the server's own
 //! WebRTC port, which the relay permits although it is a loopback address.
 
-use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
+use e2e::browser::{have_chromium, run_webrtc_page};
 use e2e::*;
-use media::StreamKey;
 use std::time::Duration;
 
 const PAGE: &str = r#"<!doctype html>
@@ -70,15 +69,12 @@ async fn chromium_plays_whep_through_the_embedded_turn_with_the_link_credentials
         return;
     }
     let server = start_server_with(|o| {
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
         o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
     })
     .await;
     let turn = server.turn_addr.expect("turn on");
-    let key = StreamKey::new("live", "relayed").expect("key");
-    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/relayed"), &["-stream_loop", "-1"]);
-    wait_live(&server, &key, 2).await;
+    let mut publisher = publish_looped(&server, "live/relayed").await;
     let base = http_url(&server, "");
     let page = PAGE
         .replace(
@@ -86,18 +82,12 @@ async fn chromium_plays_whep_through_the_embedded_turn_with_the_link_credentials
             &http_url(&server, "index/api/whep?app=live&stream=relayed"),
         )
         .replace("__BASE__", base.trim_end_matches('/'));
-    let (addr, mut reports, page_server) = serve_page(page, "/unused.js", "").await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let got = collect_reports_with(
-        &format!("http://{addr}/"),
-        dir.path(),
-        WEBRTC,
-        &mut reports,
+    let got = run_webrtc_page(
+        page,
         &["links", "deleted", "video"],
         Duration::from_secs(45),
     )
     .await;
-    page_server.abort();
 
     let servers = got["links"]["servers"].as_array().expect("servers").clone();
     let urls: Vec<&str> = servers.iter().filter_map(|s| s["urls"].as_str()).collect();

@@ -11,7 +11,6 @@ use e2e::api::Api;
 use e2e::backend::Backend;
 use e2e::browser::{collect_reports_with, have_chromium, serve_page, WEBRTC};
 use e2e::*;
-use media::StreamKey;
 use std::time::Duration;
 
 /// The page gives up after this long; the test waits a little longer for the report.
@@ -86,13 +85,10 @@ async fn chromium_plays_whep_of_an_rtmp_publish_and_delete_ends_it() {
         o.hooks = backend.config();
         // Every session's on_flow_report, however little it moved.
         o.lifecycle.flow_threshold = 0;
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
     })
     .await;
-    let key = StreamKey::new("live", "rtc").expect("key");
-    let mut publisher = ffmpeg_publish(&rtmp_url(&server, "live/rtc"), &["-stream_loop", "-1"]);
-    wait_live(&server, &key, 2).await;
+    let mut publisher = publish_looped(&server, "live/rtc").await;
 
     let whep = http_url(&server, "index/api/whep?app=live&stream=rtc&who=browser");
     let (addr, mut reports, page_server) = serve_page(page(&whep), "/unused.js", "").await;

@@ -55,8 +55,7 @@ async fn chromium_publishes_whip_and_rtmp_plays_it_until_the_browser_leaves() {
     hooks.stream_changed_schemas.push("rtc".into());
     let server = start_server_with(|o| {
         o.hooks = hooks;
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
         o.rtc.idle_timeout = Duration::from_secs(3);
         // The stream ends with its publisher, without waiting for it to come back.
         o.protocol.continue_push = Duration::ZERO;
@@ -159,8 +158,7 @@ async fn a_whip_delete_ends_the_stream_at_once() {
     }
     // continue_push_ms keeps a stream whose publisher dropped; a DELETE is no drop.
     let server = start_server_with(|o| {
-        o.rtc.addr = Some("127.0.0.1:0".parse().expect("addr"));
-        o.rtc.extern_ip = Some("127.0.0.1".parse().expect("ip"));
+        rtc_on_loopback(o);
         o.protocol.continue_push = Duration::from_secs(30);
     })
     .await;
