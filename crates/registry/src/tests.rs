@@ -371,3 +371,41 @@ async fn the_session_table_lists_and_kicks_publishers_and_viewers() {
     assert!(reg.sessions().is_empty());
     assert!(!reg.kick(1));
 }
+
+#[tokio::test]
+async fn kicked_is_one_wait_however_often_a_driver_polls_it() {
+    let reg = Registry::default();
+    let key = StreamKey::new("live", "kick-often").expect("key");
+    let mut guard = reg.publish(key.clone(), info(1)).expect("publish");
+    guard.push(video(0, true));
+    let mut viewer = reg.join(&key, info(2)).expect("join");
+    // A driver selects on `kicked()` beside its media once per packet and drops the future
+    // each time the media wins.
+    for _ in 0..1000 {
+        tokio::select! {
+            biased;
+            () = viewer.kicked() => panic!("not kicked yet"),
+            () = std::future::ready(()) => {}
+        }
+    }
+    assert!(!viewer.is_kicked());
+    // A kick from another task wakes a wait made before it.
+    let kicker = {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(reg.kick(2));
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(1), viewer.kicked())
+        .await
+        .expect("kicked");
+    kicker.await.expect("kicker");
+    // After the kick every call answers at once.
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_millis(10), viewer.kicked())
+            .await
+            .expect("still kicked");
+    }
+    assert!(viewer.is_kicked());
+}

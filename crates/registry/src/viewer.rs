@@ -5,10 +5,17 @@
 use crate::stream::Stream;
 use crate::{Event, Inner, SessionInfo};
 use media::{StreamKey, TrackInfo};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 use tokio::sync::watch;
+
+/// The wait behind [`Viewer::kicked`], kept between calls (a `Mutex` only to make the viewer
+/// `Sync`; the driver that polls it has it by `&mut`).
+type KickWait = Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>;
 
 /// A viewer's handle on a live stream. Dropping it leaves the stream (and reports the bytes the
 /// driver counted with [`Viewer::add_bytes`]).
@@ -19,6 +26,12 @@ pub struct Viewer {
     bytes: Arc<AtomicU64>,
     started: Instant,
     kick: watch::Receiver<bool>,
+    /// The wait for the kick, made at the first [`Viewer::kicked`] and kept: a driver that
+    /// selects on `kicked()` beside its media, once per packet, then does not register and
+    /// unregister a waiter each time (which cost more than the packet's own work).
+    kick_wait: KickWait,
+    /// The kick arrived (the wait has finished and may not be polled again).
+    kicked: bool,
 }
 
 impl Viewer {
@@ -39,6 +52,8 @@ impl Viewer {
             bytes,
             started: Instant::now(),
             kick,
+            kick_wait: Mutex::new(None),
+            kicked: false,
         }
     }
 
@@ -74,10 +89,31 @@ impl Viewer {
     }
 
     /// Resolves when the viewer must leave ([`crate::Registry::kick`]): the driver should then
-    /// close the session.
-    pub async fn kicked(&mut self) {
-        // An error means the session table dropped its sender, i.e. the registry is gone.
-        let _ = self.kick.wait_for(|kicked| *kicked).await;
+    /// close the session. Cheap to call again and again (in a `select!` per packet): the wait
+    /// it polls lives as long as the viewer.
+    pub fn kicked(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.kicked {
+                return Poll::Ready(());
+            }
+            let wait = self
+                .kick_wait
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(|| {
+                    let mut kick = self.kick.clone();
+                    // An error means the session table dropped its sender, i.e. the registry
+                    // is gone: the viewer leaves too.
+                    Box::pin(async move {
+                        let _ = kick.wait_for(|kicked| *kicked).await;
+                    })
+                });
+            let done = wait.as_mut().poll(cx);
+            if done.is_ready() {
+                self.kicked = true;
+            }
+            done
+        })
     }
 }
 

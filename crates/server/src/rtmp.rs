@@ -181,6 +181,10 @@ async fn run(
     };
     let mut role = Role::Idle;
     let mut buf = vec![0u8; READ_BUF_SMALL];
+    // Made once, not once per wake-up: a player wakes for every tag, and a fresh `changed()`
+    // would register a waiter on the shutdown channel each time.
+    let shutdown = shutdown.changed();
+    tokio::pin!(shutdown);
     loop {
         let deadline = conn.session.poll_timeout();
         tokio::select! {
@@ -247,7 +251,7 @@ async fn run(
                     }
                 }
             }
-            _ = shutdown.changed() => {
+            _ = &mut shutdown => {
                 // A server that stops ends its streams now: continue_push is for publishers
                 // that drop, not for a server going away.
                 if let Role::Publishing { guard, .. } = std::mem::replace(&mut role, Role::Idle) {

@@ -249,6 +249,9 @@ async fn run(
     // READ_BUF_MIN bytes rather than the largest message a publisher may send.
     let mut buf = BytesMut::with_capacity(READ_BUF_MIN);
     let mut established = false;
+    // Made once, not once per wake-up (a player wakes for every packet).
+    let shutdown = shutdown.changed();
+    tokio::pin!(shutdown);
     loop {
         let deadline = conn.session.poll_timeout();
         tokio::select! {
@@ -296,7 +299,7 @@ async fn run(
                     return Ok(());
                 }
             },
-            _ = shutdown.changed() => {
+            _ = &mut shutdown => {
                 if let Role::Record(record) = std::mem::replace(&mut conn.role, Role::Init) {
                     record.guard.finish();
                 }
