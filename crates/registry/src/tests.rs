@@ -376,7 +376,7 @@ async fn the_session_table_lists_and_kicks_publishers_and_viewers() {
 async fn kicked_is_one_wait_however_often_a_driver_polls_it() {
     let reg = Registry::default();
     let key = StreamKey::new("live", "kick-often").expect("key");
-    let mut guard = reg.publish(key.clone(), info(1)).expect("publish");
+    let guard = reg.publish(key.clone(), info(1)).expect("publish");
     guard.push(video(0, true));
     let mut viewer = reg.join(&key, info(2)).expect("join");
     // A driver selects on `kicked()` beside its media once per packet and drops the future
