@@ -13,9 +13,12 @@ use tokio::net::{TcpSocket, TcpStream};
 /// The bound asserted on the server's peak RSS. Every ring is bounded to 16 MiB
 /// (`registry::FanoutLimits::default`): the registry's frames and one per output (FLV tags,
 /// RTP packets, `.live.ts` chunks), plus the RTMP publisher's
-/// message reassembly and the runtime. Before the rings were bounded in bytes this scenario
+/// message reassembly and the runtime. The peak is a high-water mark that includes what the
+/// allocator keeps of freed frames, so it varies with timing: 128-152 MB in eight runs on this
+/// 2-core machine (debug build), 160 MB once in CI. The bound leaves room for that, and still
+/// fails long before unbounded growth: before the rings were bounded in bytes this scenario
 /// reached well over 1 GB.
-const RSS_BOUND_MB: u64 = 160;
+const RSS_BOUND_MB: u64 = 200;
 /// Frames of this size are published.
 const FRAME: usize = 1 << 20;
 
