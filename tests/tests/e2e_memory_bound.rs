@@ -14,8 +14,8 @@ use tokio::net::{TcpSocket, TcpStream};
 /// (`registry::FanoutLimits::default`): the registry's frames and one per output (FLV tags,
 /// RTP packets, `.live.ts` chunks), plus the RTMP publisher's
 /// message reassembly and the runtime. The peak is a high-water mark that includes what the
-/// allocator keeps of freed frames, so it varies with timing: 128-152 MB in eight runs on this
-/// 2-core machine (debug build), 160 MB once in CI. The bound leaves room for that, and still
+/// allocator keeps of freed frames, so it varies with timing: 128-152 MB in seven local runs
+/// of two builds on this 2-core machine (debug), 160 MB once in CI. The bound leaves room for that, and still
 /// fails long before unbounded growth: before the rings were bounded in bytes this scenario
 /// reached well over 1 GB.
 const RSS_BOUND_MB: u64 = 200;
