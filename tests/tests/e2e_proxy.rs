@@ -381,7 +381,6 @@ async fn a_source_that_restarts_is_pulled_again_and_viewers_stay() {
         .iter()
         .filter_map(|p| p["dts_time"].as_str()?.parse().ok())
         .collect();
-    assert!(dts.len() > 150, "{} video packets", dts.len());
     assert!(
         dts.windows(2).all(|w| w[1] >= w[0]),
         "the timeline never goes back"
@@ -394,6 +393,13 @@ async fn a_source_that_restarts_is_pulled_again_and_viewers_stay() {
     // About 3 s before, 3 s after (plus the time the proxy took to reconnect).
     let span = dts.last().expect("last") - dts.first().expect("first");
     assert!(span > 5.0, "video spans {span} s");
+    // Every frame of the span arrived (the sample is 25 fps; how many seconds the viewer saw
+    // depends on how fast a loaded machine starts ffmpeg, so the count follows the span).
+    assert!(
+        dts.len() as f64 >= span * 20.0,
+        "{} video packets over {span} s",
+        dts.len()
+    );
 }
 
 /// Pull on demand: a player asks for a stream nobody publishes, the backend hears
