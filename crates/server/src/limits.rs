@@ -68,10 +68,13 @@ pub(crate) async fn accept_loop<F, Fut>(
             Err(_) => continue, // dropping the stream closes it; `admit` logged why
         };
         let evicted = guard.evict.clone();
-        let session = serve(stream, peer, guard);
+        // Boxed, so the session's future is stored once, in an allocation of its own size:
+        // moved into the task and then into the select below, it would be stored twice over,
+        // for as long as the connection lives (a thousand idle players, each twice their size).
+        let mut session = Box::pin(serve(stream, peer, guard));
         tokio::spawn(async move {
             tokio::select! {
-                () = session => {}
+                () = &mut session => {}
                 () = evicted.cancelled() => {
                     tracing::debug!(%peer, "connection closed to make room for a newer one");
                 }

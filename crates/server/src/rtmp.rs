@@ -19,7 +19,7 @@ use registry::{Ended, Protocol, PublisherGuard, SessionInfo, Viewer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -27,8 +27,10 @@ use tracing::{field, Instrument};
 
 /// Read buffer of a publisher; media arrives in large messages.
 const READ_BUF_PUBLISHER: usize = 64 * 1024;
-/// Read buffer until a session publishes: the handshake and commands are small, and a player
-/// only ever sends acknowledgements, so a thousand players should not hold 64 KiB each.
+/// Reads of a session that does not publish: the handshake and commands are small, and a
+/// player only ever sends acknowledgements. They go through a buffer on the stack, used only
+/// between the socket's readiness and the session's `handle_input`, so a thousand players hold
+/// no read buffer at all while they wait.
 const READ_BUF_SMALL: usize = 4 * 1024;
 
 /// Accepts RTMP connections until `accept` turns true (the listener moves or the server stops);
@@ -180,7 +182,8 @@ async fn run(
         out: BytesMut::new(),
     };
     let mut role = Role::Idle;
-    let mut buf = vec![0u8; READ_BUF_SMALL];
+    // A publisher's read buffer; empty (no allocation) for every other session.
+    let mut publisher_buf: Vec<u8> = Vec::new();
     // Made once, not once per wake-up: a player wakes for every tag, and a fresh `changed()`
     // would register a waiter on the shutdown channel each time.
     let shutdown = shutdown.changed();
@@ -188,15 +191,28 @@ async fn run(
     loop {
         let deadline = conn.session.poll_timeout();
         tokio::select! {
-            read = conn.socket.read(&mut buf) => {
-                let n = read?;
-                if n == 0 {
-                    return Ok(());
+            ready = conn.socket.get_ref().readable() => {
+                ready?;
+                // The stack buffer's scope ends before the next await, so it is no part of the
+                // task's state.
+                {
+                    let mut small = [0u8; READ_BUF_SMALL];
+                    let buf: &mut [u8] = if publisher_buf.is_empty() {
+                        &mut small
+                    } else {
+                        &mut publisher_buf
+                    };
+                    let n = match conn.socket.get_ref().try_read(buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    conn.session.handle_input(now(), &buf[..n])?;
                 }
-                conn.session.handle_input(now(), &buf[..n])?;
                 drain(&mut conn, &mut role, &shared, &guard).await?;
-                if matches!(role, Role::Publishing { .. }) && buf.len() < READ_BUF_PUBLISHER {
-                    buf.resize(READ_BUF_PUBLISHER, 0);
+                if matches!(role, Role::Publishing { .. }) && publisher_buf.is_empty() {
+                    publisher_buf.resize(READ_BUF_PUBLISHER, 0);
                 }
                 conn.flush().await?;
                 if conn.closing {
@@ -285,7 +301,9 @@ async fn drain(
             }
             _ => {}
         }
-        on_event(conn, role, event, shared).await;
+        // Boxed: the hooks' HTTP calls behind a publish or play are deep futures, needed for
+        // a moment; inline they would size every session's task, held for as long as it plays.
+        Box::pin(on_event(conn, role, event, shared)).await;
     }
     Ok(())
 }

@@ -30,6 +30,12 @@ impl<T> StallGuard<T> {
         }
     }
 
+    /// The wrapped socket, for readiness-based reads (`readable` + `try_read`) that need no
+    /// buffer of their own between reads. Writes go through the guard.
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
     /// Maps a write's poll result: progress disarms the clock; a pending write arms it and
     /// fails once it has run out.
     fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
