@@ -47,7 +47,7 @@
 
 mod console;
 mod files;
-mod flv;
+pub mod flv;
 mod hls;
 mod live;
 mod metrics;

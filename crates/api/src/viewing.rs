@@ -17,17 +17,27 @@ use std::net::SocketAddr;
 pub(crate) trait Source: Send + 'static {
     /// The next chunk, or why the stream is over for this viewer.
     fn recv(&mut self) -> impl Future<Output = Result<Bytes, Ended>> + Send;
+    /// The next chunk if one is ready now.
+    fn try_recv(&mut self) -> Option<Result<Bytes, Ended>>;
 }
 
 impl Source for outputs::FlvReader {
     async fn recv(&mut self) -> Result<Bytes, Ended> {
         outputs::FlvReader::recv(self).await.map(|tag| tag.tag)
     }
+
+    fn try_recv(&mut self) -> Option<Result<Bytes, Ended>> {
+        outputs::FlvReader::try_recv(self).map(|r| r.map(|tag| tag.tag))
+    }
 }
 
 impl Source for outputs::LiveReader {
     async fn recv(&mut self) -> Result<Bytes, Ended> {
         outputs::LiveReader::recv(self).await
+    }
+
+    fn try_recv(&mut self) -> Option<Result<Bytes, Ended>> {
+        outputs::LiveReader::try_recv(self)
     }
 }
 
@@ -86,7 +96,18 @@ impl<S: Source> Viewing<S> {
         }
     }
 
-    async fn next(&mut self) -> Option<Bytes> {
+    /// The next bytes if they are ready now (no kick check: the next [`Viewing::next`] makes
+    /// it); `None` when nothing is, or the play ended (the next `next` says so).
+    pub(crate) fn try_next(&mut self) -> Option<Bytes> {
+        if self.first.is_some() {
+            return None;
+        }
+        let bytes = self.source.try_recv()?.ok()?;
+        self.viewer.add_bytes(bytes.len() as u64);
+        Some(bytes)
+    }
+
+    pub(crate) async fn next(&mut self) -> Option<Bytes> {
         let bytes = match self.first.take() {
             Some(first) => first,
             None => {

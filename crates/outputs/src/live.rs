@@ -106,6 +106,11 @@ impl LiveReader {
     pub async fn recv(&mut self) -> Result<Bytes, Ended> {
         self.reader.recv().await
     }
+
+    /// The next chunk if one is ready now.
+    pub fn try_recv(&mut self) -> Option<Result<Bytes, Ended>> {
+        self.reader.try_recv()
+    }
 }
 
 async fn run(

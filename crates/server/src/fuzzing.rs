@@ -10,13 +10,22 @@ use registry::{Protocol, Role};
 use std::time::{Duration, Instant};
 
 /// The fuzz targets, named as in `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 1] = ["server_shell"];
+pub const TARGETS: [&str; 2] = ["server_shell", "server_http_flv_head"];
 
 /// Runs the body of the fuzz target called `target` (one of [`TARGETS`]).
 pub fn run(target: &str, data: &[u8]) {
-    if target == "server_shell" {
-        shell(data);
+    match target {
+        "server_shell" => shell(data),
+        "server_http_flv_head" => http_flv_head(data),
+        _ => {}
     }
+}
+
+/// The HTTP listener's look at a connection's first bytes (which HTTP-FLV plays it serves
+/// itself): never a panic, and what it takes is a complete head of at most the bytes given,
+/// a live FLV path, bounded headers.
+pub fn http_flv_head(data: &[u8]) {
+    crate::http::fuzz_flv_head(data);
 }
 
 /// Splits the input into pieces (the next piece is fed as a separate read).

@@ -21,6 +21,13 @@
 
 use crate::limits::{ConnGuard, Limits, Listener};
 use crate::stall::StallGuard;
+
+mod live_flv;
+
+/// [`crate::fuzzing::http_flv_head`]'s body: what `live_flv` makes of a first read.
+pub(crate) fn fuzz_flv_head(data: &[u8]) {
+    live_flv::fuzz_head(data);
+}
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -79,21 +86,47 @@ impl From<&config::Config> for HttpOptions {
 /// bodies never end by themselves, so there is nothing to drain.
 pub(crate) async fn serve(
     listener: TcpListener,
-    app: Router,
+    state: api::AppState,
     write_timeout: Duration,
     options: HttpOptions,
     limits: Limits,
     accept: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let app: Router = api::router(state.clone());
     let sessions = shutdown;
     let serve = move |socket: tokio::net::TcpStream, peer, guard: ConnGuard| {
         let _ = socket.set_nodelay(true);
-        let app = app.clone();
+        let (app, state) = (app.clone(), state.clone());
         let mut shutdown = sessions.clone();
         let activity = Arc::new(Activity::new(options.clone()));
         let span = tracing::debug_span!("http", %peer);
         async move {
+            // The first request decides: an HTTP-FLV play is served on the socket itself
+            // (`live_flv`), anything else by hyper.
+            // Waiting for it is bounded like hyper's wait: by keepAliveSecond.
+            let head = tokio::select! {
+                head = live_flv::peek_head(&socket) => head,
+                expiry = activity.expired() => {
+                    tracing::debug!("HTTP connection closed: {expiry}");
+                    return;
+                }
+                _ = shutdown.changed() => return,
+            };
+            if let Some(head) = head {
+                let established = || guard.established();
+                live_flv::serve(
+                    socket,
+                    head,
+                    peer,
+                    &state,
+                    write_timeout,
+                    &mut shutdown,
+                    established,
+                )
+                .await;
+                return;
+            }
             let requests = Arc::clone(&activity);
             let guard = Arc::new(guard);
             let service = tower::service_fn(move |mut req: axum::extract::Request<Incoming>| {

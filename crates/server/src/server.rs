@@ -377,7 +377,7 @@ impl Server {
                 state.options.local_addr = bound;
                 tokio::spawn(crate::http::serve(
                     listener,
-                    api::router(state),
+                    state,
                     write_timeout,
                     http.clone(),
                     limits.clone(),
