@@ -134,7 +134,11 @@ async fn hls_and_ll_hls_play_in_ffmpeg() {
             chunks.push(chunk);
         }
         // A 200 ms part: complete well within a segment duration of the request.
-        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
         streamed = Some((hint, chunks));
         break;
     }

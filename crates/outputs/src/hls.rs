@@ -540,7 +540,7 @@ impl HlsStream {
         if let Some(bytes) = state.complete_part(msn, part) {
             return PartAnswer::Whole(bytes.clone());
         }
-        if !state.open_chunks(msn, part).is_some_and(|c| !c.is_empty()) {
+        if state.open_chunks(msn, part).is_none_or(|c| c.is_empty()) {
             return PartAnswer::Missing;
         }
         drop(state);
