@@ -281,6 +281,26 @@ async fn keep_all_playlists_are_written_to_hls_save_path() {
     // The recording plays from disk on its own.
     let probe = ffprobe(playlist.to_str().expect("utf-8 path"), 0).await;
     assert_eq!(codecs(&probe), ["aac", "h264"], "{probe}");
+    // The fMP4 HLS too: its segments (each part a run of one-frame chunks) play from disk.
+    let url = http_url(&server, "live/keep/hls.fmp4.m3u8");
+    assert!(decode_frames(&url, 50).await >= 50);
+    let playlist_fmp4 = dir.path().join("live/keep/hls.fmp4.m3u8");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&playlist_fmp4)
+        .unwrap_or_default()
+        .matches("#EXTINF")
+        .count()
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no fMP4 playlist on disk"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let on_disk = playlist_fmp4.to_str().expect("utf-8 path");
+    assert_eq!(codecs(&ffprobe(on_disk, 0).await), ["aac", "h264"]);
+    assert!(decode_frames(on_disk, 50).await >= 50, "fMP4 HLS from disk");
     // When the stream ends, the playlist on disk is closed with EXT-X-ENDLIST.
     let _ = publisher.kill().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
