@@ -75,6 +75,85 @@ async fn hls_and_ll_hls_play_in_ffmpeg() {
             || text.contains(&format!("URI=\"{want_next_segment}")),
         "blocking reload for {want}:\n{text}"
     );
+
+    // Too far ahead (draft-pantos-hls-rfc8216bis §6.2.5.2): 400 at once.
+    let (_, text) = get_text(&ll).await;
+    let newest = text
+        .lines()
+        .filter_map(|l| l.split("URI=\"hls_").nth(1))
+        .filter_map(|u| u.split('.').next()?.parse::<u64>().ok())
+        .max()
+        .expect("a part or segment");
+    let started = std::time::Instant::now();
+    let (status, _) = get_text(&format!("{ll}?_HLS_msn={}", newest + 3)).await;
+    assert_eq!(status, 400);
+    let (status, _) = get_text(&format!("{ll}?_HLS_msn={newest}&_HLS_part=40")).await;
+    assert_eq!(status, 400);
+    assert!(started.elapsed() < Duration::from_secs(1), "not held");
+
+    // A part asked for before it exists (the one after the preload hint): answered at its
+    // first chunk (a `moof`) and streamed, chunked, until complete; what came is the part as
+    // later listed.
+    let base = http_url(&server, "live/hls/");
+    let client = reqwest::Client::new();
+    let mut streamed = None;
+    for _ in 0..5 {
+        let (_, text) = get_text(&ll).await;
+        let hint = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+            .and_then(|u| u.strip_suffix('"'))
+            .expect("a preload hint")
+            .to_owned();
+        // The part after the hinted one, so it cannot be complete by the time we ask even on
+        // a slow machine (it becomes the hint once the hinted part is out).
+        let (name, query) = hint.split_once('?').expect("fs_hls");
+        let (msn, index) = name
+            .strip_prefix("hls_")
+            .and_then(|n| n.strip_suffix(".m4s"))
+            .and_then(|n| n.split_once('.'))
+            .expect("hls_{msn}.{part}.m4s");
+        let index: u64 = index.parse().expect("part index");
+        let hint = format!("hls_{msn}.{}.m4s?{query}", index + 1);
+        let asked = std::time::Instant::now();
+        let mut resp = client
+            .get(format!("{base}{hint}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("GET hint");
+        if resp.status() == 404 {
+            continue; // the segment ended first: the hinted part never came
+        }
+        assert_eq!(resp.status(), 200);
+        if resp.content_length().is_some() {
+            continue; // complete already when asked for (a very slow machine): not streamed
+        }
+        let mut chunks = Vec::new();
+        while let Some(chunk) = resp.chunk().await.expect("body") {
+            chunks.push(chunk);
+        }
+        // A 200 ms part: complete well within a segment duration of the request.
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+        streamed = Some((hint, chunks));
+        break;
+    }
+    let (hint, chunks) = streamed.expect("a part streamed in five tries");
+    assert_eq!(&chunks[0][4..8], b"moof", "starts with a chunk's moof");
+    let body: Vec<u8> = chunks.concat();
+    let whole = client
+        .get(format!("{base}{hint}"))
+        .send()
+        .await
+        .expect("GET part")
+        .bytes()
+        .await
+        .expect("part");
+    assert_eq!(body, whole, "the streamed part is the part");
     server.shutdown().await;
 }
 
@@ -202,6 +281,26 @@ async fn keep_all_playlists_are_written_to_hls_save_path() {
     // The recording plays from disk on its own.
     let probe = ffprobe(playlist.to_str().expect("utf-8 path"), 0).await;
     assert_eq!(codecs(&probe), ["aac", "h264"], "{probe}");
+    // The fMP4 HLS too: its segments (each part a run of one-frame chunks) play from disk.
+    let url = http_url(&server, "live/keep/hls.fmp4.m3u8");
+    assert!(decode_frames(&url, 50).await >= 50);
+    let playlist_fmp4 = dir.path().join("live/keep/hls.fmp4.m3u8");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&playlist_fmp4)
+        .unwrap_or_default()
+        .matches("#EXTINF")
+        .count()
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no fMP4 playlist on disk"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let on_disk = playlist_fmp4.to_str().expect("utf-8 path");
+    assert_eq!(codecs(&ffprobe(on_disk, 0).await), ["aac", "h264"]);
+    assert!(decode_frames(on_disk, 50).await >= 50, "fMP4 HLS from disk");
     // When the stream ends, the playlist on disk is closed with EXT-X-ENDLIST.
     let _ = publisher.kill().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -12,16 +12,18 @@
 //! counted in the stream's readers, and its bytes are reported by on_flow_report when it has
 //! been gone for 60 s.
 //!
-//! LL-HLS: parts of about a sixth of the segment duration, EXT-X-PRELOAD-HINT for the next part
-//! (its request is held until the part exists) and blocking playlist reload with `_HLS_msn`
-//! and `_HLS_part`.
+//! LL-HLS: parts of `hls.partDurMS` (200 ms), EXT-X-PRELOAD-HINT for the next part (its
+//! request is answered the moment the part's first chunk exists, and the part's bytes follow,
+//! chunked, as they are produced) and blocking playlist reload with `_HLS_msn` and `_HLS_part`
+//! (answered as soon as that part exists; 400 when it asks too far ahead). Held requests are
+//! bounded per stream ([`outputs::MAX_WAITERS`], then 503) and in time.
 
 use crate::AppState;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use media::StreamKey;
-use outputs::{HlsKind, PlaylistError};
+use outputs::{HlsKind, PartAnswer, PlaylistError};
 use registry::Protocol;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -172,10 +174,12 @@ pub(crate) async fn serve(
             .segment(msn)
             .await
             .map(|b| media_response(b, segment_type(kind))),
-        Resource::Part(msn, part) => stream
-            .part(msn, part)
-            .await
-            .map(|b| media_response(b, "video/mp4")),
+        Resource::Part(msn, part) => match stream.part(msn, part).await {
+            PartAnswer::Whole(b) => Some(media_response(b, "video/mp4")),
+            PartAnswer::Streamed(part) => Some(streamed_part(part, Arc::clone(outputs), &id)),
+            PartAnswer::Missing => None,
+            PartAnswer::Busy => Some(busy()),
+        },
     };
     let mut resp = match resp {
         Some(resp) => resp,
@@ -196,6 +200,38 @@ pub(crate) async fn serve(
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Some(resp)
+}
+
+/// A part being produced: its chunks as they come (chunked transfer encoding), each counted
+/// in the viewer's bytes; cut short (the connection aborted) if the part is not completed.
+fn streamed_part(part: outputs::PartStream, viewers: Arc<HlsViewers>, id: &str) -> Response {
+    let id = id.to_owned();
+    let body = futures_util::stream::unfold(Some(part), move |part| {
+        let viewers = Arc::clone(&viewers);
+        let id = id.clone();
+        async move {
+            let mut part = part?;
+            match part.next().await? {
+                Ok(bytes) => {
+                    viewers.add_bytes(&id, bytes.len() as u64);
+                    Some((Ok(bytes), Some(part)))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e)), None)),
+            }
+        }
+    });
+    let mut resp = axum::body::Body::from_stream(body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    resp
+}
+
+/// 503 for a request that would be held when too many are (`outputs::MAX_WAITERS`).
+fn busy() -> Response {
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, "too many requests waiting").into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 fn segment_type(kind: HlsKind) -> &'static str {
@@ -326,6 +362,7 @@ async fn playlist(stream: &outputs::HlsStream, query: &str, id: &str) -> Respons
         Err(e @ PlaylistError::TooFarAhead) => {
             return (StatusCode::BAD_REQUEST, e.to_string()).into_response()
         }
+        Err(PlaylistError::Busy) => return busy(),
     };
     let mut resp = with_id(&text, id).into_response();
     let h = resp.headers_mut();

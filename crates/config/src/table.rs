@@ -177,6 +177,8 @@ sections! {
         "segNum" => seg_num: u32 = "3" via Plain;
         /// Segments kept on disk after they leave the playlist.
         "segRetain" => seg_retain: u32 = "5" via Plain;
+        /// LL-HLS part target in ms (hls.fmp4.m3u8); players hold back three parts from live.
+        "partDurMS" => part_dur: Duration = "200" via Millis;
     }
 
     /// MP4 recording and on-demand playback.

@@ -288,6 +288,46 @@ impl Playlist {
         }
     }
 
+    /// Whether a blocking reload for `msn` (and `part`) asks too far ahead to be held, so the
+    /// server answers 400 at once (draft-pantos-hls-rfc8216bis §6.2.5.2): `msn` more than two
+    /// past the last segment of the playlist (the one in progress), or `part` past its last
+    /// part by more than the Advance Part Limit: three seconds of parts (3 / PART-TARGET in
+    /// seconds when PART-TARGET is under a second), else three parts.
+    pub fn too_far_ahead(&self, msn: u64, part: Option<u64>) -> bool {
+        let next = self.next_msn();
+        if msn > next.saturating_add(2) {
+            return true;
+        }
+        let (Some(part), Some(target)) = (part, self.config.part_target_ms) else {
+            return false;
+        };
+        let limit = if target < 1000 {
+            3000 / target.max(1)
+        } else {
+            3
+        };
+        // Parts listed in the segment asked for: the in-progress one's, none for one to come.
+        let listed = match &self.current {
+            Some(current) if current.msn == msn => current.parts.len() as u64,
+            _ if msn < next => return false,
+            _ => 0,
+        };
+        // The last listed part is `listed - 1`; a request may run `limit` parts past it.
+        part.saturating_add(1) > listed.saturating_add(limit)
+    }
+
+    /// Whether a part of segment `msn` with index `part` may still come: the segment is in
+    /// progress (or still to start) and has fewer parts, and the playlist has not ended.
+    pub fn part_may_come(&self, msn: u64, part: u64) -> bool {
+        if self.ended || msn < self.next_msn() {
+            return false;
+        }
+        match &self.current {
+            Some(current) if current.msn == msn => part >= current.parts.len() as u64,
+            _ => true,
+        }
+    }
+
     /// The msn of the first listed segment (EXT-X-MEDIA-SEQUENCE).
     pub fn media_sequence(&self) -> u64 {
         self.segments.front().map_or(self.next_msn(), |s| s.msn)

@@ -196,6 +196,69 @@ fn has_answers_blocking_reloads() {
 }
 
 #[test]
+fn blocking_reloads_too_far_ahead_are_refused() {
+    // PART-TARGET 0.2 s: the Advance Part Limit is 3 / 0.2 = 15 parts.
+    let mut p = Playlist::new(PlaylistConfig {
+        part_target_ms: Some(200),
+        ..ll_config()
+    });
+    assert!(!p.too_far_ahead(0, None));
+    assert!(
+        !p.too_far_ahead(2, None),
+        "two past the last segment may be held"
+    );
+    assert!(p.too_far_ahead(3, None));
+    assert!(
+        !p.too_far_ahead(0, Some(14)),
+        "no part yet: parts 0..=14 may be held"
+    );
+    assert!(p.too_far_ahead(0, Some(15)));
+    p.start_segment("s0.m4s".into());
+    p.add_part("s0.0.m4s".into(), 200, true);
+    p.add_part("s0.1.m4s".into(), 200, false);
+    // The last part is 1: up to 1 + 15 may be held.
+    assert!(!p.too_far_ahead(0, Some(16)));
+    assert!(p.too_far_ahead(0, Some(17)));
+    assert!(
+        !p.too_far_ahead(1, Some(0)),
+        "the next segment's first part"
+    );
+    assert!(p.too_far_ahead(1, Some(15)));
+    p.end_segment(400);
+    assert!(
+        !p.too_far_ahead(0, Some(99)),
+        "a finished segment: answered at once"
+    );
+    assert!(!p.too_far_ahead(3, None));
+    assert!(p.too_far_ahead(4, None));
+
+    // PART-TARGET of a second or more: the limit is three parts.
+    let mut p = Playlist::new(PlaylistConfig {
+        part_target_ms: Some(1000),
+        ..ll_config()
+    });
+    p.start_segment("s0.m4s".into());
+    assert!(!p.too_far_ahead(0, Some(2)));
+    assert!(p.too_far_ahead(0, Some(3)));
+}
+
+#[test]
+fn parts_that_can_no_longer_come_are_known() {
+    let mut p = Playlist::new(ll_config());
+    assert!(p.part_may_come(0, 0), "nothing started yet");
+    p.start_segment("s0.m4s".into());
+    p.add_part("s0.0.m4s".into(), 500, true);
+    assert!(!p.part_may_come(0, 0), "already listed");
+    assert!(p.part_may_come(0, 1));
+    assert!(p.part_may_come(1, 0));
+    p.end_segment(500);
+    assert!(!p.part_may_come(0, 1), "segment 0 ended with one part");
+    assert!(p.part_may_come(1, 0));
+    p.finish();
+    assert!(!p.part_may_come(1, 0), "the stream ended");
+}
+
+#[test]
 fn starting_a_segment_ends_the_one_in_progress() {
     let mut p = Playlist::new(ll_config());
     p.start_segment("a".into());

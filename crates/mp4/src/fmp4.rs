@@ -189,17 +189,25 @@ impl Fmp4Muxer {
     /// default-base-is-moof, `tfdt` and `trun`; then `mdat`) from everything buffered; `None`
     /// if nothing is. Each track's last sample lasts as long as the one before it.
     pub fn fragment(&mut self) -> Option<Fragment> {
-        self.cut(None)
+        self.cut(None, false)
     }
 
     /// Like [`fragment`](Self::fragment), when the caller knows the decode timestamp (ms) of
     /// the frame that comes next (the keyframe it cuts before): each track's last sample then
     /// lasts up to it, so the fragments follow each other without gap or overlap.
     pub fn fragment_before(&mut self, next_dts_ms: u64) -> Option<Fragment> {
-        self.cut(Some(next_dts_ms))
+        self.cut(Some(next_dts_ms), false)
     }
 
-    fn cut(&mut self, next_dts_ms: Option<u64>) -> Option<Fragment> {
+    /// Like [`fragment_before`](Self::fragment_before) with `next_dts_ms` the decode timestamp
+    /// of the next video frame, which bounds the video track's last sample only: audio samples
+    /// keep their own lengths (an AAC frame is 1024 samples wherever the video is cut). For
+    /// fragments cut before every video frame (LL-HLS chunks), so no timeline gets a hole.
+    pub fn fragment_before_video(&mut self, next_dts_ms: u64) -> Option<Fragment> {
+        self.cut(Some(next_dts_ms), true)
+    }
+
+    fn cut(&mut self, next_dts_ms: Option<u64>, video_only: bool) -> Option<Fragment> {
         if self.state.iter().all(|s| s.pending.is_empty()) {
             return None;
         }
@@ -229,7 +237,9 @@ impl Fmp4Muxer {
             let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
                 continue;
             };
-            let next = next_dts_ms.map(|ms| ms_to_ticks(ms, state.timescale));
+            let next = next_dts_ms
+                .filter(|_| !video_only || track.kind() == TrackKind::Video)
+                .map(|ms| ms_to_ticks(ms, state.timescale));
             let durations = durations(&pending, next, state.last_duration, track);
             state.last_duration = durations.last().copied().unwrap_or(0);
             start_ms = start_ms.min(first.dts_ms);

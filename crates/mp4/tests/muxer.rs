@@ -326,3 +326,26 @@ fn progressive_past_4_gib_uses_co64_and_a_large_mdat() {
     );
     assert_eq!(index.duration_ms(), 3000);
 }
+
+#[test]
+fn fragments_cut_before_a_video_frame_bound_only_the_video() {
+    let mut muxer = Fmp4Muxer::new(&tracks()).expect("muxer");
+    for f in [
+        video(40, 0, true, 1),
+        audio(45, 1),
+        audio(68, 2),
+        video(80, 0, false, 2),
+        audio(91, 3),
+    ] {
+        muxer.push(&f);
+    }
+    let f = muxer.fragment_before_video(120).expect("fragment");
+    let (_, v) = trun(&f.data, 0);
+    // The video's last sample lasts up to the next video frame (120 ms).
+    let video_durations: Vec<_> = v.iter().map(|s| s.0).collect();
+    assert_eq!(video_durations, [3600, 3600]);
+    // The audio's last sample keeps an AAC frame's 1024 samples, not stretched to 120 ms.
+    let (_, a) = trun(&f.data, 1);
+    let audio_durations: Vec<_> = a.iter().map(|s| s.0).collect();
+    assert_eq!(audio_durations, [1014, 1014, 1024]);
+}

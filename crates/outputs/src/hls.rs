@@ -17,6 +17,7 @@ use media::StreamKey;
 use registry::Registry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -27,6 +28,15 @@ use crate::ondemand::Task;
 /// How long a first playlist request waits for the first segment (or part).
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(20);
 
+/// Requests one stream's HLS holds at most at a time (first playlists waiting for a segment,
+/// blocking reloads, parts requested before they are complete); more are answered
+/// [`PlaylistError::Busy`] / [`PartAnswer::Busy`] (503) at once. Each costs a task and a watch
+/// receiver, and every held request is bounded in time too.
+pub const MAX_WAITERS: usize = 4096;
+
+/// The shortest LL-HLS part target `hls.partDurMS` may set.
+const MIN_PART_MS: u64 = 100;
+
 /// HLS settings (`[hls]`), built from a [`config::Config`].
 #[derive(Debug, Clone)]
 pub struct HlsOptions {
@@ -36,6 +46,8 @@ pub struct HlsOptions {
     pub window: usize,
     /// `hls.segRetain`: segments kept after they leave the playlist.
     pub retain: usize,
+    /// `hls.partDurMS`: the LL-HLS part target (at least 100 ms, at most `segment`).
+    pub part: Duration,
     /// A stream's HLS (and, in `api`, a viewer) is forgotten this long after its last request
     /// (ZLMediaKit: 60 s). Not a config key. Default: 60 s.
     pub idle: Duration,
@@ -58,6 +70,7 @@ impl From<&config::Config> for HlsOptions {
             segment: config.hls.seg_dur,
             window: to_usize(config.hls.seg_num),
             retain: to_usize(config.hls.seg_retain),
+            part: config.hls.part_dur,
             idle: IDLE,
         }
     }
@@ -78,9 +91,27 @@ pub enum PlaylistError {
     /// No complete segment yet (or the stream ended first).
     #[error("no segment yet")]
     NotReady,
-    /// A blocking reload asked for a segment more than two ahead of the next.
-    #[error("_HLS_msn too far ahead")]
+    /// A blocking reload asked for a segment more than two ahead of the last, or a part past
+    /// the last by more than the Advance Part Limit ([`hls::Playlist::too_far_ahead`]).
+    #[error("_HLS_msn or _HLS_part too far ahead")]
     TooFarAhead,
+    /// [`MAX_WAITERS`] requests are held already.
+    #[error("too many requests waiting")]
+    Busy,
+}
+
+/// The answer to a part request ([`HlsStream::part`]).
+#[derive(Debug)]
+pub enum PartAnswer {
+    /// The part is complete: its bytes.
+    Whole(Bytes),
+    /// The part is being produced (or was the next to come when asked for, the preload hint):
+    /// its bytes as they are produced, from its first chunk on.
+    Streamed(PartStream),
+    /// No such part, and none is to come (or it did not start in time).
+    Missing,
+    /// [`MAX_WAITERS`] requests are held already.
+    Busy,
 }
 
 /// Every stream's HLS.
@@ -96,8 +127,12 @@ pub(crate) struct HlsOutputs {
 /// One stream's HLS of one kind.
 pub struct HlsStream {
     state: Mutex<State>,
-    /// Bumped on every playlist change; requests waiting for a segment or part watch it.
+    /// Bumped on every playlist change (and every chunk of a part); requests waiting for a
+    /// segment or part watch it.
     changed: watch::Sender<u64>,
+    /// Requests held now, at most `max_waiters` ([`MAX_WAITERS`]).
+    waiters: Arc<AtomicUsize>,
+    max_waiters: usize,
     last_request: Mutex<Instant>,
     task: OnceLock<Task>,
 }
@@ -111,8 +146,34 @@ pub(crate) struct State {
     /// msn → its parts (TS: one part, the whole segment, once complete).
     pub(crate) segments: BTreeMap<u64, Vec<Bytes>>,
     pub(crate) complete: BTreeMap<u64, bool>,
+    /// LL-HLS: the part being written, its chunks (one `moof`+`mdat` per video frame) as they
+    /// come; it moves into `segments` when complete.
+    pub(crate) open_part: Option<OpenPart>,
     pub(crate) init: Option<Bytes>,
     pub(crate) ended: bool,
+}
+
+/// The LL-HLS part being written.
+pub(crate) struct OpenPart {
+    pub(crate) msn: u64,
+    pub(crate) index: u64,
+    /// Its chunks so far; concatenated they are the part.
+    pub(crate) chunks: Vec<Bytes>,
+}
+
+impl State {
+    /// Part `index` of segment `msn` when complete.
+    fn complete_part(&self, msn: u64, index: u64) -> Option<&Bytes> {
+        self.segments.get(&msn)?.get(usize::try_from(index).ok()?)
+    }
+
+    /// The chunks of part `index` of segment `msn` while it is being written.
+    fn open_chunks(&self, msn: u64, index: u64) -> Option<&[Bytes]> {
+        self.open_part
+            .as_ref()
+            .filter(|p| p.msn == msn && p.index == index)
+            .map(|p| p.chunks.as_slice())
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -266,27 +327,14 @@ async fn build(
     };
     let reader = registry.subscribe_output(key)?;
     let seg_ms = options.segment.as_millis() as u64;
-    let part_ms = (seg_ms / 6).clamp(200, 500);
+    let part_ms = part_target_ms(options);
     let config = PlaylistConfig {
         target_duration_ms: seg_ms,
         window,
         part_target_ms: (kind == HlsKind::Fmp4).then_some(part_ms),
         map_uri: (kind == HlsKind::Fmp4).then(|| "hls_init.mp4".to_owned()),
     };
-    let stream = Arc::new(HlsStream {
-        state: Mutex::new(State {
-            playlist: Playlist::new(config),
-            disk,
-            on_disk: BTreeSet::new(),
-            segments: BTreeMap::new(),
-            complete: BTreeMap::new(),
-            init: None,
-            ended: false,
-        }),
-        changed: watch::Sender::new(0),
-        last_request: Mutex::new(Instant::now()),
-        task: OnceLock::new(),
-    });
+    let stream = Arc::new(HlsStream::new(config, disk, MAX_WAITERS));
     let weak: Weak<HlsStream> = Arc::downgrade(&stream);
     let retain = options.retain;
     let task = match kind {
@@ -297,7 +345,62 @@ async fn build(
     Some(stream)
 }
 
+/// The LL-HLS part target: `hls.partDurMS`, at least [`MIN_PART_MS`] and at most a segment.
+fn part_target_ms(options: &HlsOptions) -> u64 {
+    let seg_ms = options.segment.as_millis() as u64;
+    (options.part.as_millis() as u64).clamp(MIN_PART_MS, seg_ms.max(MIN_PART_MS))
+}
+
+/// One held request's place among [`HlsStream`]'s waiters; leaving frees it.
+#[derive(Debug)]
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    Ready,
+    /// Timed out, or the stream ended first.
+    Gave,
+    Busy,
+}
+
 impl HlsStream {
+    fn new(config: PlaylistConfig, disk: Option<PathBuf>, max_waiters: usize) -> HlsStream {
+        HlsStream {
+            state: Mutex::new(State {
+                playlist: Playlist::new(config),
+                disk,
+                on_disk: BTreeSet::new(),
+                segments: BTreeMap::new(),
+                complete: BTreeMap::new(),
+                open_part: None,
+                init: None,
+                ended: false,
+            }),
+            changed: watch::Sender::new(0),
+            waiters: Arc::new(AtomicUsize::new(0)),
+            max_waiters,
+            last_request: Mutex::new(Instant::now()),
+            task: OnceLock::new(),
+        }
+    }
+
+    /// A place among the held requests, or `None` when [`MAX_WAITERS`] are held.
+    fn enter(&self) -> Option<Waiting> {
+        self.waiters
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_waiters).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Waiting(Arc::clone(&self.waiters)))
+    }
+
     /// A request came: the stream's HLS is kept for [`HlsOptions::idle`] more.
     pub fn touch(&self) {
         *lock(&self.last_request) = Instant::now();
@@ -307,54 +410,74 @@ impl HlsStream {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Waits until `ready` holds for the state, the stream ends or `limit` passes.
-    async fn wait(&self, limit: Duration, ready: impl Fn(&State) -> bool) -> bool {
+    /// Waits until `ready` holds for the state, the stream ends or `limit` passes; a request
+    /// that has to wait takes a place among the held ones first ([`MAX_WAITERS`]).
+    async fn wait(&self, limit: Duration, ready: impl Fn(&State) -> bool) -> Waited {
         let mut rx = self.changed.subscribe();
         let deadline = Instant::now() + limit;
+        let mut place = None;
         loop {
             {
                 let state = lock(&self.state);
                 if ready(&state) {
-                    return true;
+                    return Waited::Ready;
                 }
                 if state.ended {
-                    return false;
+                    return Waited::Gave;
+                }
+            }
+            if place.is_none() {
+                match self.enter() {
+                    Some(p) => place = Some(p),
+                    None => return Waited::Busy,
                 }
             }
             if tokio::time::timeout_at(deadline, rx.changed())
                 .await
                 .is_err()
             {
-                return false;
+                return Waited::Gave;
             }
         }
     }
 
-    /// The playlist text, once there is a whole segment (players without LL-HLS, ffmpeg's and
-    /// older hls.js, need one to start; LL-HLS players go on with parts from the next reload).
-    /// With `msn` (`_HLS_msn`, and `part` for `_HLS_part`), a blocking reload: answered once
-    /// that segment or part exists, or after three target durations.
+    /// The playlist text. A plain request (no `msn`) waits for a whole segment: players without
+    /// LL-HLS (ffmpeg's) need one to start, and so does hls.js (a playlist whose only segment
+    /// is in progress has no segment for it, LEVEL_EMPTY_ERROR, and it retries a second
+    /// later). With `msn` (`_HLS_msn`, and `part` for `_HLS_part`), a blocking reload:
+    /// answered the moment that segment or part exists (no whole segment needed), after three
+    /// target durations with the playlist as it is, or at once with
+    /// [`PlaylistError::TooFarAhead`] when it asks too far ahead.
     pub async fn playlist(
         &self,
         msn: Option<u64>,
         part: Option<u64>,
     ) -> Result<String, PlaylistError> {
-        let first_ready = |s: &State| s.complete.values().any(|c| *c);
-        if !self.wait(FIRST_SEGMENT_WAIT, first_ready).await {
-            return Err(PlaylistError::NotReady);
-        }
-        if let Some(msn) = msn {
-            let (next, target) = {
-                let state = lock(&self.state);
-                (state.playlist.next_msn(), state.playlist.target_duration())
+        let Some(msn) = msn else {
+            let first_ready = |s: &State| s.complete.values().any(|c| *c);
+            return match self.wait(FIRST_SEGMENT_WAIT, first_ready).await {
+                Waited::Ready => Ok(lock(&self.state).playlist.render()),
+                Waited::Gave => Err(PlaylistError::NotReady),
+                Waited::Busy => Err(PlaylistError::Busy),
             };
-            if msn > next + 2 {
+        };
+        let target = {
+            let state = lock(&self.state);
+            if state.playlist.too_far_ahead(msn, part) {
                 return Err(PlaylistError::TooFarAhead);
             }
-            let limit = Duration::from_secs(target.saturating_mul(3));
-            self.wait(limit, |s| s.playlist.has(msn, part)).await;
+            state.playlist.target_duration()
+        };
+        let limit = Duration::from_secs(target.saturating_mul(3));
+        if self.wait(limit, |s| s.playlist.has(msn, part)).await == Waited::Busy {
+            return Err(PlaylistError::Busy);
         }
-        Ok(lock(&self.state).playlist.render())
+        let state = lock(&self.state);
+        let empty = state.segments.values().all(Vec::is_empty) && state.open_part.is_none();
+        if empty && !state.playlist.has(msn, part) {
+            return Err(PlaylistError::NotReady);
+        }
+        Ok(state.playlist.render())
     }
 
     /// The fMP4 init segment.
@@ -395,16 +518,116 @@ impl HlsStream {
         })
     }
 
-    /// A part; the next one (the preload hint) is waited for.
-    pub async fn part(&self, msn: u64, part: u64) -> Option<Bytes> {
-        let get = |s: &State| {
-            s.segments
-                .get(&msn)
-                .and_then(|parts| parts.get(usize::try_from(part).ok()?))
-                .cloned()
-        };
+    /// Part `part` of segment `msn`: whole when complete; else, when it is being written or
+    /// may still come (the preload hint, or any later part of a segment in progress), held
+    /// until its first chunk exists (two target durations at most) and then streamed as it is
+    /// produced; missing at once when it can no longer come.
+    pub async fn part(self: &Arc<Self>, msn: u64, part: u64) -> PartAnswer {
         let limit = Duration::from_secs(lock(&self.state).playlist.target_duration() * 2);
-        self.wait(limit, |s| get(s).is_some()).await;
-        get(&lock(&self.state))
+        let started = |s: &State| {
+            s.complete_part(msn, part).is_some()
+                || s.open_chunks(msn, part).is_some_and(|c| !c.is_empty())
+                || !s.playlist.part_may_come(msn, part)
+        };
+        // Too far ahead to be the next part of anything: not held.
+        if lock(&self.state).playlist.too_far_ahead(msn, Some(part)) {
+            return PartAnswer::Missing;
+        }
+        if self.wait(limit, started).await == Waited::Busy {
+            return PartAnswer::Busy;
+        }
+        let state = lock(&self.state);
+        if let Some(bytes) = state.complete_part(msn, part) {
+            return PartAnswer::Whole(bytes.clone());
+        }
+        if state.open_chunks(msn, part).is_none_or(|c| c.is_empty()) {
+            return PartAnswer::Missing;
+        }
+        drop(state);
+        let Some(place) = self.enter() else {
+            return PartAnswer::Busy;
+        };
+        PartAnswer::Streamed(PartStream {
+            stream: Arc::clone(self),
+            msn,
+            index: part,
+            sent: 0,
+            rx: self.changed.subscribe(),
+            deadline: Instant::now() + limit,
+            _place: place,
+        })
     }
 }
+
+/// A part's bytes as they are produced ([`PartAnswer::Streamed`]): each chunk once, then the
+/// end when the part is complete. Held among the stream's waiters, and for two target
+/// durations at most.
+pub struct PartStream {
+    stream: Arc<HlsStream>,
+    msn: u64,
+    index: u64,
+    /// Bytes of the part given out so far.
+    sent: usize,
+    rx: watch::Receiver<u64>,
+    deadline: Instant,
+    _place: Waiting,
+}
+
+/// A streamed part did not complete: it left memory, the stream stopped, or its time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the part was not completed")]
+pub struct PartCut;
+
+impl std::fmt::Debug for PartStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartStream")
+            .field("msn", &self.msn)
+            .field("index", &self.index)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartStream {
+    /// The part's next bytes: `None` once it is all given, an error when it will not be.
+    pub async fn next(&mut self) -> Option<Result<Bytes, PartCut>> {
+        loop {
+            {
+                let state = lock(&self.stream.state);
+                if let Some(whole) = state.complete_part(self.msn, self.index) {
+                    if self.sent >= whole.len() {
+                        return None;
+                    }
+                    let rest = whole.slice(self.sent..);
+                    self.sent = whole.len();
+                    return Some(Ok(rest));
+                }
+                let Some(chunks) = state.open_chunks(self.msn, self.index) else {
+                    return Some(Err(PartCut));
+                };
+                // The chunk that starts where the given bytes end.
+                let mut at = 0;
+                for chunk in chunks {
+                    if at >= self.sent {
+                        self.sent = at + chunk.len();
+                        return Some(Ok(chunk.clone()));
+                    }
+                    at += chunk.len();
+                }
+                if state.ended {
+                    return Some(Err(PartCut));
+                }
+            }
+            if tokio::time::timeout_at(self.deadline, self.rx.changed())
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                return Some(Err(PartCut));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "hls/tests.rs"]
+mod tests;

@@ -46,7 +46,9 @@ mod rtp;
 mod webrtc;
 
 pub use flv::{FlvOutput, FlvReader, FlvTag};
-pub use hls::{HlsKind, HlsOptions, HlsStream, PlaylistError};
+pub use hls::{
+    HlsKind, HlsOptions, HlsStream, PartAnswer, PartCut, PartStream, PlaylistError, MAX_WAITERS,
+};
 pub use live::{Container, LiveOutput, LiveReader};
 pub use opus::{AacToOpus, TranscodeError};
 pub use paths::confined_dir;

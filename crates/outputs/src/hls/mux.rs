@@ -1,7 +1,7 @@
 //! The HLS muxing tasks: MPEG-TS segments, and fMP4 segments cut into LL-HLS parts; and the
 //! disk writer of keep-all playlists (`hls.segNum=0`).
 
-use super::{lock, HlsStream, State};
+use super::{lock, HlsStream, OpenPart, State};
 use bytes::{Bytes, BytesMut};
 use hls::{PlaylistConfig, TsMuxer};
 use media::TrackKind;
@@ -197,14 +197,25 @@ pub(super) async fn mux_fmp4(
                     Some(c) => boundary && f.dts.saturating_sub(c.segment_start) >= seg_ms,
                 };
                 if let Some(c) = current.as_mut() {
-                    // Cut so no part exceeds the part target: before the frame that would
-                    // take it within PART_HEADROOM_MS of it (frames are closer than that), and
-                    // only before a video frame, so each part's video runs up to the next
-                    // part's without a hole.
+                    // Before every video frame what the muxer holds goes out as a chunk of the
+                    // part being written (its video up to this frame, the audio with its own
+                    // lengths), so a held request for the part gets it frame by frame. Cut
+                    // the part so it does not exceed the part target: before the frame that
+                    // would take it within PART_HEADROOM_MS of it (frames are closer than
+                    // that), and only before a video frame, so each part's video runs up to
+                    // the next part's without a hole. Without video, chunks of
+                    // AUDIO_CHUNK_MS.
                     let cut_point = f.kind() == TrackKind::Video || !has_video;
                     let due = f.dts + PART_HEADROOM_MS > c.part_start + part_ms;
-                    if new_segment || (cut_point && due) {
-                        cut_part(&out, &mut muxer, c, Some(f.dts));
+                    let end_part = new_segment || (cut_point && due);
+                    let chunk_due = has_video || end_part || muxer.buffered_ms() >= AUDIO_CHUNK_MS;
+                    if cut_point && chunk_due {
+                        if let Some(chunk) = muxer.fragment_before_video(f.dts) {
+                            add_chunk(&out, c, chunk);
+                        }
+                    }
+                    if end_part {
+                        end_part_at(&out, c, Some(f.dts));
                     }
                 }
                 if new_segment {
@@ -227,6 +238,8 @@ pub(super) async fn mux_fmp4(
                         msn,
                         segment_start: f.dts,
                         part_start: f.dts,
+                        part_end: f.dts,
+                        independent: false,
                     });
                     drop(state);
                     out.bump();
@@ -238,7 +251,10 @@ pub(super) async fn mux_fmp4(
             Ok(Item::Track(_)) | Ok(Item::Metadata(_)) => {}
             Err(_) => {
                 if let Some(c) = current.as_mut() {
-                    cut_part(&out, &mut muxer, c, None);
+                    if let Some(chunk) = muxer.fragment() {
+                        add_chunk(&out, c, chunk);
+                    }
+                    end_part_at(&out, c, None);
                 }
                 let mut state = lock(&out.state);
                 state.playlist.finish();
@@ -259,38 +275,73 @@ pub(super) async fn mux_fmp4(
 /// of any usual stream (40 ms at 25 fps, 23 ms of AAC).
 const PART_HEADROOM_MS: u64 = 50;
 
+/// The chunk length of a stream without video (a handful of audio frames per `moof`).
+const AUDIO_CHUNK_MS: u64 = 100;
+
 /// The LL-HLS segment being written.
-struct Current {
-    msn: u64,
-    segment_start: u64,
-    part_start: u64,
+pub(super) struct Current {
+    pub(super) msn: u64,
+    pub(super) segment_start: u64,
+    /// Where the part being written started, and where its last chunk ends.
+    pub(super) part_start: u64,
+    pub(super) part_end: u64,
+    /// Whether the part being written starts with a keyframe (its first chunk does).
+    pub(super) independent: bool,
 }
 
-/// Cuts what the muxer holds, up to `until` (the next frame's dts; `None` at the end), into the
-/// next part of the current segment.
-fn cut_part(out: &HlsStream, muxer: &mut Fmp4Muxer, current: &mut Current, until: Option<u64>) {
-    // Every track's last sample keeps its own length (the video frame interval, 1024 AAC
-    // samples), so neither timeline gets a hole at the cut; the playlist gets the video's.
-    let Some(fragment) = muxer.fragment() else {
-        return;
-    };
-    let duration = match until {
-        Some(dts) => dts.saturating_sub(current.part_start),
-        None => fragment.duration_ms,
-    };
+/// A chunk of the part being written (one `moof`+`mdat`): held part requests get it now.
+pub(super) fn add_chunk(out: &HlsStream, current: &mut Current, chunk: mp4::Fragment) {
     let msn = current.msn;
     let mut state = lock(&out.state);
-    let index = state.segments.get(&msn).map_or(0, Vec::len);
+    let index = state.segments.get(&msn).map_or(0, Vec::len) as u64;
+    match &mut state.open_part {
+        Some(open) if open.msn == msn && open.index == index => open.chunks.push(chunk.data),
+        open => {
+            current.independent = chunk.independent;
+            *open = Some(OpenPart {
+                msn,
+                index,
+                chunks: vec![chunk.data],
+            });
+        }
+    }
+    current.part_end = current
+        .part_end
+        .max(chunk.start_ms.saturating_add(chunk.duration_ms));
+    drop(state);
+    out.bump();
+}
+
+/// The part being written is complete, up to `until` (the next frame's dts; `None` at the
+/// end): it goes into the playlist and the segment, and the next is hinted.
+pub(super) fn end_part_at(out: &HlsStream, current: &mut Current, until: Option<u64>) {
+    let msn = current.msn;
+    let mut state = lock(&out.state);
+    let Some(open) = state.open_part.take() else {
+        return;
+    };
+    let index = open.index;
+    let data = if open.chunks.len() == 1 {
+        open.chunks[0].clone()
+    } else {
+        let mut all = BytesMut::with_capacity(open.chunks.iter().map(Bytes::len).sum());
+        for c in &open.chunks {
+            all.extend_from_slice(c);
+        }
+        all.freeze()
+    };
+    let end = until.unwrap_or(current.part_end);
     state.playlist.add_part(
         format!("hls_{msn}.{index}.m4s"),
-        duration,
-        fragment.independent,
+        end.saturating_sub(current.part_start),
+        current.independent,
     );
-    state.segments.entry(msn).or_default().push(fragment.data);
+    state.segments.entry(msn).or_default().push(data);
     state
         .playlist
         .set_preload_hint(Some(format!("hls_{msn}.{}.m4s", index + 1)));
     drop(state);
-    current.part_start = until.unwrap_or(current.part_start);
+    current.part_start = end;
+    current.part_end = end;
     out.bump();
 }
