@@ -74,6 +74,7 @@ impl Server {
             }
         }
         self.success(reply, Vec::new());
+        self.publish(t);
         for peer in peers {
             self.handler
                 .permission_created(&auth.username, t.client, peer);
@@ -127,6 +128,7 @@ impl Server {
             *p = (*p).max(permission_expires);
         }
         self.success(reply, Vec::new());
+        self.publish(t);
         self.handler
             .channel_bound(&auth.username, t.client, channel, peer);
     }
