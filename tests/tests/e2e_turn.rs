@@ -4,8 +4,9 @@
 //! `turnutils_peer` (an echo server on 127.0.0.1, a peer the default policy refuses).
 //!
 //! coturn 4.6's uclient picks channel numbers across RFC 5766's 0x4000–0x7FFF while we accept
-//! RFC 8656's 0x4000–0x4FFF, so the relaying runs use `-s` (Send/Data indications); channels
-//! are covered by the `turn` crate's tests.
+//! RFC 8656's 0x4000–0x4FFF, so the relaying runs use `-s` (Send/Data indications); channels,
+//! and the driver's ChannelData fast path, are covered by the `turn` crate's tests and by the
+//! tests at the end of this file, which drive a UDP client made with the `turn` crate's codec.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};

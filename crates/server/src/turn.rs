@@ -38,8 +38,8 @@
 //! which decides as before. What the fast path relays is counted in atomics that the owner
 //! hands to the state machine (`Server::count_relayed`) every second, so `/metrics` stays
 //! complete. Channels are not published when `turn.max_bytes_per_second` is set (the rate
-//! limit needs every packet) or to the server's own addresses (the policy is checked per
-//! packet).
+//! limit needs every packet) or to the server's own addresses that `turn.allow_peers` does not
+//! list (the policy allowed them for a relay's port and checks them per packet).
 //!
 //! The seed 000 web hooks themselves (the HTTP client, the bounded event queue, the `realm`
 //! and `rid` headers) are [`::hooks::HttpTurnHooks`], behind the [`::hooks::TurnHooks`] trait;
@@ -322,6 +322,7 @@ pub(crate) async fn start(
         udp,
         fast,
         listener,
+        relayed_by_owner_reported: 0,
         local: bound,
         relay_ip,
         relay_ports: options.relay_port_range,
@@ -423,6 +424,8 @@ struct Owner {
     fast: Arc<FastPath>,
     /// The UDP listener's reader task.
     listener: JoinHandle<()>,
+    /// `Stats::relayed_packets` at the last report (for the debug log of the split).
+    relayed_by_owner_reported: u64,
     local: SocketAddr,
     relay_ip: IpAddr,
     relay_ports: RangeInclusive<u16>,
@@ -558,8 +561,17 @@ impl Owner {
                 }
                 _ = report.tick() => {
                     let (packets, bytes) = self.fast.take_counts();
+                    let before = self.server.stats().relayed_packets;
                     self.server.count_relayed(packets, bytes);
                     let stats = self.server.stats();
+                    if stats.relayed_packets != self.relayed_by_owner_reported {
+                        tracing::debug!(
+                            fast = packets,
+                            owner = before - self.relayed_by_owner_reported,
+                            "TURN packets relayed in the last second"
+                        );
+                    }
+                    self.relayed_by_owner_reported = stats.relayed_packets;
                     if self.draining {
                         if stats.allocations == 0 {
                             tracing::info!("TURN on the old port drained");

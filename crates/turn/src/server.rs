@@ -36,7 +36,8 @@
 //! skip [`Handler::before_relay_channel_data`]; a server whose handler vetoes relayed packets
 //! must leave the flag off. Channels are not published when
 //! [`Config::bytes_per_second_per_allocation`] is set (the rate limit needs every packet), nor
-//! to the server's own addresses (checked against the policy per packet).
+//! to the server's own addresses unless [`Config::allow_peers`] lists them (otherwise the
+//! policy allowed them for a relay's port, and checks them again per packet).
 //!
 //! Outputs are IO only. Notifications (allocation created, refreshed, deleted, permissions,
 //! channels, bindings, discards) and vetoes go to the [`Handler`] given to
@@ -606,13 +607,13 @@ impl Server {
             a.channels.retain(|&n, c| {
                 let keep = c.expires > now;
                 if !keep {
-                    gone.push((*t, a.relay, n, c.peer, c.own));
+                    gone.push((*t, a.relay, n, c.peer));
                 }
                 keep
             });
         }
-        for (transport, relay, channel, peer, own) in gone {
-            self.withdraw(transport, relay, channel, peer, own);
+        for (transport, relay, channel, peer) in gone {
+            self.withdraw(transport, relay, channel, peer);
         }
         let late: Vec<AuthRequestId> = self
             .parked

@@ -346,14 +346,11 @@ impl Server {
         if !self.allocations.values().any(|o| o.username == a.username) {
             self.passwords.remove(&a.username);
         }
-        let mut channels: Vec<(u16, SocketAddr, bool)> = a
-            .channels
-            .iter()
-            .map(|(&n, c)| (n, c.peer, c.own))
-            .collect();
+        let mut channels: Vec<(u16, SocketAddr)> =
+            a.channels.iter().map(|(&n, c)| (n, c.peer)).collect();
         channels.sort_unstable_by_key(|c| c.0);
-        for (channel, peer, own) in channels {
-            self.withdraw(t, a.relay, channel, peer, own);
+        for (channel, peer) in channels {
+            self.withdraw(t, a.relay, channel, peer);
         }
         self.out.push_back(Output::ReleaseRelay { relay: a.relay });
         self.handler

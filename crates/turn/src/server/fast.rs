@@ -4,12 +4,19 @@
 use super::*;
 
 impl Server {
-    /// Whether a channel of `transport` is handed to the driver.
-    fn publishable(&self, transport: Transport, own: bool) -> bool {
+    /// Whether channels of `transport` are handed to the driver at all.
+    fn publishing(&self, transport: Transport) -> bool {
         self.config.publish_channels
             && self.config.bytes_per_second_per_allocation == 0
             && transport.protocol == Protocol::Udp
-            && !own
+    }
+
+    /// Whether a channel of `transport` to `peer` is handed to the driver. A channel to one of
+    /// the server's own addresses (`own`) is checked against the policy per packet, since it
+    /// may have been allowed for a port that stops being a relay's; it is published only when
+    /// the policy admits the peer whatever the server's ports are (`allow_peers` lists it).
+    fn publishable(&self, transport: Transport, own: bool, peer: SocketAddr) -> bool {
+        self.publishing(transport) && (!own || self.admitted_for_any_port(peer))
     }
 
     /// Publishes every channel of the allocation of `transport` with its deadline now: after
@@ -22,7 +29,7 @@ impl Server {
         };
         let mut publications = Vec::new();
         for (&channel, c) in &a.channels {
-            if !self.publishable(transport, c.own) {
+            if !self.publishable(transport, c.own, c.peer) {
                 continue;
             }
             let Some(&permission) = a.permissions.get(&c.peer.ip()) else {
@@ -44,16 +51,17 @@ impl Server {
         self.out.extend(publications);
     }
 
-    /// Withdraws a channel that ended (expiry, or its allocation deleted).
+    /// Withdraws a channel that ended (expiry, or its allocation deleted). Sent for every
+    /// channel of a client whose channels are published, whether or not this one was (the
+    /// policy's facts may have changed since): the driver ignores what it does not hold.
     pub(super) fn withdraw(
         &mut self,
         transport: Transport,
         relay: SocketAddr,
         channel: u16,
         peer: SocketAddr,
-        own: bool,
     ) {
-        if self.publishable(transport, own) {
+        if self.publishing(transport) {
             self.out.push_back(Output::WithdrawChannel {
                 transport,
                 relay,

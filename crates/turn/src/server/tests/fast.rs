@@ -160,6 +160,16 @@ fn nothing_is_published_without_the_flag_over_tcp_with_a_rate_limit_or_to_own_ad
         "{outs:?}"
     );
     assert!(published(&outs, p.now).is_empty(), "{outs:?}");
+    // The same, listed in `allow_peers`: admitted whatever the ports, so published.
+    let mut p = Pair::new(Config {
+        own_addresses: vec![addr("8.8.4.4:0").ip()],
+        allow_peers: vec![Cidr::new(addr("8.8.4.4:0").ip(), 32).unwrap()],
+        ..fast()
+    });
+    let relay = p.allocate();
+    let own_relay = SocketAddr::new(addr(PEER).ip(), relay.port());
+    let outs = p.bind_outputs(0x4000, own_relay);
+    assert_eq!(published(&outs, p.now), vec![(0x4000, own_relay, 300)]);
 }
 
 #[test]
