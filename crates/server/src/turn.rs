@@ -2,7 +2,8 @@
 //! around the sans-IO [`::turn::server::Server`].
 //!
 //! One owner task holds the state machine (it is single-threaded) and follows its drain rule;
-//! ChannelData on the channels it publishes takes a fast path around it:
+//! ChannelData on the channels it publishes takes a fast path around it, on a thread of its
+//! own (the data plane: the listener and relay reader tasks, see [`data_plane`]):
 //!
 //! ```text
 //!  UDP listener task ── recv_from ─┬─ ChannelData, published channel ─▶ relay socket send_to
@@ -311,10 +312,16 @@ pub(crate) async fn start(
     let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
     let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE);
     let (pw_tx, pw_rx) = mpsc::channel(config.max_parked_auth.max(1));
-    let udp = Arc::new(udp);
+    let plane = data_plane()?;
+    // Registered with the data plane's reactor, where its reader runs.
+    let udp = udp.into_std()?;
+    let udp = {
+        let _plane = plane.enter();
+        Arc::new(UdpSocket::from_std(udp)?)
+    };
     let fast = Arc::new(FastPath::default());
     let span = tracing::info_span!("turn", %bound);
-    let listener = tokio::spawn(
+    let listener = plane.spawn(
         fast::listener(Arc::clone(&udp), Arc::clone(&fast), client_tx).instrument(span.clone()),
     );
     let owner = Owner {
@@ -322,6 +329,7 @@ pub(crate) async fn start(
         udp,
         fast,
         listener,
+        plane,
         relayed_by_owner_reported: 0,
         local: bound,
         relay_ip,
@@ -424,6 +432,8 @@ struct Owner {
     fast: Arc<FastPath>,
     /// The UDP listener's reader task.
     listener: JoinHandle<()>,
+    /// Where the readers run and the UDP sockets are registered ([`data_plane`]).
+    plane: tokio::runtime::Handle,
     /// `Stats::relayed_packets` at the last report (for the debug log of the split).
     relayed_by_owner_reported: u64,
     local: SocketAddr,
@@ -777,6 +787,7 @@ impl Owner {
         socket: std::net::UdpSocket,
     ) -> Result<SocketAddr, RelayError> {
         grow_recv_buffer(socket2::SockRef::from(&socket));
+        let _plane = self.plane.enter();
         let socket = match socket
             .set_nonblocking(true)
             .and_then(|()| UdpSocket::from_std(socket))
@@ -788,7 +799,7 @@ impl Owner {
             }
         };
         let relay = SocketAddr::new(self.relay_ip, port);
-        let reader = tokio::spawn(
+        let reader = self.plane.spawn(
             fast::relay_reader(
                 Arc::clone(&socket),
                 relay,
@@ -813,6 +824,36 @@ impl Owner {
             r.reader.abort();
         }
     }
+}
+
+/// The TURN relays' data plane: one thread running a single-threaded runtime of its own, on
+/// which the UDP listener's and the relay sockets' readers run (the fast path) and with whose
+/// reactor those sockets are registered; started by the first relay, shared by all. On the
+/// server's multi-threaded runtime each datagram woke a reader on one worker and often
+/// unparked the other to steal it (a futex wake and a context switch per packet); here the
+/// thread that waits in epoll runs the reader and sends, and the relays' packets do not wait
+/// behind the rest of the server's tasks. The owner task stays on the server's runtime and
+/// sends on these sockets from there (a tokio socket may be used from any runtime while the
+/// one holding its registration runs, and this one runs for the life of the process).
+fn data_plane() -> anyhow::Result<tokio::runtime::Handle> {
+    static PLANE: std::sync::Mutex<Option<tokio::runtime::Handle>> = std::sync::Mutex::new(None);
+    let mut plane = PLANE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = plane.as_ref() {
+        return Ok(handle.clone());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("TURN data plane runtime")?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("turn-relay".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .context("TURN data plane thread")?;
+    *plane = Some(handle.clone());
+    Ok(handle)
 }
 
 /// A UDP socket on `ip:port`, or `None` when the port is taken.
