@@ -240,7 +240,7 @@ pub(super) async fn listener(
             }
             // ICMP port unreachable from an earlier send shows up here on some systems; it
             // concerns one client, not the socket.
-            Err(e) => tracing::debug!("TURN UDP receive: {e}"),
+            Err(e) => tracing::debug!("TURN UDP receive on {:?}: {e}", udp.local_addr()),
         }
     }
 }
@@ -273,5 +273,161 @@ pub(super) async fn relay_reader(
             }
             Err(e) => tracing::debug!("relay {relay} receive: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn socket() -> (Arc<UdpSocket>, SocketAddr) {
+        let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let a = s.local_addr().expect("addr");
+        (Arc::new(s), a)
+    }
+
+    async fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(300), s.recv_from(&mut buf)).await {
+            Ok(Ok((n, from))) => Some((buf[..n].to_vec(), from)),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn relays_published_channels_until_their_deadline_and_counts_them() {
+        let fast = FastPath::default();
+        let (relay_socket, relay) = socket().await;
+        let (peer, peer_addr) = socket().await;
+        let (client, client_addr) = socket().await;
+        let (listener, _) = socket().await;
+        let later = now() + Duration::from_secs(60);
+        fast.publish(
+            client_addr,
+            relay,
+            Arc::clone(&relay_socket),
+            0x4001,
+            peer_addr,
+            later,
+        );
+        // Client → peer: the payload, from the relay socket.
+        assert!(
+            fast.client_to_peer(client_addr, &[0x40, 0x01, 0, 3, 1, 2, 3, 0])
+                .await
+        );
+        assert_eq!(recv(&peer).await, Some((vec![1, 2, 3], relay)));
+        // Another channel number, another client, or STUN: not taken.
+        assert!(
+            !fast
+                .client_to_peer(client_addr, &[0x40, 0x02, 0, 1, 9])
+                .await
+        );
+        assert!(!fast.client_to_peer(peer_addr, &[0x40, 0x01, 0, 1, 9]).await);
+        assert!(!fast.client_to_peer(client_addr, &[0, 1, 0, 0]).await);
+        // Peer → client: ChannelData written in front of the payload.
+        let mut buf = [0u8; 16];
+        buf[CHANNEL_HEADER_LEN..CHANNEL_HEADER_LEN + 2].copy_from_slice(b"hi");
+        assert!(
+            fast.peer_to_client(&listener, relay, peer_addr, &mut buf, 2)
+                .await
+        );
+        let got = recv(&client).await.expect("ChannelData");
+        assert_eq!(got.0, vec![0x40, 0x01, 0, 2, b'h', b'i']);
+        // Another peer on the relay: not taken.
+        assert!(
+            !fast
+                .peer_to_client(&listener, relay, client_addr, &mut buf, 2)
+                .await
+        );
+        assert_eq!(fast.take_counts(), (2, 5));
+        assert_eq!(fast.take_counts(), (0, 0));
+        // Past the deadline nothing is taken, though still in the table.
+        let past = now();
+        fast.publish(
+            client_addr,
+            relay,
+            Arc::clone(&relay_socket),
+            0x4001,
+            peer_addr,
+            past,
+        );
+        assert!(
+            !fast
+                .client_to_peer(client_addr, &[0x40, 0x01, 0, 1, 9])
+                .await
+        );
+        assert!(
+            !fast
+                .peer_to_client(&listener, relay, peer_addr, &mut buf, 2)
+                .await
+        );
+        assert_eq!(recv(&peer).await, None);
+        assert_eq!(fast.take_counts(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn withdraw_rebind_and_release_leave_no_stale_entry() {
+        let fast = FastPath::default();
+        let (relay_socket, relay) = socket().await;
+        let (_, peer_a) = socket().await;
+        let (_, peer_b) = socket().await;
+        let client: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let later = now() + Duration::from_secs(60);
+        let entries = |f: &FastPath| {
+            (
+                f.to_peer.read().expect("lock").len(),
+                f.to_client.read().expect("lock").len(),
+            )
+        };
+        fast.publish(
+            client,
+            relay,
+            Arc::clone(&relay_socket),
+            0x4000,
+            peer_a,
+            later,
+        );
+        // The channel number rebound to another peer (after its expiry): the old peer's way
+        // back goes.
+        fast.publish(
+            client,
+            relay,
+            Arc::clone(&relay_socket),
+            0x4000,
+            peer_b,
+            later,
+        );
+        assert_eq!(entries(&fast), (1, 1));
+        assert!(fast
+            .to_client
+            .read()
+            .expect("lock")
+            .contains_key(&(relay, peer_b)));
+        // A withdrawal of what is no longer there changes nothing.
+        fast.withdraw(client, relay, 0x4000, peer_a);
+        assert_eq!(entries(&fast), (1, 1));
+        fast.withdraw(client, relay, 0x4000, peer_b);
+        assert_eq!(entries(&fast), (0, 0));
+        // Releasing the relay drops all its channels.
+        fast.publish(
+            client,
+            relay,
+            Arc::clone(&relay_socket),
+            0x4000,
+            peer_a,
+            later,
+        );
+        fast.publish(
+            client,
+            relay,
+            Arc::clone(&relay_socket),
+            0x4001,
+            peer_b,
+            later,
+        );
+        assert_eq!(entries(&fast), (2, 2));
+        fast.release(relay);
+        assert_eq!(entries(&fast), (0, 0));
     }
 }
