@@ -4,8 +4,9 @@
 //! `turnutils_peer` (an echo server on 127.0.0.1, a peer the default policy refuses).
 //!
 //! coturn 4.6's uclient picks channel numbers across RFC 5766's 0x4000–0x7FFF while we accept
-//! RFC 8656's 0x4000–0x4FFF, so the relaying runs use `-s` (Send/Data indications); channels
-//! are covered by the `turn` crate's tests.
+//! RFC 8656's 0x4000–0x4FFF, so the relaying runs use `-s` (Send/Data indications); channels,
+//! and the driver's ChannelData fast path, are covered by the `turn` crate's tests and by the
+//! tests at the end of this file, which drive a UDP client made with the `turn` crate's codec.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -882,5 +883,267 @@ async fn turn_port_moves_and_the_old_port_drains() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    server.shutdown().await;
+}
+
+// ChannelData fast path (issue 12): the listener task and the relay readers relay published
+// channels themselves. These drive it with a UDP client built from the `turn` crate's codec
+// and a plain UDP peer, so they need no coturn.
+
+/// A TURN client over UDP with an allocation as alice.
+struct UdpTurn {
+    sock: UdpSocket,
+    turn: SocketAddr,
+    nonce: String,
+    tid: u8,
+    relay: SocketAddr,
+}
+
+impl UdpTurn {
+    /// A 401 challenge, then the authenticated Allocate.
+    async fn allocate(turn: SocketAddr) -> UdpTurn {
+        use turn::attr::Attribute;
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let mut c = UdpTurn {
+            sock,
+            turn,
+            nonce: String::new(),
+            tid: 1,
+            relay: turn,
+        };
+        let udp = [Attribute::RequestedTransport(17)];
+        let challenge = c.call(turn::stun::Method::Allocate, &udp, false).await;
+        assert_eq!(challenge.error_code().map(|e| e.code), Some(401));
+        c.nonce = challenge.nonce().expect("nonce").to_owned();
+        let allocated = c.call(turn::stun::Method::Allocate, &udp, true).await;
+        assert_eq!(allocated.class, turn::stun::Class::Success, "{allocated:?}");
+        match allocated.attribute(turn::attr::XOR_RELAYED_ADDRESS) {
+            Some(Attribute::XorRelayedAddress(a)) => c.relay = *a,
+            other => panic!("no relayed address: {other:?}"),
+        }
+        c
+    }
+
+    /// A request and its response (other datagrams meanwhile are skipped).
+    async fn call(
+        &mut self,
+        method: turn::stun::Method,
+        attrs: &[turn::attr::Attribute],
+        authed: bool,
+    ) -> turn::stun::Message {
+        self.tid += 1;
+        let tid = self.tid;
+        let nonce = authed.then_some(self.nonce.as_str());
+        let raw = request(method, tid, attrs, nonce);
+        self.sock.send_to(&raw, self.turn).await.expect("send");
+        loop {
+            let bytes = self.recv(Duration::from_secs(5)).await.expect("a response");
+            if let Ok(m) = turn::stun::Message::decode(&bytes) {
+                if m.transaction_id == turn::stun::TransactionId([tid; 12]) {
+                    return m;
+                }
+            }
+        }
+    }
+
+    async fn ok(&mut self, method: turn::stun::Method, attrs: &[turn::attr::Attribute]) {
+        let m = self.call(method, attrs, true).await;
+        assert_eq!(m.class, turn::stun::Class::Success, "{method:?}: {m:?}");
+    }
+
+    async fn bind(&mut self, channel: u16, peer: SocketAddr) {
+        use turn::attr::Attribute;
+        let attrs = [
+            Attribute::ChannelNumber(channel),
+            Attribute::XorPeerAddress(peer),
+        ];
+        self.ok(turn::stun::Method::ChannelBind, &attrs).await;
+    }
+
+    async fn channel_data(&self, channel: u16, data: &[u8]) {
+        let mut out = Vec::new();
+        turn::channel::ChannelData { channel, data }
+            .encode(false, &mut out)
+            .expect("encode");
+        self.sock.send_to(&out, self.turn).await.expect("send");
+    }
+
+    async fn recv(&self, within: Duration) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 2048];
+        match tokio::time::timeout(within, self.sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+            _ => None,
+        }
+    }
+}
+
+/// The next datagram on `sock` within `within`.
+async fn recv_within(sock: &UdpSocket, within: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = vec![0u8; 2048];
+    match tokio::time::timeout(within, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, from))) => Some((buf[..n].to_vec(), from)),
+        _ => None,
+    }
+}
+
+/// `/metrics`' `name`, once it is at least `at_least` (the figures refresh every second).
+async fn metric_reaching(server: &Server, name: &str, at_least: f64) -> f64 {
+    let url = format!("http://{}/metrics", server.http_addr.expect("http"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = reqwest::get(&url)
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if value >= at_least || tokio::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const SHORT: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn channel_data_is_relayed_both_ways_and_counted() {
+    let server = turn_server_with_api().await;
+    let turn = server.turn_addr.expect("turn on");
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let peer_addr = peer.local_addr().expect("addr");
+    let mut c = UdpTurn::allocate(turn).await;
+    c.bind(0x4001, peer_addr).await;
+    let (mut sent, mut packets) = (0usize, 0usize);
+    for i in 0..50u8 {
+        let out = vec![i; 10 + usize::from(i)];
+        c.channel_data(0x4001, &out).await;
+        let (got, from) = recv_within(&peer, Duration::from_secs(2))
+            .await
+            .expect("relayed to the peer");
+        assert_eq!((got, from), (out.clone(), c.relay));
+        let back = vec![i ^ 0xFF; 3 + usize::from(i)];
+        peer.send_to(&back, c.relay).await.expect("send");
+        let got = c
+            .recv(Duration::from_secs(2))
+            .await
+            .expect("relayed to the client");
+        let cd = turn::channel::ChannelData::decode(&got).expect("ChannelData");
+        assert_eq!((cd.channel, cd.data), (0x4001, back.as_slice()));
+        sent += out.len() + back.len();
+        packets += 2;
+    }
+    // Every relayed payload byte is counted once, whichever path took it.
+    let bytes = metric_reaching(&server, "ferrostream_turn_relayed_bytes_total", sent as f64).await;
+    assert_eq!(bytes, sent as f64);
+    let n = metric_reaching(
+        &server,
+        "ferrostream_turn_relayed_packets_total",
+        packets as f64,
+    )
+    .await;
+    assert_eq!(n, packets as f64);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn peers_without_a_channel_or_permission_do_not_get_channel_data() {
+    let server = turn_server_with_api().await;
+    let turn = server.turn_addr.expect("turn on");
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let other_port = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    // Another IP: no permission.
+    let stranger = UdpSocket::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    let mut c = UdpTurn::allocate(turn).await;
+    c.bind(0x4000, peer.local_addr().expect("addr")).await;
+    stranger.send_to(b"intruder", c.relay).await.expect("send");
+    assert_eq!(
+        c.recv(SHORT).await,
+        None,
+        "a peer without permission is dropped"
+    );
+    // The permitted IP on a port without a channel: a Data indication from the owner.
+    other_port.send_to(b"side", c.relay).await.expect("send");
+    let got = c
+        .recv(Duration::from_secs(2))
+        .await
+        .expect("Data indication");
+    let m = turn::stun::Message::decode(&got).expect("STUN");
+    assert_eq!(m.method, turn::stun::Method::Data);
+    assert_eq!(
+        m.xor_peer_addresses().next(),
+        Some(other_port.local_addr().expect("addr"))
+    );
+    // ChannelData on a channel never bound goes nowhere.
+    c.channel_data(0x4005, b"nowhere").await;
+    assert_eq!(recv_within(&peer, SHORT).await, None);
+    assert_eq!(recv_within(&other_port, SHORT).await, None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_channel_stops_relaying_at_once() {
+    let server = start_server_with(|o| {
+        o.rtmp_addr = None;
+        o.http_addr = None;
+        o.turn_addr = Some("127.0.0.1:0".parse().expect("addr"));
+        o.turn.server.users = vec![("alice".into(), "alicepw".into())];
+        o.turn.server.channel_lifetime = Duration::from_secs(2);
+        allow_loopback(&mut o.turn.server);
+    })
+    .await;
+    let turn = server.turn_addr.expect("turn on");
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let peer_addr = peer.local_addr().expect("addr");
+    let mut c = UdpTurn::allocate(turn).await;
+    c.bind(0x4000, peer_addr).await;
+    c.channel_data(0x4000, b"early").await;
+    let got = recv_within(&peer, Duration::from_secs(2)).await;
+    assert_eq!(got.map(|g| g.0), Some(b"early".to_vec()));
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Past the channel's lifetime: nothing reaches the peer, and the peer's datagrams come
+    // back as Data indications (the permission lasts 300 s).
+    c.channel_data(0x4000, b"late").await;
+    assert_eq!(recv_within(&peer, SHORT).await, None);
+    peer.send_to(b"back", c.relay).await.expect("send");
+    let got = c
+        .recv(Duration::from_secs(2))
+        .await
+        .expect("Data indication");
+    let m = turn::stun::Message::decode(&got).expect("a Data indication, not ChannelData");
+    assert_eq!(m.method, turn::stun::Method::Data);
+    // Bound again: relayed again.
+    c.bind(0x4000, peer_addr).await;
+    c.channel_data(0x4000, b"again").await;
+    let got = recv_within(&peer, Duration::from_secs(2)).await;
+    assert_eq!(got.map(|g| g.0), Some(b"again".to_vec()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_allocation_stops_relaying() {
+    let server = turn_server_with_api().await;
+    let turn = server.turn_addr.expect("turn on");
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let peer_addr = peer.local_addr().expect("addr");
+    let mut c = UdpTurn::allocate(turn).await;
+    c.bind(0x4000, peer_addr).await;
+    c.channel_data(0x4000, b"one").await;
+    assert!(recv_within(&peer, Duration::from_secs(2)).await.is_some());
+    c.ok(
+        turn::stun::Method::Refresh,
+        &[turn::attr::Attribute::Lifetime(0)],
+    )
+    .await;
+    c.channel_data(0x4000, b"two").await;
+    assert_eq!(recv_within(&peer, SHORT).await, None);
+    peer.send_to(b"back", c.relay).await.expect("send");
+    assert_eq!(c.recv(SHORT).await, None);
     server.shutdown().await;
 }

@@ -1,20 +1,46 @@
 //! The STUN/TURN listener (RFC 8489, RFC 8656): sockets, timers and the hooks of seed 000
 //! around the sans-IO [`::turn::server::Server`].
 //!
-//! One owner task holds the state machine (it is single-threaded) and follows its drain rule:
+//! One owner task holds the state machine (it is single-threaded) and follows its drain rule;
+//! ChannelData on the channels it publishes takes a fast path around it, on a thread of its
+//! own (the data plane: the listener and relay reader tasks, see [`data_plane`]):
 //!
 //! ```text
-//!  UDP listener ── recv_from ───────────────────┐
-//!  TCP conn tasks ── next_frame ── mpsc(256) ───┤
-//!  relay reader tasks ── recv_from ── mpsc(1024)┼─▶ owner: handle_* ─▶ poll_output until None
-//!  password lookups (spawned) ── mpsc ──────────┤        ├─ ToClient ─▶ UDP send_to / TCP mpsc(256)
-//!  timer (poll_timeout) ────────────────────────┘        ├─ ToPeer ──▶ relay socket send_to
-//!                                                         ├─ AllocateRelay ▶ bind, relay_allocated
-//!                                                         ├─ ReleaseRelay ─▶ abort the reader
-//!                                                         └─ PasswordRequest ▶ spawn the lookup
+//!  UDP listener task ── recv_from ─┬─ ChannelData, published channel ─▶ relay socket send_to
+//!                                  └─ anything else ── mpsc(256) ───┐        (fast path)
+//!  TCP conn tasks ── next_frame ── mpsc(256) ───────────────────────┤
+//!  relay reader tasks ── recv_from ─┬─ from a published channel's peer ─▶ ChannelData,
+//!                                   │                          listener send_to (fast path)
+//!                                   └─ anything else ── mpsc(1024) ─┤
+//!  password lookups (spawned) ── mpsc ──────────────────────────────┤
+//!  timer (poll_timeout) ────────────────────────────────────────────┘
+//!        ▼
+//!  owner: handle_* ─▶ poll_output until None
+//!        ├─ ToClient ───────▶ UDP send_to / TCP mpsc(256)
+//!        ├─ ToPeer ─────────▶ relay socket send_to
+//!        ├─ AllocateRelay ──▶ bind, start its reader, relay_allocated
+//!        ├─ ReleaseRelay ───▶ abort the reader, drop its channels from the table
+//!        ├─ PublishChannel ─▶ table (client, channel) → relay, peer, deadline, and back
+//!        ├─ WithdrawChannel ▶ out of the table
+//!        └─ PasswordRequest ▶ spawn the lookup
 //!
 //!  handle_* ── WebhookHandler (a turn::handler::Handler) ── TurnHooks::event ─▶ POST /events
 //! ```
+//!
+//! The fast path (`fast`): the state machine stays the only authority on allocations,
+//! permissions and channels. With `Config::publish_channels` it publishes each channel of a
+//! UDP client with a deadline (the earliest of the channel's, its peer permission's and the
+//! allocation's expiry) and republishes it when a ChannelBind, CreatePermission or Refresh
+//! moves that deadline; it withdraws it when it expires or its allocation goes. The listener
+//! task and the relay readers look a datagram up in that read-mostly table and relay it
+//! themselves only when they find it before its deadline, so an expired or unbound channel
+//! stops at once, even before the owner's timer runs; everything else (STUN, Send and Data
+//! indications, unknown channels, peers without a channel, TCP clients) goes to the owner,
+//! which decides as before. What the fast path relays is counted in atomics that the owner
+//! hands to the state machine (`Server::count_relayed`) every second, so `/metrics` stays
+//! complete. Channels are not published when `turn.max_bytes_per_second` is set (the rate
+//! limit needs every packet) or to the server's own addresses that `turn.allow_peers` does not
+//! list (the policy allowed them for a relay's port and checks them per packet).
 //!
 //! The seed 000 web hooks themselves (the HTTP client, the bounded event queue, the `realm`
 //! and `rid` headers) are [`::hooks::HttpTurnHooks`], behind the [`::hooks::TurnHooks`] trait;
@@ -32,9 +58,10 @@
 //! `turn.max_lifetime` + 60 s; one whose allocation ends is back to an allocation deadline. Relay sockets kept for a port reservation (EVEN-PORT with the
 //! R bit) are bound and read like any relay until the state machine releases them.
 //!
-//! Layout: this file has the listener, the owner task and the relay sockets; `tcp` the TCP
-//! connections (accept, cap, deadlines); `hooks` the state machine's handler wired to the seed
-//! 000 hooks.
+//! Layout: this file has the listener, the owner task and the relay sockets; `fast` the
+//! ChannelData fast path (the table of published channels, the UDP listener's and the relay
+//! sockets' reader tasks); `tcp` the TCP connections (accept, cap, deadlines); `hooks` the
+//! state machine's handler wired to the seed 000 hooks.
 //!
 //! Every queue is bounded. Readers wait for room (the kernel drops datagrams meanwhile, and a
 //! TCP client is slowed down); the owner never waits on a queue: a TCP client that does not
@@ -55,10 +82,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod fast;
 mod hooks;
 mod tcp;
 
 use ::hooks::{HttpTurnHooks, TurnHookConfig, TurnHooks};
+use ::turn::channel::CHANNEL_HEADER_LEN;
+use fast::FastPath;
 use hooks::WebhookHandler;
 use tcp::{TcpClient, TcpLimits, TcpMsg};
 
@@ -71,8 +101,11 @@ const RELAY_BUF: usize = 0x4000;
 const TCP_IN_QUEUE: usize = 256;
 /// Frames waiting to be written to one TCP client; past it they are dropped.
 const TCP_OUT_QUEUE: usize = 256;
-/// Datagrams from all relay sockets waiting for the owner.
+/// Datagrams from all relay sockets waiting for the owner (each at most [`RELAY_BUF`]).
 const PEER_QUEUE: usize = 1024;
+/// Datagrams from the UDP listener waiting for the owner (each at most [`LISTENER_BUF`]): the
+/// ones the fast path does not take (STUN, Send indications, unpublished channels).
+const CLIENT_QUEUE: usize = 256;
 /// Datagrams handled per wake-up of the owner task before it looks at its other inputs.
 const BATCH: usize = 32;
 /// A dropped-message warning is logged once per this many drops.
@@ -261,6 +294,9 @@ pub(crate) async fn start(
     config.auth_secret = Some(rest_secret(&options));
     config.password_hook = options.hook_url.is_some();
     config.own_addresses = own_addresses(&[bound.ip(), relay_ip]);
+    // The webhook handler keeps the accepting defaults of the per-packet vetoes, so the
+    // driver may relay published channels itself.
+    config.publish_channels = true;
     tracing::debug!(own = ?config.own_addresses, "TURN peer policy: the server's own addresses");
     let hooks: Option<Arc<dyn TurnHooks>> = match &options.hook_url {
         Some(url) => {
@@ -274,10 +310,31 @@ pub(crate) async fn start(
     let handler = WebhookHandler::new(hooks.clone(), events);
     let (tcp_tx, tcp_rx) = mpsc::channel(TCP_IN_QUEUE);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE);
+    let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE);
     let (pw_tx, pw_rx) = mpsc::channel(config.max_parked_auth.max(1));
+    let plane = data_plane()?;
+    // Registered with the data plane's reactor, where its reader runs.
+    let udp = udp.into_std()?;
+    let udp = {
+        let _plane = plane.enter();
+        Arc::new(UdpSocket::from_std(udp)?)
+    };
+    let fast = Arc::new(FastPath::default());
+    let span = tracing::info_span!("turn", %bound);
+    // The readers are not instrumented with the span: entering it on every poll cost a few
+    // per cent of the CPU per relayed packet, and their few log lines name their sockets.
+    let listener = plane.spawn(fast::listener(
+        Arc::clone(&udp),
+        Arc::clone(&fast),
+        client_tx,
+    ));
     let owner = Owner {
         server: ::turn::server::Server::with_handler(config, rand::random(), Box::new(handler)),
-        udp: Arc::new(udp),
+        udp,
+        fast,
+        listener,
+        plane,
+        relayed_by_owner_reported: 0,
         local: bound,
         relay_ip,
         relay_ports: options.relay_port_range,
@@ -302,10 +359,11 @@ pub(crate) async fn start(
         drain,
         draining: false,
     };
-    let span = tracing::info_span!("turn", %bound);
     let task = tokio::spawn(
         owner
-            .run(tcp, registry, tcp_tx, tcp_rx, peer_rx, pw_rx, shutdown)
+            .run(
+                tcp, registry, tcp_tx, tcp_rx, client_rx, peer_rx, pw_rx, shutdown,
+            )
             .instrument(span),
     );
     Ok((bound, task))
@@ -353,7 +411,13 @@ pub(crate) fn relay_ip(listener: IpAddr) -> IpAddr {
         .unwrap_or(loopback)
 }
 
-/// A datagram a relay socket received.
+/// A datagram the UDP listener received that the fast path did not take.
+struct ClientPacket {
+    client: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// A datagram a relay socket received that the fast path did not take.
 struct PeerPacket {
     relay: SocketAddr,
     peer: SocketAddr,
@@ -368,6 +432,14 @@ struct Relay {
 struct Owner {
     server: ::turn::server::Server,
     udp: Arc<UdpSocket>,
+    /// The published channels, read by the listener task and the relay readers.
+    fast: Arc<FastPath>,
+    /// The UDP listener's reader task.
+    listener: JoinHandle<()>,
+    /// Where the readers run and the UDP sockets are registered ([`data_plane`]).
+    plane: tokio::runtime::Handle,
+    /// `Stats::relayed_packets` at the last report (for the debug log of the split).
+    relayed_by_owner_reported: u64,
     local: SocketAddr,
     relay_ip: IpAddr,
     relay_ports: RangeInclusive<u16>,
@@ -405,12 +477,11 @@ impl Owner {
         registry: registry::Registry,
         tcp_tx: mpsc::Sender<TcpMsg>,
         mut tcp_rx: mpsc::Receiver<TcpMsg>,
+        mut client_rx: mpsc::Receiver<ClientPacket>,
         mut peer_rx: mpsc::Receiver<PeerPacket>,
         mut pw_rx: mpsc::Receiver<(AuthRequestId, Option<String>)>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut buf = vec![0u8; LISTENER_BUF];
-        let udp = Arc::clone(&self.udp);
         let mut conns = tokio::task::JoinSet::new();
         // One timer for the life of the loop, re-armed only when the state machine's deadline
         // moves: a fresh timer per packet costs a timer-wheel insert and removal each time.
@@ -428,30 +499,14 @@ impl Owner {
                 timer.as_mut().reset(deadline.unwrap_or_else(far));
             }
             tokio::select! {
-                recv = udp.recv_from(&mut buf) => {
-                    let mut recv = recv;
-                    // Take what else is already queued on the socket (up to a batch) before
-                    // going back to select: one wake-up for many datagrams under load.
-                    let mut handled = 0;
-                    loop {
-                        match recv {
-                            Ok((n, client)) => {
-                                let transport =
-                                    Transport { protocol: Protocol::Udp, client, server: self.local };
-                                let (now, unix) = clocks();
-                                self.server.handle_client(now, unix, transport, &buf[..n]);
-                                self.drain().await;
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            // ICMP port unreachable from an earlier send shows up here on some
-                            // systems; it concerns one client, not the socket.
-                            Err(e) => tracing::debug!("TURN UDP receive: {e}"),
-                        }
-                        handled += 1;
-                        if handled == BATCH {
-                            break;
-                        }
-                        recv = udp.try_recv_from(&mut buf);
+                Some(p) = client_rx.recv() => {
+                    // Take what else is already queued (up to a batch) before going back to
+                    // select: one wake-up for many datagrams under load.
+                    self.udp_client(p);
+                    for _ in 1..BATCH {
+                        let Ok(p) = client_rx.try_recv() else { break };
+                        self.drain().await;
+                        self.udp_client(p);
                     }
                 }
                 accepted = tcp.accept() => match accepted {
@@ -519,7 +574,18 @@ impl Owner {
                     }
                 }
                 _ = report.tick() => {
+                    let (packets, bytes) = self.fast.take_counts();
+                    let before = self.server.stats().relayed_packets;
+                    self.server.count_relayed(packets, bytes);
                     let stats = self.server.stats();
+                    if stats.relayed_packets != self.relayed_by_owner_reported {
+                        tracing::debug!(
+                            fast = packets,
+                            owner = before - self.relayed_by_owner_reported,
+                            "TURN packets relayed in the last second"
+                        );
+                    }
+                    self.relayed_by_owner_reported = stats.relayed_packets;
                     if self.draining {
                         if stats.allocations == 0 {
                             tracing::info!("TURN on the old port drained");
@@ -540,10 +606,22 @@ impl Owner {
             }
             self.drain().await;
         }
+        self.listener.abort();
         for (_, relay) in self.relays.drain() {
             relay.reader.abort();
         }
         conns.abort_all();
+    }
+
+    /// A datagram from a UDP client that the fast path did not take.
+    fn udp_client(&mut self, p: ClientPacket) {
+        let transport = Transport {
+            protocol: Protocol::Udp,
+            client: p.client,
+            server: self.local,
+        };
+        let (now, unix) = clocks();
+        self.server.handle_client(now, unix, transport, &p.bytes);
     }
 
     /// Carries out every pending output (the drain rule).
@@ -572,6 +650,26 @@ impl Owner {
                     }
                 }
                 Output::ReleaseRelay { relay } => self.release(relay),
+                Output::PublishChannel {
+                    transport,
+                    relay,
+                    channel,
+                    peer,
+                    expires,
+                } => {
+                    // Only UDP clients of this listener are published.
+                    if let Some(r) = self.relays.get(&relay) {
+                        let socket = Arc::clone(&r.socket);
+                        self.fast
+                            .publish(transport.client, relay, socket, channel, peer, expires);
+                    }
+                }
+                Output::WithdrawChannel {
+                    transport,
+                    relay,
+                    channel,
+                    peer,
+                } => self.fast.withdraw(transport.client, relay, channel, peer),
                 Output::PasswordRequest {
                     request,
                     username,
@@ -693,6 +791,7 @@ impl Owner {
         socket: std::net::UdpSocket,
     ) -> Result<SocketAddr, RelayError> {
         grow_recv_buffer(socket2::SockRef::from(&socket));
+        let _plane = self.plane.enter();
         let socket = match socket
             .set_nonblocking(true)
             .and_then(|()| UdpSocket::from_std(socket))
@@ -704,22 +803,58 @@ impl Owner {
             }
         };
         let relay = SocketAddr::new(self.relay_ip, port);
-        let reader = tokio::spawn(
-            relay_reader(Arc::clone(&socket), relay, self.peer_tx.clone())
-                .instrument(tracing::Span::current()),
-        );
+        let reader = self.plane.spawn(fast::relay_reader(
+            Arc::clone(&socket),
+            relay,
+            self.peer_tx.clone(),
+            Arc::clone(&self.udp),
+            Arc::clone(&self.fast),
+        ));
         if let Some(old) = self.relays.insert(relay, Relay { socket, reader }) {
+            self.fast.release(relay);
             old.reader.abort();
         }
         Ok(relay)
     }
 
-    /// Closes the relay socket at `relay` (its reader holds the other reference).
+    /// Closes the relay socket at `relay` (its reader and the fast path's table hold the
+    /// other references; the table drops its entries here).
     fn release(&mut self, relay: SocketAddr) {
+        self.fast.release(relay);
         if let Some(r) = self.relays.remove(&relay) {
             r.reader.abort();
         }
     }
+}
+
+/// The TURN relays' data plane: one thread running a single-threaded runtime of its own, on
+/// which the UDP listener's and the relay sockets' readers run (the fast path) and with whose
+/// reactor those sockets are registered; started by the first relay, shared by all. On the
+/// server's multi-threaded runtime each datagram woke a reader on one worker and often
+/// unparked the other to steal it (a futex wake and a context switch per packet); here the
+/// thread that waits in epoll runs the reader and sends, and the relays' packets do not wait
+/// behind the rest of the server's tasks. The owner task stays on the server's runtime and
+/// sends on these sockets from there (a tokio socket may be used from any runtime while the
+/// one holding its registration runs, and this one runs for the life of the process).
+fn data_plane() -> anyhow::Result<tokio::runtime::Handle> {
+    static PLANE: std::sync::Mutex<Option<tokio::runtime::Handle>> = std::sync::Mutex::new(None);
+    let mut plane = PLANE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = plane.as_ref() {
+        return Ok(handle.clone());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("TURN data plane runtime")?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("turn-relay".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .context("TURN data plane thread")?;
+    *plane = Some(handle.clone());
+    Ok(handle)
 }
 
 /// A UDP socket on `ip:port`, or `None` when the port is taken.
@@ -740,25 +875,6 @@ fn clocks() -> (std::time::Instant, u64) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     (Instant::now().into_std(), unix)
-}
-
-async fn relay_reader(socket: Arc<UdpSocket>, relay: SocketAddr, tx: mpsc::Sender<PeerPacket>) {
-    let mut buf = vec![0u8; RELAY_BUF];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, peer)) => {
-                let packet = PeerPacket {
-                    relay,
-                    peer,
-                    bytes: buf[..n].to_vec(),
-                };
-                if tx.send(packet).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => tracing::debug!("relay {relay} receive: {e}"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,23 @@
 //!                              poll_timeout() ──▶ sleep until then, then handle_timeout
 //! ```
 //!
+//! # Fast path
+//!
+//! With [`Config::publish_channels`] the server publishes every channel of a UDP client to
+//! the driver ([`Output::PublishChannel`], again whenever a ChannelBind, CreatePermission or
+//! Refresh moves its deadline; [`Output::WithdrawChannel`] when it expires or its allocation
+//! goes), and the driver relays the ChannelData of published channels itself until their
+//! deadline, both ways, without calling `handle_client` / `handle_peer` per packet. The server
+//! stays the only authority: it decides what is published and for how long, and whatever the
+//! driver does not find published (or finds past its deadline) still comes in through the
+//! `handle_*` calls, which decide as they always did. The driver hands its counts back with
+//! [`Server::count_relayed`] so that [`Stats`] stays complete. Packets relayed by the driver
+//! skip [`Handler::before_relay_channel_data`]; a server whose handler vetoes relayed packets
+//! must leave the flag off. Channels are not published when
+//! [`Config::bytes_per_second_per_allocation`] is set (the rate limit needs every packet), nor
+//! to the server's own addresses unless [`Config::allow_peers`] lists them (otherwise the
+//! policy allowed them for a relay's port, and checks them again per packet).
+//!
 //! Outputs are IO only. Notifications (allocation created, refreshed, deleted, permissions,
 //! channels, bindings, discards) and vetoes go to the [`Handler`] given to
 //! [`Server::with_handler`], synchronously, at the point they happen.
@@ -122,6 +139,10 @@ pub struct Config {
     /// Address advertised in XOR-RELAYED-ADDRESS instead of the relay socket's own IP (the
     /// port is kept), for a server behind 1:1 NAT. Default: none.
     pub external_ip: Option<IpAddr>,
+    /// Publish the channels of UDP clients to the driver ([`Output::PublishChannel`],
+    /// [`Output::WithdrawChannel`]) so that it relays their ChannelData itself, both ways,
+    /// without a call per packet (see [Fast path](self#fast-path)). Default: false.
+    pub publish_channels: bool,
 }
 
 impl Default for Config {
@@ -147,6 +168,7 @@ impl Default for Config {
             max_parked_auth: 128,
             password_timeout: Duration::from_secs(5),
             external_ip: None,
+            publish_channels: false,
         }
     }
 }
@@ -243,6 +265,39 @@ pub enum Output {
     ReleaseRelay {
         /// The relay socket's address.
         relay: SocketAddr,
+    },
+    /// (With [`Config::publish_channels`].) ChannelData on `channel` between the UDP client
+    /// `transport` and `peer`, through the relay socket at `relay`, may be relayed by the
+    /// driver itself until `expires` (the earliest of the channel's, the peer permission's and
+    /// the allocation's expiry), both ways: the client's ChannelData on `channel` goes to
+    /// `peer` from `relay` as its payload, and a datagram from exactly `peer` on `relay` goes
+    /// to the client as ChannelData on `channel`. Anything else, and everything at or after
+    /// `expires`, still goes to [`Server::handle_client`] / [`Server::handle_peer`]. Replaces
+    /// an earlier publication of the same `(transport, channel)`; hand the driver's counts to
+    /// [`Server::count_relayed`].
+    PublishChannel {
+        /// The client's 5-tuple (always [`Protocol::Udp`]).
+        transport: Transport,
+        /// The allocation's relay socket.
+        relay: SocketAddr,
+        /// The channel number.
+        channel: u16,
+        /// The peer bound to it.
+        peer: SocketAddr,
+        /// Relay nothing on this publication from this instant on.
+        expires: Instant,
+    },
+    /// (With [`Config::publish_channels`].) The channel published earlier is gone (expired,
+    /// or its allocation deleted): stop relaying it.
+    WithdrawChannel {
+        /// The client's 5-tuple.
+        transport: Transport,
+        /// The allocation's relay socket.
+        relay: SocketAddr,
+        /// The channel number.
+        channel: u16,
+        /// The peer it was bound to.
+        peer: SocketAddr,
     },
     /// Look up a password (the hook), then call [`Server::provide_password`].
     PasswordRequest {
@@ -504,6 +559,14 @@ impl Server {
         self.config.own_addresses = addresses;
     }
 
+    /// Adds what the driver relayed itself on published channels (see
+    /// [Fast path](self#fast-path)) to [`Stats::relayed_packets`] and
+    /// [`Stats::relayed_bytes`].
+    pub fn count_relayed(&mut self, packets: u64, bytes: u64) {
+        self.stats.relayed_packets = self.stats.relayed_packets.saturating_add(packets);
+        self.stats.relayed_bytes = self.stats.relayed_bytes.saturating_add(bytes);
+    }
+
     /// The next thing for the driver to do; call until `None` after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
@@ -538,9 +601,19 @@ impl Server {
             self.delete_allocation(t);
         }
         self.expire_reservations(now);
-        for a in self.allocations.values_mut() {
+        let mut gone = Vec::new();
+        for (t, a) in &mut self.allocations {
             a.permissions.retain(|_, t| *t > now);
-            a.channels.retain(|_, c| c.expires > now);
+            a.channels.retain(|&n, c| {
+                let keep = c.expires > now;
+                if !keep {
+                    gone.push((*t, a.relay, n, c.peer));
+                }
+                keep
+            });
+        }
+        for (transport, relay, channel, peer) in gone {
+            self.withdraw(transport, relay, channel, peer);
         }
         let late: Vec<AuthRequestId> = self
             .parked
@@ -761,6 +834,7 @@ impl Server {
 
 mod allocation;
 mod credentials;
+mod fast;
 mod permission;
 mod relay;
 #[cfg(test)]

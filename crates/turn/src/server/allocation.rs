@@ -327,6 +327,7 @@ impl Server {
         }
         self.extend_password(&auth.username, expires);
         self.success(reply, vec![Attribute::Lifetime(secs(lifetime))]);
+        self.publish(t);
         self.handler
             .refreshed(&auth.username, t.client, secs(lifetime));
     }
@@ -344,6 +345,12 @@ impl Server {
         }
         if !self.allocations.values().any(|o| o.username == a.username) {
             self.passwords.remove(&a.username);
+        }
+        let mut channels: Vec<(u16, SocketAddr)> =
+            a.channels.iter().map(|(&n, c)| (n, c.peer)).collect();
+        channels.sort_unstable_by_key(|c| c.0);
+        for (channel, peer) in channels {
+            self.withdraw(t, a.relay, channel, peer);
         }
         self.out.push_back(Output::ReleaseRelay { relay: a.relay });
         self.handler

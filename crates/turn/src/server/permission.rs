@@ -40,6 +40,16 @@ impl Server {
         policy::check_peer(peer, &self.config.allow_peers, own_ip, own_port)
     }
 
+    /// True when the peer policy admits `peer` whatever the server's own ports are: a verdict
+    /// no relay's coming or going can change, so a channel to it need not be checked per
+    /// packet (the fast path relays it).
+    pub(super) fn admitted_for_any_port(&self, peer: SocketAddr) -> bool {
+        let own_ip = |ip: IpAddr| {
+            self.config.own_addresses.contains(&ip) || self.config.external_ip == Some(ip)
+        };
+        policy::check_peer(peer, &self.config.allow_peers, own_ip, |_| false).is_ok()
+    }
+
     /// True when `peer` is a relay or one of the server's own addresses (which the policy
     /// allows for the port alone, so a channel to it is checked again per packet).
     pub(super) fn is_own_address(&self, peer: SocketAddr) -> bool {
@@ -74,6 +84,7 @@ impl Server {
             }
         }
         self.success(reply, Vec::new());
+        self.publish(t);
         for peer in peers {
             self.handler
                 .permission_created(&auth.username, t.client, peer);
@@ -127,6 +138,7 @@ impl Server {
             *p = (*p).max(permission_expires);
         }
         self.success(reply, Vec::new());
+        self.publish(t);
         self.handler
             .channel_bound(&auth.username, t.client, channel, peer);
     }

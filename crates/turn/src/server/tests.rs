@@ -7,6 +7,7 @@ use crate::handler::Handler;
 use std::sync::{Arc, Mutex};
 
 mod credentials;
+mod fast;
 mod handler;
 mod permission;
 mod relay;
