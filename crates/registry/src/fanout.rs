@@ -48,6 +48,14 @@ pub struct FanoutLimits {
     pub max_lags: usize,
     /// The window over which lags are counted. Default: 30 s.
     pub lag_window: Duration,
+    /// GOPs kept: a new reader starts at the newest GOP start and a reader keeping up is never
+    /// more than a GOP behind, so older ones are evicted, down to `min_items`. Default: 2 (the
+    /// GOP new readers start at and the one before it, for readers still finishing it); 0 keeps
+    /// every GOP the other bounds allow.
+    pub max_gops: usize,
+    /// Items always kept whatever `max_gops` says, so a stream of many small GOPs (audio alone:
+    /// every frame starts one) still gives a reader room to fall behind. Default: 256.
+    pub min_items: usize,
 }
 
 impl Default for FanoutLimits {
@@ -57,6 +65,8 @@ impl Default for FanoutLimits {
             max_items: 4096,
             max_lags: 5,
             lag_window: Duration::from_secs(30),
+            max_gops: 2,
+            min_items: 256,
         }
     }
 }
@@ -100,6 +110,8 @@ struct Ring<T> {
     bytes: usize,
     /// Sequence number of the newest GOP start still in the ring.
     gop_start: Option<u64>,
+    /// Sequence numbers of every GOP start in the ring, oldest first (for `max_gops`).
+    gop_starts: VecDeque<u64>,
     header: Vec<T>,
     /// Bumped by every [`Fanout::set_header`], so a reader resuming after a lag gets the
     /// header again only when it changed.
@@ -141,6 +153,7 @@ impl<T: Clone> Fanout<T> {
                     head: 0,
                     bytes: 0,
                     gop_start: None,
+                    gop_starts: VecDeque::new(),
                     header: Vec::new(),
                     header_generation: 0,
                     closed: false,
@@ -176,13 +189,25 @@ impl<T: Clone> Fanout<T> {
             ring.bytes = ring.bytes.saturating_add(cost);
             if starts_gop {
                 ring.gop_start = Some(seq);
+                ring.gop_starts.push_back(seq);
             }
-            while ring.items.len() > 1
-                && (ring.bytes > limits.max_bytes || ring.items.len() > limits.max_items)
-            {
+            loop {
+                let over = ring.items.len() > 1
+                    && (ring.bytes > limits.max_bytes || ring.items.len() > limits.max_items);
+                // The oldest GOP start to keep: the `max_gops`-th newest.
+                let keep_from = (ring.gop_starts.len().checked_sub(limits.max_gops))
+                    .and_then(|i| ring.gop_starts.get(i).copied());
+                let old_gop = keep_from.is_some_and(|keep| ring.head < keep)
+                    && ring.items.len() > limits.min_items;
+                if !(over || old_gop) {
+                    break;
+                }
                 let Some(old) = ring.items.pop_front() else {
                     break;
                 };
+                if ring.gop_starts.front() == Some(&ring.head) {
+                    ring.gop_starts.pop_front();
+                }
                 ring.bytes -= old.cost;
                 ring.head += 1;
                 ring.evicted += 1;
@@ -461,7 +486,41 @@ mod tests {
             max_items,
             max_lags,
             lag_window: Duration::from_secs(30),
+            // These tests are about the other bounds.
+            max_gops: usize::MAX,
+            min_items: 0,
         }
+    }
+
+    #[test]
+    fn old_gops_are_evicted_down_to_the_item_floor() {
+        let f = Fanout::new(FanoutLimits {
+            max_gops: 2,
+            min_items: 3,
+            ..FanoutLimits::default()
+        });
+        let mut keeping_up = f.reader();
+        // GOPs of 4 items: 0-3, 4-7, 8-11.
+        for i in 0..12u32 {
+            f.push(i, 1, i % 4 == 0);
+        }
+        // Two GOPs are left; a new reader starts at the newest.
+        assert_eq!(f.stats().items, 8);
+        assert_eq!(f.stats().evicted, 4);
+        assert_eq!(drain(&mut f.reader()), vec![8, 9, 10, 11]);
+        // A reader that kept up until the first GOP left missed it and resumes at a GOP start.
+        assert!(matches!(keeping_up.try_recv(), Some(Ok(4))));
+        // Every item a GOP start (audio alone): the floor keeps three.
+        let audio = Fanout::new(FanoutLimits {
+            max_gops: 2,
+            min_items: 3,
+            ..FanoutLimits::default()
+        });
+        for i in 0..10u32 {
+            audio.push(i, 1, true);
+        }
+        assert_eq!(audio.stats().items, 3);
+        assert_eq!(drain(&mut audio.reader()), vec![9]);
     }
 
     fn drain(r: &mut Reader<u32>) -> Vec<u32> {
