@@ -46,8 +46,9 @@ impl LiveFlv {
     }
 }
 
-/// Admits `GET {path}?{query}` as [`live`] does (stream name, on_play, the stream's FLV output)
-/// for a driver outside the router; the refusal is the response [`live`] would give.
+/// Admits `GET {path}?{query}` as the router's HTTP-FLV route does (stream name, on_play, the
+/// stream's FLV output) for a driver outside the router; the refusal is the response that
+/// route would give.
 pub async fn open_live_flv(
     state: &AppState,
     peer: SocketAddr,
