@@ -25,7 +25,7 @@ pub fn run(target: &str, data: &[u8]) {
 /// itself): never a panic, and what it takes is a complete head of at most the bytes given,
 /// a live FLV path, bounded headers.
 pub fn http_flv_head(data: &[u8]) {
-    crate::http::fuzz_flv_head(data);
+    crate::http::live_flv::fuzz_head(data);
 }
 
 /// Splits the input into pieces (the next piece is fed as a separate read).

@@ -22,12 +22,7 @@
 use crate::limits::{ConnGuard, Limits, Listener};
 use crate::stall::StallGuard;
 
-mod live_flv;
-
-/// [`crate::fuzzing::http_flv_head`]'s body: what `live_flv` makes of a first read.
-pub(crate) fn fuzz_flv_head(data: &[u8]) {
-    live_flv::fuzz_head(data);
-}
+pub(crate) mod live_flv;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::{Body, Frame, Incoming, SizeHint};

@@ -55,7 +55,7 @@ pub(super) async fn peek_head(socket: &TcpStream) -> Option<Head> {
 }
 
 /// The fuzz target's checks on [`parse_head`] (see `crate::fuzzing`).
-pub(super) fn fuzz_head(data: &[u8]) {
+pub(crate) fn fuzz_head(data: &[u8]) {
     let data = data.get(..HEAD_MAX).unwrap_or(data);
     if let Some(head) = parse_head(data) {
         assert!(head.len <= data.len());
@@ -229,30 +229,41 @@ async fn stream(
                     socket.write_all(b"0\r\n\r\n").await?;
                     return Ok(());
                 };
-                // Whatever else is ready goes out in the same chunk and the same write.
-                let mut batch = vec![first];
-                let mut len = batch[0].len();
+                // Whatever else is ready goes out in the same chunk and the same write; a tag
+                // alone (a viewer keeping up) needs no list.
+                let Some(second) = live.try_next() else {
+                    write_chunk(socket, std::slice::from_ref(&first)).await?;
+                    continue;
+                };
+                let mut batch = vec![first, second];
+                let mut len: usize = batch.iter().map(Bytes::len).sum();
                 while len < WRITE_BATCH && batch.len() < WRITE_SLICES {
                     let Some(more) = live.try_next() else { break };
                     len += more.len();
                     batch.push(more);
                 }
-                write_chunk(socket, &batch, len).await?;
+                write_chunk(socket, &batch).await?;
             }
         }
     }
 }
 
-/// One chunk (RFC 9112 §7.1) of `batch`'s `len` bytes, in one vectored write where the socket
-/// takes it.
-async fn write_chunk(
-    socket: &mut StallGuard<TcpStream>,
-    batch: &[Bytes],
-    len: usize,
-) -> io::Result<()> {
-    let size = format!("{len:X}\r\n");
+/// One chunk (RFC 9112 §7.1) of `batch`'s bytes, in one vectored write where the socket takes
+/// it; one tag allocates nothing.
+async fn write_chunk(socket: &mut StallGuard<TcpStream>, batch: &[Bytes]) -> io::Result<()> {
+    let len: usize = batch.iter().map(Bytes::len).sum();
+    // At most 16 hex digits and CRLF.
+    let mut size = [0u8; 18];
+    let mut line = io::Cursor::new(&mut size[..]);
+    io::Write::write_fmt(&mut line, format_args!("{len:X}\r\n"))?;
+    let line_len = usize::try_from(line.position()).unwrap_or(0);
+    let size = size.get(..line_len).unwrap_or_default();
+    if let [one] = batch {
+        let mut slices = [IoSlice::new(size), IoSlice::new(one), IoSlice::new(b"\r\n")];
+        return write_all(socket, &mut slices).await;
+    }
     let mut slices = Vec::with_capacity(batch.len() + 2);
-    slices.push(IoSlice::new(size.as_bytes()));
+    slices.push(IoSlice::new(size));
     slices.extend(batch.iter().map(|b| IoSlice::new(b)));
     slices.push(IoSlice::new(b"\r\n"));
     write_all(socket, &mut slices).await
