@@ -10,6 +10,7 @@
 //! server alike (`scripts/bench-fanout` runs it against ferrostream and nginx-rtmp). `view`
 //! prints one line of JSON: viewers connected and failed, bytes received over the measured
 //! window, the delivered Mbit/s in all and per viewer, and the time from each viewer's connect
+//! to the play's start (RTMP `NetStream.Play.Start`, the HTTP-FLV response head; p50, p99) and
 //! to its first video keyframe (p50, p99, max).
 #![allow(clippy::print_stdout)] // the report goes to stdout
 
@@ -187,16 +188,44 @@ struct Totals {
     failed: AtomicUsize,
     /// Microseconds from connect to the first video keyframe, one per viewer that got one.
     first_keyframe_us: std::sync::Mutex<Vec<u64>>,
+    /// Microseconds from connect to the play's start (RTMP `NetStream.Play.Start`, the
+    /// HTTP-FLV response head), one per viewer that got there.
+    started_us: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Totals {
     fn keyframe(&self, since: Instant) {
-        let us = since.elapsed().as_micros() as u64;
-        self.first_keyframe_us
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(us);
+        record(&self.first_keyframe_us, since);
     }
+
+    fn started(&self, since: Instant) {
+        record(&self.started_us, since);
+        self.connected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn lock_len(list: &std::sync::Mutex<Vec<u64>>) -> usize {
+    list.lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
+fn record(list: &std::sync::Mutex<Vec<u64>>, since: Instant) {
+    let us = since.elapsed().as_micros() as u64;
+    list.lock().unwrap_or_else(|e| e.into_inner()).push(us);
+}
+
+/// The sorted samples' p50, p99 and max, in milliseconds.
+fn percentiles(list: &std::sync::Mutex<Vec<u64>>) -> (f64, f64, f64) {
+    let mut us = list.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    us.sort_unstable();
+    let pct = |p: f64| {
+        us.get(((us.len() as f64 * p) as usize).min(us.len().saturating_sub(1)))
+            .map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    (
+        pct(0.5),
+        pct(0.99),
+        us.last().map_or(0.0, |us| *us as f64 / 1000.0),
+    )
 }
 
 async fn view(url: &str, n: usize, run_for: Duration) -> anyhow::Result<()> {
@@ -233,29 +262,18 @@ async fn view(url: &str, n: usize, run_for: Duration) -> anyhow::Result<()> {
         t.abort();
     }
     let connected = totals.connected.load(Ordering::Relaxed);
-    let mut first = totals
-        .first_keyframe_us
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    first.sort_unstable();
-    let pct = |p: f64| {
-        first
-            .get(((first.len() as f64 * p) as usize).min(first.len().saturating_sub(1)))
-            .map_or(0.0, |us| *us as f64 / 1000.0)
-    };
+    let keyframes = lock_len(&totals.first_keyframe_us);
+    let (key_p50, key_p99, key_max) = percentiles(&totals.first_keyframe_us);
+    let (start_p50, start_p99, _) = percentiles(&totals.started_us);
     let mbps = bytes as f64 * 8.0 / secs / 1e6;
     println!(
         "{{\"viewers\":{n},\"connected\":{connected},\"failed\":{},\"bytes\":{bytes},\
          \"seconds\":{secs:.1},\"mbit_per_s\":{mbps:.1},\"mbit_per_viewer\":{:.3},\
-         \"keyframes\":{},\"first_keyframe_ms_p50\":{:.2},\"first_keyframe_ms_p99\":{:.2},\
-         \"first_keyframe_ms_max\":{:.2}}}",
+         \"started_ms_p50\":{start_p50:.2},\"started_ms_p99\":{start_p99:.2},\
+         \"keyframes\":{keyframes},\"first_keyframe_ms_p50\":{key_p50:.2},\
+         \"first_keyframe_ms_p99\":{key_p99:.2},\"first_keyframe_ms_max\":{key_max:.2}}}",
         totals.failed.load(Ordering::Relaxed),
         mbps / connected.max(1) as f64,
-        first.len(),
-        pct(0.5),
-        pct(0.99),
-        first.last().map_or(0.0, |us| *us as f64 / 1000.0),
     );
     Ok(())
 }
@@ -266,7 +284,7 @@ async fn view_rtmp(url: &str, totals: &Totals) -> anyhow::Result<()> {
     client.session.play(&stream);
     client.flush().await?;
     client.wait_for(|e| matches!(e, Event::PlayStarted)).await?;
-    totals.connected.fetch_add(1, Ordering::Relaxed);
+    totals.started(since);
     let mut keyframe_seen = false;
     loop {
         let n = client.socket.read(&mut client.buf).await?;
@@ -323,7 +341,7 @@ async fn view_flv(url: &str, totals: &Totals) -> anyhow::Result<()> {
             String::from_utf8_lossy(&buf[..n.min(80)])
         );
     }
-    totals.connected.fetch_add(1, Ordering::Relaxed);
+    totals.started(since);
     totals.bytes.fetch_add(n as u64, Ordering::Relaxed);
     // Until the first keyframe: the bytes after the response head, parsed as FLV tags.
     let head_end = buf[..n]

@@ -43,6 +43,23 @@ impl FlvTag {
     }
 }
 
+/// Whether `tag` (a whole FLV tag) is a video keyframe's coded data, where a player starts
+/// to decode: frame type 1 and, for AVC/HEVC, packet type 1 (not a sequence header or an end
+/// of sequence); for Enhanced RTMP, packet type `CodedFrames` or `CodedFramesX`.
+pub fn is_keyframe_tag(tag: &[u8]) -> bool {
+    match tag {
+        [t, _, _, _, _, _, _, _, _, _, _, body @ ..] if t & 0x1f == rtmp::flv::TAG_VIDEO => {
+            match body {
+                [b, ..] if b & 0x80 != 0 => (b >> 4) & 0x07 == 1 && matches!(b & 0x0f, 1 | 3),
+                [b, packet, ..] if matches!(b & 0x0f, 7 | 12) => b >> 4 == 1 && *packet == 1,
+                [b, ..] => b >> 4 == 1,
+                [] => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 /// One stream's FLV.
 pub struct FlvOutput {
     fanout: Fanout<FlvTag>,
@@ -244,6 +261,31 @@ mod tests {
     use super::*;
     use media::{Codec, Frame};
     use registry::{Registry, SessionInfo};
+
+    #[test]
+    fn keyframe_tags_are_told_from_headers_and_other_frames() {
+        let tag = |tag_type: u8, body: &[u8]| tag_of(tag_type, 40, body).tag;
+        // AVC keyframe, AVC sequence header, AVC inter frame, AVC end of sequence.
+        assert!(is_keyframe_tag(&tag(9, &[0x17, 1, 0, 0, 0, 0x65])));
+        assert!(!is_keyframe_tag(&tag(9, &[0x17, 0, 0, 0, 0, 1])));
+        assert!(!is_keyframe_tag(&tag(9, &[0x27, 1, 0, 0, 0, 0x41])));
+        assert!(!is_keyframe_tag(&tag(9, &[0x17, 2, 0, 0, 0])));
+        // Legacy HEVC (codec id 12), Enhanced RTMP hvc1: CodedFrames, CodedFramesX,
+        // SequenceStart, an inter frame.
+        assert!(is_keyframe_tag(&tag(9, &[0x1c, 1, 0, 0, 0, 0x26])));
+        assert!(is_keyframe_tag(&tag(
+            9,
+            &[0x91, b'h', b'v', b'c', b'1', 0, 0, 0]
+        )));
+        assert!(is_keyframe_tag(&tag(9, &[0x93, b'h', b'v', b'c', b'1'])));
+        assert!(!is_keyframe_tag(&tag(9, &[0x90, b'h', b'v', b'c', b'1'])));
+        assert!(!is_keyframe_tag(&tag(9, &[0xa1, b'h', b'v', b'c', b'1'])));
+        // Audio, script data, an empty video body, a truncated tag.
+        assert!(!is_keyframe_tag(&tag(8, &[0x17, 1])));
+        assert!(!is_keyframe_tag(&tag(18, &[0x17, 1])));
+        assert!(!is_keyframe_tag(&tag(9, &[])));
+        assert!(!is_keyframe_tag(&[9, 0, 0]));
+    }
 
     fn publisher() -> SessionInfo {
         SessionInfo {

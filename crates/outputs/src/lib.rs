@@ -45,7 +45,7 @@ mod record;
 mod rtp;
 mod webrtc;
 
-pub use flv::{FlvOutput, FlvReader, FlvTag};
+pub use flv::{is_keyframe_tag, FlvOutput, FlvReader, FlvTag};
 pub use hls::{
     HlsKind, HlsOptions, HlsStream, PartAnswer, PartCut, PartStream, PlaylistError, MAX_WAITERS,
 };

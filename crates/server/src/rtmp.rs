@@ -246,15 +246,23 @@ async fn run(
                         // Whatever else is ready goes out in the same write: a burst (the GOP a
                         // new viewer starts with, a viewer catching up) costs one syscall, not
                         // one per tag. An end found here is reported again by the next recv.
+                        // A keyframe ends the write and the task yields after a full one:
+                        // viewers joining together each get their first keyframe before any
+                        // gets the rest of its GOP.
                         let mut batch = tag.tag.len();
+                        let mut keyframe = outputs::is_keyframe_tag(&tag.tag);
                         send_tag(&mut conn.session, stream_id, &tag);
-                        while batch < WRITE_BATCH {
+                        while batch < WRITE_BATCH && !keyframe {
                             let Some(Ok(tag)) = tags.try_recv() else { break };
                             batch += tag.tag.len();
+                            keyframe = outputs::is_keyframe_tag(&tag.tag);
                             send_tag(&mut conn.session, stream_id, &tag);
                         }
                         let n = conn.flush().await?;
                         viewer.add_bytes(n);
+                        if batch >= WRITE_BATCH || keyframe {
+                            tokio::task::yield_now().await;
+                        }
                     }
                     Err(ended) => {
                         match ended {

@@ -230,19 +230,31 @@ async fn stream(
                     return Ok(());
                 };
                 // Whatever else is ready goes out in the same chunk and the same write; a tag
-                // alone (a viewer keeping up) needs no list.
-                let Some(second) = live.try_next() else {
+                // alone (a viewer keeping up) needs no list. A keyframe ends the write and the
+                // task yields after it or a full one: viewers joining together each get their
+                // first keyframe before any gets the rest of its GOP.
+                let mut keyframe = outputs::is_keyframe_tag(&first);
+                let second = if keyframe { None } else { live.try_next() };
+                let Some(second) = second else {
                     write_chunk(socket, std::slice::from_ref(&first)).await?;
+                    if keyframe {
+                        tokio::task::yield_now().await;
+                    }
                     continue;
                 };
+                keyframe = outputs::is_keyframe_tag(&second);
                 let mut batch = vec![first, second];
                 let mut len: usize = batch.iter().map(Bytes::len).sum();
-                while len < WRITE_BATCH && batch.len() < WRITE_SLICES {
+                while len < WRITE_BATCH && batch.len() < WRITE_SLICES && !keyframe {
                     let Some(more) = live.try_next() else { break };
                     len += more.len();
+                    keyframe = outputs::is_keyframe_tag(&more);
                     batch.push(more);
                 }
                 write_chunk(socket, &batch).await?;
+                if keyframe || len >= WRITE_BATCH || batch.len() >= WRITE_SLICES {
+                    tokio::task::yield_now().await;
+                }
             }
         }
     }
