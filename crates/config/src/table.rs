@@ -133,6 +133,8 @@ sections! {
         "maxStreamWaitMS" => max_stream_wait: Duration = "15000" via Millis;
         /// A stream without readers for this long fires on_stream_none_reader (ms).
         "streamNoneReaderDelayMS" => stream_none_reader_delay: Duration = "20000" via Millis;
+        /// Merged writes: RTMP and HTTP/WS-FLV viewers get a stream's tags once per this many ms of media (and at each keyframe), in one write, instead of one write per tag: less CPU per viewer, up to this much more latency; at most 1000, taken at start; 0 = off.
+        "mergeWriteMS" => merge_write_ms: u32 = "0" via Plain;
         /// Most client connections over all listeners; at the cap the oldest one still in its handshake makes room; 0 = no cap.
         "maxConnections" => max_connections: u32 = "10000" via Plain;
         /// Most connections from one client address (refused beyond); 0 = no cap.

@@ -81,6 +81,7 @@ impl FlvOutput {
         limits: FanoutLimits,
         legacy_hevc: bool,
         opus: bool,
+        merge_write_ms: u32,
     ) -> Arc<Self> {
         let carried = move |codec: Codec| opus || codec != Codec::Opus;
         let tracks = reader
@@ -91,7 +92,13 @@ impl FlvOutput {
         Arc::new_cyclic(|weak: &Weak<FlvOutput>| FlvOutput {
             fanout: Fanout::new(limits),
             tracks: Mutex::new(tracks),
-            _task: Task::spawn(run(weak.clone(), reader, Muxer::new(legacy_hevc), carried)),
+            _task: Task::spawn(run(
+                weak.clone(),
+                reader,
+                Muxer::new(legacy_hevc),
+                carried,
+                merge_write_ms,
+            )),
         })
     }
 
@@ -145,8 +152,13 @@ async fn run(
     mut reader: StreamReader,
     mut muxer: Muxer,
     carried: impl Fn(Codec) -> bool,
+    merge_write_ms: u32,
 ) {
     let key: StreamKey = reader.key().clone();
+    // `general.mergeWriteMS`: the timestamp of the first tag pushed since the readers were
+    // last woken. They are woken when a tag comes that many ms of media after it, or a
+    // keyframe (which starts the next merge), or anything but a frame.
+    let mut held_since: Option<u32> = None;
     let mut metadata: Option<FlvTag> = None;
     let mut headers: Vec<(TrackKind, FlvTag)> = Vec::new();
     let mut has_video = reader.tracks().iter().any(|t| t.kind() == TrackKind::Video);
@@ -186,7 +198,19 @@ async fn run(
                     timestamp,
                     tag: buf.freeze(),
                 };
-                out.fanout.push(tag, size, starts_gop);
+                if merge_write_ms == 0 {
+                    out.fanout.push(tag, size, starts_gop);
+                    continue;
+                }
+                let keyframe = frame.kind() == TrackKind::Video && frame.keyframe;
+                if let Some(since) = held_since {
+                    if keyframe || timestamp.abs_diff(since) >= merge_write_ms {
+                        out.fanout.wake();
+                        held_since = None;
+                    }
+                }
+                out.fanout.push_held(tag, size, starts_gop);
+                held_since.get_or_insert(timestamp);
             }
             Ok(Item::Track(track)) => {
                 let kind = track.kind();
@@ -215,6 +239,7 @@ async fn run(
                 set_header(&out, &metadata, &headers);
                 let size = tag.tag.len();
                 out.fanout.push(tag, size, false);
+                held_since = None;
             }
             Ok(Item::Metadata(meta)) => {
                 let tag = tag_of(TAG_SCRIPT, 0, &encode_metadata(&meta));
@@ -222,6 +247,7 @@ async fn run(
                 set_header(&out, &metadata, &headers);
                 let size = tag.tag.len();
                 out.fanout.push(tag, size, false);
+                held_since = None;
             }
             Err(ended) => {
                 tracing::debug!(stream = %key, "FLV output ended: {ended}");
@@ -313,6 +339,7 @@ mod tests {
             FanoutLimits::default(),
             false,
             false,
+            0,
         );
         let mut first = output.reader();
         for (dts, key) in [(0, true), (40, false), (80, true), (120, false)] {
@@ -346,6 +373,93 @@ mod tests {
         assert_eq!(late.recv().await, Err(Ended::Closed));
     }
 
+    /// `general.mergeWriteMS`: a waiting viewer is woken once for the tags of a merge window
+    /// (by the first tag past it, or a keyframe), and gets them all at once.
+    #[tokio::test]
+    async fn merged_writes_wake_a_viewer_once_per_window() {
+        let reg = Registry::default();
+        let key = StreamKey::new("live", "merge").expect("key");
+        let guard = reg.publish(key.clone(), publisher()).expect("publish");
+        guard.set_track(TrackInfo::new(Codec::H264, avcc()));
+        let output = FlvOutput::start(
+            reg.subscribe_output(&key).expect("live"),
+            FanoutLimits::default(),
+            false,
+            false,
+            100,
+        );
+        let frame = |dts: u64, keyframe: bool| Frame {
+            codec: Codec::H264,
+            dts,
+            cts: 0,
+            keyframe,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+        };
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(30));
+        let timestamps = |reader: &mut FlvReader| -> Vec<u32> {
+            std::iter::from_fn(|| reader.try_recv())
+                .map(|t| t.expect("tag").timestamp)
+                .collect()
+        };
+        for dts in [0, 40, 80] {
+            guard.push(frame(dts, dts == 0));
+        }
+        settle().await;
+        // A new viewer sees held tags at once: the sequence header, then from the keyframe.
+        let mut reader = output.reader();
+        assert_eq!(reader.recv().await.expect("seq").body()[1], 0x00);
+        assert_eq!(timestamps(&mut reader), [0, 40, 80]);
+        // A viewer waiting at the tail is not woken by tags within 100 ms of media of the
+        // window's first (100 closed the window of 0..80 and opened its own)…
+        guard.push(frame(100, false));
+        settle().await;
+        assert_eq!(reader.recv().await.expect("tag").timestamp, 100);
+        let mut waiting = Box::pin(reader.recv());
+        assert!(futures_poll_once(waiting.as_mut()).is_none(), "nothing yet");
+        for dts in [140, 180] {
+            guard.push(frame(dts, false));
+        }
+        settle().await;
+        assert!(futures_poll_once(waiting.as_mut()).is_none(), "woken early");
+        // …but by the first tag past it, and gets the window's tags at once; the tag that
+        // closed the window waits with the next one.
+        guard.push(frame(220, false));
+        settle().await;
+        assert_eq!(waiting.await.expect("tag").timestamp, 140);
+        assert_eq!(timestamps(&mut reader), [180, 220]);
+        // A keyframe closes the window at once, whatever its span.
+        let mut waiting = Box::pin(reader.recv());
+        assert!(futures_poll_once(waiting.as_mut()).is_none(), "nothing yet");
+        guard.push(frame(240, false));
+        settle().await;
+        assert!(futures_poll_once(waiting.as_mut()).is_none(), "woken early");
+        guard.push(frame(260, true));
+        settle().await;
+        assert_eq!(waiting.await.expect("tag").timestamp, 240);
+        assert_eq!(timestamps(&mut reader), [260]);
+        // The end wakes whatever is held.
+        let waiting = tokio::spawn(async move {
+            let held = reader.recv().await.map(|t| t.timestamp);
+            (held, reader.recv().await.map(|t| t.timestamp))
+        });
+        settle().await;
+        guard.push(frame(300, false));
+        settle().await;
+        assert!(!waiting.is_finished(), "woken early");
+        drop(guard);
+        assert_eq!(waiting.await.expect("task"), (Ok(300), Err(Ended::Closed)));
+    }
+
+    /// Polls `fut` once: its output if it was ready.
+    fn futures_poll_once<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match fut.poll(&mut cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        }
+    }
+
     /// Opus is left out unless asked for: no audio in the file header, no audio tag; asked
     /// for, it is an E-RTMP `Opus` sequence header and frames.
     #[tokio::test]
@@ -362,6 +476,7 @@ mod tests {
                 FanoutLimits::default(),
                 false,
                 opus,
+                0,
             );
             let mut reader = output.reader();
             for (codec, dts) in [(Codec::Opus, 0), (Codec::H264, 0), (Codec::Opus, 20)] {

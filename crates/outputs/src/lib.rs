@@ -70,6 +70,11 @@ pub struct OutputsConfig {
     /// Opus over RTMP and HTTP-FLV as Enhanced RTMP `Opus` (`rtmp.enhancedOpus=1`); when
     /// false, those players get the video alone when the audio is Opus. Default: false.
     pub flv_opus: bool,
+    /// `general.mergeWriteMS`: RTMP and HTTP/WS-FLV viewers are woken once per this many ms
+    /// of media (and at each keyframe) instead of once per tag, so each writes a window's
+    /// tags in one go: fewer wake-ups and writes per viewer, that much more latency.
+    /// 0 = every tag at once. Default: 0.
+    pub flv_merge_write_ms: u32,
     /// RTP packet sizes for RTSP.
     pub rtsp: rtsp::RtspConfig,
     /// `[hls]`.
@@ -87,6 +92,7 @@ impl Default for OutputsConfig {
         OutputsConfig {
             flv_legacy_hevc: false,
             flv_opus: false,
+            flv_merge_write_ms: 0,
             rtsp: rtsp::RtspConfig::default(),
             hls: HlsOptions::default(),
             enable_vhost: false,
@@ -149,6 +155,7 @@ impl Outputs {
                     inner.registry.fanout_limits(),
                     inner.config.flv_legacy_hevc,
                     inner.config.flv_opus,
+                    inner.config.flv_merge_write_ms,
                 ))
             })
             .await

@@ -173,6 +173,15 @@ impl<T: Clone> Fanout<T> {
     /// Appends `item` (`size` bytes of payload; `starts_gop` when a reader may start decoding
     /// at it) and wakes the readers. Items beyond the bounds are evicted from the head.
     pub fn push(&self, item: T, size: usize, starts_gop: bool) {
+        self.push_held(item, size, starts_gop);
+        self.wake();
+    }
+
+    /// Appends like [`Fanout::push`] but wakes no reader waiting in [`Reader::recv`] until the
+    /// next [`Fanout::wake`] (or `push`, or `close`): a producer that merges writes wakes its
+    /// readers once for several items. A reader that looks ([`Reader::try_recv`], a new
+    /// reader's first items) sees the item at once.
+    pub fn push_held(&self, item: T, size: usize, starts_gop: bool) {
         {
             let limits = self.shared.limits;
             let mut ring = self.lock();
@@ -216,6 +225,10 @@ impl<T: Clone> Fanout<T> {
                 }
             }
         }
+    }
+
+    /// Wakes every reader waiting for an item: the ones [`Fanout::push_held`] appended.
+    pub fn wake(&self) {
         self.shared.notify.notify_waiters();
     }
 
@@ -643,5 +656,30 @@ mod tests {
         assert_eq!(r.recv().await, Ok(2));
         assert_eq!(r.recv().await, Err(Ended::Closed));
         assert!(f.is_closed());
+    }
+
+    #[tokio::test]
+    async fn held_items_wake_no_waiting_reader_until_wake() {
+        let f = Arc::new(Fanout::new(FanoutLimits::default()));
+        f.push(0, 1, true);
+        let mut waiting = f.reader();
+        assert_eq!(waiting.try_recv(), Some(Ok(0)));
+        let woken = tokio::spawn(async move {
+            let first = waiting.recv().await;
+            // Whatever was held with it is there at once.
+            (first, waiting.try_recv(), waiting.try_recv())
+        });
+        tokio::task::yield_now().await;
+        f.push_held(1, 1, false);
+        f.push_held(2, 1, false);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!woken.is_finished(), "a held push woke a waiting reader");
+        // A reader that looks sees held items without a wake.
+        let mut looking = f.reader();
+        assert_eq!(looking.try_recv(), Some(Ok(0)));
+        assert_eq!(looking.try_recv(), Some(Ok(1)));
+        f.wake();
+        let got = woken.await.expect("task");
+        assert_eq!(got, (Ok(1), Some(Ok(2)), None));
     }
 }

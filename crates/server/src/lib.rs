@@ -45,7 +45,9 @@ pub mod fuzzing;
 pub use cluster::ClusterOptions;
 pub use limits::LimitsConfig;
 pub(crate) use server::Shared;
-pub use server::{HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions};
+pub use server::{
+    HttpOptions, Options, RtmpOptions, RtspOptions, Server, TurnOptions, MERGE_WRITE_MAX_MS,
+};
 pub use shell::{
     ShellOptions, IDLE_TIMEOUT as SHELL_IDLE_TIMEOUT, LOGIN_TIMEOUT as SHELL_LOGIN_TIMEOUT,
 };

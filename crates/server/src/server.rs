@@ -79,6 +79,9 @@ pub struct Options {
     /// `rtmp.enhancedOpus=1`: Opus to RTMP and HTTP-FLV players as Enhanced RTMP `Opus`;
     /// otherwise they get the video alone when the audio is Opus.
     pub flv_opus: bool,
+    /// `general.mergeWriteMS` (at most [`MERGE_WRITE_MAX_MS`]): RTMP and HTTP/WS-FLV viewers
+    /// are woken once per that many ms of media.
+    pub flv_merge_write_ms: u32,
     /// Connection caps (`general.maxConnections`, `maxConnectionsPerIp`, each listener's
     /// `maxConnections`).
     pub limits: crate::limits::LimitsConfig,
@@ -99,6 +102,9 @@ pub struct Options {
     /// The cluster (`[cluster]`); `None` = one node.
     pub cluster: Option<crate::cluster::ClusterOptions>,
 }
+
+/// The most `general.mergeWriteMS` is taken as: a second of latency.
+pub const MERGE_WRITE_MAX_MS: u32 = 1000;
 
 /// A viewer whose socket accepts nothing for this long is dropped. Not a config key.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -227,6 +233,7 @@ impl Server {
             outputs::OutputsConfig {
                 flv_legacy_hevc: options.flv_legacy_hevc,
                 flv_opus: options.flv_opus,
+                flv_merge_write_ms: options.flv_merge_write_ms,
                 rtsp: ::rtsp::RtspConfig::default(),
                 hls: options.hls.clone(),
                 enable_vhost: options.enable_vhost,
@@ -772,6 +779,7 @@ impl Options {
             hls: outputs::HlsOptions::from(c),
             flv_legacy_hevc: !c.rtmp.enhanced,
             flv_opus: c.rtmp.enhanced_opus,
+            flv_merge_write_ms: c.general.merge_write_ms.min(MERGE_WRITE_MAX_MS),
             limits: crate::limits::LimitsConfig::from(c),
             shell_addr: listen(c.shell.listen_port()),
             shell: crate::shell::ShellOptions::default(),

@@ -17,6 +17,7 @@ fn every_key_reaches_its_part() {
         ("general.flowThreshold", "2"),
         ("general.maxConnections", "77"),
         ("general.maxConnectionsPerIp", "5"),
+        ("general.mergeWriteMS", "120"),
         ("protocol.enable_mp4", "1"),
         ("protocol.continue_push_ms", "2500"),
         ("protocol.modify_stamp", "0"),
@@ -44,6 +45,18 @@ fn every_key_reaches_its_part() {
     assert_eq!(o.rtmp_addr, None, "rtmp.port=0 disables RTMP");
     assert_eq!(o.http_addr.map(|a| a.port()), Some(8080));
     assert!(o.enable_vhost);
+    assert_eq!(o.flv_merge_write_ms, 120);
+    let mut long = Config::default();
+    long.set("general.mergeWriteMS", "60000").expect("set");
+    assert_eq!(
+        Options::from_config(&long).flv_merge_write_ms,
+        server::MERGE_WRITE_MAX_MS,
+        "a merge window is at most a second"
+    );
+    assert_eq!(
+        Options::from_config(&Config::default()).flv_merge_write_ms,
+        0
+    );
     assert_eq!(o.rtmp.handshake_timeout, Duration::from_secs(4));
     assert!(o.rtsp.auth_basic);
     assert_eq!(o.http.keep_alive, Duration::from_secs(9));
